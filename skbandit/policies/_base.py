@@ -1,0 +1,365 @@
+"""The policy protocol shared by every bandit policy, and its small helpers.
+
+This module is numpy only: policies know nothing about networks, torch or
+pruning, so they can be reused (and tested) on any bandit problem.
+"""
+
+import inspect
+import numbers
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+
+__all__ = ["BasePolicy"]
+
+
+class BasePolicy(metaclass=ABCMeta):
+    """Base class and reference protocol for bandit policies.
+
+    A policy decides which arms to pull from the rewards observed so far. In
+    skbandit every candidate hidden neuron is an arm; pulling it masks the
+    neuron, measures the loss change on a mini-batch and turns it into a
+    *safe-removal reward* in ``[0, 1]`` (high = removing the neuron barely
+    hurts). Pulls are evaluated in batches, so a policy chooses ``k`` arms per
+    round. Once the budget is spent, the arms with the highest
+    :attr:`estimates_` are removed.
+
+    **Life cycle.** One run of a policy is::
+
+        policy.reset(n_arms, rng)          # validate, allocate state
+        for each round:
+            arms = policy.select(k)        # which arms to evaluate
+            rewards = evaluate(arms)       # one reward in [0, 1] per entry
+            policy.update(arms, rewards)
+        ranking = policy.estimates_        # highest = safest to remove
+
+    **Hyper-parameters** are the arguments of ``__init__``, stored untouched
+    under the same name (as in scikit-learn), so :meth:`get_params`,
+    :meth:`set_params` and :func:`sklearn.base.clone` work. They are validated
+    by :meth:`reset`, never by ``__init__``.
+
+    **Fitted state** is allocated by :meth:`reset` and its attribute names end
+    with an underscore. Calling :meth:`reset` again starts a fresh run.
+
+    **Duck typing.** Code that drives a policy only relies on ``reset``,
+    ``select``, ``update``, ``estimates_`` and, when present, the class
+    attributes ``full_information`` and ``allows_repeats`` (both ``False``
+    when missing) and the optional method ``probabilities``. A user-written
+    policy may implement exactly these instead of subclassing.
+
+    **Subclassing.** A subclass lists its hyper-parameters explicitly in
+    ``__init__`` (no ``*args``/``**kwargs``) and implements the hooks
+
+    - ``_select(k)`` (required): the ``k`` arms to pull, ``k`` already checked;
+    - ``_estimates()`` (required): the float vector stored as ``estimates_``;
+    - ``_check_params()``: raise :class:`ValueError` for a bad hyper-parameter;
+    - ``_init_state()``: allocate policy-specific state at reset;
+    - ``_update(arms, rewards)``: policy-specific learning from checked
+      feedback. It runs *before* the shared bookkeeping, so it may reject the
+      feedback without leaving the policy half updated.
+
+    Attributes
+    ----------
+    full_information : bool
+        Class attribute. When True, the caller evaluates every arm each round:
+        :meth:`select` returns ``np.arange(n_arms_)`` whatever ``k`` is, and
+        :meth:`update` normally receives all arms.
+    allows_repeats : bool
+        Class attribute. When True, :meth:`select` may return the same arm
+        several times (draws with replacement) and ``k`` may exceed
+        ``n_arms_``. Otherwise the ``k`` arms are distinct and
+        ``k <= n_arms_``.
+    n_arms_ : int
+        Number of arms, set by :meth:`reset`.
+    rng_ : numpy.random.Generator
+        Random generator used for every random choice of the policy.
+    counts_ : ndarray of shape (n_arms_,), dtype int
+        Number of pulls of each arm (a repeated arm in one update counts once
+        per occurrence).
+    sums_ : ndarray of shape (n_arms_,), dtype float
+        Sum of the rewards observed for each arm.
+    n_rounds_ : int
+        Number of completed rounds, i.e. calls to :meth:`update`.
+    estimates_ : ndarray of shape (n_arms_,), dtype float
+        The score arms are ranked by for removal; higher means safer to
+        remove. Its meaning is policy specific and documented by each policy.
+
+    See Also
+    --------
+    skbandit.policies.make_policy : Build a policy from a name or an instance.
+    """
+
+    full_information = False
+    allows_repeats = False
+
+    # -- hyper-parameters (scikit-learn conventions) -------------------------
+
+    @classmethod
+    def _get_param_names(cls):
+        """Names of the hyper-parameters: the arguments of ``__init__``."""
+        if cls.__init__ is object.__init__:
+            return []
+        signature = inspect.signature(cls.__init__)
+        names = []
+        for parameter in list(signature.parameters.values())[1:]:
+            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                raise TypeError(
+                    f"{cls.__name__}.__init__ must list its hyper-parameters "
+                    f"explicitly; *args and **kwargs cannot be introspected."
+                )
+            names.append(parameter.name)
+        return sorted(names)
+
+    def get_params(self, deep=True):
+        """Return the hyper-parameters given to ``__init__``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for scikit-learn compatibility. Policy hyper-parameters
+            are scalars, so there is nothing nested to expand.
+
+        Returns
+        -------
+        params : dict
+            Hyper-parameter name -> value, exactly as stored.
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params):
+        """Set hyper-parameters; they are validated by the next :meth:`reset`.
+
+        Parameters
+        ----------
+        **params : dict
+            Hyper-parameter name -> new value.
+
+        Returns
+        -------
+        self : BasePolicy
+            The policy itself.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a hyper-parameter of this policy.
+        """
+        valid = self._get_param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(
+                    f"Invalid parameter {name!r} for {type(self).__name__}. "
+                    f"Valid parameters are: {valid}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # -- the protocol ---------------------------------------------------------
+
+    def reset(self, n_arms, rng=None):
+        """Validate the hyper-parameters and start a fresh run on ``n_arms`` arms.
+
+        Parameters
+        ----------
+        n_arms : int
+            Number of arms, at least 1.
+        rng : numpy.random.Generator, int or None, default=None
+            Source of randomness, passed through :func:`numpy.random.default_rng`:
+            a ``Generator`` is used as is (shared with the caller, not copied),
+            an int seeds a new one, None draws fresh OS entropy.
+
+        Returns
+        -------
+        self : BasePolicy
+            The policy itself, ready for :meth:`select`.
+
+        Raises
+        ------
+        ValueError
+            If ``n_arms`` or a hyper-parameter is invalid; the message names it.
+        """
+        if (
+            not isinstance(n_arms, numbers.Integral)
+            or isinstance(n_arms, bool)
+            or n_arms < 1
+        ):
+            raise ValueError(f"n_arms must be an integer >= 1, got {n_arms!r}.")
+        self._check_params()
+        self.n_arms_ = int(n_arms)
+        self.rng_ = np.random.default_rng(rng)
+        self.counts_ = np.zeros(self.n_arms_, dtype=np.int64)
+        self.sums_ = np.zeros(self.n_arms_, dtype=float)
+        self.n_rounds_ = 0
+        self._init_state()
+        self.estimates_ = self._estimates()
+        return self
+
+    def select(self, k):
+        """Choose the arms to pull this round.
+
+        Parameters
+        ----------
+        k : int
+            Number of pulls wanted, at least 1. Policies without
+            ``allows_repeats`` need ``k <= n_arms_``.
+
+        Returns
+        -------
+        arms : ndarray of shape (k,), dtype int
+            Arm indices in ``[0, n_arms_)``; distinct unless ``allows_repeats``.
+            A ``full_information`` policy returns ``np.arange(n_arms_)``.
+
+        Raises
+        ------
+        ValueError
+            If ``k`` is not a valid number of pulls.
+        RuntimeError
+            If :meth:`reset` has not been called.
+        """
+        self._check_is_reset()
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}.")
+        if not (self.allows_repeats or self.full_information) and k > self.n_arms_:
+            raise ValueError(
+                f"k={k} exceeds n_arms_={self.n_arms_}: {type(self).__name__} "
+                f"selects distinct arms."
+            )
+        return np.asarray(self._select(int(k)), dtype=np.intp)
+
+    def update(self, arms, rewards):
+        """Learn from the rewards observed for the pulled arms.
+
+        Parameters
+        ----------
+        arms : array-like of int, shape (m,)
+            Pulled arms; an arm may appear several times (each is one pull).
+        rewards : array-like of float, shape (m,)
+            ``rewards[j]`` is the reward of pulling ``arms[j]``, finite and in
+            ``[0, 1]``.
+
+        Returns
+        -------
+        self : BasePolicy
+            The policy itself.
+
+        Raises
+        ------
+        ValueError
+            If the arrays are not aligned, an arm is out of range or a reward
+            is not finite or outside ``[0, 1]``.
+        RuntimeError
+            If :meth:`reset` has not been called.
+        """
+        self._check_is_reset()
+        arms, rewards = _check_feedback(arms, rewards, self.n_arms_)
+        self._update(arms, rewards)
+        self.counts_ += np.bincount(arms, minlength=self.n_arms_)
+        self.sums_ += np.bincount(arms, weights=rewards, minlength=self.n_arms_)
+        self.n_rounds_ += 1
+        self.estimates_ = self._estimates()
+        return self
+
+    # -- hooks for subclasses ---------------------------------------------------
+
+    def _check_params(self):
+        """Raise ValueError naming the first invalid hyper-parameter."""
+
+    def _init_state(self):
+        """Allocate policy-specific state; shared state already exists."""
+
+    def _update(self, arms, rewards):
+        """Learn from checked feedback, before the shared bookkeeping."""
+
+    @abstractmethod
+    def _select(self, k):
+        """Return the ``k`` arms to pull; ``k`` is already checked."""
+
+    @abstractmethod
+    def _estimates(self):
+        """Return the per-arm removal score stored as ``estimates_``."""
+
+    def _check_is_reset(self):
+        if not hasattr(self, "n_arms_"):
+            raise RuntimeError(
+                f"This {type(self).__name__} has no state yet: call "
+                f"reset(n_arms, rng) before select, update or probabilities."
+            )
+
+
+# -- helpers shared by the policy modules --------------------------------------
+
+
+def _check_real(
+    value, name, low=-np.inf, high=np.inf, *, low_open=False, high_open=False
+):
+    """Return ``value`` as a float after checking it lies in the interval.
+
+    The interval is ``[low, high]`` with ends made open by ``low_open`` /
+    ``high_open``; infinite ends are always open, so NaN and infinities are
+    rejected. The error names the hyper-parameter so users know what to fix.
+    """
+    left = "(" if low_open or np.isinf(low) else "["
+    right = ")" if high_open or np.isinf(high) else "]"
+    interval = f"{left}{low}, {high}{right}"
+    message = f"{name} must be a real number in {interval}, got {value!r}."
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ValueError(message)
+    value = float(value)
+    below = value <= low if left == "(" else value < low
+    above = value >= high if right == ")" else value > high
+    if np.isnan(value) or below or above:
+        raise ValueError(message)
+    return value
+
+
+def _check_feedback(arms, rewards, n_arms):
+    """Return ``arms`` (int) and ``rewards`` (float) as aligned 1-d arrays."""
+    arms = np.atleast_1d(np.asarray(arms))
+    rewards = np.atleast_1d(np.asarray(rewards, dtype=float))
+    if arms.ndim != 1 or rewards.shape != arms.shape:
+        raise ValueError(
+            f"arms and rewards must be 1-d arrays of the same length, got "
+            f"shapes {arms.shape} and {rewards.shape}."
+        )
+    # An empty list has a float dtype but is a valid (empty) set of arms.
+    if arms.size and arms.dtype.kind not in "iu":
+        raise ValueError(f"arms must be integers, got dtype {arms.dtype}.")
+    arms = arms.astype(np.intp)
+    if arms.size and (arms.min() < 0 or arms.max() >= n_arms):
+        raise ValueError(f"arms must lie in [0, {n_arms}), got {arms}.")
+    if not np.all(np.isfinite(rewards)):
+        raise ValueError(f"rewards must be finite, got {rewards}.")
+    if rewards.size and (rewards.min() < 0 or rewards.max() > 1):
+        raise ValueError(f"rewards must lie in [0, 1], got {rewards}.")
+    return arms, rewards
+
+
+def _logits(values, temperature):
+    """Return ``(values - max(values)) / temperature``, the log-weights of
+    ``exp(values / temperature)`` up to a constant.
+
+    The maximum is subtracted *before* dividing, so the logits are <= 0 and
+    their exponentials never overflow, even for a temperature tiny enough that
+    ``values / temperature`` alone would.
+    """
+    return (values - values.max()) / temperature
+
+
+def _boltzmann(values, temperature):
+    """Return the distribution ``p_i ∝ exp(values_i / temperature)``."""
+    weights = np.exp(_logits(values, temperature))
+    return weights / weights.sum()
+
+
+def _rank(scores, rng):
+    """Return arm indices by decreasing score, ties in random order.
+
+    Random tie-breaking matters: at the start every arm has the same score,
+    and always preferring the lowest index would bias which neurons get
+    explored first.
+    """
+    return np.lexsort((rng.random(scores.shape[0]), -scores))

@@ -1,0 +1,63 @@
+"""The torch backend: find prunable units, pull arms, score, remove physically.
+
+The pieces compose: :func:`find_unit_groups` lists the units,
+:func:`evaluate_arms` measures masked variants (batched; the naive loop
+:func:`evaluate_arms_naive` is its reference), a scorer (bandit or baseline)
+ranks the units, :func:`select_removals` applies the removal rule and
+:func:`remove_units` shrinks the layers. :func:`prune` does all of it.
+"""
+
+from ._masking import masked
+from ._prune import LayerReport, PruningReport, evaluate_loss, prune
+from ._pulls import evaluate_arms, evaluate_arms_naive, trace
+from ._rewards import (
+    AccuracyReward,
+    LossReward,
+    make_reward,
+    resolve_loss,
+    sample_metric,
+)
+from ._scorers import (
+    BASELINES,
+    METHODS,
+    ActivationScorer,
+    BanditScorer,
+    MagnitudeScorer,
+    RandomScorer,
+    Scores,
+    make_scorer,
+    unit_means,
+)
+from ._surgery import COMPENSATIONS, remove_units, select_removals
+from ._units import UnitGroup, count_parameters, find_unit_groups
+
+__all__ = [
+    "AccuracyReward",
+    "ActivationScorer",
+    "BASELINES",
+    "BanditScorer",
+    "COMPENSATIONS",
+    "LayerReport",
+    "METHODS",
+    "LossReward",
+    "MagnitudeScorer",
+    "PruningReport",
+    "RandomScorer",
+    "Scores",
+    "UnitGroup",
+    "count_parameters",
+    "evaluate_arms",
+    "evaluate_arms_naive",
+    "evaluate_loss",
+    "find_unit_groups",
+    "make_reward",
+    "make_scorer",
+    "masked",
+    "prune",
+    "remove_units",
+    "resolve_loss",
+    "select_removals",
+    "trace",
+    "unit_means",
+    "sample_metric",
+]

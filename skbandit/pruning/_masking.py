@@ -1,0 +1,66 @@
+"""Masking units where their consumers read them (the reference for everything)."""
+
+from contextlib import contextmanager
+
+import torch
+
+__all__ = ["masked"]
+
+
+def _mask_hook(keep, fill, feature_dim):
+    def hook(module, args):
+        x = args[0]
+        shape = [1] * x.dim()
+        shape[feature_dim] = -1
+        k = keep.to(x.dtype).view(shape)
+        out = x * k if fill is None else x * k + (1 - k) * fill.to(x.dtype).view(shape)
+        return (out, *args[1:])
+
+    return hook
+
+
+@contextmanager
+def masked(model, masks, fills=None):
+    """Temporarily mask units of ``model``.
+
+    Inside the ``with`` block each consumer of a group sees the masked units
+    replaced by ``0`` (or by ``fills[group]``), exactly what their removal
+    would do before compensation.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    masks : dict of {UnitGroup: tensor of shape (group.size,)}
+        ``1`` keeps a unit, ``0`` masks it.
+    fills : dict of {UnitGroup: tensor of shape (group.size,)}, default=None
+        Value a masked unit is replaced with (e.g. its mean activation).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import find_unit_groups
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    >>> (group,) = find_unit_groups(net)
+    >>> with masked(net, {group: torch.zeros(3)}):
+    ...     out = net(torch.ones(1, 2))
+    >>> torch.allclose(out, net[2].bias)
+    True
+    """
+    fills = fills or {}
+    handles = []
+    try:
+        for group, keep in masks.items():
+            keep = torch.as_tensor(keep)
+            fill = fills.get(group)
+            for name in group.consumers:
+                module = model.get_submodule(name)
+                handles.append(
+                    module.register_forward_pre_hook(
+                        _mask_hook(keep, fill, group.feature_dim)
+                    )
+                )
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,0 +1,246 @@
+"""Choosing the units to remove, and removing them physically.
+
+Removal slices the producers' rows and the consumers' input columns, so the
+pruned network has smaller weight tensors (fewer parameters, faster inference),
+not masks. Optional compensation puts back what the removed units contributed
+to their consumer (see :func:`remove_units`).
+"""
+
+import copy
+import math
+import numbers
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._scorers import _consumer_inputs
+
+__all__ = ["select_removals", "remove_units", "COMPENSATIONS"]
+
+COMPENSATIONS = ("none", "mean", "lstsq")
+
+
+def _n_remove(ratio, size):
+    # Never remove every unit of a layer: the network would be cut in two.
+    return min(int(math.floor(ratio * size + 1e-9)), size - 1)
+
+
+def select_removals(scores, prune_ratio, scope="layer"):
+    """Indices of the units to remove, per group.
+
+    Per layer, the ``floor(prune_ratio * size)`` units with the highest scores
+    are removed. Globally, the ``floor(prune_ratio * total)`` highest scores
+    over all groups are removed. Either way at least one unit of each group
+    is kept. Ties are broken by unit index (stable sort), so the rule is
+    deterministic.
+
+    Parameters
+    ----------
+    scores : list of ndarray
+        One array per group, higher = safer to remove.
+    prune_ratio : float in [0, 1)
+    scope : {"layer", "global"}
+
+    Returns
+    -------
+    removals : list of ndarray of int
+        Sorted indices per group.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> select_removals([np.array([0.1, 0.9, 0.5, 0.7])], 0.5)
+    [array([1, 3])]
+    """
+    if not (isinstance(prune_ratio, numbers.Real) and 0 <= prune_ratio < 1):
+        raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}.")
+    scores = [np.asarray(s, dtype=float) for s in scores]
+    if scope == "layer":
+        return [_top(s, _n_remove(prune_ratio, s.size)) for s in scores]
+    if scope == "global":
+        return _global_removals(scores, prune_ratio)
+    raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}.")
+
+
+def _top(scores, n):
+    order = np.argsort(-scores, kind="stable")
+    return np.sort(order[:n])
+
+
+def _global_removals(scores, ratio):
+    owner = np.concatenate([np.full(s.size, g) for g, s in enumerate(scores)])
+    unit = np.concatenate([np.arange(s.size) for s in scores])
+    flat = np.concatenate(scores)
+    budget = int(math.floor(ratio * flat.size + 1e-9))
+    left = np.array([s.size for s in scores])
+    chosen = [[] for _ in scores]
+    for i in np.argsort(-flat, kind="stable"):
+        if budget == 0:
+            break
+        if left[owner[i]] > 1:
+            chosen[owner[i]].append(unit[i])
+            left[owner[i]] -= 1
+            budget -= 1
+    return [np.sort(np.asarray(c, dtype=int)) for c in chosen]
+
+
+def _slice_(module, dim, keep):
+    """Keep ``keep`` along ``dim`` of every per-unit parameter and buffer."""
+    for name, tensor in list(module.named_parameters(recurse=False)) + list(
+        module.named_buffers(recurse=False)
+    ):
+        if tensor.dim() > dim and tensor.dim() > 0:
+            sliced = tensor.detach().index_select(dim, keep).clone()
+            if isinstance(tensor, nn.Parameter):
+                sliced = nn.Parameter(sliced, requires_grad=tensor.requires_grad)
+            setattr(module, name, sliced)
+
+
+def _shrink_producer(module, keep):
+    _slice_(module, 0, keep)
+    for attr in ("out_features", "out_channels", "num_features"):
+        if hasattr(module, attr):
+            setattr(module, attr, len(keep))
+
+
+def _shrink_consumer(module, keep):
+    weight = module.weight.detach().index_select(1, keep).clone()
+    module.weight = nn.Parameter(weight, requires_grad=module.weight.requires_grad)
+    for attr in ("in_features", "in_channels"):
+        if hasattr(module, attr):
+            setattr(module, attr, len(keep))
+
+
+@torch.no_grad()
+def _fold_mean(consumer, removed, means):
+    """Add the removed units' mean contribution to the consumer's bias.
+
+    Exact for a linear consumer when the removed units are constant; for a
+    convolution it ignores zero padding at the borders.
+    """
+    if consumer.bias is None:
+        consumer.bias = nn.Parameter(
+            consumer.weight.new_zeros(consumer.weight.shape[0])
+        )
+    w = consumer.weight[:, removed]
+    contribution = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ means[removed]
+    consumer.bias += contribution
+
+
+@torch.no_grad()
+def _refit_lstsq(consumer, inputs, targets, ridge):
+    """Refit a linear consumer on the kept inputs to reproduce ``targets``.
+
+    Solves ``min ||[H 1] [W b]^T - Z||^2 + ridge * n * ||W||^2`` (the bias is
+    not penalised) in float64, where ``H`` are the kept units' activations in
+    the already pruned network and ``Z`` the original pre-activations.
+    """
+    if not isinstance(consumer, nn.Linear):
+        raise ValueError(
+            "compensate='lstsq' refits linear consumers only; use 'mean' or 'none' "
+            f"for {type(consumer).__name__}."
+        )
+    H = inputs.double()
+    n, p = H.shape
+    A = torch.cat([H, H.new_ones(n, 1)], dim=1)
+    penalty = torch.full((p + 1,), ridge * n, dtype=H.dtype, device=H.device)
+    penalty[-1] = 0.0
+    gram = A.T @ A + torch.diag(penalty)
+    solution = torch.linalg.solve(gram, A.T @ targets.double())
+    consumer.weight.copy_(solution[:-1].T.to(consumer.weight.dtype))
+    if consumer.bias is None:
+        consumer.bias = nn.Parameter(
+            consumer.weight.new_zeros(consumer.weight.shape[0])
+        )
+    consumer.bias.copy_(solution[-1].to(consumer.bias.dtype))
+
+
+@torch.no_grad()
+def _consumer_outputs(model, names, X):
+    """Output of each named module on ``X``."""
+    captured, handles = {}, []
+    for name in names:
+
+        def hook(module, args, output, name=name):
+            captured[name] = output
+
+        handles.append(model.get_submodule(name).register_forward_hook(hook))
+    try:
+        model(X)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+@torch.no_grad()
+def remove_units(model, groups, removals, compensate="none", X=None, ridge=1e-4):
+    """Return a physically smaller copy of ``model`` without the removed units.
+
+    Groups are processed in forward order, each seeing the network with the
+    earlier groups already removed.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Left untouched.
+    groups : list of UnitGroup
+    removals : list of array-like of int
+        Units to remove, per group (see :func:`select_removals`).
+    compensate : {"none", "mean", "lstsq"}, default="none"
+        ``"none"`` drops the units (the same as zeroing them). ``"mean"`` adds
+        each removed unit's mean activation on ``X`` times its outgoing
+        weights to the consumer's bias (exact for a unit that is constant on
+        ``X``). ``"lstsq"`` refits the consumer's weights and bias on the kept
+        units by ridge regression on ``X`` so that it reproduces the original
+        network's pre-activations (exact when a removed unit is a linear
+        combination of kept ones).
+    X : torch.Tensor, default=None
+        Data for the compensation (required unless ``compensate="none"``).
+    ridge : float, default=1e-4
+        Ridge penalty of ``"lstsq"``, relative to the number of samples.
+
+    Returns
+    -------
+    pruned : torch.nn.Module
+    """
+    if compensate not in COMPENSATIONS:
+        raise ValueError(
+            f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
+        )
+    if compensate != "none" and X is None:
+        raise ValueError(f"compensate={compensate!r} needs data X.")
+    original, pruned = model, copy.deepcopy(model)
+    for group, removed in zip(groups, removals):
+        removed = torch.as_tensor(np.asarray(removed, dtype=np.int64))
+        if removed.numel() == 0:
+            continue
+        keep_mask = torch.ones(group.size, dtype=torch.bool)
+        keep_mask[removed] = False
+        if keep_mask.sum() == 0:
+            raise ValueError(f"Cannot remove every unit of group {group.name!r}.")
+        _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ridge)
+    return pruned
+
+
+def _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ridge):
+    device = next(pruned.parameters()).device
+    keep = torch.nonzero(keep_mask).flatten().to(device)
+    removed = removed.to(device)
+    if compensate != "none":
+        (acts,) = _consumer_inputs(pruned, [group], X)
+    for name in group.producers:
+        _shrink_producer(pruned.get_submodule(name), keep)
+    for name in group.consumers:
+        consumer = pruned.get_submodule(name)
+        if compensate == "mean":
+            _fold_mean(
+                consumer,
+                removed,
+                acts.mean(0) if acts.dim() == 2 else acts.mean((0, 2)),
+            )
+        _shrink_consumer(consumer, keep)
+        if compensate == "lstsq":
+            targets = _consumer_outputs(original, [name], X)[name]
+            _refit_lstsq(consumer, acts[:, keep], targets, ridge)
