@@ -56,6 +56,8 @@ class PruningReport:
         Seconds spent choosing the units and removing them.
     loss_after_fine_tune : float or None
         Filled in by callers that fine-tune.
+    time_fine_tune : float
+        Seconds spent fine-tuning (0 when not fine-tuned).
     """
 
     method: str
@@ -67,6 +69,7 @@ class PruningReport:
     time_scoring: float = 0.0
     time_removal: float = 0.0
     loss_after_fine_tune: float = None
+    time_fine_tune: float = 0.0
 
     @property
     def total_pulls(self):

@@ -1,0 +1,312 @@
+"""Behaviour of the scikit-learn estimators beyond scikit-learn's own checks."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_diabetes, load_iris, make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
+from skbandit.policies import UCB1
+from skbandit.pruning import METHODS, count_parameters
+
+FAST = dict(
+    hidden_layer_sizes=(16,), max_epochs=15, lr=0.01, fine_tune_epochs=2, budget=4
+)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def test_grid_search_over_every_policy_and_ratio(iris):
+    X, y = iris
+    pipe = make_pipeline(
+        StandardScaler(), BanditPrunedMLPClassifier(random_state=0, **FAST)
+    )
+    grid = GridSearchCV(
+        pipe,
+        {
+            "banditprunedmlpclassifier__policy": list(METHODS),
+            "banditprunedmlpclassifier__prune_ratio": [0.25, 0.5],
+        },
+        cv=3,
+        n_jobs=2,
+    ).fit(X, y)
+    assert len(grid.cv_results_["params"]) == 2 * len(METHODS) == 20
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    assert grid.best_score_ > 0.8
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_cross_val_score_against_sklearn_models(iris):
+    X, y = iris
+    models = {
+        "ours": BanditPrunedMLPClassifier(
+            (32,), max_epochs=40, lr=0.01, random_state=0
+        ),
+        "logreg": LogisticRegression(),
+        "forest": RandomForestClassifier(n_estimators=20, random_state=0),
+        "mlp": MLPClassifier((32,), max_iter=200, random_state=0),
+    }
+    scores = {
+        name: cross_val_score(make_pipeline(StandardScaler(), m), X, y, cv=3).mean()
+        for name, m in models.items()
+    }
+    assert scores["ours"] > 0.85
+    assert scores["ours"] > min(scores.values()) - 0.1
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_module_is_physically_smaller(iris, scope):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(
+        (20, 10), prune_ratio=0.5, scope=scope, random_state=0, max_epochs=10
+    ).fit(X, y)
+    # unpruned: 4*20+20 + 20*10+10 + 10*3+3 = 343 parameters
+    assert clf.pruning_.params_before == 343
+    assert count_parameters(clf.module_) == clf.pruning_.params_after < 343
+    removed = sum(l.units_before - l.units_after for l in clf.pruning_.layers)
+    assert removed == 15
+    if scope == "layer":
+        # 4*10+10 + 10*5+5 + 5*3+3 = 123
+        assert clf.pruning_.params_after == 123
+
+
+def test_pruning_report(iris):
+    X, y = iris
+    params = {**FAST, "hidden_layer_sizes": (16, 8)}
+    clf = BanditPrunedMLPClassifier(random_state=0, **params).fit(X, y)
+    report = clf.pruning_
+    assert report.method == "ucb1"
+    assert [l.units_before for l in report.layers] == [16, 8]
+    assert [l.units_after for l in report.layers] == [8, 4]
+    assert all(
+        l.pulls.sum() > 0 and l.scores.shape == (l.units_before,) for l in report.layers
+    )
+    assert np.isfinite(
+        [report.loss_before, report.loss_after, report.loss_after_fine_tune]
+    ).all()
+    assert report.time_scoring > 0 and report.time_fine_tune > 0
+    assert len(clf.history_) == clf.n_iter_ == 15 + 2
+    assert clf.loss_curve_ == [row["train_loss"] for row in clf.history_]
+
+
+def test_same_seed_same_predictions_and_different_seed_differs(iris):
+    X, y = iris
+    fits = [
+        BanditPrunedMLPClassifier(random_state=3, **FAST).fit(X, y) for _ in range(2)
+    ]
+    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+    other = BanditPrunedMLPClassifier(random_state=4, **FAST).fit(X, y)
+    assert not np.array_equal(fits[0].predict_proba(X), other.predict_proba(X))
+
+
+def test_fit_does_not_touch_global_torch_rng(iris):
+    X, y = iris
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_pickle_round_trip(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(clf.predict_proba(X), again.predict_proba(X))
+    unfitted = clone(clf)
+    assert not hasattr(unfitted, "module_")
+    assert unfitted.get_params() == clf.get_params()
+
+
+def test_policy_object_is_not_mutated(iris):
+    X, y = iris
+    policy = UCB1(c=1.0)
+    clf = BanditPrunedMLPClassifier(policy=policy, random_state=0, **FAST).fit(X, y)
+    assert not hasattr(policy, "n_arms_")
+    assert clf.get_params()["policy"] is policy
+    assert clf.pruning_.method == "UCB1"
+
+
+def test_pandas_input_string_and_categorical_labels(iris):
+    X, y = iris
+    names = ["sepal length", "sepal width", "petal length", "petal width"]
+    df = pd.DataFrame(X, columns=names)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(df, labels)
+    assert list(clf.feature_names_in_) == names
+    assert set(clf.predict(df)) <= set(labels)
+    np.testing.assert_array_equal(clf.classes_, ["setosa", "versicolor", "virginica"])
+    categorical = pd.Series(labels, dtype="category")
+    clf2 = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(df, categorical)
+    np.testing.assert_array_equal(clf2.predict(df), clf.predict(df))
+    assert clf.predict_proba(df).shape == (150, 3)
+    np.testing.assert_allclose(clf.predict_proba(df).sum(axis=1), 1.0)
+
+
+def test_regressor_single_and_multi_output(diabetes):
+    X, y = diabetes
+    reg = BanditPrunedMLPRegressor((32,), max_epochs=30, random_state=0).fit(X, y)
+    assert reg.predict(X).shape == (442,)
+    assert reg.score(X, y) > 0.3
+    Y = np.column_stack([y, -2 * y + 5])
+    multi = BanditPrunedMLPRegressor((32,), max_epochs=30, random_state=0).fit(X, Y)
+    assert multi.predict(X).shape == (442, 2) and multi.n_outputs_ == 2
+    assert multi.score(X, Y) > 0.3
+
+
+def test_regressor_target_scale_does_not_matter(diabetes):
+    X, y = diabetes
+    a = BanditPrunedMLPRegressor(random_state=0, **FAST).fit(X, y)
+    b = BanditPrunedMLPRegressor(random_state=0, **FAST).fit(X, y * 1000 + 7)
+    np.testing.assert_allclose(b.predict(X), a.predict(X) * 1000 + 7, rtol=1e-4)
+
+
+def test_early_stopping_and_cosine_schedule(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(
+        (16,),
+        max_epochs=200,
+        early_stopping=True,
+        n_iter_no_change=3,
+        lr=0.05,
+        lr_schedule="cosine",
+        fine_tune_epochs=0,
+        random_state=0,
+    ).fit(X, y)
+    assert "valid_loss" in clf.history_[0]
+    assert len(clf.history_) < 200
+
+
+def test_verbose_prints_epochs(iris, capsys):
+    X, y = iris
+    BanditPrunedMLPClassifier(verbose=1, random_state=0, **FAST).fit(X, y)
+    assert "train_loss" in capsys.readouterr().out
+
+
+def test_policy_none_keeps_every_unit(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(policy="none", random_state=0, **FAST).fit(X, y)
+    assert clf.pruning_.params_after == clf.pruning_.params_before
+    assert clf.n_iter_ == 15  # no fine-tuning without pruning
+
+
+# -- bad input -------------------------------------------------------------------
+
+X_OK = np.random.default_rng(0).normal(size=(30, 3))
+Y_OK = np.arange(30) % 2
+
+
+def _nan_X():
+    X = X_OK.copy()
+    X[3, 1] = np.nan
+    return X
+
+
+def _inf_X():
+    X = X_OK.copy()
+    X[0, 0] = np.inf
+    return X
+
+
+BAD_FITS = [
+    ("NaN in X", {}, _nan_X(), Y_OK, ValueError, "NaN"),
+    ("inf in X", {}, _inf_X(), Y_OK, ValueError, "infinity"),
+    ("NaN in y", {}, X_OK, np.where(Y_OK == 0, np.nan, 1.0), ValueError, "NaN"),
+    ("strings in X", {}, np.array([["a", "b", "c"]] * 30), Y_OK, ValueError, "string"),
+    ("empty X", {}, np.empty((0, 3)), np.empty(0), ValueError, "0 sample"),
+    ("one sample", {}, X_OK[:1], Y_OK[:1], ValueError, "1 sample"),
+    ("one class", {}, X_OK, np.zeros(30), ValueError, "one class"),
+    ("continuous y", {}, X_OK, X_OK[:, 0], ValueError, "Unknown label type"),
+    ("y length", {}, X_OK, Y_OK[:10], ValueError, "inconsistent numbers of samples"),
+    ("1-d X", {}, X_OK[:, 0], Y_OK, ValueError, "Expected 2D array"),
+    ("unknown policy", {"policy": "greedy"}, X_OK, Y_OK, ValueError, "policy"),
+    ("ratio 1", {"prune_ratio": 1.0}, X_OK, Y_OK, ValueError, "prune_ratio"),
+    ("negative ratio", {"prune_ratio": -0.1}, X_OK, Y_OK, ValueError, "prune_ratio"),
+    ("zero budget", {"budget": 0}, X_OK, Y_OK, ValueError, "budget"),
+    ("negative budget", {"budget": -3}, X_OK, Y_OK, ValueError, "budget"),
+    (
+        "unknown activation",
+        {"activation": "gelu2"},
+        X_OK,
+        Y_OK,
+        ValueError,
+        "activation",
+    ),
+    ("hidden size 1", {"hidden_layer_sizes": (1,)}, X_OK, Y_OK, ValueError, ">= 2"),
+    (
+        "hidden sizes float",
+        {"hidden_layer_sizes": (2.5,)},
+        X_OK,
+        Y_OK,
+        ValueError,
+        "integers",
+    ),
+    ("zero lr", {"lr": 0}, X_OK, Y_OK, ValueError, "lr"),
+    ("bad scope", {"scope": "net"}, X_OK, Y_OK, ValueError, "scope"),
+    ("bad compensate", {"compensate": "median"}, X_OK, Y_OK, ValueError, "compensate"),
+    (
+        "validation split too small",
+        {"early_stopping": True, "validation_fraction": 0.05},
+        X_OK,
+        Y_OK,
+        ValueError,
+        "validation split",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "params,X,y,error,match",
+    [case[1:] for case in BAD_FITS],
+    ids=[c[0] for c in BAD_FITS],
+)
+def test_bad_input_fit(params, X, y, error, match):
+    clf = BanditPrunedMLPClassifier(random_state=0, **{**FAST, **params})
+    with pytest.raises(error, match=match):
+        clf.fit(X, y)
+    assert not hasattr(clf, "module_")
+
+
+def test_wrong_number_of_features_at_predict():
+    clf = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X_OK, Y_OK)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        clf.predict(X_OK[:, :2])
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(_nan_X())
+
+
+def test_regressor_rejects_accuracy_reward_and_nan_target():
+    with pytest.raises(ValueError, match="accuracy"):
+        BanditPrunedMLPRegressor(reward="accuracy", **FAST).fit(X_OK, X_OK[:, 0])
+    y = X_OK[:, 0].copy()
+    y[2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        BanditPrunedMLPRegressor(**FAST).fit(X_OK, y)
+
+
+def test_diverging_training_raises_clear_error():
+    X = X_OK * 1e6
+    reg = BanditPrunedMLPRegressor((8,), lr=1e6, optimizer="sgd", max_epochs=20)
+    with pytest.raises(ValueError, match="Training diverged"):
+        reg.fit(X, X_OK[:, 0])
+    assert not hasattr(reg, "module_")
