@@ -158,6 +158,11 @@ class BaseBanditPrunedMLP(BaseEstimator):
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
         )
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
         targets, n_outputs = self._encode_targets(y)
         if targets.shape[0] != X.shape[0]:
             raise ValueError(

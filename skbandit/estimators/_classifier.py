@@ -150,10 +150,6 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         return self._fit(X, y)
 
     def _encode_targets(self, y):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
         y = column_or_1d(
             np.asarray(y, dtype=object) if _is_categorical(y) else y, warn=True
         )

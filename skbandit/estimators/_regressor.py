@@ -88,10 +88,6 @@ validation_fraction, n_iter_no_change, device, random_state, verbose
         return self._fit(X, y)
 
     def _encode_targets(self, y):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
         y = check_array(
             y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_min_samples=2
         )
