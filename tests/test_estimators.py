@@ -310,3 +310,62 @@ def test_diverging_training_raises_clear_error():
     with pytest.raises(ValueError, match="Training diverged"):
         reg.fit(X, X_OK[:, 0])
     assert not hasattr(reg, "module_")
+
+
+# -- caching the trained network ----------------------------------------------
+
+
+def _cache_calls(memory_dir):
+    """Number of cached training results stored under ``memory_dir``."""
+    return sum(1 for _ in memory_dir.rglob("output.pkl"))
+
+
+def test_memory_reuses_base_network_across_pruning_settings(iris, tmp_path):
+    X, y = iris
+    params = dict(random_state=0, memory=str(tmp_path), **FAST)
+    first = BanditPrunedMLPClassifier(policy="ucb1", prune_ratio=0.5, **params).fit(
+        X, y
+    )
+    assert _cache_calls(tmp_path) == 1
+    hit = BanditPrunedMLPClassifier(policy="ucb1", prune_ratio=0.5, **params).fit(X, y)
+    fresh = BanditPrunedMLPClassifier(
+        policy="ucb1", prune_ratio=0.5, **FAST, random_state=0
+    )
+    fresh.fit(X, y)
+    np.testing.assert_array_equal(hit.predict_proba(X), fresh.predict_proba(X))
+    np.testing.assert_array_equal(hit.predict_proba(X), first.predict_proba(X))
+    for pruning in [{"prune_ratio": 0.25}, {"policy": "magnitude"}, {"budget": 2}]:
+        BanditPrunedMLPClassifier(**{**params, **pruning}).fit(X, y)
+    assert _cache_calls(tmp_path) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"max_epochs": 16},
+        {"lr": 0.02},
+        {"batch_size": 32},
+        {"hidden_layer_sizes": (17,)},
+        {"activation": "tanh"},
+        {"weight_decay": 1e-4},
+        {"optimizer": "sgd"},
+        {"random_state": 1},
+        {"lr_schedule": "cosine"},
+    ],
+)
+def test_memory_misses_when_training_changes(iris, tmp_path, change):
+    X, y = iris
+    params = dict(random_state=0, memory=str(tmp_path), **FAST)
+    BanditPrunedMLPClassifier(**params).fit(X, y)
+    BanditPrunedMLPClassifier(**{**params, **change}).fit(X, y)
+    assert _cache_calls(tmp_path) == 2
+
+
+def test_memory_misses_when_data_changes(iris, tmp_path):
+    X, y = iris
+    params = dict(random_state=0, memory=str(tmp_path), **FAST)
+    BanditPrunedMLPClassifier(**params).fit(X, y)
+    X2 = X.copy()
+    X2[0, 0] += 1e-3
+    BanditPrunedMLPClassifier(**params).fit(X2, y)
+    assert _cache_calls(tmp_path) == 2

@@ -11,10 +11,10 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
 
 from ..pruning import METHODS, evaluate_loss, prune
-from ._training import ACTIVATIONS, OPTIMIZERS, build_mlp, fit_module, seeded
+from ._training import ACTIVATIONS, OPTIMIZERS, fit_module, train_network
 
 __all__ = ["BaseBanditPrunedMLP"]
 
@@ -52,6 +52,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "memory": [None, str, HasMethods(["cache"])],
         "device": [str, HasMethods(["__str__"])],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -80,6 +81,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        memory=None,
         device="cpu",
         random_state=None,
         verbose=0,
@@ -104,6 +106,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.memory = memory
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -175,10 +178,19 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
         rng = check_random_state(self.random_state)
         train_seed, prune_seed, tune_seed = rng.randint(_SEED_MAX, size=3)
-        with seeded(train_seed):
-            module = build_mlp(X.shape[1], sizes, n_outputs, self.activation)
+        train = check_memory(self.memory).cache(train_network, ignore=["verbose"])
         start = time.perf_counter()
-        history = self._train(module, X, targets, self.max_epochs, train_seed)
+        module, history = train(
+            X,
+            targets,
+            hidden_layer_sizes=sizes,
+            activation=self.activation,
+            n_outputs=n_outputs,
+            epochs=self.max_epochs,
+            seed=int(train_seed),
+            verbose=self.verbose,
+            **self._training_params(),
+        )
         self.fit_time_ = time.perf_counter() - start
 
         pruned, report = prune(
@@ -198,7 +210,15 @@ class BaseBanditPrunedMLP(BaseEstimator):
         )
         if self.fine_tune_epochs and report.params_after < report.params_before:
             start = time.perf_counter()
-            history += self._train(pruned, X, targets, self.fine_tune_epochs, tune_seed)
+            history = history + fit_module(
+                pruned,
+                X,
+                targets,
+                epochs=self.fine_tune_epochs,
+                seed=int(tune_seed),
+                verbose=self.verbose,
+                **self._training_params(),
+            )
             report.time_fine_tune = time.perf_counter() - start
             report.loss_after_fine_tune = evaluate_loss(
                 pruned.eval(),
@@ -213,13 +233,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.n_iter_ = len(history)
         return self
 
-    def _train(self, module, X, targets, epochs, seed):
-        return fit_module(
-            module,
-            X,
-            targets,
+    def _training_params(self):
+        """Everything besides data, epochs and seed that shapes training."""
+        return dict(
             criterion=self._criterion,
-            epochs=epochs,
             batch_size=self.batch_size,
             lr=self.lr,
             optimizer=self.optimizer,
@@ -229,9 +246,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             n_iter_no_change=self.n_iter_no_change,
             lr_schedule=None if self.lr_schedule == "constant" else self.lr_schedule,
             stratify=self._stratify,
-            device=self.device,
-            verbose=self.verbose,
-            seed=seed,
+            device=str(self.device),
         )
 
     # -- predict -------------------------------------------------------------------

@@ -76,6 +76,15 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         and restore the best weights.
     validation_fraction : float in (0, 1), default=0.1
     n_iter_no_change : int, default=10
+    memory : str, joblib.Memory or None, default=None
+        Cache of the trained, unpruned network (like ``Pipeline(memory=...)``),
+        keyed on the data, every training hyperparameter and the seed. Fits
+        that differ only in pruning settings (``policy``, ``prune_ratio``,
+        ``budget``, ...) then train once, also across processes: a
+        ``GridSearchCV`` over pruning settings costs about one training per
+        fold. ``None`` caches nothing; a string is a cache directory. Only
+        effective with an int ``random_state`` (otherwise every fit draws new
+        weights).
     device : str or torch.device, default="cpu"
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order and the bandit; an int gives

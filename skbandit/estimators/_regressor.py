@@ -23,7 +23,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     hidden_layer_sizes, activation, policy, prune_ratio, budget, reward, \
 scope, compensate, pull_batch_size, arms_per_round, max_epochs, batch_size, \
 lr, optimizer, weight_decay, lr_schedule, fine_tune_epochs, early_stopping, \
-validation_fraction, n_iter_no_change, device, random_state, verbose
+validation_fraction, n_iter_no_change, memory, device, random_state, verbose
         As in :class:`BanditPrunedMLPClassifier` (``reward="accuracy"`` is
         not available for regression; the validation split is not
         stratified).

@@ -19,7 +19,14 @@ from skorch.callbacks import (
 from skorch.dataset import ValidSplit
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "OPTIMIZERS", "build_mlp", "fit_module", "seeded"]
+__all__ = [
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "build_mlp",
+    "fit_module",
+    "seeded",
+    "train_network",
+]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -162,3 +169,23 @@ def fit_module(
         net.fit(X, y)
     keys = ("epoch", "train_loss", "valid_loss", "dur")
     return [{k: row[k] for k in keys if k in row} for row in net.history]
+
+
+def train_network(
+    X, y, *, hidden_layer_sizes, activation, n_outputs, epochs, seed, verbose, **params
+):
+    """Build an MLP with seeded weights and train it; a pure function of its
+    arguments, so that ``joblib.Memory`` can cache it (see the estimators'
+    ``memory`` parameter).
+
+    Returns
+    -------
+    module : torch.nn.Sequential
+    history : list of dict
+    """
+    with seeded(seed):
+        module = build_mlp(X.shape[1], hidden_layer_sizes, n_outputs, activation)
+    history = fit_module(
+        module, X, y, epochs=epochs, seed=seed, verbose=verbose, **params
+    )
+    return module, history
