@@ -1,0 +1,7 @@
+"""``python -m skbandit`` runs the ``skbandit`` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

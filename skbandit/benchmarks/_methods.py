@@ -1,0 +1,391 @@
+"""Registry of the methods that a benchmark compares.
+
+A method is a name and a recipe ``(task, random_state) -> Pipeline`` of
+``StandardScaler()`` followed by one estimator (the benchmark datasets are
+already numeric, so scaling is the only preprocessing).
+
+Two families:
+
+* **ours**: :class:`skbandit.BanditPrunedMLPClassifier` /
+  :class:`~skbandit.BanditPrunedMLPRegressor` with every bandit policy and
+  every pruning baseline, named ``"<policy>@<prune ratio>"`` (``"ucb1@0.5"``),
+  plus the unpruned network ``"none"`` (once: a ratio means nothing without
+  pruning). All of them share one architecture and training budget,
+  :data:`OURS_DEFAULTS`.
+* **peers**: scikit-learn models, named ``"sk_<model>"``: linear
+  (logistic regression / ridge), k-NN, decision tree, random forest,
+  histogram gradient boosting, RBF SVM, and scikit-learn's own MLP with the
+  hidden sizes, epochs, batch size and learning rate of :data:`OURS_DEFAULTS`.
+
+Our estimators (and so torch) are imported only when a pipeline is built, so
+listing methods is cheap.
+"""
+
+import dataclasses
+import fnmatch
+import functools
+import importlib
+import re
+
+from ._datasets import TASKS
+
+__all__ = [
+    "Method",
+    "POLICIES",
+    "BASELINES",
+    "UNPRUNED",
+    "OURS_DEFAULTS",
+    "DEFAULT_RATIOS",
+    "PEERS",
+    "list_methods",
+    "select_methods",
+    "ours_method",
+    "parse_method_name",
+]
+
+# Bandit policies and pruning baselines, as the estimators' ``policy`` names.
+POLICIES = ("epsilon_greedy", "softmax", "ucb1", "thompson", "hedge", "exp3")
+BASELINES = ("magnitude", "activation", "random")
+UNPRUNED = "none"
+
+# The one architecture and training budget of every "ours" method (and of the
+# scikit-learn MLP peer): changing a value here changes every run, and the
+# runner records these values in the results store.
+OURS_DEFAULTS = {
+    "hidden_layer_sizes": (64, 64),
+    "activation": "relu",
+    "max_epochs": 60,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "fine_tune_epochs": 5,
+    "device": "cpu",
+}
+
+DEFAULT_RATIOS = (0.5,)
+
+FAMILIES = ("ours", "peer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """One benchmarked method.
+
+    Parameters
+    ----------
+    name : str
+        Registry key, e.g. ``"ucb1@0.5"`` or ``"sk_knn"``.
+    family : {"ours", "peer"}
+        Our pruned networks or a scikit-learn peer.
+    build : callable
+        ``build(task, random_state) -> estimator`` (the last pipeline step).
+        A module-level function or a ``functools.partial`` of one, so that a
+        method pickles into joblib workers.
+    params : dict
+        The estimator parameters the method sets, recorded with each result.
+    policy : str or None
+        ``policy`` of our estimator; None for peers.
+    prune_ratio : float or None
+        ``prune_ratio`` of our estimator; None for peers and ``"none"``.
+    """
+
+    name: str
+    family: str
+    build: object
+    params: dict = dataclasses.field(default_factory=dict)
+    policy: str = None
+    prune_ratio: float = None
+
+    def make(self, task, random_state=None):
+        """The pipeline ``StandardScaler() -> estimator`` for ``task``.
+
+        Parameters
+        ----------
+        task : {"classification", "regression"}
+        random_state : int or None
+            Seed of the estimator (also the seed of the CV folds in a run).
+
+        Returns
+        -------
+        sklearn.pipeline.Pipeline
+        """
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        _check_task(task)
+        return make_pipeline(StandardScaler(), self.build(task, random_state))
+
+
+def _check_task(task):
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def _check_ratio(ratio):
+    ratio = float(ratio)
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"prune ratios must lie in (0, 1), got {ratio!r}")
+    return ratio
+
+
+# ----------------------------------------------------------------------------
+# builders (module-level so that methods pickle)
+
+
+def _build_ours(task, random_state, **params):
+    # Imported here: skbandit.benchmarks must not import torch up front.
+    import skbandit
+
+    cls = (
+        skbandit.BanditPrunedMLPClassifier
+        if task == "classification"
+        else skbandit.BanditPrunedMLPRegressor
+    )
+    return cls(random_state=random_state, **params)
+
+
+def _build_sklearn(task, random_state, *, classifier, regressor, params):
+    module, _, name = (
+        classifier if task == "classification" else regressor
+    ).rpartition(".")
+    estimator = getattr(importlib.import_module(module), name)(**params)
+    # Only randomized models take a seed (k-NN, ridge and SVR have none).
+    if "random_state" in estimator.get_params(deep=False):
+        estimator.set_params(random_state=random_state)
+    return estimator
+
+
+def _format_ratio(ratio):
+    return format(ratio, "g")
+
+
+def ours_method(policy, prune_ratio=None, ours_params=None):
+    """Our estimator with ``policy`` at ``prune_ratio``.
+
+    Parameters
+    ----------
+    policy : str
+        A name of :data:`POLICIES`, :data:`BASELINES` or ``"none"``.
+    prune_ratio : float or None
+        In (0, 1); ignored (and the name carries no ratio) for ``"none"``.
+    ours_params : dict, optional
+        Overrides of :data:`OURS_DEFAULTS`.
+
+    Returns
+    -------
+    Method
+
+    Examples
+    --------
+    >>> ours_method("ucb1", 0.5).name
+    'ucb1@0.5'
+    >>> ours_method("none").name
+    'none'
+    """
+    if policy not in POLICIES + BASELINES + (UNPRUNED,):
+        raise ValueError(
+            f"unknown policy {policy!r}; valid: "
+            f"{', '.join(POLICIES + BASELINES + (UNPRUNED,))}"
+        )
+    params = {**OURS_DEFAULTS, **(ours_params or {}), "policy": policy}
+    if policy == UNPRUNED:
+        name, prune_ratio = UNPRUNED, None
+    else:
+        if prune_ratio is None:
+            raise ValueError(f"policy {policy!r} needs a prune ratio")
+        prune_ratio = _check_ratio(prune_ratio)
+        name = f"{policy}@{_format_ratio(prune_ratio)}"
+        params["prune_ratio"] = prune_ratio
+    return Method(
+        name=name,
+        family="ours",
+        build=functools.partial(_build_ours, **params),
+        params=params,
+        policy=policy,
+        prune_ratio=prune_ratio,
+    )
+
+
+def _mlp_params(ours):
+    """scikit-learn MLP settings matching our architecture and budget."""
+    return {
+        "hidden_layer_sizes": tuple(ours["hidden_layer_sizes"]),
+        "activation": ours["activation"],
+        "solver": "adam",
+        "max_iter": ours["max_epochs"],
+        "batch_size": ours["batch_size"],
+        "learning_rate_init": ours["lr"],
+    }
+
+
+# name -> (classifier path, regressor path, params); params may depend on
+# OURS_DEFAULTS (the MLP), hence a function of the "ours" parameters.
+PEERS = {
+    "sk_linear": (
+        "sklearn.linear_model.LogisticRegression",
+        "sklearn.linear_model.Ridge",
+        lambda ours, task: {"max_iter": 1000} if task == "classification" else {},
+    ),
+    "sk_knn": (
+        "sklearn.neighbors.KNeighborsClassifier",
+        "sklearn.neighbors.KNeighborsRegressor",
+        lambda ours, task: {},
+    ),
+    "sk_tree": (
+        "sklearn.tree.DecisionTreeClassifier",
+        "sklearn.tree.DecisionTreeRegressor",
+        lambda ours, task: {},
+    ),
+    "sk_forest": (
+        "sklearn.ensemble.RandomForestClassifier",
+        "sklearn.ensemble.RandomForestRegressor",
+        lambda ours, task: {"n_estimators": 100},
+    ),
+    "sk_hgb": (
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "sklearn.ensemble.HistGradientBoostingRegressor",
+        lambda ours, task: {},
+    ),
+    "sk_svm": (
+        "sklearn.svm.SVC",
+        "sklearn.svm.SVR",
+        lambda ours, task: {"kernel": "rbf"},
+    ),
+    "sk_mlp": (
+        "sklearn.neural_network.MLPClassifier",
+        "sklearn.neural_network.MLPRegressor",
+        lambda ours, task: _mlp_params(ours),
+    ),
+}
+
+
+def _peer_method(name, task, ours_params):
+    classifier, regressor, params_of = PEERS[name]
+    params = params_of({**OURS_DEFAULTS, **(ours_params or {})}, task)
+    return Method(
+        name=name,
+        family="peer",
+        build=functools.partial(
+            _build_sklearn, classifier=classifier, regressor=regressor, params=params
+        ),
+        params=params,
+    )
+
+
+def list_methods(task, ratios=DEFAULT_RATIOS, ours_params=None):
+    """Every method of ``task``: ours at each ratio, then the peers.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    ratios : sequence of float, default=(0.5,)
+        Prune ratios of every policy and baseline.
+    ours_params : dict, optional
+        Overrides of :data:`OURS_DEFAULTS` (also used by ``sk_mlp``).
+
+    Returns
+    -------
+    dict of str to Method
+        In a fixed order: ``"none"``, then each ratio's policies and
+        baselines, then the peers.
+
+    Examples
+    --------
+    >>> list(list_methods("classification"))[:3]
+    ['none', 'epsilon_greedy@0.5', 'softmax@0.5']
+    >>> "sk_mlp" in list_methods("regression")
+    True
+    """
+    _check_task(task)
+    ratios = sorted({_check_ratio(r) for r in ratios})
+    methods = [ours_method(UNPRUNED, ours_params=ours_params)]
+    methods += [
+        ours_method(policy, ratio, ours_params)
+        for ratio in ratios
+        for policy in POLICIES + BASELINES
+    ]
+    methods += [_peer_method(name, task, ours_params) for name in PEERS]
+    return {m.name: m for m in methods}
+
+
+_EXPLICIT = re.compile(r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)$")
+
+
+def parse_method_name(name):
+    """``(policy, prune_ratio)`` of one of our method names, else None.
+
+    Examples
+    --------
+    >>> parse_method_name("ucb1@0.5")
+    ('ucb1', 0.5)
+    >>> parse_method_name("none")
+    ('none', None)
+    >>> parse_method_name("sk_knn") is None
+    True
+    """
+    if name == UNPRUNED:
+        return UNPRUNED, None
+    match = _EXPLICIT.match(name)
+    if match is None or match["policy"] not in POLICIES + BASELINES:
+        return None
+    try:
+        return match["policy"], float(match["ratio"])
+    except ValueError:
+        return None
+
+
+def select_methods(task, names=None, ratios=DEFAULT_RATIOS, ours_params=None):
+    """Methods chosen by names or shell-style globs.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    names : sequence of str or None, default=None
+        Exact names (``"ucb1@0.5"``, ``"sk_knn"``) or globs (``"ucb1@*"``,
+        ``"sk_*"``, ``"*@0.5"``) matched against :func:`list_methods` at
+        ``ratios``. An exact ``"<policy>@<ratio>"`` is accepted at any ratio.
+        None selects every method.
+    ratios : sequence of float, default=(0.5,)
+    ours_params : dict, optional
+
+    Returns
+    -------
+    dict of str to Method
+        In registry order, each method once.
+
+    Raises
+    ------
+    ValueError
+        When a name or glob matches nothing (the message lists the names).
+
+    Examples
+    --------
+    >>> list(select_methods("classification", ["ucb1@*", "sk_k*"], ratios=(0.3, 0.5)))
+    ['ucb1@0.3', 'ucb1@0.5', 'sk_knn']
+    >>> list(select_methods("classification", ["thompson@0.7"]))
+    ['thompson@0.7']
+    """
+    registry = list_methods(task, ratios, ours_params)
+    if names is None:
+        return registry
+    chosen = {}
+    for pattern in names:
+        matches = fnmatch.filter(registry, pattern)
+        explicit = _EXPLICIT.match(pattern)
+        if not matches and explicit and explicit["policy"] in POLICIES + BASELINES:
+            try:
+                method = ours_method(
+                    explicit["policy"], float(explicit["ratio"]), ours_params
+                )
+            except ValueError as exc:
+                raise ValueError(f"method {pattern!r}: {exc}") from None
+            registry[method.name] = method
+            matches = [method.name]
+        if not matches:
+            raise ValueError(
+                f"unknown method {pattern!r}; valid names (globs allowed): "
+                f"{', '.join(registry)}"
+            )
+        chosen.update((name, registry[name]) for name in matches)
+    # Registry order, not the order of the patterns: tables read the same way
+    # whatever the command line said.
+    return {name: chosen[name] for name in registry if name in chosen}

@@ -1,0 +1,423 @@
+"""Reports of a benchmark suite, read from its results store.
+
+Two comparisons, each with per-dataset mean ± std, mean ranks, the Friedman
+test, the Nemenyi post-hoc matrix, the critical difference and a CD diagram
+(:mod:`._stats`):
+
+(a) **all methods**: our pruned networks and the scikit-learn peers;
+(b) **pruning policies only**: our estimators (every policy and baseline at
+    every ratio, and the unpruned network), which places UCB1 and Thompson
+    sampling among the pruning methods.
+
+Plus the cost of every method (fit and predict time, parameter count after /
+before pruning) and, when the store holds several prune ratios, a pruning
+curve: score against prune ratio per policy, averaged over datasets.
+
+:func:`write_report` writes ``report.md``, the PNG figures and
+``results.csv`` into a folder and returns a :class:`Report` whose
+``terminal`` text is a compact summary for the console.
+"""
+
+import dataclasses
+import os
+import warnings
+
+import pandas as pd
+
+from ._methods import UNPRUNED, parse_method_name
+from ._stats import markdown_table, summarize
+from ._store import ResultStore
+
+__all__ = ["Report", "build_report", "write_report", "pruning_curve", "cost_table"]
+
+# Policies whose standing the paper reports; the report states it explicitly.
+HEADLINE_POLICIES = ("ucb1", "thompson")
+
+
+@dataclasses.dataclass
+class Report:
+    """A rendered report.
+
+    Attributes
+    ----------
+    markdown : str
+        Content of ``report.md``.
+    terminal : str
+        Compact summary: mean scores, ranks, Friedman lines.
+    summary_all : Summary
+        Comparison (a), all methods.
+    summary_ours : Summary or None
+        Comparison (b), our pruning methods only (None without any).
+    curve : pandas.DataFrame or None
+        Mean score per policy (rows) and prune ratio (columns), when the
+        store holds more than one ratio.
+    costs : pandas.DataFrame
+        Per method: mean fit / predict time and parameter ratio.
+    files : list of str
+        Paths written by :func:`write_report` (empty for :func:`build_report`).
+    """
+
+    markdown: str
+    terminal: str
+    summary_all: object
+    summary_ours: object
+    curve: object
+    costs: pd.DataFrame
+    files: list = dataclasses.field(default_factory=list)
+
+
+def _is_ours(method):
+    return parse_method_name(method) is not None
+
+
+def _summarize_quietly(frame):
+    # summarize() warns about incomplete datasets; the report lists them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return summarize(frame, higher_is_better=True)
+
+
+def cost_table(frame):
+    """Mean cost of every method over all its configurations.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Results in long format (``ResultStore.results_frame``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by method (first-appearance order): ``fit_s``,
+        ``predict_s``, ``params_after`` (mean count, NaN when the method has
+        no parameter count) and ``params_ratio`` (mean after / before).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"method": ["a", "a", "b"], "fit_time": [1.0, 3.0, 1.0],
+    ...     "predict_time": [0.1, 0.1, 0.2], "params_before": [100, 100, None],
+    ...     "params_after": [50, 40, None]})
+    >>> float(cost_table(frame).loc["a", "params_ratio"])
+    0.45
+    """
+    before = pd.to_numeric(frame["params_before"], errors="coerce").astype(float)
+    after = pd.to_numeric(frame["params_after"], errors="coerce").astype(float)
+    table = pd.DataFrame(
+        {
+            "method": frame["method"],
+            "fit_s": frame["fit_time"].astype(float),
+            "predict_s": frame["predict_time"].astype(float),
+            "params_after": after,
+            "params_ratio": after / before,
+        }
+    )
+    costs = table.groupby("method", sort=False).mean()
+    costs.index.name = "method"
+    return costs
+
+
+def pruning_curve(mean_scores):
+    """Mean score per policy and prune ratio, averaged over datasets.
+
+    Parameters
+    ----------
+    mean_scores : pandas.DataFrame
+        Datasets x methods table of mean scores (``Summary.mean``); only
+        datasets scored by every one of our methods count, so every point of
+        the curve averages the same datasets.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Policies as rows, ratios as columns (ascending), plus the unpruned
+        score in column ``0.0`` of every row when ``"none"`` was run. None
+        when fewer than two ratios are present.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({"none": [0.9, 0.8], "ucb1@0.3": [0.9, 0.7],
+    ...                        "ucb1@0.5": [0.8, 0.6]})
+    >>> pruning_curve(scores).round(2).to_dict("index")
+    {'ucb1': {0.0: 0.85, 0.3: 0.8, 0.5: 0.7}}
+    """
+    parsed = {m: parse_method_name(m) for m in mean_scores.columns}
+    ours = [m for m, p in parsed.items() if p is not None]
+    complete = mean_scores[ours].dropna()
+    pruned = [m for m in ours if parsed[m][1] is not None]
+    ratios = sorted({parsed[m][1] for m in pruned})
+    if len(ratios) < 2 or complete.empty:
+        return None
+    means = complete.mean(axis=0)
+    rows = pd.DataFrame(
+        [(parsed[m][0], parsed[m][1], means[m]) for m in pruned],
+        columns=["policy", "ratio", "score"],
+    )
+    curve = rows.pivot(index="policy", columns="ratio", values="score")
+    curve = curve.reindex(index=list(dict.fromkeys(rows["policy"])))
+    if UNPRUNED in means:
+        curve.insert(0, 0.0, means[UNPRUNED])
+    curve.columns.name = "ratio"
+    return curve
+
+
+def _plot_pruning_curve(curve, metric, path):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 4.2))
+    ax = figure.add_subplot()
+    for policy, row in curve.iterrows():
+        row = row.dropna()
+        style = "-o" if policy in HEADLINE_POLICIES else "--."
+        ax.plot(row.index, row.to_numpy(), style, label=policy)
+    ax.set_xlabel("prune ratio (0 = unpruned network)")
+    ax.set_ylabel(f"mean {metric} over datasets")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", ncol=2)
+    figure.savefig(path, dpi=150, bbox_inches="tight")
+
+
+def _friedman_line(label, summary):
+    if summary is None:
+        return f"Friedman ({label}): no methods"
+    fr = summary.friedman
+    if fr is None:
+        n, k = summary.mean.dropna().shape
+        return (
+            f"Friedman ({label}): not computed (needs >= 3 methods and >= 2 "
+            f"complete datasets; have k = {k}, N = {n})"
+        )
+    return (
+        f"Friedman ({label}): chi2 = {fr.statistic:.3f}, p = {fr.pvalue:.3g} "
+        f"(N = {fr.n_datasets}, k = {fr.n_methods}); Nemenyi CD = {summary.cd:.3f}"
+    )
+
+
+def _standing(summary_all, summary_ours):
+    """Sentences placing UCB1 and Thompson among pruning methods and overall."""
+    lines = []
+    ranks_ours = summary_ours.ranks if summary_ours is not None else pd.Series()
+    for method in summary_all.ranks.index:
+        parsed = parse_method_name(method)
+        if parsed is None or parsed[0] not in HEADLINE_POLICIES:
+            continue
+        text = (
+            f"- **{method}**: mean rank {summary_all.ranks[method]:.2f}, "
+            f"position {list(summary_all.ranks.index).index(method) + 1} of "
+            f"{len(summary_all.ranks)} among all methods"
+        )
+        if method in ranks_ours:
+            text += (
+                f"; {ranks_ours[method]:.2f}, position "
+                f"{list(ranks_ours.index).index(method) + 1} of {len(ranks_ours)} "
+                "among pruning methods"
+            )
+        if UNPRUNED in ranks_ours and summary_ours.nemenyi is not None:
+            p = summary_ours.nemenyi.loc[method, UNPRUNED]
+            side = "better" if ranks_ours[method] < ranks_ours[UNPRUNED] else "worse"
+            text += f"; ranked {side} than the unpruned net (Nemenyi p = {p:.3g})"
+        peers = [m for m in summary_all.ranks.index if not _is_ours(m)]
+        if peers:
+            beaten = [
+                m for m in peers if summary_all.ranks[m] > summary_all.ranks[method]
+            ]
+            text += f"; ahead of {len(beaten)} of {len(peers)} scikit-learn peers"
+        lines.append(text + ".")
+    return lines
+
+
+def _protocol_lines(frame, protocol, command):
+    seeds = sorted(frame["seed"].unique().tolist())
+    folds = sorted(frame["fold"].unique().tolist())
+    lines = []
+    if command:
+        lines += [f"Regenerate: `{command}`", ""]
+    lines.append(
+        f"Datasets: {frame['dataset'].nunique()}; methods: "
+        f"{frame['method'].nunique()}; folds: {len(folds)}; seeds: {seeds}; "
+        f"results: {len(frame)}."
+    )
+    if protocol:
+        lines.append(
+            f"Protocol: {protocol.get('n_folds')}-fold {protocol.get('cv')} "
+            f"(shuffled, random_state = seed), metric {protocol.get('metric')}, "
+            f"max_samples = {protocol.get('max_samples')}."
+        )
+        ours = ", ".join(f"{k}={v}" for k, v in (protocol.get("ours") or {}).items())
+        lines.append(f"Our networks: {ours}.")
+    versions = next(
+        (
+            e["versions"]
+            for e in frame["extra"]
+            if isinstance(e, dict) and "versions" in e
+        ),
+        None,
+    )
+    if versions:
+        lines.append(
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+        )
+    return lines
+
+
+def _figure(name, path):
+    return [f"![{name}]({os.path.basename(path)})", ""] if path else []
+
+
+def build_report(frame, suite, protocol=None, command=None, figures=None):
+    """Render the report of one suite from its results.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        ``ResultStore.results_frame(suite)``: columns ``dataset``,
+        ``method``, ``fold``, ``seed``, ``metric``, ``score``, ``fit_time``,
+        ``predict_time``, ``params_before``, ``params_after``, ``extra``.
+    suite : str
+    protocol : dict, optional
+        The suite's stored protocol, quoted in the report.
+    command : str, optional
+        The command that regenerates the report, quoted in it.
+    figures : dict, optional
+        ``{"cd_all": path, "cd_pruning": path, "pruning_curve": path}`` of
+        figures to draw; missing keys are not drawn.
+
+    Returns
+    -------
+    Report
+    """
+    if frame.empty:
+        raise ValueError(f"no results for suite {suite!r}")
+    figures = dict(figures or {})
+    metric = str(frame["metric"].iloc[0])
+    summary_all = _summarize_quietly(frame)
+    ours_frame = frame[frame["method"].map(_is_ours)]
+    summary_ours = _summarize_quietly(ours_frame) if len(ours_frame) else None
+    curve = pruning_curve(summary_all.mean)
+    costs = cost_table(frame)
+
+    drawn = {}
+    for key, summary in (("cd_all", summary_all), ("cd_pruning", summary_ours)):
+        if key in figures and summary is not None and summary.cd is not None:
+            from ._stats import plot_cd_diagram
+
+            title = "all methods" if key == "cd_all" else "pruning methods"
+            plot_cd_diagram(
+                summary.ranks, summary.cd, path=figures[key], title=f"{suite}: {title}"
+            )
+            drawn[key] = figures[key]
+    if "pruning_curve" in figures and curve is not None:
+        _plot_pruning_curve(curve, metric, figures["pruning_curve"])
+        drawn["pruning_curve"] = figures["pruning_curve"]
+
+    parts = [f"# skbandit benchmark: {suite} ({metric}, higher is better)", ""]
+    parts += _protocol_lines(frame, protocol, command) + [""]
+    standing = _standing(summary_all, summary_ours)
+    if standing:
+        parts += ["## Where UCB1 and Thompson sampling stand", ""] + standing + [""]
+    parts += ["## (a) All methods", "", summary_all.to_markdown(), ""]
+    parts += _figure("CD diagram, all methods", drawn.get("cd_all"))
+    if summary_ours is not None:
+        parts += ["## (b) Pruning methods only", "", summary_ours.to_markdown(), ""]
+        parts += _figure("CD diagram, pruning methods", drawn.get("cd_pruning"))
+    if curve is not None:
+        parts += [
+            "## Pruning curve (mean score over datasets)",
+            "",
+            markdown_table(curve.rename(columns=lambda r: f"{r:g}")),
+            "",
+        ]
+        parts += _figure("pruning curve", drawn.get("pruning_curve"))
+    parts += [
+        "## Cost (mean per fit; params ratio = after / before pruning)",
+        "",
+        markdown_table(costs, floatfmt=".4g"),
+        "",
+    ]
+    return Report(
+        markdown="\n".join(parts),
+        terminal=_terminal(suite, metric, frame, summary_all, summary_ours, costs),
+        summary_all=summary_all,
+        summary_ours=summary_ours,
+        curve=curve,
+        costs=costs,
+        files=sorted(drawn.values()),
+    )
+
+
+def _terminal(suite, metric, frame, summary_all, summary_ours, costs):
+    ranks = pd.DataFrame({"rank (all)": summary_all.ranks})
+    if summary_ours is not None:
+        ranks["rank (pruning)"] = summary_ours.ranks
+    ranks["mean score"] = summary_all.mean.mean(axis=0)
+    ranks["params ratio"] = costs["params_ratio"]
+    ranks["fit s"] = costs["fit_s"]
+    ranks.index.name = "method"
+    header = (
+        f"{suite}: mean {metric} over {frame['fold'].nunique()} folds x "
+        f"{frame['seed'].nunique()} seed(s)"
+    )
+    lines = [
+        header,
+        "",
+        markdown_table(summary_all.mean),
+        "",
+        markdown_table(ranks),
+        "",
+        _friedman_line("all methods", summary_all),
+    ]
+    if summary_ours is not None:
+        lines.append(_friedman_line("pruning methods", summary_ours))
+    if summary_all.dropped_datasets:
+        lines.append(
+            "incomplete datasets, left out of ranks: "
+            + ", ".join(summary_all.dropped_datasets)
+        )
+    return "\n".join(lines)
+
+
+def write_report(db, suite, out, command=None):
+    """Write ``report.md``, figures and ``results.csv`` of ``suite`` into ``out``.
+
+    Parameters
+    ----------
+    db : str or path-like
+        Results store (must exist).
+    suite : str
+    out : str or path-like
+        Output folder, created if missing; existing files are overwritten.
+    command : str, optional
+        Command quoted in the report as the way to regenerate it.
+
+    Returns
+    -------
+    Report
+        With ``files`` listing everything written.
+
+    Raises
+    ------
+    StoreError
+        When ``db`` is missing or unusable.
+    ValueError
+        When the store has no results for ``suite``.
+    """
+    with ResultStore(db, create=False) as store:
+        frame = store.results_frame(suite)
+        protocol = store.protocol(suite)
+    if frame.empty:
+        raise ValueError(f"no results for suite {suite!r} in {os.fspath(db)}")
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    figures = {
+        name: os.path.join(out, f"{name}.png")
+        for name in ("cd_all", "cd_pruning", "pruning_curve")
+    }
+    report = build_report(frame, suite, protocol, command, figures)
+    report_path = os.path.join(out, "report.md")
+    with open(report_path, "w", encoding="utf-8") as handle:
+        handle.write(report.markdown + "\n")
+    csv_path = os.path.join(out, "results.csv")
+    frame.drop(columns="extra").to_csv(csv_path, index=False)
+    report.files = sorted([report_path, csv_path, *report.files])
+    return report

@@ -1,0 +1,568 @@
+"""The benchmark runner: dataset x method x fold x seed, resumable.
+
+Every configuration ``(dataset, method, fold, seed)`` fits one pipeline on
+the training part of a cross-validation fold and scores it on the test part
+(accuracy for classification, R² for regression). Folds come from
+``StratifiedKFold`` (classification) or ``KFold`` (regression) with
+``shuffle=True, random_state=seed``, so they are the same for every method
+and every re-run; the estimator gets the same ``random_state=seed``.
+
+Configurations run through joblib (so ``joblib.parallel_backend("dask")``
+spreads them over a cluster); results stream back unordered and the driver
+writes each one to the SQLite store (:mod:`._store`) as it arrives, in its
+own transaction. Re-running the same call skips every stored configuration,
+so an interrupted run resumes and loses only the fits in flight.
+"""
+
+import contextlib
+import dataclasses
+import functools
+import importlib.metadata
+import os
+import platform
+import sys
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+from ._datasets import get_spec, list_datasets, load_dataset
+from ._methods import DEFAULT_RATIOS, OURS_DEFAULTS, Method, select_methods
+from ._store import ResultStore
+
+__all__ = [
+    "SUITES",
+    "METRICS",
+    "QUICK",
+    "RunSummary",
+    "run_benchmark",
+    "default_paths",
+    "resolve_datasets",
+    "resolve_methods",
+    "fold_indices",
+]
+
+# Benchmark suite -> learning task.
+SUITES = {"tabular": "classification", "regression": "regression"}
+
+# Task -> name of the score stored with every result (higher is better).
+METRICS = {"classification": "accuracy", "regression": "r2"}
+
+DEFAULT_N_FOLDS = 5
+
+# --quick: a few small datasets, 3 folds, the headline methods; a few minutes
+# on 2 cores. Explicit arguments override each entry.
+_QUICK_METHODS = (
+    "none",
+    "ucb1@*",
+    "thompson@*",
+    "magnitude@*",
+    "random@*",
+    "sk_linear",
+    "sk_forest",
+    "sk_mlp",
+)
+QUICK = {
+    "tabular": {
+        "datasets": ("iris", "wine", "breast_cancer", "digits", "Pima", "glass"),
+        "methods": _QUICK_METHODS,
+        "n_folds": 3,
+    },
+    "regression": {
+        "datasets": ("diabetes", "Auto", "biomass", "concrete", "Carseats"),
+        "methods": _QUICK_METHODS,
+        "n_folds": 3,
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """What a call of :func:`run_benchmark` did.
+
+    Attributes
+    ----------
+    suite : str
+    db : str
+        Path of the results store.
+    n_configs : int
+        Size of the requested grid.
+    n_skipped : int
+        Configurations already in the store (resumed over).
+    n_done : int
+        Configurations run and stored by this call.
+    failures : tuple of (key, error)
+        Configurations that raised in this call, ``key`` being
+        ``(dataset, method, fold, seed)`` and ``error`` the traceback text.
+        They are recorded in the store's ``failures`` table and retried by
+        the next run.
+    """
+
+    suite: str
+    db: str
+    n_configs: int
+    n_skipped: int
+    n_done: int
+    failures: tuple = ()
+
+    @property
+    def n_failed(self):
+        return len(self.failures)
+
+    def line(self):
+        """One line for a terminal."""
+        return (
+            f"{self.suite}: {self.n_configs} configs, {self.n_skipped} already "
+            f"stored, {self.n_done} run, {self.n_failed} failed -> {self.db}"
+        )
+
+
+def default_paths(suite, quick=False, root="bench_out"):
+    """Default ``(db, out)`` of a suite: ``bench_out/<suite>.sqlite`` and folder.
+
+    Quick runs use ``<suite>-quick`` so that their 3-fold results never mix
+    with a full run's 5-fold ones.
+
+    Examples
+    --------
+    >>> default_paths("tabular")
+    ('bench_out/tabular.sqlite', 'bench_out/tabular')
+    >>> default_paths("regression", quick=True)
+    ('bench_out/regression-quick.sqlite', 'bench_out/regression-quick')
+    """
+    stem = f"{suite}-quick" if quick else suite
+    return f"{root}/{stem}.sqlite", f"{root}/{stem}"
+
+
+def _task_of(suite):
+    try:
+        return SUITES[suite]
+    except KeyError:
+        raise ValueError(
+            f"unknown suite {suite!r}; valid suites: {', '.join(SUITES)}"
+        ) from None
+
+
+def resolve_datasets(suite, datasets=None, quick=False):
+    """Validated dataset names of a run.
+
+    Parameters
+    ----------
+    suite : {"tabular", "regression"}
+    datasets : sequence of str or None
+        None: the quick set when ``quick``, else every dataset of the task;
+        either way only those whose optional packages are installed.
+    quick : bool, default=False
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a dataset of the other task.
+    ImportError
+        When a named dataset needs a package that is not installed.
+    """
+    task = _task_of(suite)
+    if datasets is None:
+        # Defaults leave out what is not installed; named datasets must exist.
+        available = list_datasets(task, available_only=True)
+        if not quick:
+            return available
+        return [name for name in QUICK[suite]["datasets"] if name in available]
+    names = list(dict.fromkeys(datasets))
+    for name in names:
+        if name not in list_datasets():
+            raise ValueError(
+                f"unknown dataset {name!r}; {suite} datasets: "
+                f"{', '.join(list_datasets(task))}"
+            )
+        spec = get_spec(name)
+        if spec.task != task:
+            raise ValueError(
+                f"dataset {name!r} is a {spec.task} dataset; suite {suite!r} "
+                f"runs {task} datasets: {', '.join(list_datasets(task))}"
+            )
+        if not spec.available:
+            raise ImportError(
+                f"dataset {name!r} needs the packages {list(spec.requires)}: "
+                "pip install 'skbandit[bench]'"
+            )
+    return names
+
+
+def resolve_methods(
+    suite, methods=None, quick=False, ratios=DEFAULT_RATIOS, ours_params=None
+):
+    """Validated methods of a run, by name.
+
+    Parameters
+    ----------
+    suite : {"tabular", "regression"}
+    methods : sequence of (str or Method) or None
+        Names or globs (see :func:`~._methods.select_methods`) and/or
+        :class:`~._methods.Method` objects. None: the quick set when
+        ``quick``, else every method.
+    quick : bool, default=False
+    ratios : sequence of float, default=(0.5,)
+    ours_params : dict, optional
+        Overrides of ``OURS_DEFAULTS``.
+
+    Returns
+    -------
+    dict of str to Method
+    """
+    task = _task_of(suite)
+    if methods is None and quick:
+        methods = QUICK[suite]["methods"]
+    if methods is None:
+        return select_methods(task, None, ratios, ours_params)
+    objects = {m.name: m for m in methods if isinstance(m, Method)}
+    names = [m for m in methods if not isinstance(m, Method)]
+    chosen = select_methods(task, names, ratios, ours_params) if names else {}
+    return {**chosen, **objects}
+
+
+def _check_buildable(methods, task):
+    """Build every pipeline once, so a missing estimator fails before the run.
+
+    Constructing our estimators also checks that they accept every parameter
+    of ``OURS_DEFAULTS``.
+    """
+    for method in methods.values():
+        try:
+            method.make(task, random_state=0)
+        except Exception as exc:
+            raise ValueError(f"method {method.name!r} cannot be built: {exc}") from exc
+
+
+def fold_indices(task, y, n_folds, seed):
+    """Deterministic ``[(train, test), ...]`` index pairs of one seed.
+
+    Stratified for classification, plain for regression, shuffled with
+    ``random_state=seed``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> folds = fold_indices("classification", np.array([0, 1] * 5), 2, seed=0)
+    >>> [len(test) for _, test in folds]
+    [5, 5]
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    splitter = StratifiedKFold if task == "classification" else KFold
+    cv = splitter(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros((len(y), 1)), y))
+
+
+# ----------------------------------------------------------------------------
+# one configuration (runs in a joblib worker)
+
+
+@functools.lru_cache(maxsize=1)
+def _versions():
+    """Versions of the packages that shape a result, as seen by this process."""
+    versions = {"python": platform.python_version()}
+    for package in ("skbandit", "torch", "scikit-learn", "numpy", "skorch"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+@contextlib.contextmanager
+def _thread_limit(n_threads):
+    """Cap BLAS, OpenMP and torch threads at ``n_threads`` (None: no cap).
+
+    Why: on a few shared cores, OpenMP barriers of multi-threaded fits (e.g.
+    HistGradientBoosting) can wait whole scheduler slices for a descheduled
+    thread, turning a 0.05 s fit into minutes; joblib workers multiply the
+    threads further. One thread per fit also makes the fit times of all
+    methods comparable. torch's setting is process-wide, so it is restored.
+    """
+    if n_threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    # Only if the method imported torch already: a scikit-learn-only run
+    # should not pay for importing it.
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=n_threads):
+        if torch is not None:
+            torch.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(previous)
+
+
+def _parameter_counts(estimator):
+    """``(params_before, params_after, pruning summary)`` of a fitted estimator.
+
+    Our estimators report them in ``pruning_``; scikit-learn's MLP counts its
+    weights and biases (nothing removed); other peers have no such count.
+    """
+    pruning = getattr(estimator, "pruning_", None)
+    if pruning is not None:
+        summary = (
+            pruning.summary() if callable(getattr(pruning, "summary", None)) else None
+        )
+        return pruning.params_before, pruning.params_after, summary
+    coefs = getattr(estimator, "coefs_", None)
+    if coefs is not None:
+        n = sum(w.size for w in coefs) + sum(b.size for b in estimator.intercepts_)
+        return n, n, None
+    return None, None, None
+
+
+def _score(task, y_true, y_pred):
+    from sklearn.metrics import accuracy_score, r2_score
+
+    scorer = accuracy_score if task == "classification" else r2_score
+    return float(scorer(y_true, y_pred))
+
+
+def _fit_and_score(method, task, X, y, train, test, seed, fit_threads, cache):
+    """Fit ``method`` on ``train``, score on ``test``; the stored values."""
+    pipeline = method.make(task, random_state=seed)
+    if cache is not None and "memory" in pipeline[-1].get_params(deep=False):
+        # Methods that differ only in pruning share one trained network per
+        # fold and seed (the fairest comparison, and most of the run time).
+        pipeline[-1].set_params(memory=cache)
+    with _thread_limit(fit_threads), warnings.catch_warnings(record=True) as caught:
+        # Convergence and similar warnings go into the result, not the
+        # terminal, where hundreds of them would bury the progress bar.
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        pipeline.fit(X[train], y[train])
+        fit_time = time.perf_counter() - start
+        start = time.perf_counter()
+        y_pred = pipeline.predict(X[test])
+        predict_time = time.perf_counter() - start
+    before, after, pruning = _parameter_counts(pipeline[-1])
+    extra = {
+        # Every parameter, defaults included: a later change of a default
+        # stays visible in the stored results.
+        "params": pipeline[-1].get_params(deep=False),
+        "versions": _versions(),
+        "fit_threads": fit_threads,
+    }
+    if pruning is not None:
+        extra["pruning"] = pruning
+    messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    if messages:
+        extra["warnings"] = [m[:300] for m in messages[:5]]
+    return {
+        "metric": METRICS[task],
+        "score": _score(task, y[test], y_pred),
+        "fit_time": fit_time,
+        "predict_time": predict_time,
+        "params_before": before,
+        "params_after": after,
+        "n_train": len(train),
+        "n_test": len(test),
+        "extra": extra,
+    }
+
+
+def _evaluate(key, method, task, X, y, train, test, fit_threads, cache):
+    """Run one configuration; ``(key, values, None)`` or ``(key, None, error)``.
+
+    Exceptions become a returned traceback so that one failing fit neither
+    kills the pool nor loses the results of the others.
+    """
+    seed = key[3]
+    try:
+        values = _fit_and_score(
+            method, task, X, y, train, test, seed, fit_threads, cache
+        )
+    except Exception:
+        return key, None, traceback.format_exc()
+    return key, values, None
+
+
+# ----------------------------------------------------------------------------
+# the grid
+
+
+def _grid(datasets, methods, n_folds, seeds):
+    """All keys, dataset-major, so that each dataset is loaded once."""
+    return [
+        (dataset, method, fold, seed)
+        for dataset in datasets
+        for seed in seeds
+        for fold in range(n_folds)
+        for method in methods
+    ]
+
+
+def _tasks(todo, methods, task, n_folds, max_samples, fit_threads, cache):
+    """Lazily yield one joblib task per pending key, loading data on demand."""
+    from joblib import delayed
+
+    current, X, y, folds = None, None, None, {}
+    for key in todo:
+        dataset, method, fold, seed = key
+        if dataset != current:
+            frame, y = load_dataset(dataset, max_samples=max_samples)
+            X = frame.to_numpy(dtype=np.float64)
+            current, folds = dataset, {}
+        if seed not in folds:
+            folds[seed] = fold_indices(task, y, n_folds, seed)
+        train, test = folds[seed][fold]
+        yield delayed(_evaluate)(
+            key, methods[method], task, X, y, train, test, fit_threads, cache
+        )
+
+
+def _progress_bar(total, suite, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=suite, unit="fit", disable=not enabled)
+
+
+def run_benchmark(
+    suite,
+    datasets=None,
+    methods=None,
+    n_folds=None,
+    seeds=(0,),
+    db=None,
+    n_jobs=1,
+    quick=False,
+    progress=True,
+    max_samples=None,
+    ratios=DEFAULT_RATIOS,
+    ours_params=None,
+    on_error="record",
+    fit_threads=1,
+    cache=None,
+):
+    """Run (or resume) a benchmark grid and store every result.
+
+    Parameters
+    ----------
+    suite : {"tabular", "regression"}
+        Classification (accuracy) or regression (R²) datasets.
+    datasets : sequence of str, optional
+        Dataset names; default every installed dataset of the suite's task
+        (the quick set with ``quick``).
+    methods : sequence of (str or Method), optional
+        Method names or globs (``"ucb1@*"``, ``"sk_*"``) or Method objects;
+        default every method (the quick set with ``quick``).
+    n_folds : int, optional
+        Cross-validation folds; default 5 (3 with ``quick``).
+    seeds : sequence of int, default=(0,)
+        Each seed shuffles the folds and seeds the estimators.
+    db : str or path-like, optional
+        SQLite results file; default :func:`default_paths`.
+    n_jobs : int, default=1
+        joblib workers (-1: all cores), each running whole configurations.
+    quick : bool, default=False
+        Defaults of :data:`QUICK` for anything not given.
+    progress : bool, default=True
+        Show a tqdm progress bar (on stderr).
+    max_samples : int, optional
+        Cap every dataset at this many rows (seeded, stratified subsample).
+    ratios : sequence of float, default=(0.5,)
+        Prune ratios of our methods.
+    ours_params : dict, optional
+        Overrides of ``OURS_DEFAULTS`` (recorded in the store's protocol).
+    on_error : {"record", "raise"}, default="record"
+        "record": a configuration that raises is stored in the ``failures``
+        table and the run goes on; "raise": stop with a RuntimeError.
+    fit_threads : int or None, default=1
+        Threads of BLAS, OpenMP and torch inside each fit (restored after).
+        One thread per fit keeps fit times comparable across methods and
+        leaves the parallelism to ``n_jobs``; None leaves the libraries'
+        defaults.
+    cache : str or None, default=None
+        Folder of a ``joblib.Memory`` cache for our estimators' trained
+        networks (their ``memory`` parameter): methods that differ only in
+        pruning settings train once per fold and seed. It changes no result,
+        so it is not part of the protocol; the stored ``fit_time`` of a
+        cache hit is the pruning and fine-tuning time only.
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    ValueError
+        For an unknown suite, dataset or method, or a method that cannot be
+        built (e.g. our estimators not installed).
+    StoreError
+        When ``db`` is unusable, or was started with another protocol
+        (``ProtocolMismatch``).
+    """
+    task = _task_of(suite)
+    if on_error not in ("record", "raise"):
+        raise ValueError(f"on_error must be 'record' or 'raise', got {on_error!r}")
+    quick_defaults = QUICK[suite] if quick else {}
+    n_folds = n_folds or quick_defaults.get("n_folds", DEFAULT_N_FOLDS)
+    if int(n_folds) != n_folds or n_folds < 2:
+        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+    seeds = [int(s) for s in dict.fromkeys(seeds)]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    if max_samples is not None and max_samples < 2 * n_folds:
+        raise ValueError(
+            f"max_samples must be at least 2 * n_folds, got {max_samples!r}"
+        )
+    datasets = resolve_datasets(suite, datasets, quick)
+    methods = resolve_methods(suite, methods, quick, ratios, ours_params)
+    _check_buildable(methods, task)
+    db = os.fspath(db) if db is not None else default_paths(suite, quick)[0]
+
+    protocol = {
+        "task": task,
+        "metric": METRICS[task],
+        "n_folds": int(n_folds),
+        "cv": "StratifiedKFold" if task == "classification" else "KFold",
+        "max_samples": max_samples,
+        "ours": {**OURS_DEFAULTS, **(ours_params or {})},
+    }
+    with ResultStore(db) as store:
+        store.check_protocol(suite, protocol)
+        done = store.completed_keys(suite)
+        grid = _grid(datasets, methods, n_folds, seeds)
+        todo = [key for key in grid if key not in done]
+        tasks = _tasks(todo, methods, task, n_folds, max_samples, fit_threads, cache)
+        failures = _run_pending(
+            store, suite, tasks, len(todo), n_jobs, progress, on_error
+        )
+    return RunSummary(
+        suite=suite,
+        db=db,
+        n_configs=len(grid),
+        n_skipped=len(grid) - len(todo),
+        n_done=len(todo) - len(failures),
+        failures=tuple(failures),
+    )
+
+
+def _run_pending(store, suite, tasks, n_tasks, n_jobs, progress, on_error):
+    """Run joblib ``tasks``; the driver stores each result as it arrives."""
+    from joblib import Parallel
+
+    if not n_tasks:
+        return []
+    failures = []
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    with _progress_bar(n_tasks, suite, progress) as bar:
+        for key, values, error in parallel(tasks):
+            if error is None:
+                store.add_result((suite, *key), values)
+            else:
+                store.add_failure((suite, *key), error)
+                failures.append((key, error))
+                if on_error == "raise":
+                    raise RuntimeError(f"{suite} {key} failed:\n{error}")
+            bar.update()
+            bar.set_postfix_str(f"{key[0]} {key[1]}", refresh=False)
+    return failures

@@ -1,0 +1,271 @@
+"""The ``skbandit`` command line: ``skbandit bench tabular|regression|deep|perf``.
+
+Argument parsing only: the work is done by :mod:`skbandit.benchmarks`.
+User errors (unknown dataset or method, unusable results file) print one line
+on stderr and exit with status 2, like argparse's own usage errors.
+"""
+
+import argparse
+import shlex
+import sys
+
+__all__ = ["main", "build_parser"]
+
+SUITES = ("tabular", "regression", "deep", "perf")
+
+# Exit status of a user error (argparse uses 2 for usage errors too) and of a
+# run in which some configurations failed.
+EXIT_USAGE = 2
+EXIT_FAILED_CONFIGS = 1
+
+_EPILOG = """\
+examples:
+  skbandit bench tabular --quick
+  skbandit bench tabular --datasets iris,wine --methods 'ucb1@*,none,sk_*'
+  skbandit bench tabular --ratios 0.3,0.5,0.7 --folds 5 --seeds 0,1
+  skbandit bench regression --n-jobs 2 --seeds 0,1,2
+  skbandit bench tabular --list
+  skbandit bench perf
+
+Re-running the same command resumes: configurations already in --db are
+skipped, and the report is rewritten from everything stored.
+"""
+
+
+def _names(text):
+    """Comma-separated names; empty items dropped."""
+    names = [item.strip() for item in text.split(",") if item.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return names
+
+
+def _numbers(kind):
+    def parse(text):
+        try:
+            return [kind(item) for item in _names(text)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__}s, got {text!r}"
+            ) from None
+
+    parse.__name__ = f"{kind.__name__} list"
+    return parse
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser():
+    """The argparse parser of the ``skbandit`` command."""
+    parser = argparse.ArgumentParser(
+        prog="skbandit",
+        description="Bandit neuron pruning for scikit-learn: benchmarks.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    bench = commands.add_parser(
+        "bench",
+        help="run a benchmark suite and report it",
+        description=(
+            "Run a benchmark suite (dataset x method x fold x seed), store every "
+            "result in an SQLite file, then write report.md and figures. "
+            "tabular: classification accuracy; regression: R^2; perf: speed "
+            "ratios of the pruning backend; deep: not implemented yet."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("suite", choices=SUITES, help="which benchmark")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few small datasets, 3 folds, the headline methods (minutes); "
+        "stored apart from full runs (bench_out/<suite>-quick*)",
+    )
+    bench.add_argument(
+        "--datasets", type=_names, help="comma-separated dataset names (default: all)"
+    )
+    bench.add_argument(
+        "--methods",
+        type=_names,
+        help="comma-separated method names or globs, e.g. 'ucb1@*,none,sk_*' "
+        "(default: all; see --list)",
+    )
+    bench.add_argument(
+        "--ratios",
+        type=_numbers(float),
+        default=None,
+        help="comma-separated prune ratios of our methods (default: 0.5)",
+    )
+    bench.add_argument(
+        "--folds", type=_positive_int, help="CV folds (default: 5; 3 with --quick)"
+    )
+    bench.add_argument(
+        "--seeds",
+        type=_numbers(int),
+        default=None,
+        help="comma-separated seeds (default: 0)",
+    )
+    bench.add_argument(
+        "--n-jobs",
+        type=int,
+        default=1,
+        help="parallel joblib workers, -1 = all cores (perf: torch threads)",
+    )
+    bench.add_argument(
+        "--db", help="SQLite results file (default: bench_out/<suite>.sqlite)"
+    )
+    bench.add_argument("--out", help="report folder (default: bench_out/<suite>/)")
+    bench.add_argument(
+        "--max-samples", type=_positive_int, help="cap every dataset at this many rows"
+    )
+    bench.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr"
+    )
+    bench.add_argument(
+        "--cache",
+        help="folder caching trained networks shared by methods that differ "
+        "only in pruning (default: <db>.cache; 'none' disables it)",
+    )
+    bench.add_argument(
+        "--list", action="store_true", help="list the datasets and methods, then exit"
+    )
+    return parser
+
+
+class UserError(Exception):
+    """A problem with the command's input, reported without a traceback."""
+
+
+def _print_list(args):
+    from .benchmarks._datasets import get_spec, list_datasets
+    from .benchmarks._methods import DEFAULT_RATIOS, list_methods
+    from .benchmarks._runner import SUITES as TASKS
+
+    task = TASKS[args.suite]
+    print(f"datasets ({task}):")
+    for name in list_datasets(task):
+        spec = get_spec(name)
+        note = "" if spec.available else "  [needs: " + ", ".join(spec.requires) + "]"
+        print(f"  {name}{note}")
+    print("methods:")
+    for name in list_methods(task, args.ratios or DEFAULT_RATIOS):
+        print(f"  {name}")
+
+
+def _run_suite(args, argv):
+    from .benchmarks._methods import DEFAULT_RATIOS
+    from .benchmarks._reports import write_report
+    from .benchmarks._runner import default_paths, run_benchmark
+
+    db_default, out_default = default_paths(args.suite, args.quick)
+    db, out = args.db or db_default, args.out or out_default
+    summary = run_benchmark(
+        args.suite,
+        datasets=args.datasets,
+        methods=args.methods,
+        n_folds=args.folds,
+        seeds=args.seeds or (0,),
+        db=db,
+        n_jobs=args.n_jobs,
+        quick=args.quick,
+        progress=not args.no_progress,
+        max_samples=args.max_samples,
+        ratios=args.ratios or DEFAULT_RATIOS,
+        cache=None if args.cache == "none" else (args.cache or f"{db}.cache"),
+    )
+    print(summary.line(), file=sys.stderr)
+    for key, error in summary.failures[:5]:
+        last = error.strip().splitlines()[-1] if error.strip() else "?"
+        print(f"failed: {key}: {last}", file=sys.stderr)
+    if summary.n_failed > 5:
+        print(
+            f"... and {summary.n_failed - 5} more (table 'failures' in {db})",
+            file=sys.stderr,
+        )
+    command = "skbandit " + " ".join(shlex.quote(a) for a in argv)
+    report = write_report(db, args.suite, out, command=command)
+    print(report.terminal)
+    print(f"\nreport: {out}/report.md", file=sys.stderr)
+    return EXIT_FAILED_CONFIGS if summary.n_failed else 0
+
+
+def _run_perf(args):
+    import torch
+
+    from .benchmarks._perf import arm_eval, pruned_latency
+
+    threads = max(1, args.n_jobs)
+    torch.set_num_threads(threads)
+    print(f"torch {torch.__version__}, {threads} thread(s)")
+    measurements = []
+    for measure in (arm_eval, pruned_latency):
+        measurement = measure()
+        measurements.append(measurement)
+        print(measurement.line(), flush=True)
+    met = sum(m.ok for m in measurements if m.target is not None)
+    targets = sum(m.target is not None for m in measurements)
+    print(f"perf: {met}/{targets} targets met")
+    return 0
+
+
+def _dispatch(args, argv):
+    if args.suite == "deep":
+        raise UserError("the deep suite is not implemented yet")
+    if args.suite == "perf":
+        return _run_perf(args)
+    if args.list:
+        _print_list(args)
+        return 0
+    return _run_suite(args, argv)
+
+
+def _user_errors():
+    """Exception types that mean a wrong input rather than a bug."""
+    from .benchmarks._store import StoreError
+
+    return (UserError, StoreError, ValueError, LookupError, ImportError)
+
+
+def main(argv=None):
+    """Entry point of the ``skbandit`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 1 when some configurations failed (they
+        are listed and will be retried by the next run), 2 for a user error.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        return _dispatch(args, argv)
+    except _user_errors() as exc:
+        print(f"skbandit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "skbandit: interrupted; re-run the same command to resume", file=sys.stderr
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Tests of the ``skbandit`` command line (skbandit.cli)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from skbandit import cli
+from skbandit.benchmarks import _perf
+
+
+def _run(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_help(capsys):
+    status, out, _ = _run(capsys, "bench", "--help")
+    assert status == 0
+    for option in ("--quick", "--datasets", "--methods", "--n-jobs", "--db", "--out"):
+        assert option in out
+    assert "tabular,regression,deep,perf" in out
+
+
+def test_python_dash_m_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "skbandit", "bench", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: skbandit bench" in result.stdout
+
+
+def test_missing_command_is_a_usage_error(capsys):
+    status, _, err = _run(capsys)
+    assert status == 2
+    assert "usage: skbandit" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--datasets", "nope"], "unknown dataset 'nope'"),
+        (["--datasets", "diabetes"], "'diabetes' is a regression dataset"),
+        (["--datasets", "iris", "--methods", "sk_knn,bogus"], "unknown method 'bogus'"),
+        (["--datasets", "iris", "--ratios", "1.5"], "prune ratios must lie in (0, 1)"),
+    ],
+)
+def test_bad_input_exits_2_without_traceback(capsys, tmp_path, argv, message):
+    db = tmp_path / "r.sqlite"
+    status, out, err = _run(capsys, "bench", "tabular", "--db", str(db), *argv)
+    assert status == 2
+    assert message in err and err.startswith("skbandit: error:")
+    assert "Traceback" not in err + out
+    assert not db.exists()
+
+
+def test_corrupt_db_exits_2_naming_it(capsys, tmp_path):
+    db = tmp_path / "broken.sqlite"
+    db.write_bytes(b"not sqlite " * 200)
+    status, _, err = _run(
+        capsys, "bench", "tabular", "--datasets", "iris", "--methods", "sk_knn",
+        "--db", str(db), "--no-progress",
+    )  # fmt: skip
+    assert status == 2
+    assert str(db) in err and "not a valid SQLite" in err
+    assert "Traceback" not in err
+
+
+def test_deep_is_not_implemented(capsys):
+    status, _, err = _run(capsys, "bench", "deep")
+    assert status == 2
+    assert "not implemented yet" in err
+
+
+def test_list(capsys):
+    status, out, _ = _run(
+        capsys, "bench", "regression", "--list", "--ratios", "0.3,0.5"
+    )
+    assert status == 0
+    assert "  diabetes" in out and "  iris" not in out
+    assert "  ucb1@0.3" in out and "  exp3@0.5" in out and "  sk_mlp" in out
+
+
+def test_tiny_tabular_run_prints_the_table_and_resumes(capsys, tmp_path):
+    db, out_dir = tmp_path / "r.sqlite", tmp_path / "out"
+    argv = [
+        "bench", "tabular", "--datasets", "iris", "--methods", "sk_knn,sk_tree",
+        "--folds", "2", "--db", str(db), "--out", str(out_dir), "--no-progress",
+    ]  # fmt: skip
+    status, out, err = _run(capsys, *argv)
+    assert status == 0, err
+    assert "| dataset | sk_knn | sk_tree |" in out
+    assert "| iris |" in out
+    assert "Friedman (all methods): not computed" in out
+    assert "4 configs, 0 already stored, 4 run, 0 failed" in err
+    report = (out_dir / "report.md").read_text()
+    assert "Regenerate: `skbandit bench tabular --datasets iris" in report
+    status, out, err = _run(capsys, *argv)
+    assert status == 0
+    assert "4 configs, 4 already stored, 0 run" in err
+    assert "| iris |" in out
+
+
+def test_python_dash_m_tiny_run(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "skbandit", "bench", "regression",
+            "--datasets", "diabetes", "--methods", "sk_linear,sk_knn,sk_tree",
+            "--folds", "2", "--max-samples", "60", "--no-progress",
+            "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "mean r2" in result.stdout and "| diabetes |" in result.stdout
+
+
+def test_perf_prints_measurements_and_targets(capsys, monkeypatch):
+    monkeypatch.setattr(
+        _perf, "arm_eval", lambda: _perf.Measurement("arm_eval", 80.0, 50, True)
+    )
+    monkeypatch.setattr(
+        _perf, "pruned_latency", lambda: _perf.Measurement("pruned_latency", 0.7, 0.5)
+    )
+    status, out, _ = _run(capsys, "bench", "perf")
+    assert status == 0
+    lines = out.strip().splitlines()
+    assert "arm_eval: ratio=80 target=50 ok" in lines
+    assert "pruned_latency: ratio=0.7 target=0.5 MISS" in lines
+    assert lines[-1] == "perf: 1/2 targets met"
