@@ -201,13 +201,13 @@ def _run_suite(args, argv):
 def _run_perf(args):
     import torch
 
-    from .benchmarks._perf import arm_eval, pruned_latency
+    from .benchmarks._perf import MEASUREMENTS
 
     threads = max(1, args.n_jobs)
     torch.set_num_threads(threads)
     print(f"torch {torch.__version__}, {threads} thread(s)")
     measurements = []
-    for measure in (arm_eval, pruned_latency):
+    for measure in MEASUREMENTS:
         measurement = measure()
         measurements.append(measurement)
         print(measurement.line(), flush=True)

@@ -123,14 +123,18 @@ def test_python_dash_m_tiny_run(tmp_path):
 
 def test_perf_prints_measurements_and_targets(capsys, monkeypatch):
     monkeypatch.setattr(
-        _perf, "arm_eval", lambda: _perf.Measurement("arm_eval", 80.0, 50, True)
-    )
-    monkeypatch.setattr(
-        _perf, "pruned_latency", lambda: _perf.Measurement("pruned_latency", 0.7, 0.5)
+        _perf,
+        "MEASUREMENTS",
+        (
+            lambda: _perf.Measurement("arm_eval", 80.0, 50, True),
+            lambda: _perf.Measurement("pruned_latency", 0.7, 0.5),
+            lambda: _perf.Measurement("arm_eval_conv", 2.0),
+        ),
     )
     status, out, _ = _run(capsys, "bench", "perf")
     assert status == 0
     lines = out.strip().splitlines()
     assert "arm_eval: ratio=80 target=50 ok" in lines
     assert "pruned_latency: ratio=0.7 target=0.5 MISS" in lines
+    assert "arm_eval_conv: ratio=2" in lines
     assert lines[-1] == "perf: 1/2 targets met"

@@ -474,3 +474,54 @@ def test_bandit_scorer_rejects_bad_scope():
     scorer = BanditScorer("ucb1", scope="everywhere")
     with pytest.raises(ValueError, match="scope"):
         scorer.score(net, find_unit_groups(net), X, y, resolve_loss("mse"), None)
+
+
+# -- convolution channels ------------------------------------------------------
+
+
+def small_cnn(padding, seed=0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=padding),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 5, 3, stride=2, padding=padding),
+        nn.Tanh(),
+        nn.Flatten(),
+        nn.LazyLinear(4),
+    )
+    net(torch.randn(2, 1, 8, 8))  # materialise the lazy layer
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-1, 1)
+        net[1].running_var.uniform_(0.5, 2)
+    return net.eval()
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("use_fill", [False, True])
+def test_batched_conv_pulls_equal_naive(padding, use_fill):
+    net = small_cnn(padding)
+    X, y = torch.randn(24, 1, 8, 8), torch.randint(0, 4, (24,))
+    (group,) = find_unit_groups(net)
+    assert group.feature_dim == 1 and group.producers == ("0", "1")
+    fill = unit_means(net, [group], X)[0] if use_fill else None
+    metric = sample_metric("loss", resolve_loss("cross_entropy"))
+    arms = [*range(group.size), 3]
+    fast = evaluate_arms(net, group, arms, X, y, metric, fill)
+    naive = evaluate_arms_naive(net, group, arms, X, y, metric, fill)
+    torch.testing.assert_close(fast, naive, atol=1e-5, rtol=0)
+
+
+def test_conv_removal_equals_masking_and_counts_parameters():
+    net = small_cnn(padding=1)
+    X = torch.randn(10, 1, 8, 8)
+    (group,) = find_unit_groups(net)
+    keep = torch.ones(6)
+    keep[[0, 4]] = 0
+    with masked(net, {group: keep}):
+        expected = net(X)
+    small = remove_units(net, [group], [[0, 4]])
+    torch.testing.assert_close(small(X), expected, atol=1e-5, rtol=0)
+    # conv1 loses 2 filters (9 weights + bias each), BN 2 x (weight, bias),
+    # conv2 loses 2 input slices of 5 x 3 x 3.
+    assert count_parameters(net) - count_parameters(small) == 2 * 10 + 2 * 2 + 2 * 45

@@ -23,7 +23,21 @@ from ..pruning import (
     trace,
 )
 
-__all__ = ["Measurement", "median_time", "arm_eval", "pruned_latency", "mlp"]
+__all__ = [
+    "MEASUREMENTS",
+    "Measurement",
+    "arm_eval",
+    "arm_eval_conv",
+    "cnn",
+    "fit_vs_sklearn",
+    "grid_reuse",
+    "median_time",
+    "mlp",
+    "prune_overhead",
+    "pruned_latency",
+    "pruned_latency_cnn",
+    "scaling",
+]
 
 
 @dataclass
@@ -142,3 +156,193 @@ def pruned_latency(
         target=0.5,
         extra={"params_ratio": f"{params:.3f}"},
     )
+
+
+def cnn(channels=32, n_classes=10, side=8, seed=0):
+    """Small CNN on ``side x side`` images: two 3x3 convolutions, then a linear
+    layer (the digits 8x8 model of the deep benchmarks)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(channels, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(channels * side * side, n_classes),
+    ).eval()
+
+
+@torch.no_grad()
+def arm_eval_conv(channels=32, batch=256, repeats=5, seed=0):
+    """Batched vs naive pulls for the first convolution's output channels.
+
+    Each arm still runs everything after the consuming convolution, so the
+    ceiling is the cost of a full forward over the cost of that suffix plus a
+    one-channel convolution (about 3x for this model), far below the MLP's.
+    """
+    net = cnn(channels, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(batch, 1, 8, 8, generator=g)
+    y = torch.randint(0, 10, (batch,), generator=g)
+    metric = sample_metric("loss", resolve_loss("cross_entropy"))
+    (group,) = find_unit_groups(net)
+    arms = range(group.size)
+
+    def batched():
+        return evaluate_arms(net, group, arms, X, y, metric)
+
+    def naive():
+        return evaluate_arms_naive(net, group, arms, X, y, metric)
+
+    diff = (batched() - naive()).abs().max().item()
+    ratio = median_time(naive, repeats) / median_time(batched, repeats)
+    return Measurement(
+        "arm_eval_conv",
+        ratio,
+        extra={"max_abs_diff": f"{diff:.2g}", "arms": group.size},
+    )
+
+
+@torch.no_grad()
+def pruned_latency_cnn(channels=32, ratio=0.5, batch=1024, repeats=25, seed=0):
+    """Latency and parameter ratios of the CNN with half its conv channels removed."""
+    net = cnn(channels, seed=seed)
+    groups = find_unit_groups(net)
+    small = remove_units(net, groups, [np.arange(int(g.size * ratio)) for g in groups])
+    X = torch.randn(batch, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+    t_full = median_time(lambda: net(X), repeats, warmup=3)
+    t_small = median_time(lambda: small(X), repeats, warmup=3)
+    params = count_parameters(small) / count_parameters(net)
+    return Measurement(
+        "pruned_latency_cnn",
+        t_small / t_full,
+        target=0.75,
+        extra={"params_ratio": f"{params:.3f}"},
+    )
+
+
+def _tabular(n_samples, n_features, seed=0):
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n_samples, n_features, n_informative=n_features // 2, random_state=seed
+    )
+    return X.astype(np.float32), y
+
+
+def prune_overhead(n_samples=10000, n_features=50):
+    """Bandit search time at the default budget / training time (defaults)."""
+    from ..estimators import BanditPrunedMLPClassifier
+
+    X, y = _tabular(n_samples, n_features)
+    clf = BanditPrunedMLPClassifier(fine_tune_epochs=0, random_state=0).fit(X, y)
+    return Measurement(
+        "prune_overhead",
+        clf.pruning_.time_scoring / clf.fit_time_,
+        target=0.15,
+        extra={
+            "scoring_s": f"{clf.pruning_.time_scoring:.2f}",
+            "train_s": f"{clf.fit_time_:.2f}",
+        },
+    )
+
+
+def fit_vs_sklearn(n_samples=10000, n_features=50, epochs=20, repeats=3):
+    """Our unpruned fit / scikit-learn's MLPClassifier fit, same everything.
+
+    256-256 hidden units, Adam, ``epochs`` epochs, batch 256, lr 1e-3, no
+    early stopping; median of ``repeats`` fits each.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    from ..estimators import BanditPrunedMLPClassifier
+
+    X, y = _tabular(n_samples, n_features)
+    common = dict(hidden_layer_sizes=(256, 256), batch_size=256, random_state=0)
+    ours = BanditPrunedMLPClassifier(
+        policy="none", max_epochs=epochs, lr=1e-3, fine_tune_epochs=0, **common
+    )
+    theirs = MLPClassifier(
+        solver="adam", max_iter=epochs, learning_rate_init=1e-3, tol=0.0, **common
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t_ours = median_time(lambda: ours.fit(X, y), repeats, warmup=0)
+        t_theirs = median_time(lambda: theirs.fit(X, y), repeats, warmup=0)
+    return Measurement(
+        "fit_vs_sklearn",
+        t_ours / t_theirs,
+        target=1.0,
+        extra={"ours_s": f"{t_ours:.2f}", "sklearn_s": f"{t_theirs:.2f}"},
+    )
+
+
+def grid_reuse(n_samples=3000, n_features=20):
+    """GridSearchCV over 4 prune ratios / over 1 ratio, both with ``memory``."""
+    import tempfile
+
+    from sklearn.model_selection import GridSearchCV
+
+    from ..estimators import BanditPrunedMLPClassifier
+
+    X, y = _tabular(n_samples, n_features)
+
+    def search(ratios):
+        with tempfile.TemporaryDirectory() as cache:
+            est = BanditPrunedMLPClassifier(
+                (64, 64), max_epochs=30, memory=cache, random_state=0
+            )
+            start = time.perf_counter()
+            GridSearchCV(est, {"prune_ratio": ratios}, cv=3).fit(X, y)
+            return time.perf_counter() - start
+
+    t_one = search([0.5])
+    t_four = search([0.2, 0.4, 0.6, 0.8])
+    return Measurement("grid_reuse", t_four / t_one, target=1.5)
+
+
+def scaling(widths=(128, 256, 512, 1024, 2048, 4096), budget=5, n_samples=2048):
+    """Growth exponent of the bandit search time in the number of arms.
+
+    One hidden layer of ``width`` units (all arms), ``budget`` pulls per arm,
+    fixed data; the exponent is the slope of log(time) on log(width).
+    """
+    from ..pruning import prune
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n_samples, 32, generator=g)
+    y = torch.randint(0, 10, (n_samples,), generator=g)
+    times = []
+    for width in widths:
+        net = mlp((32, width, 10))
+        times.append(
+            median_time(
+                lambda net=net: prune(
+                    net, X, y, "ucb1", 0.5, budget=budget, random_state=0
+                ),
+                repeats=3,
+            )
+        )
+    slope = np.polyfit(np.log(widths), np.log(times), 1)[0]
+    return Measurement(
+        "scaling",
+        float(slope),
+        target=1.15,
+        extra={"seconds": "/".join(f"{t:.3f}" for t in times)},
+    )
+
+
+#: Every measurement of ``skbandit bench perf``, in order.
+MEASUREMENTS = (
+    arm_eval,
+    arm_eval_conv,
+    pruned_latency,
+    pruned_latency_cnn,
+    prune_overhead,
+    fit_vs_sklearn,
+    grid_reuse,
+    scaling,
+)

@@ -10,7 +10,9 @@ layer the consumer is the output layer and every arm costs one rank-1 update
 the reference that the fast path is tested against.
 """
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ._masking import masked
@@ -53,14 +55,24 @@ def trace(model, X):
     return Trace(model, X) if isinstance(model, nn.Sequential) else None
 
 
-def _supports_batched(tr, group):
+_CONV = (nn.Conv1d, nn.Conv2d)
+
+
+def _batched_kind(tr, group):
+    """``"linear"``, ``"conv"`` or ``None`` (no batched path: naive pulls)."""
     if tr is None or len(group.consumers) != 1:
-        return False
-    consumer = tr.modules[tr.position(group.consumers[0])]
-    return (
-        isinstance(consumer, nn.Linear)
-        and tr.inputs[tr.position(group.consumers[0])].dim() == 2
+        return None
+    pos = tr.position(group.consumers[0])
+    consumer, h = tr.modules[pos], tr.inputs[pos]
+    if isinstance(consumer, nn.Linear) and h.dim() == 2:
+        return "linear"
+    plain_conv = (
+        type(consumer) in _CONV
+        and consumer.groups == 1
+        and consumer.padding_mode == "zeros"
+        and isinstance(consumer.padding, tuple)
     )
+    return "conv" if plain_conv else None
 
 
 @torch.no_grad()
@@ -89,17 +101,21 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     values : torch.Tensor of shape (len(arms),)
     """
     tr = tr if tr is not None else trace(model, X)
-    if not _supports_batched(tr, group):
+    kind = _batched_kind(tr, group)
+    if kind is None:
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
     pos = tr.position(group.consumers[0])
-    consumer, suffix = tr.modules[pos], tr.modules[pos + 1 :]
-    h = tr.inputs[pos]
+    consumer, suffix, h = tr.modules[pos], tr.modules[pos + 1 :], tr.inputs[pos]
     z = tr.inputs[pos + 1] if pos + 1 < len(tr.modules) else tr.output
     arms = torch.as_tensor(arms, dtype=torch.long, device=h.device)
+    if len(arms) == 0:
+        return h.new_empty(0)
+    base = metric(tr.output, y)
+    if kind == "conv":
+        return _conv_values(h, z, consumer, arms, fills, suffix, y, metric)
     delta = h[:, arms].T
     if fills is not None:
         delta = delta - fills[arms][:, None]
-    base = metric(tr.output, y)
     width = max(z.shape[1], _widest(suffix, z.shape[1]))
     chunk = max(1, min(len(arms), _CHUNK_ELEMENTS // (h.shape[0] * width)))
     # Buffers reused by every chunk: fresh multi-MB tensors per chunk cost
@@ -122,7 +138,60 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
         )
         for i in range(0, len(arms), chunk)
     ]
-    return torch.cat(values) if values else h.new_empty(0)
+    return torch.cat(values)
+
+
+def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
+    """Mean metric per masked input channel of a convolution consumer.
+
+    A channel's contribution to the consumer's output is a convolution of that
+    channel alone with its slice of the kernel: one small matrix product with
+    the channel's unfolded patches (``im2col``) per arm, ``C_out x k`` times
+    ``k x L``. Each arm's output is ``z`` minus its contribution; zero padding
+    makes this exact.
+    """
+    batch, out_shape = h.shape[0], z.shape[1:]
+    ksize = int(np.prod(consumer.kernel_size))
+    # (batch, channels, k, L): every channel's patches, unfolded once.
+    patches = _unfold(h, consumer).view(batch, h.shape[1], ksize, -1)
+    fill_patches = None if fills is None else _fill_patches(h, fills, consumer, ksize)
+    chunk = max(1, _CHUNK_ELEMENTS // (batch * z[0].numel()))
+    values = []
+    for i in range(0, len(arms), chunk):
+        part = arms[i : i + chunk]
+        x = patches[:, part].transpose(0, 1)  # (arms, batch, k, L)
+        if fill_patches is not None:
+            x = x - fill_patches[part].unsqueeze(1)
+        kernels = (
+            consumer.weight[:, part].flatten(2).transpose(0, 1)
+        )  # (arms, C_out, k)
+        out = torch.matmul(kernels.unsqueeze(1), x)  # (arms, batch, C_out, L)
+        out = torch.sub(z.flatten(2), out, out=out)
+        out = out.view(len(part) * batch, *out_shape)
+        for module in suffix:
+            out = _apply(module, out)
+        targets = y.expand(len(part), *y.shape).reshape(-1, *y.shape[1:])
+        values.append(metric(out, targets).view(len(part), batch).mean(dim=1))
+    return torch.cat(values)
+
+
+def _unfold(h, conv):
+    """im2col of a 1d or 2d input as ``conv`` sees it: (batch, C * k, L)."""
+    if h.dim() == 3:  # Conv1d: treat as a 2d image of height 1
+        return F.unfold(
+            h.unsqueeze(2),
+            (1, *conv.kernel_size),
+            dilation=(1, *conv.dilation),
+            padding=(0, *conv.padding),
+            stride=(1, *conv.stride),
+        )
+    return F.unfold(h, conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+
+
+def _fill_patches(h, fills, conv, ksize):
+    """Patches of constant maps at the fill values (zero in the padding)."""
+    constant = fills.view(1, -1, *([1] * (h.dim() - 2))).expand(1, *h.shape[1:])
+    return _unfold(constant.contiguous(), conv).view(h.shape[1], ksize, -1)
 
 
 def _widest(modules, width):
