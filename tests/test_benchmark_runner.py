@@ -565,3 +565,44 @@ def test_report_of_an_empty_suite(tmp_path):
     ResultStore(db).close()
     with pytest.raises(ValueError, match="no results for suite 'tabular'"):
         write_report(db, "tabular", tmp_path / "out")
+
+
+def test_explicit_method_grammar_with_compensation_and_fine_tuning():
+    from skbandit.benchmarks._methods import select_methods
+
+    chosen = select_methods(
+        "classification", ["ucb1@0.5:lstsq/ft0", "tp_magnitude@0.25", "random@0.5/ft3"]
+    )
+    assert list(chosen) == ["ucb1@0.5:lstsq/ft0", "tp_magnitude@0.25", "random@0.5/ft3"]
+    assert chosen["ucb1@0.5:lstsq/ft0"].params["compensate"] == "lstsq"
+    assert chosen["ucb1@0.5:lstsq/ft0"].params["fine_tune_epochs"] == 0
+    assert chosen["random@0.5/ft3"].params["fine_tune_epochs"] == 3
+    with pytest.raises(ValueError, match="unknown method"):
+        select_methods("classification", ["ucb1@0.5:median"])
+
+
+def test_torch_pruning_scorer_matches_torch_pruning_magnitude_pruner():
+    tp = pytest.importorskip("torch_pruning")
+    import copy
+
+    import torch
+
+    from skbandit.benchmarks._perf import mlp
+    from skbandit.benchmarks._torch_pruning import TorchPruningMagnitude
+    from skbandit.pruning import prune
+
+    net = mlp((6, 12, 10, 3), seed=1)
+    X, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    ours, _ = prune(net, X, y, TorchPruningMagnitude(), 0.5)
+    theirs = copy.deepcopy(net)
+    tp.pruner.MagnitudePruner(
+        theirs,
+        X[:2],
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=0.5,
+        ignored_layers=[theirs[4]],
+    ).step()
+    assert [m.weight.shape for m in ours if hasattr(m, "weight")] == [
+        m.weight.shape for m in theirs if hasattr(m, "weight")
+    ]
+    torch.testing.assert_close(ours(X), theirs(X))

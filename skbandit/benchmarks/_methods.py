@@ -34,6 +34,7 @@ __all__ = [
     "POLICIES",
     "BASELINES",
     "UNPRUNED",
+    "EXTERNAL",
     "OURS_DEFAULTS",
     "DEFAULT_RATIOS",
     "PEERS",
@@ -47,6 +48,12 @@ __all__ = [
 POLICIES = ("epsilon_greedy", "softmax", "ucb1", "thompson", "hedge", "exp3")
 BASELINES = ("magnitude", "activation", "random")
 UNPRUNED = "none"
+# Scorers from other libraries, by import path; named explicitly only (e.g.
+# "tp_magnitude@0.5"), never part of the default grid.
+EXTERNAL = {
+    "tp_magnitude": "skbandit.benchmarks._torch_pruning.TorchPruningMagnitude",
+}
+EXPLICIT_POLICIES = POLICIES + BASELINES + tuple(EXTERNAL)
 
 # The one architecture and training budget of every "ours" method (and of the
 # scikit-learn MLP peer): changing a value here changes every run, and the
@@ -135,6 +142,9 @@ def _build_ours(task, random_state, **params):
     # Imported here: skbandit.benchmarks must not import torch up front.
     import skbandit
 
+    if params["policy"] in EXTERNAL:
+        module, _, name = EXTERNAL[params["policy"]].rpartition(".")
+        params["policy"] = getattr(importlib.import_module(module), name)()
     cls = (
         skbandit.BanditPrunedMLPClassifier
         if task == "classification"
@@ -158,17 +168,26 @@ def _format_ratio(ratio):
     return format(ratio, "g")
 
 
-def ours_method(policy, prune_ratio=None, ours_params=None):
+def ours_method(
+    policy, prune_ratio=None, ours_params=None, compensate=None, fine_tune_epochs=None
+):
     """Our estimator with ``policy`` at ``prune_ratio``.
 
     Parameters
     ----------
     policy : str
-        A name of :data:`POLICIES`, :data:`BASELINES` or ``"none"``.
+        A name of :data:`POLICIES`, :data:`BASELINES`, :data:`EXTERNAL` or
+        ``"none"``.
     prune_ratio : float or None
         In (0, 1); ignored (and the name carries no ratio) for ``"none"``.
     ours_params : dict, optional
         Overrides of :data:`OURS_DEFAULTS`.
+    compensate : {"none", "mean", "lstsq"} or None
+        When given, set on the estimator and appended to the name
+        (``"ucb1@0.5:lstsq"``).
+    fine_tune_epochs : int or None
+        When given, overrides the default and is appended to the name
+        (``"ucb1@0.5:lstsq/ft0"``).
 
     Returns
     -------
@@ -180,20 +199,27 @@ def ours_method(policy, prune_ratio=None, ours_params=None):
     'ucb1@0.5'
     >>> ours_method("none").name
     'none'
+    >>> ours_method("magnitude", 0.5, compensate="mean", fine_tune_epochs=0).name
+    'magnitude@0.5:mean/ft0'
     """
-    if policy not in POLICIES + BASELINES + (UNPRUNED,):
-        raise ValueError(
-            f"unknown policy {policy!r}; valid: "
-            f"{', '.join(POLICIES + BASELINES + (UNPRUNED,))}"
-        )
+    valid = POLICIES + BASELINES + tuple(EXTERNAL) + (UNPRUNED,)
+    if policy not in valid:
+        raise ValueError(f"unknown policy {policy!r}; valid: {', '.join(valid)}")
     params = {**OURS_DEFAULTS, **(ours_params or {}), "policy": policy}
+    suffix = ""
+    if compensate is not None:
+        params["compensate"] = compensate
+        suffix += f":{compensate}"
+    if fine_tune_epochs is not None:
+        params["fine_tune_epochs"] = int(fine_tune_epochs)
+        suffix += f"/ft{int(fine_tune_epochs)}"
     if policy == UNPRUNED:
         name, prune_ratio = UNPRUNED, None
     else:
         if prune_ratio is None:
             raise ValueError(f"policy {policy!r} needs a prune ratio")
         prune_ratio = _check_ratio(prune_ratio)
-        name = f"{policy}@{_format_ratio(prune_ratio)}"
+        name = f"{policy}@{_format_ratio(prune_ratio)}{suffix}"
         params["prune_ratio"] = prune_ratio
     return Method(
         name=name,
@@ -307,7 +333,11 @@ def list_methods(task, ratios=DEFAULT_RATIOS, ours_params=None):
     return {m.name: m for m in methods}
 
 
-_EXPLICIT = re.compile(r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)$")
+#: ``<policy>@<ratio>[:<compensate>][/ft<epochs>]``.
+_EXPLICIT = re.compile(
+    r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
+    r"(?::(?P<compensate>none|mean|lstsq))?(?:/ft(?P<ft>[0-9]+))?$"
+)
 
 
 def parse_method_name(name):
@@ -325,7 +355,7 @@ def parse_method_name(name):
     if name == UNPRUNED:
         return UNPRUNED, None
     match = _EXPLICIT.match(name)
-    if match is None or match["policy"] not in POLICIES + BASELINES:
+    if match is None or match["policy"] not in EXPLICIT_POLICIES:
         return None
     try:
         return match["policy"], float(match["ratio"])
@@ -371,10 +401,14 @@ def select_methods(task, names=None, ratios=DEFAULT_RATIOS, ours_params=None):
     for pattern in names:
         matches = fnmatch.filter(registry, pattern)
         explicit = _EXPLICIT.match(pattern)
-        if not matches and explicit and explicit["policy"] in POLICIES + BASELINES:
+        if not matches and explicit and explicit["policy"] in EXPLICIT_POLICIES:
             try:
                 method = ours_method(
-                    explicit["policy"], float(explicit["ratio"]), ours_params
+                    explicit["policy"],
+                    float(explicit["ratio"]),
+                    ours_params,
+                    explicit["compensate"],
+                    explicit["ft"],
                 )
             except ValueError as exc:
                 raise ValueError(f"method {pattern!r}: {exc}") from None
