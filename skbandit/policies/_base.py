@@ -254,9 +254,32 @@ class BasePolicy(metaclass=ABCMeta):
         RuntimeError
             If :meth:`reset` has not been called.
         """
+        return self._learn(arms, rewards, self._update)
+
+    def warm_start(self, arms, rewards):
+        """Fold in observations made before this run, as if pulled now.
+
+        Iterative pruning re-creates the bandit over the surviving units and
+        replays their earlier rewards, round by round, through this method.
+        By default it is :meth:`update`; a policy whose update depends on how
+        the arms were drawn (EXP3's importance weights) overrides
+        ``_warm_start``.
+
+        Parameters
+        ----------
+        arms, rewards : array-like
+            As in :meth:`update`.
+
+        Returns
+        -------
+        self : BasePolicy
+        """
+        return self._learn(arms, rewards, self._warm_start)
+
+    def _learn(self, arms, rewards, hook):
         self._check_is_reset()
         arms, rewards = _check_feedback(arms, rewards, self.n_arms_)
-        self._update(arms, rewards)
+        hook(arms, rewards)
         self.counts_ += np.bincount(arms, minlength=self.n_arms_)
         self.sums_ += np.bincount(arms, weights=rewards, minlength=self.n_arms_)
         self.n_rounds_ += 1
@@ -273,6 +296,10 @@ class BasePolicy(metaclass=ABCMeta):
 
     def _update(self, arms, rewards):
         """Learn from checked feedback, before the shared bookkeeping."""
+
+    def _warm_start(self, arms, rewards):
+        """Learn from replayed feedback; by default as from pulls."""
+        self._update(arms, rewards)
 
     @abstractmethod
     def _select(self, k):

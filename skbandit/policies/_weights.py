@@ -220,5 +220,12 @@ class EXP3(BasePolicy):
         self.estimated_gains_ += reward_sums / (drawn.shape[0] * p)
         self._pending_draw = None
 
+    def _warm_start(self, arms, rewards):
+        # Replayed rewards were observed, not drawn from p: they enter the
+        # gain estimates as they are, without importance weights.
+        self.estimated_gains_ += np.bincount(
+            arms, weights=rewards, minlength=self.n_arms_
+        )
+
     def _estimates(self):
         return self.estimated_gains_ / max(self.n_rounds_, 1)

@@ -28,7 +28,13 @@ from ._scorers import (
     make_scorer,
     unit_means,
 )
-from ._surgery import COMPENSATIONS, remove_units, select_removals
+from ._selection import (
+    removal_counts,
+    removals_by_count,
+    removals_for_params,
+    select_removals,
+)
+from ._surgery import COMPENSATIONS, remove_units
 from ._units import UnitGroup, count_parameters, find_unit_groups
 
 __all__ = [
@@ -54,6 +60,9 @@ __all__ = [
     "make_scorer",
     "masked",
     "prune",
+    "removal_counts",
+    "removals_by_count",
+    "removals_for_params",
     "remove_units",
     "resolve_loss",
     "select_removals",

@@ -9,7 +9,10 @@ import torch
 
 from ._rewards import resolve_loss, sample_metric
 from ._scorers import make_scorer
-from ._surgery import COMPENSATIONS, remove_units, select_removals
+from ._selection import (
+    select_removals,
+)
+from ._surgery import COMPENSATIONS, remove_units
 from ._units import count_parameters, find_unit_groups
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]

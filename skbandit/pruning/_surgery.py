@@ -1,4 +1,4 @@
-"""Choosing the units to remove, and removing them physically.
+"""Removing units physically.
 
 Removal slices the producers' rows and the consumers' input columns, so the
 pruned network has smaller weight tensors (fewer parameters, faster inference),
@@ -7,8 +7,6 @@ to their consumer (see :func:`remove_units`).
 """
 
 import copy
-import math
-import numbers
 
 import numpy as np
 import torch
@@ -16,73 +14,9 @@ from torch import nn
 
 from ._scorers import _consumer_inputs
 
-__all__ = ["select_removals", "remove_units", "COMPENSATIONS"]
+__all__ = ["remove_units", "COMPENSATIONS"]
 
 COMPENSATIONS = ("none", "mean", "lstsq")
-
-
-def _n_remove(ratio, size):
-    # Never remove every unit of a layer: the network would be cut in two.
-    return min(int(math.floor(ratio * size + 1e-9)), size - 1)
-
-
-def select_removals(scores, prune_ratio, scope="layer"):
-    """Indices of the units to remove, per group.
-
-    Per layer, the ``floor(prune_ratio * size)`` units with the highest scores
-    are removed. Globally, the ``floor(prune_ratio * total)`` highest scores
-    over all groups are removed. Either way at least one unit of each group
-    is kept. Ties are broken by unit index (stable sort), so the rule is
-    deterministic.
-
-    Parameters
-    ----------
-    scores : list of ndarray
-        One array per group, higher = safer to remove.
-    prune_ratio : float in [0, 1)
-    scope : {"layer", "global"}
-
-    Returns
-    -------
-    removals : list of ndarray of int
-        Sorted indices per group.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> select_removals([np.array([0.1, 0.9, 0.5, 0.7])], 0.5)
-    [array([1, 3])]
-    """
-    if not (isinstance(prune_ratio, numbers.Real) and 0 <= prune_ratio < 1):
-        raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}.")
-    scores = [np.asarray(s, dtype=float) for s in scores]
-    if scope == "layer":
-        return [_top(s, _n_remove(prune_ratio, s.size)) for s in scores]
-    if scope == "global":
-        return _global_removals(scores, prune_ratio)
-    raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}.")
-
-
-def _top(scores, n):
-    order = np.argsort(-scores, kind="stable")
-    return np.sort(order[:n])
-
-
-def _global_removals(scores, ratio):
-    owner = np.concatenate([np.full(s.size, g) for g, s in enumerate(scores)])
-    unit = np.concatenate([np.arange(s.size) for s in scores])
-    flat = np.concatenate(scores)
-    budget = int(math.floor(ratio * flat.size + 1e-9))
-    left = np.array([s.size for s in scores])
-    chosen = [[] for _ in scores]
-    for i in np.argsort(-flat, kind="stable"):
-        if budget == 0:
-            break
-        if left[owner[i]] > 1:
-            chosen[owner[i]].append(unit[i])
-            left[owner[i]] -= 1
-            budget -= 1
-    return [np.sort(np.asarray(c, dtype=int)) for c in chosen]
 
 
 def _slice_(module, dim, keep):
