@@ -29,7 +29,7 @@ class TorchPruningMagnitude:
     def __init__(self, p=2):
         self.p = p
 
-    def score(self, model, groups, X, y, loss_fn, rng):
+    def score(self, model, groups, X, y, loss_fn, rng, **context):
         try:
             import torch_pruning as tp
         except ImportError as exc:  # pragma: no cover - depends on the extra

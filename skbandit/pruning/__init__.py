@@ -7,9 +7,12 @@ ranks the units, :func:`select_removals` applies the removal rule and
 :func:`remove_units` shrinks the layers. :func:`prune` does all of it.
 """
 
+from ._bandit import BanditScorer
+from ._finetune import fine_tune
 from ._masking import masked
 from ._prune import LayerReport, PruningReport, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, trace
+from ._registry import METHODS, make_scorer
 from ._rewards import (
     AccuracyReward,
     LossReward,
@@ -19,13 +22,10 @@ from ._rewards import (
 )
 from ._scorers import (
     BASELINES,
-    METHODS,
     ActivationScorer,
-    BanditScorer,
     MagnitudeScorer,
     RandomScorer,
     Scores,
-    make_scorer,
     unit_means,
 )
 from ._selection import (
@@ -35,7 +35,13 @@ from ._selection import (
     select_removals,
 )
 from ._surgery import COMPENSATIONS, remove_units
-from ._units import UnitGroup, count_parameters, find_unit_groups
+from ._units import (
+    UnitGroup,
+    count_parameters,
+    find_unit_groups,
+    unit_view,
+    unit_weights,
+)
 
 __all__ = [
     "AccuracyReward",
@@ -56,6 +62,7 @@ __all__ = [
     "evaluate_arms_naive",
     "evaluate_loss",
     "find_unit_groups",
+    "fine_tune",
     "make_reward",
     "make_scorer",
     "masked",
@@ -68,5 +75,7 @@ __all__ = [
     "select_removals",
     "trace",
     "unit_means",
+    "unit_view",
+    "unit_weights",
     "sample_metric",
 ]

@@ -1,5 +1,6 @@
 """One call that scores, removes and reports: :func:`prune`."""
 
+import dataclasses
 import numbers
 import time
 from dataclasses import asdict, dataclass, field
@@ -7,12 +8,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
-from ._scorers import make_scorer
-from ._selection import (
-    select_removals,
-)
+from ._selection import removals_by_count, removals_for_params
 from ._surgery import COMPENSATIONS, remove_units
+from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
 from ._units import count_parameters, find_unit_groups
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
@@ -61,6 +61,10 @@ class PruningReport:
         Filled in by callers that fine-tune.
     time_fine_tune : float
         Seconds spent fine-tuning (0 when not fine-tuned).
+    n_rounds : int
+        Scoring-and-removal rounds run (0 for ``policy="none"``).
+    latency_ratio : float or None
+        Measured pruned / unpruned latency when ``target_latency`` was given.
     """
 
     method: str
@@ -73,6 +77,8 @@ class PruningReport:
     time_removal: float = 0.0
     loss_after_fine_tune: float = None
     time_fine_tune: float = 0.0
+    n_rounds: int = 1
+    latency_ratio: float = None
 
     @property
     def total_pulls(self):
@@ -110,17 +116,42 @@ def _as_tensors(model, X, y):
     return X, y
 
 
-def _check_settings(prune_ratio, compensate):
+def _check_settings(prune_ratio, compensate, n_rounds, target_params, target_latency):
     if not (isinstance(prune_ratio, numbers.Real) and 0 <= prune_ratio < 1):
         raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}.")
     if compensate not in COMPENSATIONS:
         raise ValueError(
             f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
         )
+    if not (isinstance(n_rounds, numbers.Integral) and n_rounds >= 1):
+        raise ValueError(f"n_rounds must be an integer >= 1, got {n_rounds!r}.")
+    if target_params is not None and target_latency is not None:
+        raise ValueError("Give target_params or target_latency, not both.")
+    if target_params is not None and not (
+        isinstance(target_params, numbers.Real) and target_params > 0
+    ):
+        raise ValueError(
+            "target_params must be a parameter count (int >= 1) or a fraction "
+            f"in (0, 1), got {target_params!r}."
+        )
+    if target_latency is not None:
+        if not (isinstance(target_latency, numbers.Real) and 0 < target_latency < 1):
+            raise ValueError(
+                "target_latency is a fraction of the unpruned latency in (0, 1), "
+                f"got {target_latency!r}."
+            )
+        if n_rounds != 1:
+            raise ValueError("target_latency needs n_rounds=1.")
 
 
 def _method_name(policy):
     return policy if isinstance(policy, str) else type(policy).__name__
+
+
+def _param_target(target_params, params_before):
+    if target_params < 1:
+        return int(round(target_params * params_before))
+    return int(target_params)
 
 
 @torch.no_grad()
@@ -137,7 +168,13 @@ def prune(
     reward="loss",
     scope="layer",
     arms_per_round=None,
+    pull="single",
+    max_budget=50,
     compensate="none",
+    n_rounds=1,
+    target_params=None,
+    target_latency=None,
+    between_rounds=None,
     groups=None,
     random_state=None,
 ):
@@ -158,12 +195,30 @@ def prune(
     prune_ratio : float in [0, 1), default=0.5
         Fraction of units removed (per layer or overall, see ``scope``).
     loss : {"cross_entropy", "mse"} or callable, default="cross_entropy"
-    budget, batch_size, reward, arms_per_round :
+    budget : float > 0 or "auto", default=10
+        Average pulls per unit, or ``"auto"`` (stop when the split into
+        removed and kept units is settled, at most ``max_budget``).
+    batch_size, reward, arms_per_round, pull, max_budget :
         Bandit settings, see :class:`BanditScorer`.
     scope : {"layer", "global"}, default="layer"
     compensate : {"none", "mean", "lstsq"}, default="none"
         See :func:`remove_units`. With ``"mean"`` and ``"lstsq"`` the pulls
         replace a unit by its mean activation, as removal will.
+    n_rounds : int, default=1
+        Iterative pruning: reach the target in ``n_rounds`` geometric steps,
+        re-scoring the surviving units each round (bandits warm-started with
+        their earlier observations).
+    target_params : int or float, default=None
+        Instead of ``prune_ratio``: a parameter count (or a fraction of the
+        current one, if < 1) to reach, removing units of all layers in one
+        score order (per-layer ratios follow from it).
+    target_latency : float in (0, 1), default=None
+        Instead of ``prune_ratio``: a fraction of the unpruned inference
+        latency (measured on up to 1024 rows of ``X``) to reach with the
+        fewest units removed, in one score order over all layers.
+    between_rounds : callable, default=None
+        ``between_rounds(model) -> model`` after every round but the last
+        (e.g. a few epochs of fine-tuning).
     groups : list of UnitGroup, default=None
         The prunable units; discovered by :func:`find_unit_groups` if None.
     random_state : int, numpy.random.Generator or None, default=None
@@ -186,7 +241,7 @@ def prune(
     >>> small[0].out_features, report.params_after < report.params_before
     (8, True)
     """
-    _check_settings(prune_ratio, compensate)
+    _check_settings(prune_ratio, compensate, n_rounds, target_params, target_latency)
     model.eval()
     X, y = _as_tensors(model, X, y)
     groups = find_unit_groups(model) if groups is None else list(groups)
@@ -195,14 +250,11 @@ def prune(
             "The model has no prunable units: it needs a hidden layer whose "
             "outputs feed another layer (or declare UnitGroups explicitly)."
         )
-    rng = np.random.default_rng(random_state)
     loss_fn = resolve_loss(loss)
     report = PruningReport(
         method=_method_name(policy), params_before=count_parameters(model)
     )
     report.loss_before = evaluate_loss(model, X, y, loss_fn)
-
-    start = time.perf_counter()
     scorer = make_scorer(
         policy,
         budget=budget,
@@ -211,23 +263,157 @@ def prune(
         scope=scope,
         arms_per_round=arms_per_round,
         fill="zero" if compensate == "none" else "mean",
+        pull=pull,
+        max_budget=max_budget,
     )
-    if scorer is None:
-        result_scores, pulls = [np.zeros(g.size) for g in groups], [None] * len(groups)
-        removals = [np.array([], dtype=int) for _ in groups]
-    else:
-        result = scorer.score(model, groups, X, y, loss_fn, rng)
-        result_scores, pulls = result.scores, result.pulls or [None] * len(groups)
-        removals = select_removals(result_scores, prune_ratio, scope)
-    report.time_scoring = time.perf_counter() - start
-
-    start = time.perf_counter()
-    pruned = remove_units(model, groups, removals, compensate, X)
-    report.time_removal = time.perf_counter() - start
+    state = _RoundState(groups)
+    pruned = model
+    if scorer is not None:
+        plan = _Plan(model, groups, prune_ratio, scope, n_rounds, target_params)
+        rng = np.random.default_rng(random_state)
+        for r in range(n_rounds):
+            start = time.perf_counter()
+            result = scorer.score(
+                pruned,
+                state.groups,
+                X,
+                y,
+                loss_fn,
+                rng,
+                n_remove=plan.counts(r, state.sizes),
+                warm_start=state.history,
+            )
+            if target_latency is not None:
+                removals = _latency_removals(
+                    pruned, state.groups, result.scores, X, target_latency
+                )
+            else:
+                removals = plan.removals(r, result.scores, state.sizes)
+            report.time_scoring += time.perf_counter() - start
+            start = time.perf_counter()
+            pruned = remove_units(pruned, state.groups, removals, compensate, X)
+            report.time_removal += time.perf_counter() - start
+            state.advance(result, removals)
+            if between_rounds is not None and r < n_rounds - 1:
+                pruned = between_rounds(pruned).eval()
     report.params_after = count_parameters(pruned)
     report.loss_after = evaluate_loss(pruned, X, y, loss_fn)
-    report.layers = [
-        LayerReport(g.name, g.size, g.size - len(r), np.asarray(r), np.asarray(s), p)
-        for g, r, s, p in zip(groups, removals, result_scores, pulls)
-    ]
+    report.n_rounds = n_rounds if scorer is not None else 0
+    report.layers = state.layer_reports()
+    if target_latency is not None and scorer is not None:
+        report.latency_ratio = latency_ratio(model, pruned, X[:1024])
     return pruned, report
+
+
+class _Plan:
+    """What each round removes: a count per layer/total, or a parameter target."""
+
+    def __init__(self, model, groups, prune_ratio, scope, n_rounds, target_params):
+        self.scope = scope
+        sizes = [g.size for g in groups]
+        self.cost = param_cost(model, groups)
+        if target_params is not None:
+            target = _param_target(target_params, self.cost(sizes))
+            self.param_targets = round_param_targets(self.cost(sizes), target, n_rounds)
+            self.plan = None
+        else:
+            self.param_targets = None
+            self.plan = round_counts(sizes, prune_ratio, scope, n_rounds)
+
+    def counts(self, r, sizes):
+        """Units this round removes (per group or total), for the bandits."""
+        if self.plan is not None:
+            return self.plan[r]
+        # A parameter target fixes no count up front; half the units is the
+        # split the bandits settle and the size of set pulls.
+        return sum(sizes) // 2 if self.scope == "global" else [s // 2 for s in sizes]
+
+    def removals(self, r, scores, sizes):
+        if self.plan is not None:
+            return removals_by_count(scores, self.plan[r])
+        return removals_for_params(scores, self.cost, self.param_targets[r])
+
+
+def _latency_removals(model, groups, scores, X, target):
+    """Fewest units (in one score order) whose removal meets ``target`` latency."""
+    sample = X[:1024]
+    total = sum(g.size for g in groups) - len(groups)
+
+    def meets(count):
+        candidate = remove_units(model, groups, removals_by_count(scores, count))
+        return latency_ratio(model, candidate, sample) <= target
+
+    low, high = 0, total
+    if not meets(high):
+        raise ValueError(
+            f"target_latency={target} is unreachable: with one unit left per "
+            "layer the network is still slower than that."
+        )
+    while low < high:
+        middle = (low + high) // 2
+        if meets(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return removals_by_count(scores, high)
+
+
+class _RoundState:
+    """Groups, original unit indices, scores, pulls and history across rounds."""
+
+    def __init__(self, groups):
+        self.groups = list(groups)
+        self.original = [np.arange(g.size) for g in groups]
+        self.scores = [np.zeros(g.size) for g in groups]
+        self.pulls = [None] * len(groups)
+        self.history = None
+        self.removed = [np.array([], dtype=int) for _ in groups]
+
+    @property
+    def sizes(self):
+        return [g.size for g in self.groups]
+
+    def advance(self, result, removals):
+        for g, (scores, removed) in enumerate(zip(result.scores, removals)):
+            index = self.original[g]
+            self.scores[g][index] = scores
+            if result.pulls is not None and result.pulls[g] is not None:
+                if self.pulls[g] is None:
+                    self.pulls[g] = np.zeros(len(self.scores[g]), dtype=np.int64)
+                self.pulls[g][index] += result.pulls[g]
+            keep = np.setdiff1d(np.arange(len(index)), removed)
+            self.removed[g] = np.sort(np.concatenate([self.removed[g], index[removed]]))
+            self.original[g] = index[keep]
+        self.history = _surviving_history(
+            self.history, result.history, removals, self.sizes
+        )
+        self.groups = [
+            dataclasses.replace(g, size=len(o))
+            for g, o in zip(self.groups, self.original)
+        ]
+
+    def layer_reports(self):
+        return [
+            LayerReport(g.name, len(s), len(o), r, s, p)
+            for g, o, r, s, p in zip(
+                self.groups, self.original, self.removed, self.scores, self.pulls
+            )
+        ]
+
+
+def _surviving_history(previous, new, removals, sizes):
+    """Observations of the surviving units, re-indexed, earlier rounds first."""
+    if new is None:
+        return None
+    history = []
+    for g, removed in enumerate(removals):
+        rounds = (previous[g] if previous is not None else []) + new[g]
+        keep = np.setdiff1d(np.arange(sizes[g]), removed)
+        position = np.full(sizes[g], -1)
+        position[keep] = np.arange(len(keep))
+        kept_rounds = []
+        for units, rewards in rounds:
+            mask = position[units] >= 0
+            kept_rounds.append((position[units[mask]], rewards[mask]))
+        history.append(kept_rounds)
+    return history

@@ -1,0 +1,341 @@
+"""The bandit scorer: learn how safe each unit is to remove from masked pulls.
+
+Each round every bandit (one per layer, or one for the whole network)
+selects arms, a minibatch is sampled and the network traced once. A *single*
+pull masks one unit (batched, see :func:`~skbandit.pruning.evaluate_arms`); a
+*set* pull masks all selected units together, the combinatorial feedback of
+removing them at once. The metric change becomes a reward in ``[0, 1]``, the
+policy learns from it, and a unit's score is the policy's ``estimates_``.
+
+The budget is either fixed (``budget`` pulls per arm on average) or
+``"auto"``: a bandit stops as soon as the units it would remove and the ones
+it would keep are separated by confidence bounds (LUCB-style), or at
+``max_budget`` pulls per arm.
+"""
+
+import math
+import numbers
+from statistics import NormalDist
+
+import numpy as np
+import torch
+
+from ..policies import make_policy
+from ._masking import masked
+from ._pulls import evaluate_arms, trace
+from ._rewards import make_reward, sample_metric
+from ._scorers import Scores, unit_means
+
+__all__ = ["BanditScorer"]
+
+
+class _Arena:
+    """One bandit over the units of one or more groups, and its bookkeeping."""
+
+    def __init__(self, group_ids, sizes, policy, rng, scorer, n_remove):
+        self.group_ids = group_ids
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        n_arms = int(self.offsets[-1])
+        self.policy = make_policy(policy).reset(n_arms, rng)
+        self.k = min(n_arms, scorer.arms_per_round or max(1, math.ceil(n_arms / 8)))
+        per_arm = scorer.max_budget if scorer.budget == "auto" else scorer.budget
+        self.total = max(1, math.ceil(per_arm * n_arms))
+        self.auto = scorer.budget == "auto"
+        self.confidence = scorer.confidence
+        self.n_remove = n_remove
+        self.set_size = max(1, n_remove if n_remove else n_arms // 2)
+        self.counts = np.zeros(n_arms, dtype=np.int64)
+        self.sums = np.zeros(n_arms)
+        self.squares = np.zeros(n_arms)
+        self.history = []
+        self.set_changes = []
+        self.settled = False
+
+    @property
+    def pulls(self):
+        return int(self.counts.sum())
+
+    @property
+    def done(self):
+        return self.settled or self.pulls >= self.total
+
+    def select(self, pull):
+        wanted = self.set_size if pull == "set" else self.k
+        k = max(1, min(wanted, self.total - self.pulls))
+        return self.policy.select(k)
+
+    def set_reward(self, change):
+        """Reward of a set pull: the share of earlier sets it beat.
+
+        Removing many units at once changes the loss so much that any fixed
+        mapping to ``[0, 1]`` saturates and every set looks equally bad; the
+        rank of this set's loss change among the arena's earlier ones (0.5
+        for the first, ties counting half) keeps the sets comparable.
+        """
+        past = np.asarray(self.set_changes)
+        self.set_changes.append(change)
+        if past.size == 0:
+            return 0.5
+        return float(np.mean(past > change) + 0.5 * np.mean(past == change))
+
+    def learn(self, arms, rewards, replay=False):
+        if replay:
+            getattr(self.policy, "warm_start", self.policy.update)(arms, rewards)
+            return
+        self.policy.update(arms, rewards)
+        self.history.append((arms, rewards))
+        np.add.at(self.counts, arms, 1)
+        np.add.at(self.sums, arms, rewards)
+        np.add.at(self.squares, arms, np.square(rewards))
+        if self.auto:
+            self.settled = _separated(
+                self.counts, self.sums, self.squares, self.n_remove, self.confidence
+            )
+
+    def split(self, arms):
+        """``(group_id, unit indices, positions in arms)`` per touched group."""
+        which = np.searchsorted(self.offsets, arms, side="right") - 1
+        for i in np.unique(which):
+            positions = np.flatnonzero(which == i)
+            yield self.group_ids[i], arms[positions] - self.offsets[i], positions
+
+    def per_group(self, values):
+        return [values[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+
+#: Smallest reward standard deviation a confidence bound assumes: a unit
+#: whose few rewards happen to agree is not yet known exactly.
+_MIN_STD = 0.02
+#: Pulls an arm needs before its confidence bound counts.
+_MIN_PULLS = 3
+
+
+def _separated(counts, sums, squares, n_remove, confidence):
+    r"""Whether the top ``n_remove`` arms are settled (LUCB-style stopping).
+
+    Each arm's mean reward gets the bound :math:`\hat\mu_i \pm z\,
+    \max(s_i, s_{\min}) / \sqrt{n_i}` with the Bonferroni-corrected normal
+    quantile :math:`z = \Phi^{-1}(1 - \delta / (2n))`. The split is settled
+    when the lowest lower bound among the arms that would be removed exceeds
+    the highest upper bound among the others.
+    """
+    n = counts.size
+    if not n_remove or n_remove >= n:
+        return True
+    if counts.min() < _MIN_PULLS:
+        return False
+    means = sums / counts
+    std = np.sqrt(np.maximum(squares / counts - means**2, 0.0))
+    z = NormalDist().inv_cdf(1 - confidence / (2 * n))
+    radius = z * np.maximum(std, _MIN_STD) / np.sqrt(counts)
+    order = np.argsort(-means, kind="stable")
+    top, rest = order[:n_remove], order[n_remove:]
+    return (means[top] - radius[top]).min() > (means[rest] + radius[rest]).max()
+
+
+class BanditScorer:
+    """Score units by a multi-armed bandit over masked-unit pulls.
+
+    Parameters
+    ----------
+    policy : str or policy object
+        See :func:`skbandit.policies.make_policy`.
+    budget : float > 0 or "auto", default=10
+        Average pulls per arm (a bandit over ``n`` arms stops after
+        ``ceil(budget * n)`` pulls), or ``"auto"``: stop when the removal
+        split is settled (see :func:`_separated`) or after ``max_budget``.
+    batch_size : int, default=256
+        Minibatch size of a pull (capped at the number of samples).
+    reward : {"loss", "accuracy"} or reward object, default="loss"
+        See :class:`LossReward` and :class:`AccuracyReward`.
+    scope : {"layer", "global"}, default="layer"
+        One bandit per layer, or one over all units.
+    arms_per_round : int, default=None
+        Arms a bandit pulls per round (one minibatch) in single pulls; ``None``
+        means an eighth of its arms, rounded up.
+    fill : {"zero", "mean"}, default="zero"
+        What a pulled unit is replaced with: ``0`` (removal without
+        compensation) or its mean activation (removal with
+        ``compensate="mean"`` or ``"lstsq"``).
+    pull : {"single", "set"}, default="single"
+        ``"single"``: each pull masks one unit and its reward comes from
+        ``reward``. ``"set"``: each round masks the selected set of units
+        together (as many as will be removed), and every unit of the set
+        receives the set's reward: the fraction of the bandit's earlier sets
+        whose removal changed the metric more (see ``_Arena.set_reward``).
+    max_budget : float, default=50
+        Cap of pulls per arm when ``budget="auto"``.
+    confidence : float in (0, 1), default=0.05
+        Error probability ``delta`` of the automatic stopping rule.
+    """
+
+    def __init__(
+        self,
+        policy,
+        budget=10,
+        batch_size=256,
+        reward="loss",
+        scope="layer",
+        arms_per_round=None,
+        fill="zero",
+        pull="single",
+        max_budget=50,
+        confidence=0.05,
+    ):
+        self.policy = policy
+        self.budget = budget
+        self.batch_size = batch_size
+        self.reward = reward
+        self.scope = scope
+        self.arms_per_round = arms_per_round
+        self.fill = fill
+        self.pull = pull
+        self.max_budget = max_budget
+        self.confidence = confidence
+
+    def _check(self):
+        auto = isinstance(self.budget, str) and self.budget == "auto"
+        if not auto and not (isinstance(self.budget, numbers.Real) and self.budget > 0):
+            raise ValueError(
+                f"budget must be a number > 0 or 'auto', got {self.budget!r}."
+            )
+        for name, options in (
+            ("scope", ("layer", "global")),
+            ("fill", ("zero", "mean")),
+            ("pull", ("single", "set")),
+        ):
+            if getattr(self, name) not in options:
+                raise ValueError(
+                    f"{name} must be one of {options}, got {getattr(self, name)!r}."
+                )
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}.")
+
+    def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, warm_start=None):
+        """Run the bandits.
+
+        Parameters
+        ----------
+        model, groups, X, y, loss_fn, rng
+            As for every scorer.
+        n_remove : list of int or int, default=None
+            Units that will be removed, per group (``scope="layer"``) or in
+            total (``"global"``): the split the automatic budget settles and
+            the size of a set pull. ``None``: half of the units.
+        warm_start : list of list of (ndarray, ndarray), default=None
+            Per group, earlier rounds' ``(units, rewards)`` (unit indices in
+            the current groups), replayed before pulling.
+
+        Returns
+        -------
+        Scores
+            With ``pulls`` per unit and ``history`` (per group, this run's
+            rounds as ``(units, rewards)``).
+        """
+        self._check()
+        reward = make_reward(self.reward)
+        metric = sample_metric(reward.metric, loss_fn)
+        fills = unit_means(model, groups, X) if self.fill == "mean" else None
+        arenas = self._arenas(groups, rng, n_remove)
+        if warm_start is not None:
+            _replay(arenas, warm_start)
+        n_samples = X.shape[0]
+        while not all(a.done for a in arenas):
+            rows = rng.choice(
+                n_samples, size=min(self.batch_size, n_samples), replace=False
+            )
+            rows = torch.as_tensor(rows, device=X.device)
+            xb, yb = X[rows], y[rows]
+            tr = trace(model, xb)
+            base = metric(tr.output if tr is not None else model(xb), yb).mean().item()
+            for arena in arenas:
+                if arena.done:
+                    continue
+                arms = arena.select(self.pull)
+                if self.pull == "set":
+                    value = _set_value(
+                        model, groups, arena, arms, xb, yb, metric, fills
+                    )
+                    rewards = np.full(len(arms), arena.set_reward(value - base))
+                else:
+                    values = _single_values(
+                        model, groups, arena, arms, xb, yb, metric, fills, tr
+                    )
+                    rewards = reward(base, values)
+                arena.learn(arms, rewards)
+        return _collect(arenas, len(groups))
+
+    def _arenas(self, groups, rng, n_remove):
+        sizes = [g.size for g in groups]
+        if self.scope == "global":
+            total = n_remove if n_remove is not None else sum(sizes) // 2
+            spans = [(list(range(len(groups))), total)]
+        else:
+            counts = n_remove if n_remove is not None else [s // 2 for s in sizes]
+            spans = [([g], counts[g]) for g in range(len(groups))]
+        arenas = [
+            _Arena(ids, [sizes[g] for g in ids], self.policy, rng, self, count)
+            for ids, count in spans
+        ]
+        if self.pull == "set" and any(a.policy.full_information for a in arenas):
+            raise ValueError(
+                "pull='set' needs a policy that selects a subset of the units; "
+                "a full-information policy (Hedge) selects them all."
+            )
+        return arenas
+
+
+def _single_values(model, groups, arena, arms, xb, yb, metric, fills, tr):
+    values = np.empty(len(arms))
+    for g, units, positions in arena.split(arms):
+        fill = None if fills is None else fills[g]
+        values[positions] = (
+            evaluate_arms(model, groups[g], units, xb, yb, metric, fill, tr)
+            .cpu()
+            .numpy()
+        )
+    return values
+
+
+def _set_value(model, groups, arena, arms, xb, yb, metric, fills):
+    masks, fill_values = {}, {}
+    for g, units, _ in arena.split(np.unique(arms)):
+        keep = torch.ones(groups[g].size, dtype=xb.dtype, device=xb.device)
+        keep[torch.as_tensor(units, device=xb.device)] = 0
+        masks[groups[g]] = keep
+        if fills is not None:
+            fill_values[groups[g]] = fills[g]
+    with masked(model, masks, fill_values or None):
+        return metric(model(xb), yb).mean().item()
+
+
+def _replay(arenas, warm_start):
+    """Feed earlier rounds (per group) into each arena, round by round."""
+    for arena in arenas:
+        rounds = max((len(warm_start[g]) for g in arena.group_ids), default=0)
+        for r in range(rounds):
+            arms, rewards = [], []
+            for i, g in enumerate(arena.group_ids):
+                if r < len(warm_start[g]):
+                    units, values = warm_start[g][r]
+                    arms.append(np.asarray(units, dtype=int) + arena.offsets[i])
+                    rewards.append(np.asarray(values, dtype=float))
+            if arms and sum(a.size for a in arms):
+                arena.learn(np.concatenate(arms), np.concatenate(rewards), replay=True)
+
+
+def _collect(arenas, n_groups):
+    scores, pulls = [None] * n_groups, [None] * n_groups
+    history = [[] for _ in range(n_groups)]
+    for arena in arenas:
+        estimates = arena.per_group(np.asarray(arena.policy.estimates_, dtype=float))
+        counts = arena.per_group(arena.counts)
+        for g, s, c in zip(arena.group_ids, estimates, counts):
+            scores[g], pulls[g] = s, c
+        for arms, rewards in arena.history:
+            pieces = {g: (u, rewards[p]) for g, u, p in arena.split(arms)}
+            # One entry per round for every group, so rounds stay aligned.
+            empty = (np.array([], dtype=int), np.array([]))
+            for g in arena.group_ids:
+                history[g].append(pieces.get(g, empty))
+    return Scores(scores, pulls, history)
