@@ -8,7 +8,6 @@ ranks the units, :func:`select_removals` applies the removal rule and
 """
 
 from ._bandit import BanditScorer
-from ._finetune import fine_tune
 from ._masking import masked
 from ._prune import LayerReport, PruningReport, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, trace
@@ -35,13 +34,7 @@ from ._selection import (
     select_removals,
 )
 from ._surgery import COMPENSATIONS, remove_units
-from ._units import (
-    UnitGroup,
-    count_parameters,
-    find_unit_groups,
-    unit_view,
-    unit_weights,
-)
+from ._units import UnitGroup, count_parameters, find_unit_groups
 
 __all__ = [
     "AccuracyReward",
@@ -62,7 +55,6 @@ __all__ = [
     "evaluate_arms_naive",
     "evaluate_loss",
     "find_unit_groups",
-    "fine_tune",
     "make_reward",
     "make_scorer",
     "masked",
@@ -75,7 +67,5 @@ __all__ = [
     "select_removals",
     "trace",
     "unit_means",
-    "unit_view",
-    "unit_weights",
     "sample_metric",
 ]
