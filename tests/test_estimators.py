@@ -369,3 +369,30 @@ def test_memory_misses_when_data_changes(iris, tmp_path):
     X2[0, 0] += 1e-3
     BanditPrunedMLPClassifier(**params).fit(X2, y)
     assert _cache_calls(tmp_path) == 2
+
+
+# -- rounds, targets, automatic budget ---------------------------------------
+
+
+def test_rounds_fine_tune_between_rounds(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(random_state=0, n_rounds=3, **FAST).fit(X, y)
+    assert clf.pruning_.n_rounds == 3
+    assert clf.module_[0].out_features == 8
+    # training, two fine-tunings between rounds, the final one
+    assert clf.n_iter_ == 15 + 2 * 2 + 2
+
+
+def test_target_params_and_auto_budget(iris):
+    X, y = iris
+    params = {**FAST, "budget": "auto", "max_budget": 8}
+    clf = BanditPrunedMLPClassifier(random_state=0, target_params=0.5, **params)
+    clf.fit(X, y)
+    assert clf.pruning_.params_after <= round(0.5 * clf.pruning_.params_before)
+    assert clf.pruning_.total_pulls <= 8 * 16
+
+
+def test_set_pulls_in_estimator(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(random_state=0, pull="set", **FAST).fit(X, y)
+    assert clf.module_[0].out_features == 8

@@ -36,7 +36,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
             HasMethods(["score"]),
         ],
         "prune_ratio": [Interval(Real, 0, 1, closed="left")],
-        "budget": [Interval(Real, 0, None, closed="neither")],
+        "budget": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "max_budget": [Interval(Real, 0, None, closed="neither")],
+        "pull": [StrOptions({"single", "set"})],
+        "n_rounds": [Interval(Integral, 1, None, closed="left")],
+        "target_params": [Interval(Real, 0, None, closed="neither"), None],
+        "target_latency": [Interval(Real, 0, 1, closed="neither"), None],
         "reward": [StrOptions({"loss", "accuracy"}), callable],
         "scope": [StrOptions({"layer", "global"})],
         "compensate": [StrOptions({"none", "mean", "lstsq"})],
@@ -66,6 +71,11 @@ class BaseBanditPrunedMLP(BaseEstimator):
         policy="ucb1",
         prune_ratio=0.5,
         budget=10,
+        max_budget=50,
+        pull="single",
+        n_rounds=1,
+        target_params=None,
+        target_latency=None,
         reward="loss",
         scope="layer",
         compensate="none",
@@ -91,6 +101,11 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.policy = policy
         self.prune_ratio = prune_ratio
         self.budget = budget
+        self.max_budget = max_budget
+        self.pull = pull
+        self.n_rounds = n_rounds
+        self.target_params = target_params
+        self.target_latency = target_latency
         self.reward = reward
         self.scope = scope
         self.compensate = compensate
@@ -193,6 +208,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         )
         self.fit_time_ = time.perf_counter() - start
 
+        round_tuner, round_history = self._round_fine_tuner(X, targets, tune_seed)
         pruned, report = prune(
             module.to(self.device),
             torch.as_tensor(X, device=self.device),
@@ -201,6 +217,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
             prune_ratio=self.prune_ratio,
             loss=self._loss,
             budget=self.budget,
+            max_budget=self.max_budget,
+            pull=self.pull,
+            n_rounds=self.n_rounds,
+            target_params=self.target_params,
+            target_latency=self.target_latency,
+            between_rounds=round_tuner,
             batch_size=self.pull_batch_size,
             reward=self.reward,
             scope=self.scope,
@@ -208,6 +230,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             compensate=self.compensate,
             random_state=prune_seed,
         )
+        history = history + round_history
         if self.fine_tune_epochs and report.params_after < report.params_before:
             start = time.perf_counter()
             history = history + fit_module(
@@ -232,6 +255,33 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.loss_curve_ = [row["train_loss"] for row in history]
         self.n_iter_ = len(history)
         return self
+
+    def _round_fine_tuner(self, X, targets, seed):
+        """Fine-tuning between pruning rounds (``n_rounds > 1``) and its history.
+
+        Returns ``(None, [])`` without rounds or fine-tuning.
+        """
+        history = []
+        if not self.fine_tune_epochs or self.n_rounds == 1:
+            return None, history
+
+        def fine_tune(module):
+            # prune() runs without gradients; training needs them back.
+            with torch.enable_grad():
+                history.extend(
+                    fit_module(
+                        module,
+                        X,
+                        targets,
+                        epochs=self.fine_tune_epochs,
+                        seed=int(seed),
+                        verbose=self.verbose,
+                        **self._training_params(),
+                    )
+                )
+            return module
+
+        return fine_tune, history
 
     def _training_params(self):
         """Everything besides data, epochs and seed that shapes training."""

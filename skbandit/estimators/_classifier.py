@@ -43,8 +43,27 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     prune_ratio : float in [0, 1), default=0.5
         Fraction of hidden neurons removed (per layer or overall, see
         ``scope``); a layer always keeps at least one neuron.
-    budget : float > 0, default=10
-        Average bandit pulls per neuron.
+    budget : float > 0 or "auto", default=10
+        Average bandit pulls per neuron, or ``"auto"``: each bandit stops as
+        soon as the neurons it would remove and those it would keep are
+        separated by confidence bounds (at most ``max_budget`` per neuron).
+    max_budget : float > 0, default=50
+        Cap of pulls per neuron when ``budget="auto"``.
+    pull : {"single", "set"}, default="single"
+        A pull masks one neuron, or the whole set the bandit would remove
+        (combinatorial feedback, every neuron of the set shares its reward).
+    n_rounds : int, default=1
+        Iterative pruning: reach the target in ``n_rounds`` geometric steps,
+        re-scoring the survivors each time (bandits warm-started) and
+        fine-tuning ``fine_tune_epochs`` after every round.
+    target_params : int or float, default=None
+        Prune to a parameter count (or a fraction of it, if < 1) instead of
+        ``prune_ratio``; neurons of all layers are removed in one score
+        order, so per-layer ratios follow from the scores.
+    target_latency : float in (0, 1), default=None
+        Prune to this fraction of the unpruned inference latency (measured
+        on the training data) with the fewest neurons removed, instead of
+        ``prune_ratio``.
     reward : {"loss", "accuracy"} or reward object, default="loss"
         Safe-removal reward, see :class:`skbandit.pruning.LossReward` and
         :class:`skbandit.pruning.AccuracyReward`.
