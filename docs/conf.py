@@ -13,11 +13,13 @@ is served from the build itself (``sphinx-mathjax-offline`` copies it into
 import glob
 import importlib.util
 import os
+import re
 import sys
 from datetime import date
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..")))
+sys.path.insert(0, HERE)  # gallery_order
 
 import skbandit  # noqa: E402
 
@@ -52,16 +54,19 @@ if importlib.util.find_spec("myst_parser") is not None:
     myst_heading_anchors = 3
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/README.md"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "README.md", "**/README.md"]
 root_doc = "index"
 default_role = "literal"
 nitpicky = False
+# Intersphinx is off (the build must work offline), so references into other
+# projects cannot resolve; they render as plain code.
+nitpick_ignore_regex = [(r"py:.*", r"(sklearn|numpy|torch|scipy|joblib|skorch)\..*")]
 
 # -- autodoc / autosummary / numpydoc -----------------------------------------
 
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {}
 autodoc_typehints = "none"
 autodoc_member_order = "bysource"
 
@@ -69,19 +74,56 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
+_PARENS = re.compile(r"\([^()]*\)")
+_TRAILING_UNDERSCORE = re.compile(r"(?<![`\w])([A-Za-z]\w*_)(?![`\w])")
+
+
+def _quote_shapes(app, what, name, obj, options, lines):
+    """Quote fitted-attribute names in the ``shape (...)`` of docstrings.
+
+    In reStructuredText a word ending with ``_`` is a hyperlink reference,
+    so ``ndarray of shape (n_arms_,)`` fails the build. scikit-learn writes
+    ``(`n_features_in_`,)`` instead; this hook does the same for docstrings
+    that do not, and leaves everything else alone.
+    """
+
+    def quote(match):
+        return _TRAILING_UNDERSCORE.sub(r"`\1`", match.group(0))
+
+    lines[:] = [
+        _PARENS.sub(quote, line) if "shape (" in line else line for line in lines
+    ]
+
+
+def setup(app):
+    # Before numpydoc (priority 500) reformats the sections.
+    app.connect("autodoc-process-docstring", _quote_shapes, priority=400)
+
+
 # -- the example gallery -------------------------------------------------------
+
+# The examples train tiny networks, for which one torch thread is fastest; a
+# second thread only adds synchronisation, which is ruinous when the build
+# shares its cores with other work. Users running the scripts are unaffected.
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a dependency
+    pass
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": "/plot_",
     "ignore_pattern": r"__init__\.py",
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "gallery_order.ExampleOrder",
     "doc_module": ("skbandit",),
     "backreferences_dir": "generated/backreferences",
-    "reference_url": {"skbandit": None},
     "remove_config_comments": True,
     "show_memory": False,
+    # No docs/sg_execution_times.rst (its table loads scripts from a CDN).
+    "write_computation_times": False,
     "min_reported_time": 1,
     # An example that raises fails the build.
     "only_warn_on_example_error": False,
@@ -94,6 +136,7 @@ sphinx_gallery_conf = {
 html_theme = "pydata_sphinx_theme"
 html_title = f"skbandit {release}"
 html_static_path = ["_static"]
+html_css_files = ["skbandit.css"]
 html_theme_options = {
     "navbar_end": ["theme-switcher", "navbar-icon-links"],
     "show_toc_level": 2,
@@ -102,22 +145,68 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_context = {"default_mode": "light"}
+# Single pages without sub-pages: no (empty) section navigation on the left.
+html_sidebars = {
+    page: []
+    for page in (
+        "index",
+        "getting_started",
+        "method",
+        "user_guide",
+        "benchmarks",
+        "changelog",
+    )
+}
 html_show_sourcelink = False
 
 # -- committed benchmark results ----------------------------------------------
+
+ROOT = os.path.abspath(os.path.join(HERE, ".."))
+
+
+def _copy_if_changed(src, dst):
+    """Copy ``src`` to ``dst`` unless identical (an unchanged page is not rebuilt)."""
+    with open(src, "rb") as f:
+        data = f.read()
+    if os.path.exists(dst):
+        with open(dst, "rb") as f:
+            if f.read() == data:
+                return
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    with open(dst, "wb") as f:
+        f.write(data)
+
+
+def _benchmark_reports():
+    """Documents of the committed benchmark reports, without ``.md``.
+
+    Reports written into ``docs/results/`` are used in place; those under
+    ``benchmarks/results/<suite>/`` (outside the Sphinx source folder) are
+    copied, with their figures, to ``docs/generated/results/<suite>/``.
+    """
+    reports = []
+    pattern = os.path.join(HERE, "results", "**", "*.md")
+    for path in sorted(glob.glob(pattern, recursive=True)):
+        if os.path.basename(path) != "README.md":
+            reports.append(os.path.relpath(path, HERE)[: -len(".md")])
+    pattern = os.path.join(ROOT, "benchmarks", "results", "*", "report.md")
+    for path in sorted(glob.glob(pattern)):
+        folder = os.path.dirname(path)
+        target = os.path.join(HERE, "generated", "results", os.path.basename(folder))
+        for name in os.listdir(folder):
+            if name.endswith((".md", ".png", ".svg")):
+                _copy_if_changed(os.path.join(folder, name), os.path.join(target, name))
+        reports.append(os.path.relpath(os.path.join(target, "report"), HERE))
+    return [name.replace(os.sep, "/") for name in reports]
 
 
 def _write_results_include():
     """Write ``generated/benchmark_results.inc`` for ``benchmarks.rst``.
 
-    It is a toctree of every ``docs/results/**/*.md`` when such files exist
-    (and myst-parser can read them), otherwise a note that none are committed.
+    A toctree of every committed report (see :func:`_benchmark_reports`) when
+    there are any and myst-parser can read them, otherwise a note.
     """
-    reports = sorted(
-        os.path.relpath(path, HERE)[: -len(".md")].replace(os.sep, "/")
-        for path in glob.glob(os.path.join(HERE, "results", "**", "*.md"), recursive=True)
-    )
-    os.makedirs(os.path.join(HERE, "generated"), exist_ok=True)
+    reports = _benchmark_reports()
     if reports and "myst_parser" in extensions:
         lines = [".. toctree::", "   :maxdepth: 1", ""]
         lines += [f"   {name}" for name in reports]
@@ -125,18 +214,19 @@ def _write_results_include():
         lines = [
             ".. note::",
             "",
-            "   Result files are committed under ``docs/results/`` but",
-            "   ``myst-parser`` is not installed, so they are not rendered",
-            '   here. Install the ``docs`` extra (``pip install -e ".[docs]"``).',
+            "   Benchmark reports are committed but ``myst-parser`` is not",
+            "   installed, so they are not rendered here. Install the ``docs``",
+            '   extra (``pip install -e ".[docs]"``).',
         ]
     else:
         lines = [
             ".. note::",
             "",
             "   No benchmark results are committed in this version of the",
-            "   documentation yet. Regenerate them with the commands below; the",
-            "   reports written under ``docs/results/`` appear on this page.",
+            "   documentation yet. Regenerate them with the commands above; the",
+            "   reports appear on this page.",
         ]
+    os.makedirs(os.path.join(HERE, "generated"), exist_ok=True)
     path = os.path.join(HERE, "generated", "benchmark_results.inc")
     text = "\n".join(lines) + "\n"
     old = open(path).read() if os.path.exists(path) else None

@@ -149,7 +149,7 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     >>> clf = make_pipeline(
     ...     StandardScaler(),
     ...     BanditPrunedMLPClassifier((32,), policy="ucb1", prune_ratio=0.5,
-    ...                               max_epochs=50, random_state=0),
+    ...                               max_epochs=50, lr=1e-2, random_state=0),
     ... ).fit(X, y)
     >>> clf[-1].module_[0].out_features
     16

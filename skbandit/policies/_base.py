@@ -22,7 +22,7 @@ class BasePolicy(metaclass=ABCMeta):
     *safe-removal reward* in ``[0, 1]`` (high = removing the neuron barely
     hurts). Pulls are evaluated in batches, so a policy chooses ``k`` arms per
     round. Once the budget is spent, the arms with the highest
-    :attr:`estimates_` are removed.
+    ``estimates_`` are removed.
 
     **Life cycle.** One run of a policy is::
 

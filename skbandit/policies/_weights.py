@@ -40,7 +40,7 @@ class Hedge(BasePolicy):
     n_arms_, rng_, counts_, sums_, n_rounds_ :
         See :class:`~skbandit.policies.BasePolicy`; ``sums_`` is :math:`G`.
     estimates_ : ndarray of shape (n_arms_,)
-        Average reward per round, :math:`G_i / \max(\text{n\_rounds\_}, 1)`:
+        Average reward per round, :math:`G_i / \max(\text{n_rounds_}, 1)`:
         the empirical mean when every arm is updated every round. It is
         increasing in :math:`G_i` like :math:`p_i`, so it ranks arms the same
         way, but unlike :math:`p` it does not underflow to ties once the
@@ -140,7 +140,7 @@ class EXP3(BasePolicy):
     estimated_gains_ : ndarray of shape (n_arms_,)
         :math:`\hat G_i`, the importance-weighted cumulative reward estimate.
     estimates_ : ndarray of shape (n_arms_,)
-        :math:`\hat G_i / \max(\text{n\_rounds\_}, 1)`, an unbiased estimate
+        :math:`\hat G_i / \max(\text{n_rounds_}, 1)`, an unbiased estimate
         of each arm's mean reward (it may exceed 1: importance weights are
         large for rarely drawn arms). It is increasing in :math:`\hat G_i`,
         so it ranks arms like :math:`p`, without :math:`p`'s ties once the
