@@ -24,6 +24,8 @@ examples:
   skbandit bench tabular --datasets iris,wine --methods 'ucb1@*,none,sk_*'
   skbandit bench tabular --ratios 0.3,0.5,0.7 --folds 5 --seeds 0,1
   skbandit bench regression --n-jobs 2 --seeds 0,1,2
+  skbandit bench tabular --backend dask --n-jobs 4
+  skbandit bench tabular --scheduler tcp://10.0.0.5:8786
   skbandit bench tabular --list
   skbandit bench perf
 
@@ -118,7 +120,8 @@ def build_parser():
         "--n-jobs",
         type=int,
         default=1,
-        help="parallel joblib workers, -1 = all cores (perf: torch threads)",
+        help="parallel joblib workers, -1 = all cores (perf: torch threads; "
+        "--backend dask without --scheduler: local Dask worker processes)",
     )
     bench.add_argument(
         "--db", help="SQLite results file (default: bench_out/<suite>.sqlite)"
@@ -134,6 +137,19 @@ def build_parser():
         "--cache",
         help="folder caching trained networks shared by methods that differ "
         "only in pruning (default: <db>.cache; 'none' disables it)",
+    )
+    bench.add_argument(
+        "--backend",
+        choices=("dask",),
+        help="run the configurations on a Dask cluster: the one at --scheduler, "
+        "or a local one with --n-jobs worker processes; the results file is "
+        "written by this process only (pip install 'skbandit[dask]')",
+    )
+    bench.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler, e.g. tcp://host:8786 "
+        "(implies --backend dask; workers need skbandit installed)",
     )
     bench.add_argument(
         "--list", action="store_true", help="list the datasets and methods, then exit"
@@ -181,6 +197,8 @@ def _run_suite(args, argv):
         max_samples=args.max_samples,
         ratios=args.ratios or DEFAULT_RATIOS,
         cache=None if args.cache == "none" else (args.cache or f"{db}.cache"),
+        backend=args.backend,
+        scheduler=args.scheduler,
     )
     print(summary.line(), file=sys.stderr)
     for key, error in summary.failures[:5]:
@@ -230,9 +248,10 @@ def _dispatch(args, argv):
 
 def _user_errors():
     """Exception types that mean a wrong input rather than a bug."""
+    from .benchmarks._runner import SchedulerError
     from .benchmarks._store import StoreError
 
-    return (UserError, StoreError, ValueError, LookupError, ImportError)
+    return (UserError, StoreError, SchedulerError, ValueError, LookupError, ImportError)
 
 
 def main(argv=None):

@@ -169,6 +169,22 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
 
     def _fit(self, X, y):
+        try:
+            return self._fit_unchecked(X, y)
+        except BaseException:
+            self._forget_fit()
+            raise
+
+    def _forget_fit(self):
+        """Drop every fitted attribute: a failed fit leaves the estimator
+        unfitted (check_is_fitted fails), not half fitted."""
+        for name in list(vars(self)):
+            if (name.endswith("_") and not name.startswith("__")) or name in (
+                "_y_ndim",
+            ):
+                delattr(self, name)
+
+    def _fit_unchecked(self, X, y):
         sizes = self._validate_hidden_layer_sizes()
         X = validate_data(
             self,
@@ -176,6 +192,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
             dtype=[np.float64, np.float32],
             ensure_min_samples=2,
         )
+        if X.size and np.abs(X).max() > np.finfo(np.float32).max:
+            raise ValueError(
+                "Input X contains values too large for float32 (|x| > 3.4e38), "
+                "the precision the network is trained in; rescale X (e.g. "
+                "StandardScaler)."
+            )
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
@@ -309,7 +331,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         a row's result can depend on which rows share its batch (the matrix
         kernels block rows differently), and predictions must not.
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "module_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         module = copy.deepcopy(self.module_).to(torch.float64)
         device = next(module.parameters()).device

@@ -96,11 +96,22 @@ validation_fraction, n_iter_no_change, memory, device, random_state, verbose
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = y2.shape[1]
-        self.y_mean_ = y2.mean(axis=0)
-        scale = y2.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, scale = y2.mean(axis=0), y2.std(axis=0)
+            targets = (y2 - mean) / np.where(scale > 0, scale, 1.0)
+        if not all(np.all(np.isfinite(a)) for a in (mean, scale, targets)):
+            # Finite but huge targets (|y| >~ 1e154): the squares of std
+            # overflow. Standardise y / max|y| instead, then scale back.
+            peak = np.abs(y2).max(axis=0)
+            peak = np.where(peak > 0, peak, 1.0)
+            unit = y2 / peak
+            unit_mean, unit_scale = unit.mean(axis=0), unit.std(axis=0)
+            targets = (unit - unit_mean) / np.where(unit_scale > 0, unit_scale, 1.0)
+            mean, scale = unit_mean * peak, unit_scale * peak
+        self.y_mean_ = mean
         # A constant target has nothing to scale.
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
-        return ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32), self.n_outputs_
+        return targets.astype(np.float32), self.n_outputs_
 
     def predict(self, X):
         """Predicted targets.

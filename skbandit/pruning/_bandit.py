@@ -195,9 +195,23 @@ class BanditScorer:
 
     def _check(self):
         auto = isinstance(self.budget, str) and self.budget == "auto"
-        if not auto and not (isinstance(self.budget, numbers.Real) and self.budget > 0):
+        if not auto and not (
+            isinstance(self.budget, numbers.Real) and 0 < self.budget < math.inf
+        ):
             raise ValueError(
-                f"budget must be a number > 0 or 'auto', got {self.budget!r}."
+                f"budget must be a finite number > 0 or 'auto', got {self.budget!r}."
+            )
+        if not (isinstance(self.batch_size, numbers.Integral) and self.batch_size >= 1):
+            raise ValueError(
+                f"batch_size must be an integer >= 1, got {self.batch_size!r}."
+            )
+        if self.arms_per_round is not None and not (
+            isinstance(self.arms_per_round, numbers.Integral)
+            and self.arms_per_round >= 1
+        ):
+            raise ValueError(
+                "arms_per_round must be an integer >= 1 or None, got "
+                f"{self.arms_per_round!r}."
             )
         for name, options in (
             ("scope", ("layer", "global")),

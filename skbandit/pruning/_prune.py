@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
@@ -105,14 +106,97 @@ def evaluate_loss(model, X, y, loss="cross_entropy", batch_size=4096):
     return total / X.shape[0]
 
 
-def _as_tensors(model, X, y):
-    param = next(model.parameters())
-    X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
-    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
+def _numeric_tensor(values, name):
+    """``values`` as a tensor; a clear error for strings, objects, complex."""
+    if not torch.is_tensor(values):
+        values = np.asarray(values)
+        if values.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{name} must be numeric, got an array of dtype {values.dtype}."
+            )
+    values = torch.as_tensor(values)
+    if values.is_complex():
+        raise ValueError(f"{name} must be real, got dtype {values.dtype}.")
+    return values
+
+
+def _first_layer(model):
+    """``(name, module)`` of the first Linear/Conv layer, or None."""
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            return name, module
+    return None
+
+
+def _check_data(model, X, y, loss):
+    """Clear errors for data that does not fit the model or the loss."""
+    if X.dim() < 2:
+        raise ValueError(
+            "X must have shape (n_samples, n_features, ...) with at least 2 "
+            f"dimensions, got shape {tuple(X.shape)}."
+        )
+    if X.shape[0] == 0:
+        raise ValueError("X has 0 samples; prune needs data to score units on.")
+    if y.dim() == 0 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            "X and y have inconsistent numbers of samples: "
+            f"{X.shape[0]} and {y.shape[0] if y.dim() else 'a scalar'}."
+        )
+    first = _first_layer(model)
+    if first is not None:
+        name, layer = first
+        linear = isinstance(layer, nn.Linear)
+        dim, expected = (-1, layer.in_features) if linear else (1, layer.in_channels)
+        what = "features" if linear else "channels"
+        if X.shape[dim] != expected:
+            raise ValueError(
+                f"X has {X.shape[dim]} {what}, but the model's first layer "
+                f"({name!r}, {type(layer).__name__}) expects {expected}."
+            )
+    if X.is_floating_point() and not torch.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity.")
+    if y.is_floating_point() and not torch.isfinite(y).all():
+        raise ValueError("y contains NaN or infinity.")
+    if not isinstance(loss, str):
+        return  # a custom loss defines its own targets
+    out = model(X[:1])
+    if loss == "cross_entropy":
+        if y.dim() != out.dim() - 1:
+            raise ValueError(
+                "loss='cross_entropy' needs one class label per sample: y of "
+                f"shape {(X.shape[0], *out.shape[2:])}, got {tuple(y.shape)}."
+            )
+        if y.is_floating_point() and not torch.equal(y, y.round()):
+            raise ValueError(
+                "loss='cross_entropy' needs integer class labels in y, got "
+                "non-integer values (use loss='mse' for regression targets)."
+            )
+        n_classes = out.shape[1]
+        if y.min() < 0 or y.max() >= n_classes:
+            raise ValueError(
+                f"y has class labels in [{int(y.min())}, {int(y.max())}], outside "
+                f"[0, {n_classes}) of the model's {n_classes} outputs."
+            )
+    elif loss == "mse" and y[:1].numel() != out.numel():
+        raise ValueError(
+            f"y has shape {tuple(y.shape)}, but the model outputs "
+            f"{tuple(out.shape[1:])} per sample; loss='mse' needs one target "
+            "per output."
+        )
+
+
+def _as_tensors(model, X, y, loss="cross_entropy"):
+    """Tensors on the model's device and dtype, checked (``model`` in eval mode)."""
+    param = next(model.parameters(), None)
+    if param is None:
+        raise ValueError("The model has no parameters, so nothing to prune.")
+    X = _numeric_tensor(X, "X")
+    y = _numeric_tensor(y, "y")
     X = X.to(device=param.device, dtype=param.dtype)
     y = y.to(param.device)
     if y.is_floating_point():
         y = y.to(param.dtype)
+    _check_data(model, X, y, loss)
     return X, y
 
 
@@ -242,8 +326,10 @@ def prune(
     (8, True)
     """
     _check_settings(prune_ratio, compensate, n_rounds, target_params, target_latency)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
-    X, y = _as_tensors(model, X, y)
+    X, y = _as_tensors(model, X, y, loss)
     groups = find_unit_groups(model) if groups is None else list(groups)
     if not groups:
         raise ValueError(

@@ -81,7 +81,12 @@ def _refit_lstsq(consumer, inputs, targets, ridge):
     penalty = torch.full((p + 1,), ridge * n, dtype=H.dtype, device=H.device)
     penalty[-1] = 0.0
     gram = A.T @ A + torch.diag(penalty)
-    solution = torch.linalg.solve(gram, A.T @ targets.double())
+    rhs = A.T @ targets.double()
+    solution, info = torch.linalg.solve_ex(gram, rhs)
+    if info.any() or not torch.isfinite(solution).all():
+        # Numerically singular (e.g. a constant unit of large magnitude, whose
+        # column is collinear with the bias): the least-norm solution.
+        solution = torch.linalg.pinv(gram, hermitian=True) @ rhs
     consumer.weight.copy_(solution[:-1].T.to(consumer.weight.dtype))
     if consumer.bias is None:
         consumer.bias = nn.Parameter(

@@ -1,0 +1,517 @@
+"""The bad-input matrix: estimators, ``skbandit.pruning.prune`` and the CLI.
+
+Every case must raise (or, for the CLI, exit with status 2 and print) a clear
+error whose message names the problem, and leave no partial result behind:
+
+- estimators: no fitted attribute (nothing ending in ``_``), ``predict``
+  still raises ``NotFittedError``; a fitted estimator given bad data at
+  predict time is unchanged;
+- ``prune``: the model passed in is untouched (same state dict);
+- CLI: no traceback, no results file created, an existing file unchanged
+  (same bytes, or the same rows).
+"""
+
+import dataclasses
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from torch import nn
+
+from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor, cli
+from skbandit.benchmarks import ResultStore, _store
+from skbandit.pruning import prune
+
+pytestmark = pytest.mark.filterwarnings(
+    # numpy's own warnings about the bad values themselves
+    "ignore:invalid value encountered in cast:RuntimeWarning",
+    "ignore:overflow encountered in cast:RuntimeWarning",
+)
+
+C, R = BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
+FAST = dict(hidden_layer_sizes=(4,), max_epochs=2, fine_tune_epochs=1, budget=1)
+
+RNG = np.random.default_rng(0)
+X_OK = RNG.normal(size=(30, 3))
+Y_OK = np.arange(30) % 2
+T_OK = X_OK[:, 0].copy()  # regression target
+
+
+def _with(X, index, value):
+    X = np.array(X, dtype=float)
+    X[index] = value
+    return X
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str  # "fit", "predict", "prune" or "cli"
+    args: dict
+    match: str
+    error: type = ValueError
+
+    def __repr__(self):
+        return self.id
+
+
+def fit(id, match, X=X_OK, y=Y_OK, est=C, error=ValueError, **params):
+    return Case(id, "fit", dict(est=est, X=X, y=y, params=params), match, error)
+
+
+def predict(id, match, X, est=C, fitted=True, error=ValueError):
+    args = dict(est=est, X=X, fitted=fitted)
+    return Case(id, "predict", args, match, error)
+
+
+def pruning(id, match, error=ValueError, **kwargs):
+    return Case(id, "prune", kwargs, match, error)
+
+
+def command(id, match, *argv, setup=None, suite="tabular"):
+    args = dict(argv=argv, setup=setup, suite=suite)
+    return Case(id, "cli", args, match, SystemExit)
+
+
+# -- CLI fixtures ------------------------------------------------------------------
+
+BENCH = ["--datasets", "iris", "--methods", "sk_knn"]
+BENCH += ["--folds", "2", "--max-samples", "20", "--no-progress"]
+
+
+def _corrupt(db):
+    db.write_bytes(b"this is not an SQLite file\n" * 40)
+
+
+def _other_protocol(db):
+    with ResultStore(db) as store:
+        store.check_protocol("tabular", {"n_folds": 10})
+        store.add_result(("tabular", "iris", "sk_knn", 0, 0), {"metric": "accuracy"})
+
+
+def _locked(db):
+    """A store with one row, held by an exclusive transaction of another
+    connection (what a second writer process looks like)."""
+    _other_protocol(db)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    return holder
+
+
+# -- the matrix -----------------------------------------------------------------------
+
+CASES = [
+    # ---- estimators: data ----
+    fit("X NaN", "Input X contains NaN", X=_with(X_OK, (3, 1), np.nan)),
+    fit("X inf", "Input X contains infinity", X=_with(X_OK, (0, 0), np.inf)),
+    fit(
+        "X -inf regressor",
+        "Input X contains infinity",
+        est=R,
+        y=T_OK,
+        X=_with(X_OK, (5, 2), -np.inf),
+    ),
+    fit(
+        "y NaN classifier",
+        "Input y contains NaN",
+        y=np.where(Y_OK, np.nan, 1.0),
+    ),
+    fit(
+        "y NaN regressor",
+        "Input y contains NaN",
+        est=R,
+        y=_with(T_OK, 4, np.nan),
+    ),
+    fit(
+        "y inf regressor",
+        "Input y contains infinity",
+        est=R,
+        y=_with(T_OK, 4, np.inf),
+    ),
+    fit(
+        "X strings",
+        "could not convert string to float",
+        X=np.array([["a", "b", "c"]] * 30),
+    ),
+    fit("X complex", "Complex data not supported", X=X_OK + 1j),
+    fit(
+        "X object None",
+        "Input X contains NaN",
+        X=np.array([[None] * 3] * 30, dtype=object),
+    ),
+    fit("X 1-d", "Expected 2D array, got 1D array", X=X_OK[:, 0]),
+    fit("X 3-d", "Found array with dim 3", X=X_OK[:, :, None]),
+    fit(
+        "X empty", r"Found array with 0 sample\(s\)", X=np.empty((0, 3)), y=np.empty(0)
+    ),
+    fit("X no features", r"Found array with 0 feature\(s\)", X=np.empty((30, 0))),
+    fit(
+        "1 sample classifier", r"Found array with 1 sample\(s\)", X=X_OK[:1], y=Y_OK[:1]
+    ),
+    fit(
+        "1 sample regressor",
+        r"Found array with 1 sample\(s\)",
+        est=R,
+        X=X_OK[:1],
+        y=T_OK[:1],
+    ),
+    fit("1 class", "only one class", y=np.zeros(30)),
+    fit(
+        "continuous y for classifier",
+        "Unknown label type: continuous",
+        y=T_OK,
+    ),
+    fit(
+        "2-d y for classifier",
+        "y should be a 1d array",
+        y=np.stack([Y_OK, Y_OK], 1),
+    ),
+    fit(
+        "y length classifier",
+        "inconsistent numbers of samples: 30 and 10",
+        y=Y_OK[:10],
+    ),
+    fit(
+        "y length regressor",
+        "inconsistent numbers of samples: 30 and 10",
+        est=R,
+        y=T_OK[:10],
+    ),
+    fit("X beyond float32", "float32", X=X_OK * 1e39),
+    # ---- estimators: parameters ----
+    fit("unknown policy", "The 'policy' parameter", policy="greedy"),
+    fit("unknown reward", "The 'reward' parameter", reward="auc"),
+    fit(
+        "accuracy reward for regressor",
+        "reward='accuracy' is for classifiers",
+        est=R,
+        y=T_OK,
+        reward="accuracy",
+    ),
+    fit("unknown scope", "The 'scope' parameter", scope="network"),
+    fit("unknown compensate", "The 'compensate' parameter", compensate="median"),
+    fit("unknown activation", "The 'activation' parameter", activation="gelu2"),
+    fit("unknown optimizer", "The 'optimizer' parameter", optimizer="rmsprop"),
+    fit(
+        "prune_ratio 1",
+        r"'prune_ratio' parameter .* range \[0.0, 1.0\)",
+        prune_ratio=1.0,
+    ),
+    fit("prune_ratio negative", "'prune_ratio' parameter", prune_ratio=-0.1),
+    fit("prune_ratio NaN", "'prune_ratio' parameter", prune_ratio=float("nan")),
+    fit("budget 0", r"'budget' parameter .* range \(0.0, inf\)", budget=0),
+    fit("budget negative", "'budget' parameter", budget=-3),
+    fit("budget inf", "'budget' parameter", budget=float("inf")),
+    fit("batch_size 0", "'batch_size' parameter", batch_size=0),
+    fit("arms_per_round 0", "'arms_per_round' parameter", arms_per_round=0),
+    fit(
+        "hidden layer of 1 unit",
+        "hidden_layer_sizes must be >= 2",
+        hidden_layer_sizes=(1,),
+    ),
+    fit("no hidden layer", "non-empty sequence of integers", hidden_layer_sizes=()),
+    # ---- estimators: predict ----
+    predict(
+        "predict before fit",
+        "is not fitted yet",
+        X_OK,
+        fitted=False,
+        error=NotFittedError,
+    ),
+    predict(
+        "predict wrong feature count",
+        "X has 2 features, but BanditPrunedMLPClassifier is expecting 3",
+        X_OK[:, :2],
+    ),
+    predict("predict NaN", "Input X contains NaN", _with(X_OK, (1, 1), np.nan), est=R),
+    predict("predict empty", r"Found array with 0 sample\(s\)", np.empty((0, 3))),
+    # ---- prune ----
+    pruning("prune unknown policy", "Unknown policy 'greedy'", policy="greedy"),
+    pruning("prune unknown reward", "Unknown reward 'auc'", reward="auc"),
+    pruning("prune unknown loss", "Unknown loss 'hinge'", loss="hinge"),
+    pruning("prune unknown scope", "scope must be", scope="network"),
+    pruning(
+        "prune unknown compensate", "compensate must be one of", compensate="median"
+    ),
+    pruning("prune ratio 1", r"prune_ratio must be in \[0, 1\)", prune_ratio=1.0),
+    pruning(
+        "prune ratio negative", r"prune_ratio must be in \[0, 1\)", prune_ratio=-0.5
+    ),
+    pruning("prune budget 0", "budget must be", budget=0),
+    pruning(
+        "prune budget inf",
+        "budget must be",
+        budget=float("inf"),
+    ),
+    pruning("prune batch_size 0", "batch_size must be", batch_size=0),
+    pruning(
+        "prune arms_per_round 0",
+        "arms_per_round must be",
+        arms_per_round=0,
+    ),
+    pruning(
+        "prune model without prunable units",
+        "has no prunable units",
+        model=lambda: nn.Sequential(nn.Linear(4, 3)),
+    ),
+    pruning(
+        "prune non-sequential model",
+        "nn.Sequential",
+        model=lambda: nn.Linear(4, 3),
+        error=TypeError,
+    ),
+    pruning(
+        "prune a string as model",
+        "model must be a torch.nn.Module",
+        model=lambda: "net",
+        error=TypeError,
+    ),
+    pruning(
+        "prune X with wrong feature count",
+        "X has 5 features, but the model's first layer .* expects 4",
+        X=torch.randn(32, 5),
+    ),
+    pruning("prune 1-d X", "X must have shape", X=torch.randn(32)),
+    pruning(
+        "prune y length",
+        "inconsistent numbers of samples: 32 and 10",
+        y=torch.randint(0, 3, (10,)),
+    ),
+    pruning(
+        "prune NaN in X",
+        "X contains NaN or infinity",
+        X=torch.full((32, 4), float("nan")),
+    ),
+    pruning(
+        "prune empty X",
+        "X has 0 samples",
+        X=torch.randn(0, 4),
+        y=torch.zeros(0, dtype=torch.long),
+    ),
+    pruning(
+        "prune strings in X",
+        "X must be numeric",
+        X=np.array([["a"] * 4] * 32),
+    ),
+    pruning(
+        "prune labels beyond the outputs",
+        r"class labels .* \[0, 3\)",
+        y=torch.full((32,), 7),
+    ),
+    pruning(
+        "prune float labels for cross-entropy",
+        "integer class labels",
+        y=torch.rand(32),
+    ),
+    # ---- CLI ----
+    command("cli unknown dataset", "unknown dataset 'nope'", "--datasets", "nope"),
+    command(
+        "cli empty dataset name",
+        "argument --datasets: expected a comma-separated list",
+        "--datasets",
+        ",",
+    ),
+    command(
+        "cli missing dataset name",
+        "argument --datasets: expected one argument",
+        "--datasets",
+    ),
+    command(
+        "cli dataset of the other task",
+        "'diabetes' is a regression dataset",
+        "--datasets",
+        "diabetes",
+    ),
+    command("cli unknown method", "unknown method 'bogus'", "--methods", "bogus"),
+    command("cli unknown suite", "invalid choice: 'images'", suite="images"),
+    command(
+        "cli ratio out of range",
+        r"prune ratios must lie in (0, 1)",
+        "--methods",
+        "ucb1@*",
+        "--ratios",
+        "1.5",
+    ),
+    command(
+        "cli ratios not numbers", "expected comma-separated floats", "--ratios", "half"
+    ),
+    command("cli 0 folds", "expected a positive integer, got '0'", "--folds", "0"),
+    command("cli 1 fold", "n_folds must be an int >= 2", "--folds", "1"),
+    command("cli seeds not numbers", "expected comma-separated ints", "--seeds", "x"),
+    command(
+        "cli too few samples",
+        "max_samples must be at least 2 * n_folds",
+        "--max-samples",
+        "3",
+    ),
+    command("cli unknown backend", "invalid choice: 'spark'", "--backend", "spark"),
+    command(
+        "cli bad scheduler address",
+        "scheduler must be a Dask scheduler address",
+        "--scheduler",
+        "localhost",
+    ),
+    command("cli unknown option", "unrecognized arguments: --gpus", "--gpus", "2"),
+    command(
+        "cli corrupt results file",
+        "is not a valid SQLite results store",
+        setup=_corrupt,
+    ),
+    command(
+        "cli results file is a directory", "is a directory", setup=lambda db: db.mkdir()
+    ),
+    command(
+        "cli results file of another protocol",
+        "another protocol",
+        setup=_other_protocol,
+    ),
+    command("cli locked results file", "is locked by another process", setup=_locked),
+]
+
+
+def _fitted_attributes(est):
+    return sorted(k for k in vars(est) if k.endswith("_") and not k.startswith("__"))
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _state(model):
+    if not isinstance(model, nn.Module):
+        return model
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _same_state(before, model):
+    after = _state(model)
+    if not isinstance(model, nn.Module):
+        return before == after
+    return before.keys() == after.keys() and all(
+        torch.equal(before[k], after[k]) for k in before
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return {
+        C: C(random_state=0, **FAST).fit(X_OK, Y_OK),
+        R: R(random_state=0, **FAST).fit(X_OK, T_OK),
+    }
+
+
+def _raises(call, error, match):
+    """Problems (empty = as expected) and a description of what happened."""
+    try:
+        call()
+    except error as exc:
+        if not pytest.raises(error, match=match).matches(exc):
+            return [f"message {str(exc)[:300]!r} does not match {match!r}"]
+        return []
+    except Exception as exc:
+        return [f"{type(exc).__name__}: {str(exc)[:300]}"]
+    return ["no error"]
+
+
+def _check_fit(case, tmp_path, capsys, fitted):
+    a = case.args
+    est = a["est"](random_state=0, **{**FAST, **a["params"]})
+    problems = _raises(lambda: est.fit(a["X"], a["y"]), case.error, case.match)
+    if problems:
+        return problems
+    if _fitted_attributes(est):
+        problems.append(f"fitted attributes left: {_fitted_attributes(est)}")
+    try:
+        est.predict(X_OK)
+        problems.append("predict works after a failed fit")
+    except NotFittedError:
+        pass
+    except Exception as exc:
+        problems.append(f"predict after the failed fit: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _check_predict(case, tmp_path, capsys, fitted):
+    a = case.args
+    est = fitted[a["est"]] if a["fitted"] else a["est"](**FAST)
+    before = _state(getattr(est, "module_", None))
+    attributes = dict(vars(est))
+    problems = _raises(lambda: est.predict(a["X"]), case.error, case.match)
+    if a["fitted"] and not _same_state(before, est.module_):
+        problems.append("module_ changed")
+    if set(vars(est)) != set(attributes):
+        problems.append("attributes changed")
+    return problems
+
+
+def _check_prune(case, tmp_path, capsys, fitted):
+    kwargs = dict(case.args)
+    model = kwargs.pop("model", _net)()
+    X = kwargs.pop("X", torch.randn(32, 4, generator=torch.Generator().manual_seed(0)))
+    y = kwargs.pop("y", torch.arange(32) % 3)
+    before = _state(model)
+    problems = _raises(
+        lambda: prune(model, X, y, random_state=0, **kwargs), case.error, case.match
+    )
+    if not _same_state(before, model):
+        problems.append("the model passed in was modified")
+    return problems
+
+
+def _check_cli(case, tmp_path, capsys, fitted, monkeypatch):
+    db = tmp_path / "r.sqlite"
+    holder = case.args["setup"](db) if case.args["setup"] else None
+    exists = db.exists()
+    before = db.read_bytes() if db.is_file() else None
+    rows = _rows(db) if case.args["setup"] in (_other_protocol, _locked) else None
+    argv = ["bench", case.args["suite"], *BENCH, *case.args["argv"]]
+    argv += ["--db", str(db), "--out", str(tmp_path / "out")]
+    # A locked file is waited for (30 s by default) before giving up.
+    monkeypatch.setattr(_store.ResultStore.__init__, "__defaults__", (True, 0.2))
+    try:
+        status = cli.main(argv)
+    finally:
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+    out, err = capsys.readouterr()
+    problems = []
+    if status != 2:
+        problems.append(f"exit status {status}, stderr {err[-300:]!r}")
+    if case.match not in err:
+        problems.append(f"stderr {err[-400:]!r} lacks {case.match!r}")
+    if "Traceback" in out + err:
+        problems.append("a traceback was printed")
+    if not exists and db.exists():
+        problems.append("a results file was created")
+    if before is not None and rows is None and db.read_bytes() != before:
+        problems.append("the results file was modified")
+    if rows is not None and _rows(db) != rows:
+        problems.append("rows were added")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    return problems
+
+
+def _rows(db):
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT * FROM results ORDER BY rowid").fetchall()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case, tmp_path, capsys, monkeypatch, fitted):
+    if case.kind == "cli":
+        problems = _check_cli(case, tmp_path, capsys, fitted, monkeypatch)
+    else:
+        check = {"fit": _check_fit, "predict": _check_predict, "prune": _check_prune}
+        problems = check[case.kind](case, tmp_path, capsys, fitted)
+    assert not problems, "; ".join(problems)
+
+
+def test_the_matrix_is_large_and_spans_every_entry_point():
+    kinds = [c.kind for c in CASES]
+    assert len(CASES) >= 30
+    assert {"fit", "predict", "prune", "cli"} <= set(kinds)
+    assert len({c.id for c in CASES}) == len(CASES)
