@@ -570,10 +570,10 @@ def test_report_of_an_empty_suite(tmp_path):
 def test_explicit_method_grammar_with_compensation_and_fine_tuning():
     from skbandit.benchmarks._methods import select_methods
 
-    chosen = select_methods(
-        "classification", ["ucb1@0.5:lstsq/ft0", "tp_magnitude@0.25", "random@0.5/ft3"]
-    )
-    assert list(chosen) == ["ucb1@0.5:lstsq/ft0", "tp_magnitude@0.25", "random@0.5/ft3"]
+    names = ["ucb1@0.5:lstsq/ft0", "tp_magnitude@0.25", "random@0.5/ft3", "exp3@0.5+set"]
+    chosen = select_methods("classification", names)
+    assert list(chosen) == names
+    assert chosen["exp3@0.5+set"].params["pull"] == "set"
     assert chosen["ucb1@0.5:lstsq/ft0"].params["compensate"] == "lstsq"
     assert chosen["ucb1@0.5:lstsq/ft0"].params["fine_tune_epochs"] == 0
     assert chosen["random@0.5/ft3"].params["fine_tune_epochs"] == 3

@@ -169,7 +169,12 @@ def _format_ratio(ratio):
 
 
 def ours_method(
-    policy, prune_ratio=None, ours_params=None, compensate=None, fine_tune_epochs=None
+    policy,
+    prune_ratio=None,
+    ours_params=None,
+    compensate=None,
+    fine_tune_epochs=None,
+    pull=None,
 ):
     """Our estimator with ``policy`` at ``prune_ratio``.
 
@@ -188,6 +193,8 @@ def ours_method(
     fine_tune_epochs : int or None
         When given, overrides the default and is appended to the name
         (``"ucb1@0.5:lstsq/ft0"``).
+    pull : {"single", "set"} or None
+        ``"set"`` selects set pulls and appends ``"+set"`` to the name.
 
     Returns
     -------
@@ -213,6 +220,9 @@ def ours_method(
     if fine_tune_epochs is not None:
         params["fine_tune_epochs"] = int(fine_tune_epochs)
         suffix += f"/ft{int(fine_tune_epochs)}"
+    if pull == "set":
+        params["pull"] = "set"
+        suffix += "+set"
     if policy == UNPRUNED:
         name, prune_ratio = UNPRUNED, None
     else:
@@ -333,10 +343,10 @@ def list_methods(task, ratios=DEFAULT_RATIOS, ours_params=None):
     return {m.name: m for m in methods}
 
 
-#: ``<policy>@<ratio>[:<compensate>][/ft<epochs>]``.
+#: ``<policy>@<ratio>[:<compensate>][/ft<epochs>][+set]``.
 _EXPLICIT = re.compile(
     r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
-    r"(?::(?P<compensate>none|mean|lstsq))?(?:/ft(?P<ft>[0-9]+))?$"
+    r"(?::(?P<compensate>none|mean|lstsq))?(?:/ft(?P<ft>[0-9]+))?(?P<set>\+set)?$"
 )
 
 
@@ -409,6 +419,7 @@ def select_methods(task, names=None, ratios=DEFAULT_RATIOS, ours_params=None):
                     ours_params,
                     explicit["compensate"],
                     explicit["ft"],
+                    "set" if explicit["set"] else None,
                 )
             except ValueError as exc:
                 raise ValueError(f"method {pattern!r}: {exc}") from None
