@@ -80,7 +80,8 @@ def build_parser():
             "Run a benchmark suite (dataset x method x fold x seed), store every "
             "result in an SQLite file, then write report.md and figures. "
             "tabular: classification accuracy; regression: R^2; perf: speed "
-            "ratios of the pruning backend; deep: not implemented yet."
+            "ratios of the pruning backend; deep: the image, text and "
+            "reasoning tasks (fixed splits)."
         ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -179,7 +180,6 @@ def _print_list(args):
 
 def _run_suite(args, argv):
     from .benchmarks._methods import DEFAULT_RATIOS
-    from .benchmarks._reports import write_report
     from .benchmarks._runner import default_paths, run_benchmark
 
     db_default, out_default = default_paths(args.suite, args.quick)
@@ -200,6 +200,13 @@ def _run_suite(args, argv):
         backend=args.backend,
         scheduler=args.scheduler,
     )
+    return _finish(summary, db, out, args, argv)
+
+
+def _finish(summary, db, out, args, argv):
+    """Report failures, write the report, print the summary; the exit status."""
+    from .benchmarks._reports import write_report
+
     print(summary.line(), file=sys.stderr)
     for key, error in summary.failures[:5]:
         last = error.strip().splitlines()[-1] if error.strip() else "?"
@@ -214,6 +221,48 @@ def _run_suite(args, argv):
     print(report.terminal)
     print(f"\nreport: {out}/report.md", file=sys.stderr)
     return EXIT_FAILED_CONFIGS if summary.n_failed else 0
+
+
+def _run_deep(args, argv):
+    from .benchmarks._deep_runner import run_deep_benchmark
+    from .benchmarks._methods import DEFAULT_RATIOS
+    from .benchmarks._runner import default_paths
+
+    if args.folds is not None or args.max_samples is not None:
+        raise UserError(
+            "the deep suite uses fixed train/test splits: --folds and "
+            "--max-samples do not apply"
+        )
+    db_default, out_default = default_paths("deep", args.quick)
+    db, out = args.db or db_default, args.out or out_default
+    summary = run_deep_benchmark(
+        tasks=args.datasets,
+        methods=args.methods,
+        seeds=args.seeds or (0,),
+        db=db,
+        n_jobs=args.n_jobs,
+        quick=args.quick,
+        progress=not args.no_progress,
+        ratios=args.ratios or DEFAULT_RATIOS,
+        cache=None if args.cache == "none" else (args.cache or f"{db}.cache"),
+        backend=args.backend,
+        scheduler=args.scheduler,
+    )
+    return _finish(summary, db, out, args, argv)
+
+
+def _print_deep_list(args):
+    from .benchmarks._deep import DEEP_TASKS
+    from .benchmarks._deep_runner import list_deep_methods
+    from .benchmarks._methods import DEFAULT_RATIOS
+
+    print("tasks:")
+    for name, spec in DEEP_TASKS.items():
+        note = "" if spec.available else "  [needs: " + ", ".join(spec.requires) + "]"
+        print(f"  {name} ({spec.domain}){note}")
+    print("methods:")
+    for name in list_deep_methods(args.ratios or DEFAULT_RATIOS):
+        print(f"  {name}")
 
 
 def _run_perf(args):
@@ -236,13 +285,13 @@ def _run_perf(args):
 
 
 def _dispatch(args, argv):
-    if args.suite == "deep":
-        raise UserError("the deep suite is not implemented yet")
     if args.suite == "perf":
         return _run_perf(args)
     if args.list:
-        _print_list(args)
+        (_print_deep_list if args.suite == "deep" else _print_list)(args)
         return 0
+    if args.suite == "deep":
+        return _run_deep(args, argv)
     return _run_suite(args, argv)
 
 

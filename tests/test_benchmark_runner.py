@@ -570,7 +570,12 @@ def test_report_of_an_empty_suite(tmp_path):
 def test_explicit_method_grammar_with_compensation_and_fine_tuning():
     from skbandit.benchmarks._methods import select_methods
 
-    names = ["ucb1@0.5:lstsq/ft0", "tp_magnitude@0.25", "random@0.5/ft3", "exp3@0.5+set"]
+    names = [
+        "ucb1@0.5:lstsq/ft0",
+        "tp_magnitude@0.25",
+        "random@0.5/ft3",
+        "exp3@0.5+set",
+    ]
     chosen = select_methods("classification", names)
     assert list(chosen) == names
     assert chosen["exp3@0.5+set"].params["pull"] == "set"

@@ -7,6 +7,7 @@ import pytest
 
 from skbandit import cli
 from skbandit.benchmarks import _perf
+from skbandit.benchmarks._store import ResultStore
 
 
 def _run(capsys, *argv):
@@ -70,10 +71,22 @@ def test_corrupt_db_exits_2_naming_it(capsys, tmp_path):
     assert "Traceback" not in err
 
 
-def test_deep_is_not_implemented(capsys):
-    status, _, err = _run(capsys, "bench", "deep")
-    assert status == 2
-    assert "not implemented yet" in err
+def test_deep_rejects_folds_and_unknown_tasks(capsys):
+    status, _, err = _run(capsys, "bench", "deep", "--folds", "3")
+    assert status == 2 and "fixed train/test splits" in err
+    status, _, err = _run(capsys, "bench", "deep", "--datasets", "cifar")
+    assert status == 2 and "cifar" in err and "Traceback" not in err
+
+
+def test_deep_list_and_tiny_run(capsys, tmp_path):
+    status, out, _ = _run(capsys, "bench", "deep", "--list")
+    assert status == 0 and "parity-mlp" in out and "ucb1@0.5" in out
+    db = tmp_path / "deep.sqlite"
+    argv = ("bench", "deep", "--datasets", "parity-mlp", "--methods", "none,ucb1@0.5")
+    status, out, _ = _run(capsys, *argv, "--db", str(db), "--out", str(tmp_path / "o"))
+    assert status == 0 and "parity-mlp" in out
+    with ResultStore(db, create=False) as store:
+        assert len(store.completed_keys("deep")) == 2
 
 
 def test_list(capsys):

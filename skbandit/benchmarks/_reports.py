@@ -238,7 +238,14 @@ def _protocol_lines(frame, protocol, command):
         f"{frame['method'].nunique()}; folds: {len(folds)}; seeds: {seeds}; "
         f"results: {len(frame)}."
     )
-    if protocol:
+    if protocol and protocol.get("split") == "fixed":
+        lines.append(
+            "Protocol: one fixed train/test split per task (seed "
+            f"{protocol.get('split_seed')}); every method prunes the same trained "
+            f"network (bandit budget {protocol.get('budget')} pulls per unit), "
+            f"then fine-tunes; metric {protocol.get('metric')}."
+        )
+    elif protocol:
         lines.append(
             f"Protocol: {protocol.get('n_folds')}-fold {protocol.get('cv')} "
             f"(shuffled, random_state = seed), metric {protocol.get('metric')}, "

@@ -8,6 +8,7 @@ ranks the units, :func:`select_removals` applies the removal rule and
 """
 
 from ._bandit import BanditScorer
+from ._finetune import fine_tune
 from ._masking import masked
 from ._prune import LayerReport, PruningReport, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, trace
@@ -34,7 +35,13 @@ from ._selection import (
     select_removals,
 )
 from ._surgery import COMPENSATIONS, remove_units
-from ._units import UnitGroup, count_parameters, find_unit_groups
+from ._units import (
+    UnitGroup,
+    count_parameters,
+    find_unit_groups,
+    unit_view,
+    unit_weights,
+)
 
 __all__ = [
     "AccuracyReward",
@@ -55,6 +62,7 @@ __all__ = [
     "evaluate_arms_naive",
     "evaluate_loss",
     "find_unit_groups",
+    "fine_tune",
     "make_reward",
     "make_scorer",
     "masked",
@@ -67,5 +75,7 @@ __all__ = [
     "select_removals",
     "trace",
     "unit_means",
+    "unit_view",
+    "unit_weights",
     "sample_metric",
 ]

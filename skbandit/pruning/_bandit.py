@@ -143,7 +143,8 @@ class BanditScorer:
     budget : float > 0 or "auto", default=10
         Average pulls per arm (a bandit over ``n`` arms stops after
         ``ceil(budget * n)`` pulls), or ``"auto"``: stop when the removal
-        split is settled (see the LUCB-style rule in the module docstring) or after ``max_budget``.
+        split is settled (the LUCB-style rule of the module docstring) or
+        after ``max_budget``.
     batch_size : int, default=256
         Minibatch size of a pull (capped at the number of samples).
     reward : {"loss", "accuracy"} or reward object, default="loss"

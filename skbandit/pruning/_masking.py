@@ -2,8 +2,6 @@
 
 from contextlib import contextmanager
 
-import torch
-
 __all__ = ["masked"]
 
 
@@ -12,8 +10,11 @@ def _mask_hook(keep, fill, feature_dim):
         x = args[0]
         shape = [1] * x.dim()
         shape[feature_dim] = -1
-        k = keep.to(x.dtype).view(shape)
-        out = x * k if fill is None else x * k + (1 - k) * fill.to(x.dtype).view(shape)
+        k = keep.to(device=x.device, dtype=x.dtype).view(shape)
+        if fill is None:
+            out = x * k
+        else:
+            out = x * k + (1 - k) * fill.to(device=x.device, dtype=x.dtype).view(shape)
         return (out, *args[1:])
 
     return hook
@@ -33,7 +34,9 @@ def masked(model, masks, fills=None):
     masks : dict of {UnitGroup: tensor of shape (group.size,)}
         ``1`` keeps a unit, ``0`` masks it.
     fills : dict of {UnitGroup: tensor of shape (group.size,)}, default=None
-        Value a masked unit is replaced with (e.g. its mean activation).
+        Value a masked unit is replaced with (e.g. its mean activation); a
+        unit spanning several features (``unit_width > 1``) has the same
+        value in all of them.
 
     Examples
     --------
@@ -51,8 +54,11 @@ def masked(model, masks, fills=None):
     handles = []
     try:
         for group, keep in masks.items():
-            keep = torch.as_tensor(keep)
+            # One value per consumer feature: a unit spanning several
+            # features (a flattened channel, an attention head) masks all.
+            keep = group.feature_values(keep)
             fill = fills.get(group)
+            fill = None if fill is None else group.feature_values(fill)
             for name in group.consumers:
                 module = model.get_submodule(name)
                 handles.append(

@@ -14,7 +14,7 @@ from ._rewards import resolve_loss, sample_metric
 from ._selection import removals_by_count, removals_for_params
 from ._surgery import COMPENSATIONS, remove_units
 from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
-from ._units import count_parameters, find_unit_groups
+from ._units import _flat_children, count_parameters, find_unit_groups
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
 
@@ -121,10 +121,14 @@ def _numeric_tensor(values, name):
 
 
 def _first_layer(model):
-    """``(name, module)`` of the first Linear/Conv layer, or None."""
-    for name, module in model.named_modules():
+    """``(name, module)`` of the layer that reads the input, when it is known:
+    the first leaf of an ``nn.Sequential``, if it is a Linear/Conv layer."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    for name, module in _flat_children(model):
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             return name, module
+        return None
     return None
 
 
@@ -330,7 +334,9 @@ def prune(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
     X, y = _as_tensors(model, X, y, loss)
-    groups = find_unit_groups(model) if groups is None else list(groups)
+    groups = (
+        find_unit_groups(model, example_input=X[:1]) if groups is None else list(groups)
+    )
     if not groups:
         raise ValueError(
             "The model has no prunable units: it needs a hidden layer whose "

@@ -8,17 +8,30 @@ per arm, stacked along a leading "variant" dimension. For the last hidden
 layer the consumer is the output layer and every arm costs one rank-1 update
 (closed form). :func:`evaluate_arms_naive`, one masked forward pass per arm, is
 the reference that the fast path is tested against.
+
+A model that is not an ``nn.Sequential`` (a transformer, a user's module) is
+traced with ``torch.fx`` instead (:class:`GraphTrace`): one forward pass
+records every intermediate value, and each chunk of arms re-runs only the
+operations downstream of the consumer, on the stacked masked inputs, with
+``torch.func.vmap`` over the variants (upstream values are shared, not
+repeated). Models that ``torch.fx`` cannot trace, or that modify tensors in
+place, use naive pulls.
 """
+
+import operator
+import warnings
+import weakref
 
 import numpy as np
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
 from ._masking import masked
 from ._units import _flat_children
 
-__all__ = ["Trace", "trace", "evaluate_arms", "evaluate_arms_naive"]
+__all__ = ["Trace", "GraphTrace", "trace", "evaluate_arms", "evaluate_arms_naive"]
 
 #: Elements of the largest stacked tensor per chunk (bounds peak memory).
 _CHUNK_ELEMENTS = 1 << 21
@@ -47,23 +60,226 @@ class Trace:
 
 
 def trace(model, X):
-    """Run ``model`` on ``X`` once and keep every intermediate input.
+    """Run ``model`` on ``X`` once and keep every intermediate value.
 
-    Returns ``None`` when ``model`` is not an ``nn.Sequential`` (the batched
-    path then falls back to naive pulls).
+    Returns a :class:`Trace` for an ``nn.Sequential``, a :class:`GraphTrace`
+    for another model that ``torch.fx`` traces without in-place operations,
+    and ``None`` otherwise (pulls then fall back to the naive loop).
     """
-    return Trace(model, X) if isinstance(model, nn.Sequential) else None
+    if isinstance(model, nn.Sequential):
+        return Trace(model, X)
+    graph = _fx_graph(model)
+    return None if graph is None else GraphTrace(model, graph, X)
+
+
+#: Traced graphs per model, keyed by the model's parameter shapes (a pruned
+#: copy is a new model; in-place shape changes retrace).
+_GRAPHS = weakref.WeakKeyDictionary()
+
+#: In-place functions: a graph using them may alias recorded values.
+_IN_PLACE_FUNCTIONS = {
+    operator.setitem,
+    operator.iadd,
+    operator.isub,
+    operator.imul,
+    operator.itruediv,
+    operator.ior,
+    operator.iand,
+}
+
+
+def _signature(model):
+    return tuple((n, tuple(p.shape)) for n, p in model.named_parameters())
+
+
+def _fx_graph(model):
+    """``model``'s ``torch.fx`` graph, or None if untraceable or in-place."""
+    signature = _signature(model)
+    cached = _GRAPHS.get(model)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    try:
+        graph = torch.fx.Tracer().trace(model)
+    except Exception:  # any tracing failure: the naive path stays correct
+        graph = None
+    if graph is not None and any(_in_place(model, node) for node in graph.nodes):
+        graph = None
+    _GRAPHS[model] = (signature, graph)
+    return graph
+
+
+def _in_place(model, node):
+    if node.op == "call_function":
+        if node.target in _IN_PLACE_FUNCTIONS:
+            return True
+        # torch.relu_ and the like (operator.or_ and friends are not in place)
+        name = getattr(node.target, "__name__", "")
+        return name.endswith("_") and node.target is not getattr(operator, name, None)
+    if node.op == "call_method":
+        return node.target.endswith("_") or node.target.startswith("__i")
+    if node.op == "call_module":
+        return bool(getattr(model.get_submodule(node.target), "inplace", False))
+    return False
+
+
+def _run_node(model, node, load):
+    """Value of one graph node, its arguments read with ``load``."""
+    args = torch.fx.node.map_arg(node.args, load)
+    kwargs = torch.fx.node.map_arg(node.kwargs, load)
+    if node.op == "call_module":
+        return model.get_submodule(node.target)(*args, **kwargs)
+    if node.op == "call_function":
+        return node.target(*args, **kwargs)
+    if node.op == "call_method":
+        obj, *rest = args
+        return getattr(obj, node.target)(*rest, **kwargs)
+    if node.op == "get_attr":
+        value = model
+        for part in node.target.split("."):
+            value = getattr(value, part)
+        return value
+    if node.op == "output":
+        return args[0]
+    raise ValueError(f"unexpected graph node {node.op}")
+
+
+class GraphTrace:
+    """Every intermediate value of a ``torch.fx``-traced forward pass.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    graph : torch.fx.Graph
+        ``model``'s traced graph.
+    X : torch.Tensor
+    """
+
+    @torch.no_grad()
+    def __init__(self, model, graph, X):
+        self.model, self.graph = model, graph
+        self.values = {}
+        calls = {}
+        for node in graph.nodes:
+            if node.op == "placeholder":
+                default = node.args[0] if node.args else None
+                self.values[node] = X if not self.values else default
+            else:
+                self.values[node] = _run_node(model, node, self.values.__getitem__)
+            if node.op == "call_module":
+                calls.setdefault(node.target, []).append(node)
+            if node.op == "output":
+                self.output = self.values[node]
+        # Modules called once: the only ones whose input one mask covers.
+        self.calls = {
+            name: nodes[0] for name, nodes in calls.items() if len(nodes) == 1
+        }
+        self._downstream = {}
+
+    def downstream(self, node):
+        """Nodes whose value depends on ``node`` (itself first), in order."""
+        if node not in self._downstream:
+            reached = {node}
+            for other in self.graph.nodes:
+                if other is not node and any(
+                    a in reached for a in other.all_input_nodes
+                ):
+                    reached.add(other)
+            self._downstream[node] = [n for n in self.graph.nodes if n in reached]
+        return self._downstream[node]
+
+    def run_from(self, node, value):
+        """The model output when the module call ``node`` reads ``value``."""
+        new = {}
+
+        def load(n):
+            return new[n] if n in new else self.values[n]
+
+        for n in self.downstream(node):
+            if n is node:
+                args = (value, *torch.fx.node.map_arg(node.args[1:], load))
+                kwargs = torch.fx.node.map_arg(node.kwargs, load)
+                new[n] = self.model.get_submodule(n.target)(*args, **kwargs)
+            else:
+                new[n] = _run_node(self.model, n, load)
+            if n.op == "output":
+                return new[n]
+        return self.output  # the module does not reach the output
+
+
+def _graph_consumer(tr, group):
+    """The consumer's graph node if the graph path applies, else None."""
+    if len(group.consumers) != 1:
+        return None
+    node = tr.calls.get(group.consumers[0])
+    if node is None or not node.args or not isinstance(node.args[0], torch.fx.Node):
+        return None
+    h = tr.values[node.args[0]]
+    if not torch.is_tensor(h) or h.dim() == 0:
+        return None
+    return node if h.shape[group.feature_dim] == group.n_features else None
+
+
+def _graph_values(tr, node, group, arms, fills, y, metric):
+    """Mean metric per arm: the downstream graph on stacked masked inputs.
+
+    Each variant is one slice of a ``vmap``: it sees the whole minibatch as
+    the real forward pass does, so the result is exact for any model.
+    """
+    h = tr.values[node.args[0]]
+    dim = group.feature_dim % h.dim()
+    largest = max(
+        (
+            v.numel()
+            for v in map(tr.values.get, tr.downstream(node))
+            if torch.is_tensor(v)
+        ),
+        default=1,
+    )
+    chunk = max(1, 4 * _CHUNK_ELEMENTS // max(largest, h.numel()))
+    shape = [1] * (h.dim() + 1)
+    shape[dim + 1] = -1
+    fill = None
+    if fills is not None:
+        fill = group.feature_values(fills).to(h.device, h.dtype).view(shape[1:])
+    values = []
+    for i in range(0, len(arms), chunk):
+        part = arms[i : i + chunk]
+        keep = torch.ones(len(part), group.size, dtype=h.dtype, device=h.device)
+        keep[torch.arange(len(part), device=h.device), part] = 0
+        keep = keep.repeat_interleave(group.unit_width, dim=1)
+        keep = keep.view(len(part), *shape[1:])
+        stacked = h.unsqueeze(0) * keep
+        if fill is not None:
+            stacked = stacked + (1 - keep) * fill
+        with warnings.catch_warnings():
+            # Operations without a batching rule (e.g. CPU flash attention)
+            # run once per variant: slower, still exact, still no prefix.
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            out = torch.func.vmap(lambda v: tr.run_from(node, v))(stacked)
+        out = out.reshape(-1, *out.shape[2:])
+        targets = y.expand(len(part), *y.shape).reshape(-1, *y.shape[1:])
+        values.append(metric(out, targets).view(len(part), -1).mean(dim=1))
+    return torch.cat(values)
 
 
 _CONV = (nn.Conv1d, nn.Conv2d)
 
 
 def _batched_kind(tr, group):
-    """``"linear"``, ``"conv"`` or ``None`` (no batched path: naive pulls)."""
-    if tr is None or len(group.consumers) != 1:
+    """``"linear"``, ``"block"``, ``"conv"`` or ``None`` (naive pulls).
+
+    ``"block"``: a ``Linear`` consumer of units that span several features
+    each (``unit_width > 1``, e.g. channels read through ``Flatten``).
+    """
+    if not isinstance(tr, Trace) or len(group.consumers) != 1:
+        return None
+    if group.consumers[0] not in tr.names:
         return None
     pos = tr.position(group.consumers[0])
     consumer, h = tr.modules[pos], tr.inputs[pos]
+    if group.unit_width != 1:
+        reads = isinstance(consumer, nn.Linear) and h.dim() == 2
+        return "block" if reads and h.shape[1] == group.n_features else None
     if isinstance(consumer, nn.Linear) and h.dim() == 2:
         return "linear"
     plain_conv = (
@@ -93,14 +309,26 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
         :func:`sample_metric`); an arm's value is its mean over the batch.
     fills : torch.Tensor of shape (group.size,), default=None
         What a masked unit is replaced with (default 0).
-    tr : Trace, default=None
-        A trace of ``model`` on ``X`` to reuse across groups.
+    tr : Trace or GraphTrace, default=None
+        A trace of ``model`` on ``X`` (see :func:`trace`) to reuse across
+        groups.
 
     Returns
     -------
     values : torch.Tensor of shape (len(arms),)
     """
     tr = tr if tr is not None else trace(model, X)
+    if isinstance(tr, GraphTrace):
+        node = _graph_consumer(tr, group)
+        if node is not None:
+            arms = torch.as_tensor(arms, dtype=torch.long, device=X.device)
+            if len(arms) == 0:
+                return tr.output.new_empty(0)
+            try:
+                return _graph_values(tr, node, group, arms, fills, y, metric)
+            except (RuntimeError, NotImplementedError):
+                pass  # an operation vmap cannot batch: the naive loop is exact
+        return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
     kind = _batched_kind(tr, group)
     if kind is None:
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
@@ -113,6 +341,10 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     base = metric(tr.output, y)
     if kind == "conv":
         return _conv_values(h, z, consumer, arms, fills, suffix, y, metric)
+    if kind == "block":
+        return _block_values(
+            h, z, consumer, arms, fills, group.unit_width, suffix, y, metric
+        )
     delta = h[:, arms].T
     if fills is not None:
         delta = delta - fills[arms][:, None]
@@ -175,6 +407,34 @@ def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
     return torch.cat(values)
 
 
+def _block_values(h, z, consumer, arms, fills, width, suffix, y, metric):
+    """Mean metric per masked unit of ``width`` features of a Linear consumer.
+
+    Masking unit ``j`` changes the consumer's output by a rank-``width``
+    term, ``z' = z - (H_j - f_j) W_j^T`` with ``H_j`` the unit's ``width``
+    input features and ``W_j`` their weight columns: one small batched matrix
+    product per chunk of arms, then the layers after the consumer.
+    """
+    batch = h.shape[0]
+    units = h.reshape(batch, -1, width)  # (batch, units, width)
+    weights = consumer.weight.reshape(consumer.weight.shape[0], -1, width)
+    chunk = max(1, _CHUNK_ELEMENTS // (batch * _widest(suffix, z.shape[1])))
+    values = []
+    for i in range(0, len(arms), chunk):
+        part = arms[i : i + chunk]
+        delta = units[:, part].transpose(0, 1)  # (arms, batch, width)
+        if fills is not None:
+            delta = delta - fills[part].view(-1, 1, 1)
+        # (arms, batch, width) @ (arms, width, out) -> (arms, batch, out)
+        out = torch.matmul(delta, weights[:, part].permute(1, 2, 0))
+        out = out.neg_().add_(z).view(len(part) * batch, -1)
+        for module in suffix:
+            out = _apply(module, out)
+        targets = y.expand(len(part), *y.shape).reshape(-1, *y.shape[1:])
+        values.append(metric(out, targets).view(len(part), batch).mean(dim=1))
+    return torch.cat(values)
+
+
 def _unfold(h, conv):
     """im2col of a 1d or 2d input as ``conv`` sees it: (batch, C * k, L)."""
     if h.dim() == 3:  # Conv1d: treat as a 2d image of height 1
@@ -223,12 +483,14 @@ def _chunk_values(z, weight, arms, delta, suffix, y, metric, base, buffers):
     contributes ``base`` without being computed: with ReLU this skips about
     half of the work.
     """
-    arm_pos, rows = torch.nonzero(delta, as_tuple=True)
-    n_pairs = arm_pos.numel()
+    flat = delta.reshape(-1)
+    pairs = torch.nonzero(flat).squeeze(1)
+    arm_pos, rows = pairs // delta.shape[1], pairs % delta.shape[1]
+    n_pairs = pairs.numel()
     out = torch.index_select(z, 0, rows, out=buffers[0][:n_pairs])
     columns = torch.index_select(weight.T[arms], 0, arm_pos, out=buffers[1][:n_pairs])
     # Every pair's pre-activation after the rank-1 change z - delta * w.
-    out.addcmul_(delta[arm_pos, rows].unsqueeze(1), columns, value=-1)
+    out.addcmul_(flat[pairs].unsqueeze(1), columns, value=-1)
     for module in suffix:
         out = _apply(module, out)
     # Accumulate in float64: the per-arm sums subtract nearly equal totals.

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ._units import unit_view, unit_weights
+
 __all__ = [
     "Scores",
     "MagnitudeScorer",
@@ -49,10 +51,11 @@ def _consumer_inputs(model, groups, X):
     for i, group in enumerate(groups):
         module = model.get_submodule(group.consumers[0])
 
-        def hook(module, args, i=i, dim=group.feature_dim):
-            captured[i] = (
-                args[0].movedim(dim, 1).flatten(2) if args[0].dim() > 2 else args[0]
-            )
+        def hook(module, args, i=i, group=group):
+            x = args[0]
+            # (samples, units) as read, or (samples, units, positions x width)
+            plain = x.dim() == 2 and group.unit_width == 1
+            captured[i] = x if plain else unit_view(x, group)
 
         handles.append(module.register_forward_pre_hook(hook))
     try:
@@ -82,11 +85,9 @@ class MagnitudeScorer:
     """Baseline: remove units whose incoming weights have the smallest L2 norm."""
 
     def score(self, model, groups, X, y, loss_fn, rng, **context):
-        scores = []
-        for group in groups:
-            weight = model.get_submodule(group.producers[0]).weight
-            scores.append(-weight.detach().flatten(1).norm(dim=1).cpu().numpy())
-        return Scores(scores)
+        return Scores(
+            [-unit_weights(model, g).norm(dim=1).cpu().numpy() for g in groups]
+        )
 
 
 class ActivationScorer:

@@ -12,33 +12,44 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._scorers import _consumer_inputs
+from ._units import unit_view
 
 __all__ = ["remove_units", "COMPENSATIONS"]
 
 COMPENSATIONS = ("none", "mean", "lstsq")
 
 
-def _slice_(module, dim, keep):
+def _slice_(module, dim, keep, expected=None):
     """Keep ``keep`` along ``dim`` of every per-unit parameter and buffer."""
     for name, tensor in list(module.named_parameters(recurse=False)) + list(
         module.named_buffers(recurse=False)
     ):
         if tensor.dim() > dim and tensor.dim() > 0:
+            if expected is not None and tensor.shape[dim] != expected:
+                raise ValueError(
+                    f"{type(module).__name__}.{name} has {tensor.shape[dim]} "
+                    f"entries along dimension {dim}; the unit group spans "
+                    f"{expected}."
+                )
             sliced = tensor.detach().index_select(dim, keep).clone()
             if isinstance(tensor, nn.Parameter):
                 sliced = nn.Parameter(sliced, requires_grad=tensor.requires_grad)
             setattr(module, name, sliced)
 
 
-def _shrink_producer(module, keep):
-    _slice_(module, 0, keep)
+def _shrink_producer(module, keep, expected=None):
+    _slice_(module, 0, keep, expected)
     for attr in ("out_features", "out_channels", "num_features"):
         if hasattr(module, attr):
             setattr(module, attr, len(keep))
 
 
-def _shrink_consumer(module, keep):
+def _shrink_consumer(module, keep, expected=None):
+    if expected is not None and module.weight.shape[1] != expected:
+        raise ValueError(
+            f"{type(module).__name__} reads {module.weight.shape[1]} input "
+            f"features; the unit group spans {expected}."
+        )
     weight = module.weight.detach().index_select(1, keep).clone()
     module.weight = nn.Parameter(weight, requires_grad=module.weight.requires_grad)
     for attr in ("in_features", "in_channels"):
@@ -165,21 +176,45 @@ def remove_units(model, groups, removals, compensate="none", X=None, ridge=1e-4)
 
 def _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ridge):
     device = next(pruned.parameters()).device
-    keep = torch.nonzero(keep_mask).flatten().to(device)
-    removed = removed.to(device)
+    keep = torch.nonzero(keep_mask).flatten()
+    rows = group.producer_index(keep).to(device)
+    # A unit spanning several consumer features (unit_width) drops them all.
+    columns = group.consumer_index(keep).to(device)
+    removed_columns = group.consumer_index(removed).to(device)
     if compensate != "none":
-        (acts,) = _consumer_inputs(pruned, [group], X)
+        inputs = _consumer_inputs_raw(pruned, group.consumers[0], X)
+        # One mean per unit (over samples, positions and its features), the
+        # value the pulls fill a masked unit with.
+        means = group.feature_values(unit_view(inputs, group).mean((0, 2)))
     for name in group.producers:
-        _shrink_producer(pruned.get_submodule(name), keep)
+        _shrink_producer(pruned.get_submodule(name), rows, group.n_rows)
     for name in group.consumers:
         consumer = pruned.get_submodule(name)
         if compensate == "mean":
-            _fold_mean(
-                consumer,
-                removed,
-                acts.mean(0) if acts.dim() == 2 else acts.mean((0, 2)),
-            )
-        _shrink_consumer(consumer, keep)
+            _fold_mean(consumer, removed_columns, means)
+        _shrink_consumer(consumer, columns, group.n_features)
         if compensate == "lstsq":
             targets = _consumer_outputs(original, [name], X)[name]
-            _refit_lstsq(consumer, acts[:, keep], targets, ridge)
+            kept = inputs.movedim(group.feature_dim, -1)[..., columns]
+            _refit_lstsq(
+                consumer,
+                kept.reshape(-1, kept.shape[-1]),
+                targets.reshape(-1, targets.shape[-1]),
+                ridge,
+            )
+
+
+@torch.no_grad()
+def _consumer_inputs_raw(model, name, X):
+    """Input of the module ``name`` on ``X``, as it reads it."""
+    captured = {}
+
+    def hook(module, args):
+        captured["x"] = args[0]
+
+    handle = model.get_submodule(name).register_forward_pre_hook(hook)
+    try:
+        model(X)
+    finally:
+        handle.remove()
+    return captured["x"]
