@@ -396,3 +396,19 @@ def test_set_pulls_in_estimator(iris):
     X, y = iris
     clf = BanditPrunedMLPClassifier(random_state=0, pull="set", **FAST).fit(X, y)
     assert clf.module_[0].out_features == 8
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_tensor_batches_equal_dataloader(iris, monkeypatch, early_stopping):
+    """The fast iterator gives the same fit as skorch's default DataLoader."""
+    from torch.utils.data import DataLoader
+
+    from skbandit.estimators import _training
+
+    X, y = iris
+    params = dict(random_state=3, early_stopping=early_stopping, **FAST)
+    fast = BanditPrunedMLPClassifier(**params).fit(X, y)
+    monkeypatch.setattr(_training, "TensorBatches", DataLoader)
+    reference = BanditPrunedMLPClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(fast.predict_proba(X), reference.predict_proba(X))
+    assert fast.loss_curve_ == reference.loss_curve_
