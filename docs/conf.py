@@ -189,14 +189,17 @@ def _benchmark_reports():
     for path in sorted(glob.glob(pattern, recursive=True)):
         if os.path.basename(path) != "README.md":
             reports.append(os.path.relpath(path, HERE)[: -len(".md")])
-    pattern = os.path.join(ROOT, "benchmarks", "results", "*", "report.md")
-    for path in sorted(glob.glob(pattern)):
-        folder = os.path.dirname(path)
+    pattern = os.path.join(ROOT, "benchmarks", "results", "*", "*.md")
+    folders = sorted({os.path.dirname(p) for p in glob.glob(pattern)})
+    for folder in folders:
         target = os.path.join(HERE, "generated", "results", os.path.basename(folder))
         for name in os.listdir(folder):
             if name.endswith((".md", ".png", ".svg")):
                 _copy_if_changed(os.path.join(folder, name), os.path.join(target, name))
-        reports.append(os.path.relpath(os.path.join(target, "report"), HERE))
+        # The report first, then any other page of the run (e.g. summary.md).
+        pages = sorted(n[:-3] for n in os.listdir(folder) if n.endswith(".md"))
+        for page in sorted(pages, key=lambda n: n != "report"):
+            reports.append(os.path.relpath(os.path.join(target, page), HERE))
     return [name.replace(os.sep, "/") for name in reports]
 
 
