@@ -17,7 +17,9 @@ epochs, all pruning the same trained networks), and prints:
   ratio=<d/t> target=0.333 ok|MISS``: the best no-fine-tuning setting's mean
   drop over Torch-Pruning magnitude's (no compensation, no fine-tuning).
 
-Usage: ``python benchmarks/compensation_summary.py [db] [suite] [out]``.
+Usage: ``python benchmarks/compensation_summary.py [db] [suite] [out]``, or
+``python benchmarks/compensation_summary.py deep [db]`` for the deep suite
+(before/after fine-tuning from one run, see :func:`deep_main`).
 """
 
 import sys
@@ -109,5 +111,48 @@ def main(
     )
 
 
+def deep_main(db="benchmarks/results/compensation-deep.sqlite"):
+    """The same comparison on the deep suite (``skbandit bench deep`` with
+    methods ``<m>@0.5:<c>``): each configuration records the accuracy before
+    fine-tuning (``extra["accuracy_pruned"]``) and after (``score``)."""
+    with ResultStore(db, create=False) as store:
+        frame = store.results_frame("deep")
+    frame["before"] = [e["accuracy_pruned"] for e in frame["extra"]]
+    before = frame.pivot_table(index="dataset", columns="method", values="before")
+    after = frame.pivot_table(index="dataset", columns="method", values="score")
+    rows = []
+    for name in before.columns.drop("none"):
+        selection, _, compensation = name.partition(":")
+        rows.append(
+            (
+                selection.split("@")[0],
+                compensation,
+                (before["none"] - before[name]).mean(),
+                (after["none"] - after[name]).mean(),
+            )
+        )
+    table = pd.DataFrame(rows, columns=["method", "compensate", "before", "after"])
+    wide = table.pivot_table(
+        index="method", columns="compensate", values=["before", "after"]
+    )
+    print(
+        "Mean accuracy drop vs the unpruned network, 50 % removed, before and "
+        "after the task's fine-tuning:\n"
+    )
+    print(wide.round(4).to_string())
+    drops = before.drop(columns="none").rsub(before["none"], axis=0).mean()
+    reference = drops["tp_magnitude@0.5:none"]
+    best = drops.drop("tp_magnitude@0.5:none").idxmin()
+    ratio = drops[best] / reference if reference > 0 else np.inf
+    verdict = "ok" if ratio <= TARGET else "MISS"
+    print(
+        f"compensation: best={best} drop={drops[best]:.4f} "
+        f"tp_drop={reference:.4f} ratio={ratio:.3f} target={TARGET:.3f} {verdict}"
+    )
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1:2] == ["deep"]:
+        deep_main(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

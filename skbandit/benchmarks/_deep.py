@@ -926,6 +926,7 @@ def run_task(
     memory=None,
     prune_ratio=0.5,
     budget=10,
+    compensate="none",
     prune_samples=1024,
     fine_tune_epochs=None,
     epochs=None,
@@ -958,6 +959,8 @@ def run_task(
         Fraction of the units of every group removed.
     budget : float, default=10
         Average bandit pulls per unit.
+    compensate : {"none", "mean", "lstsq"}, default="none"
+        See :func:`skbandit.pruning.remove_units`.
     prune_samples : int, default=1024
         Training rows the pulls and baselines see (seeded sample).
     fine_tune_epochs : int, optional
@@ -999,6 +1002,7 @@ def run_task(
         policy=policy,
         prune_ratio=prune_ratio,
         budget=budget,
+        compensate=compensate,
         groups=groups,
         random_state=seed,
     )
@@ -1054,7 +1058,8 @@ def run_deep_config(task, method, seed=0, cache=None, **kwargs):
     task : str
     method : str
         A :data:`DEEP_METHODS` name, or a benchmark method name
-        ``"<method>@<prune_ratio>"`` (e.g. ``"ucb1@0.5"``; ``"none"``).
+        ``"<method>@<prune_ratio>[:<compensate>]"`` (e.g. ``"ucb1@0.5"``,
+        ``"ucb1@0.5:lstsq"``; ``"none"``).
     seed : int, default=0
     cache : str or joblib.Memory, optional
         Cache of trained networks (see :func:`train_deep_model`).
@@ -1074,7 +1079,10 @@ def run_deep_config(task, method, seed=0, cache=None, **kwargs):
     """
     if "@" in method:
         method, ratio = method.rsplit("@", 1)
+        ratio, _, compensate = ratio.partition(":")
         kwargs["prune_ratio"] = float(ratio)
+        if compensate:
+            kwargs["compensate"] = compensate
     result = run_task(task, method, seed, memory=cache, **kwargs)
     spec = get_deep_task(task)
     extra = {

@@ -103,9 +103,13 @@ def resolve_deep_methods(methods=None, quick=False, ratios=DEFAULT_RATIOS):
 
 
 def _explicit(name):
+    from ..pruning import COMPENSATIONS
     from ._deep import DEEP_METHODS
 
     method, _, ratio = name.partition("@")
+    ratio, _, compensate = ratio.partition(":")
+    if compensate and compensate not in COMPENSATIONS:
+        return False
     try:
         ok = method in DEEP_METHODS and method != "none" and 0 <= float(ratio) < 1
     except ValueError:

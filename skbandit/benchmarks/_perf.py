@@ -143,18 +143,19 @@ def pruned_latency(
     the parameter ratio as an extra.
     """
     net = mlp(sizes, seed=seed)
-    groups = find_unit_groups(net)
-    removals = [np.arange(int(g.size * ratio)) for g in groups]
-    small = remove_units(net, groups, removals)
     X = torch.randn(batch, sizes[0], generator=torch.Generator().manual_seed(seed))
+    return _latency_measurement("pruned_latency", net, X, ratio, repeats)
+
+
+def _latency_measurement(name, net, X, ratio, repeats):
+    """Remove the first ``ratio`` of every group's units, time both networks."""
+    groups = find_unit_groups(net, example_input=X[:1])
+    small = remove_units(net, groups, [np.arange(int(g.size * ratio)) for g in groups])
     t_full = median_time(lambda: net(X), repeats, warmup=3)
     t_small = median_time(lambda: small(X), repeats, warmup=3)
     params = count_parameters(small) / count_parameters(net)
     return Measurement(
-        "pruned_latency",
-        t_small / t_full,
-        target=0.5,
-        extra={"params_ratio": f"{params:.3f}"},
+        name, t_small / t_full, target=0.5, extra={"params_ratio": f"{params:.3f}"}
     )
 
 
@@ -211,17 +212,7 @@ def pruned_latency_cnn(channels=32, ratio=0.5, batch=1024, repeats=25, seed=0):
     net = cnn(channels, seed=seed)
     X = torch.randn(batch, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
     # Both convolutions' channels (the second is read through Flatten).
-    groups = find_unit_groups(net, example_input=X[:1])
-    small = remove_units(net, groups, [np.arange(int(g.size * ratio)) for g in groups])
-    t_full = median_time(lambda: net(X), repeats, warmup=3)
-    t_small = median_time(lambda: small(X), repeats, warmup=3)
-    params = count_parameters(small) / count_parameters(net)
-    return Measurement(
-        "pruned_latency_cnn",
-        t_small / t_full,
-        target=0.5,
-        extra={"params_ratio": f"{params:.3f}"},
-    )
+    return _latency_measurement("pruned_latency_cnn", net, X, ratio, repeats)
 
 
 def _tabular(n_samples, n_features, seed=0):
