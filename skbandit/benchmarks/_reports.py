@@ -90,7 +90,9 @@ def cost_table(frame):
     pandas.DataFrame
         Indexed by method (first-appearance order): ``fit_s``,
         ``predict_s``, ``params_after`` (mean count, NaN when the method has
-        no parameter count) and ``params_ratio`` (mean after / before).
+        no parameter count), ``params_ratio`` (mean after / before) and,
+        when the results recorded it, ``latency_ratio`` (mean measured
+        pruned / unpruned inference latency).
 
     Examples
     --------
@@ -112,6 +114,13 @@ def cost_table(frame):
             "params_ratio": after / before,
         }
     )
+    # Measured pruned / unpruned latency, where the run recorded it (deep).
+    latency = [
+        e.get("latency_ratio") if isinstance(e, dict) else None
+        for e in frame.get("extra", [None] * len(frame))
+    ]
+    if any(v is not None for v in latency):
+        table["latency_ratio"] = pd.to_numeric(pd.Series(latency, index=table.index))
     costs = table.groupby("method", sort=False).mean()
     costs.index.name = "method"
     return costs
