@@ -187,3 +187,70 @@ def test_rounds_with_compensation_are_finite():
     )
     assert np.isfinite(report.loss_after) and small[0].out_features == 8
     assert torch.isfinite(small(X)).all()
+
+
+def test_set_pulls_are_always_whole_sets():
+    # 15 arms, 7 removed, budget 10: 150 pulls are 21 sets of 7 and a rest of
+    # 3, which must not be pulled as a small (flattering) set.
+    from skbandit.pruning import BanditScorer, resolve_loss
+
+    net = make_mlp([4, 15, 3])
+    X, y = make_data(64, 4, "classification", 3)
+    result = BanditScorer("thompson", pull="set").score(
+        net,
+        find_unit_groups(net),
+        X,
+        y,
+        resolve_loss("cross_entropy"),
+        np.random.default_rng(0),
+        n_remove=[7],
+    )
+    assert {len(units) for units, _ in result.history[0]} == {7}
+
+
+def test_target_latency_sizes_the_bandit_split_without_prune_ratio(monkeypatch):
+    from skbandit.pruning import _prune
+
+    monkeypatch.setattr(
+        _prune,
+        "latency_ratio",
+        lambda model, pruned, X, repeats=15: (
+            count_parameters(pruned) / count_parameters(model)
+        ),
+    )
+    net = make_mlp([10, 32, 4])
+    X, y = make_data(100, 10, "classification", 4)
+    _, report = prune(
+        net, X, y, "ucb1", 0.0, target_latency=0.5, budget="auto", random_state=0
+    )
+    # with prune_ratio=0 the split would be empty and the bandit stop at once
+    assert report.total_pulls > 32
+
+
+def test_duck_typed_policy_with_set_pulls_and_bad_max_budget():
+    from skbandit.policies import UCB1
+
+    class Plain:  # reset/select/update/estimates_ only
+        def __init__(self):
+            self.inner = UCB1()
+
+        def reset(self, n_arms, rng=None):
+            self.inner.reset(n_arms, rng)
+            return self
+
+        def select(self, k):
+            return self.inner.select(k)
+
+        def update(self, arms, rewards):
+            self.inner.update(arms, rewards)
+            return self
+
+        @property
+        def estimates_(self):
+            return self.inner.estimates_
+
+    net, X, y = planted_network()
+    small, _ = prune(net, X, y, Plain(), 0.5, pull="set", budget=3, random_state=0)
+    assert small[0].out_features == 6
+    with pytest.raises(ValueError, match="max_budget"):
+        prune(net, X, y, "ucb1", 0.5, budget="auto", max_budget=float("inf"))

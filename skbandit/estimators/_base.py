@@ -3,7 +3,6 @@ fine-tune."""
 
 import copy
 import time
-from abc import abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
@@ -128,9 +127,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     # -- what subclasses define ---------------------------------------------
 
-    @abstractmethod
     def _encode_targets(self, y):
         """Validate ``y``, set target attributes; return (targets, n_outputs)."""
+        raise NotImplementedError
 
     #: Loss name understood by :func:`skbandit.pruning.prune`.
     _loss = None

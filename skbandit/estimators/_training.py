@@ -56,7 +56,10 @@ class seeded:
     def __enter__(self):
         self._fork = torch.random.fork_rng(devices=[])
         self._fork.__enter__()
-        torch.manual_seed(self.seed)
+        # Only the CPU generator: torch.manual_seed would also reseed (and
+        # leak into) the caller's CUDA generators, which fork_rng(devices=[])
+        # does not restore. Training draws from the CPU generator only.
+        torch.default_generator.manual_seed(self.seed)
         return self
 
     def __exit__(self, *exc):

@@ -60,9 +60,11 @@ class _Arena:
         return self.settled or self.pulls >= self.total
 
     def select(self, pull):
-        wanted = self.set_size if pull == "set" else self.k
-        k = max(1, min(wanted, self.total - self.pulls))
-        return self.policy.select(k)
+        if pull == "set":
+            # Always a whole set: a smaller last set would change the loss
+            # less and look better than every earlier one.
+            return self.policy.select(self.set_size)
+        return self.policy.select(max(1, min(self.k, self.total - self.pulls)))
 
     def set_reward(self, change):
         """Reward of a set pull: the share of earlier sets it beat.
@@ -223,6 +225,12 @@ class BanditScorer:
                 raise ValueError(
                     f"{name} must be one of {options}, got {getattr(self, name)!r}."
                 )
+        if not (
+            isinstance(self.max_budget, numbers.Real) and 0 < self.max_budget < math.inf
+        ):
+            raise ValueError(
+                f"max_budget must be a finite number > 0, got {self.max_budget!r}."
+            )
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}.")
 
@@ -292,7 +300,10 @@ class BanditScorer:
             _Arena(ids, [sizes[g] for g in ids], self.policy, rng, self, count)
             for ids, count in spans
         ]
-        if self.pull == "set" and any(a.policy.full_information for a in arenas):
+        full_information = (
+            getattr(a.policy, "full_information", False) for a in arenas
+        )
+        if self.pull == "set" and any(full_information):
             raise ValueError(
                 "pull='set' needs a policy that selects a subset of the units; "
                 "a full-information policy (Hedge) selects them all."

@@ -1,5 +1,6 @@
 """One call that scores, removes and reports: :func:`prune`."""
 
+import copy
 import dataclasses
 import numbers
 import time
@@ -11,12 +12,15 @@ from torch import nn
 
 from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
-from ._selection import removals_by_count, removals_for_params
+from ._selection import _check_ratio, removals_by_count, removals_for_params
 from ._surgery import COMPENSATIONS, remove_units
 from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
 from ._units import _flat_children, count_parameters, find_unit_groups
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
+
+#: Rows of the pruning data that ``target_latency`` is measured on.
+_LATENCY_ROWS = 1024
 
 
 @dataclass
@@ -205,8 +209,7 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
 
 
 def _check_settings(prune_ratio, compensate, n_rounds, target_params, target_latency):
-    if not (isinstance(prune_ratio, numbers.Real) and 0 <= prune_ratio < 1):
-        raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}.")
+    _check_ratio(prune_ratio)
     if compensate not in COMPENSATIONS:
         raise ValueError(
             f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
@@ -271,7 +274,8 @@ def prune(
     Parameters
     ----------
     model : torch.nn.Module
-        A trained network; left untouched (a pruned copy is returned).
+        A trained network. Its weights are left untouched (a pruned copy is
+        returned, a plain copy for ``policy="none"``); it is put in eval mode.
     X, y : array-like or torch.Tensor
         Data the pulls, baselines and compensation are computed on.
     policy : str or policy object, default="ucb1"
@@ -320,7 +324,7 @@ def prune(
     --------
     >>> import torch
     >>> from torch import nn
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    >>> torch.manual_seed(0)
     <torch._C.Generator object at ...>
     >>> net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
     >>> X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
@@ -359,7 +363,7 @@ def prune(
         max_budget=max_budget,
     )
     state = _RoundState(groups)
-    pruned = model
+    pruned = model if scorer is not None else copy.deepcopy(model)
     if scorer is not None:
         plan = _Plan(model, groups, prune_ratio, scope, n_rounds, target_params)
         rng = np.random.default_rng(random_state)
@@ -372,7 +376,7 @@ def prune(
                 y,
                 loss_fn,
                 rng,
-                n_remove=plan.counts(r, state.sizes),
+                n_remove=None if target_latency is not None else plan.counts(r),
                 warm_start=state.history,
             )
             if target_latency is not None:
@@ -380,7 +384,7 @@ def prune(
                     pruned, state.groups, result.scores, X, target_latency
                 )
             else:
-                removals = plan.removals(r, result.scores, state.sizes)
+                removals = plan.removals(r, result.scores)
             report.time_scoring += time.perf_counter() - start
             start = time.perf_counter()
             pruned = remove_units(pruned, state.groups, removals, compensate, X)
@@ -393,7 +397,7 @@ def prune(
     report.n_rounds = n_rounds if scorer is not None else 0
     report.layers = state.layer_reports()
     if target_latency is not None and scorer is not None:
-        report.latency_ratio = latency_ratio(model, pruned, X[:1024])
+        report.latency_ratio = latency_ratio(model, pruned, X[:_LATENCY_ROWS])
     return pruned, report
 
 
@@ -412,15 +416,12 @@ class _Plan:
             self.param_targets = None
             self.plan = round_counts(sizes, prune_ratio, scope, n_rounds)
 
-    def counts(self, r, sizes):
-        """Units this round removes (per group or total), for the bandits."""
-        if self.plan is not None:
-            return self.plan[r]
-        # A parameter target fixes no count up front; half the units is the
-        # split the bandits settle and the size of set pulls.
-        return sum(sizes) // 2 if self.scope == "global" else [s // 2 for s in sizes]
+    def counts(self, r):
+        """Units this round removes (per group or total), for the bandits;
+        ``None`` (half of the units) when a parameter target fixes no count."""
+        return None if self.plan is None else self.plan[r]
 
-    def removals(self, r, scores, sizes):
+    def removals(self, r, scores):
         if self.plan is not None:
             return removals_by_count(scores, self.plan[r])
         return removals_for_params(scores, self.cost, self.param_targets[r])
@@ -428,7 +429,7 @@ class _Plan:
 
 def _latency_removals(model, groups, scores, X, target):
     """Fewest units (in one score order) whose removal meets ``target`` latency."""
-    sample = X[:1024]
+    sample = X[:_LATENCY_ROWS]
     total = sum(g.size for g in groups) - len(groups)
 
     def meets(count):
