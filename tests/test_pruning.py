@@ -525,3 +525,26 @@ def test_conv_removal_equals_masking_and_counts_parameters():
     # conv1 loses 2 filters (9 weights + bias each), BN 2 x (weight, bias),
     # conv2 loses 2 input slices of 5 x 3 x 3.
     assert count_parameters(net) - count_parameters(small) == 2 * 10 + 2 * 2 + 2 * 45
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_lstsq_compensation_exact_for_conv_linear_combination(padding):
+    # identity activation: channel 3 = 2 * channel 0 - channel 1 exactly, so the
+    # consumer convolution can be refit on the kept channels without loss
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=padding),
+        nn.Identity(),
+        nn.Conv2d(4, 3, 3, padding=padding),
+        nn.Flatten(),
+    ).double()
+    with torch.no_grad():
+        net[0].weight[3] = 2 * net[0].weight[0] - net[0].weight[1]
+        net[0].bias[3] = 2 * net[0].bias[0] - net[0].bias[1]
+    X = torch.randn(40, 2, 7, 7, dtype=torch.float64)
+    groups = find_unit_groups(net)
+    small = remove_units(net, groups, [[3]], compensate="lstsq", X=X, ridge=0.0)
+    assert small[2].in_channels == 3
+    torch.testing.assert_close(small(X), net(X), atol=1e-5, rtol=0)
+    dropped = remove_units(net, groups, [[3]])
+    assert (dropped(X) - net(X)).abs().max() > 1e-2

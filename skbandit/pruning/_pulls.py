@@ -282,13 +282,17 @@ def _batched_kind(tr, group):
         return "block" if reads and h.shape[1] == group.n_features else None
     if isinstance(consumer, nn.Linear) and h.dim() == 2:
         return "linear"
-    plain_conv = (
-        type(consumer) in _CONV
-        and consumer.groups == 1
-        and consumer.padding_mode == "zeros"
-        and isinstance(consumer.padding, tuple)
+    return "conv" if _plain_conv(consumer) else None
+
+
+def _plain_conv(module):
+    """A 1d/2d convolution that is a linear map of its zero-padded patches."""
+    return (
+        type(module) in _CONV
+        and module.groups == 1
+        and module.padding_mode == "zeros"
+        and isinstance(module.padding, tuple)
     )
-    return "conv" if plain_conv else None
 
 
 @torch.no_grad()

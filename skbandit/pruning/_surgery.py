@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._pulls import _plain_conv, _unfold
 from ._units import unit_view
 
 __all__ = ["remove_units", "COMPENSATIONS"]
@@ -75,35 +76,67 @@ def _fold_mean(consumer, removed, means):
 
 @torch.no_grad()
 def _refit_lstsq(consumer, inputs, targets, ridge):
-    """Refit a linear consumer on the kept inputs to reproduce ``targets``.
+    """Refit a linear or convolution consumer on its kept inputs.
 
-    Solves ``min ||[H 1] [W b]^T - Z||^2 + ridge * n * ||W||^2`` (the bias is
-    not penalised) in float64, where ``H`` are the kept units' activations in
-    the already pruned network and ``Z`` the original pre-activations.
+    ``inputs`` is the consumer's input restricted to the kept units, as it
+    reads it; ``targets`` its original output. A convolution is a linear map
+    of its input's patches, so both reduce to ridge regression on rows of
+    features (:func:`_ridge`): a ``Linear`` has one row per sample (and
+    position), a convolution one per sample and output position, its patches
+    unfolded with the layer's own padding, stride and dilation.
     """
-    if not isinstance(consumer, nn.Linear):
+    if isinstance(consumer, nn.Linear):
+        features = inputs.reshape(-1, inputs.shape[-1])
+        weight, bias = _ridge(features, targets.reshape(-1, targets.shape[-1]), ridge)
+        new_weight = weight.T
+    elif _plain_conv(consumer):
+        patches = _unfold(inputs, consumer)  # (batch, in * k, positions)
+        features = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        outputs = targets.flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
+        weight, bias = _ridge(features, outputs, ridge)
+        new_weight = weight.T.reshape(consumer.weight.shape)
+    else:
         raise ValueError(
-            "compensate='lstsq' refits linear consumers only; use 'mean' or 'none' "
-            f"for {type(consumer).__name__}."
+            "compensate='lstsq' refits Linear and Conv1d/Conv2d consumers "
+            "(ungrouped, zero or no padding); use 'mean' or 'none' for "
+            f"{type(consumer).__name__}."
         )
-    H = inputs.double()
+    consumer.weight.copy_(new_weight.to(consumer.weight.dtype))
+    if consumer.bias is None:
+        consumer.bias = nn.Parameter(
+            consumer.weight.new_zeros(consumer.weight.shape[0])
+        )
+    consumer.bias.copy_(bias.to(consumer.bias.dtype))
+
+
+#: Rows (samples x positions) a least-squares refit uses at most; more are
+#: subsampled with a fixed seed, which keeps the solve cheap on images.
+_MAX_LSTSQ_ROWS = 50_000
+
+
+def _ridge(H, Z, ridge):
+    """``min ||[H 1] [W b]^T - Z||^2 + ridge * n * ||W||^2`` in float64.
+
+    The bias is not penalised. Returns ``W`` of shape ``(p, outputs)`` and
+    ``b`` of shape ``(outputs,)``.
+    """
+    if H.shape[0] > _MAX_LSTSQ_ROWS:
+        generator = torch.Generator(device=H.device).manual_seed(0)
+        rows = torch.randperm(H.shape[0], generator=generator, device=H.device)
+        H, Z = H[rows[:_MAX_LSTSQ_ROWS]], Z[rows[:_MAX_LSTSQ_ROWS]]
+    H = H.double()
     n, p = H.shape
     A = torch.cat([H, H.new_ones(n, 1)], dim=1)
     penalty = torch.full((p + 1,), ridge * n, dtype=H.dtype, device=H.device)
     penalty[-1] = 0.0
     gram = A.T @ A + torch.diag(penalty)
-    rhs = A.T @ targets.double()
+    rhs = A.T @ Z.double()
     solution, info = torch.linalg.solve_ex(gram, rhs)
     if info.any() or not torch.isfinite(solution).all():
         # Numerically singular (e.g. a constant unit of large magnitude, whose
         # column is collinear with the bias): the least-norm solution.
         solution = torch.linalg.pinv(gram, hermitian=True) @ rhs
-    consumer.weight.copy_(solution[:-1].T.to(consumer.weight.dtype))
-    if consumer.bias is None:
-        consumer.bias = nn.Parameter(
-            consumer.weight.new_zeros(consumer.weight.shape[0])
-        )
-    consumer.bias.copy_(solution[-1].to(consumer.bias.dtype))
+    return solution[:-1], solution[-1]
 
 
 @torch.no_grad()
@@ -195,13 +228,8 @@ def _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ri
         _shrink_consumer(consumer, columns, group.n_features)
         if compensate == "lstsq":
             targets = _consumer_outputs(original, [name], X)[name]
-            kept = inputs.movedim(group.feature_dim, -1)[..., columns]
-            _refit_lstsq(
-                consumer,
-                kept.reshape(-1, kept.shape[-1]),
-                targets.reshape(-1, targets.shape[-1]),
-                ridge,
-            )
+            kept = inputs.index_select(group.feature_dim, columns)
+            _refit_lstsq(consumer, kept, targets, ridge)
 
 
 @torch.no_grad()
