@@ -73,42 +73,23 @@ FORMAT_VERSION = 1
 # Layer type -> (class, constructor arguments read from the module's
 # attributes). Linear and convolutions also record whether they have a bias;
 # the pruning backend may add one (compensate="mean").
+_CONV_ATTRS = (
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "padding_mode",
+)
+_BATCH_NORM_ATTRS = ("num_features", "eps", "momentum", "affine", "track_running_stats")
 _LAYERS = {
     "Linear": (nn.Linear, ("in_features", "out_features")),
-    "Conv1d": (
-        nn.Conv1d,
-        (
-            "in_channels",
-            "out_channels",
-            "kernel_size",
-            "stride",
-            "padding",
-            "dilation",
-            "groups",
-            "padding_mode",
-        ),
-    ),
-    "Conv2d": (
-        nn.Conv2d,
-        (
-            "in_channels",
-            "out_channels",
-            "kernel_size",
-            "stride",
-            "padding",
-            "dilation",
-            "groups",
-            "padding_mode",
-        ),
-    ),
-    "BatchNorm1d": (
-        nn.BatchNorm1d,
-        ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    ),
-    "BatchNorm2d": (
-        nn.BatchNorm2d,
-        ("num_features", "eps", "momentum", "affine", "track_running_stats"),
-    ),
+    "Conv1d": (nn.Conv1d, _CONV_ATTRS),
+    "Conv2d": (nn.Conv2d, _CONV_ATTRS),
+    "BatchNorm1d": (nn.BatchNorm1d, _BATCH_NORM_ATTRS),
+    "BatchNorm2d": (nn.BatchNorm2d, _BATCH_NORM_ATTRS),
     "LayerNorm": (nn.LayerNorm, ("normalized_shape", "eps", "elementwise_affine")),
     "ReLU": (nn.ReLU, ()),
     "Tanh": (nn.Tanh, ()),

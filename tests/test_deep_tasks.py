@@ -41,14 +41,7 @@ EXPECTED = {
 AVAILABLE = list_deep_tasks(available_only=True)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread: the networks are tiny, and on a busy machine OpenMP
-    barriers of a second thread can cost seconds per call (im2col)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def needs(task):

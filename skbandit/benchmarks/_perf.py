@@ -79,15 +79,12 @@ def median_time(fn, repeats=7, warmup=1):
     return float(np.median(times))
 
 
-def mlp(sizes, activation=nn.ReLU, seed=0):
-    """A ``nn.Sequential`` MLP with the given layer sizes, in eval mode."""
-    torch.manual_seed(seed)
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return nn.Sequential(*layers).eval()
+def mlp(sizes, activation="relu", seed=0):
+    """The estimators' MLP (:func:`build_mlp`) with seeded weights, in eval mode."""
+    from ..estimators._training import build_mlp, seeded
+
+    with seeded(seed):
+        return build_mlp(sizes[0], sizes[1:-1], sizes[-1], activation).eval()
 
 
 @torch.no_grad()
