@@ -1,11 +1,14 @@
 """The ``skbandit`` command line: ``skbandit bench tabular|regression|deep|perf``.
 
-Argument parsing only: the work is done by :mod:`skbandit.benchmarks`.
-User errors (unknown dataset or method, unusable results file) print one line
-on stderr and exit with status 2, like argparse's own usage errors.
+Argument parsing only: the work is done by :mod:`skbandit.benchmarks`,
+through its public names. User errors (unknown dataset or method, unusable
+results file or output folder) print one line on stderr and exit with status
+2, like argparse's own usage errors; they are found before the first fit. Any
+other exception is a bug and keeps its traceback.
 """
 
 import argparse
+import os
 import shlex
 import sys
 
@@ -162,12 +165,48 @@ class UserError(Exception):
     """A problem with the command's input, reported without a traceback."""
 
 
-def _print_list(args):
-    from .benchmarks._datasets import get_spec, list_datasets
-    from .benchmarks._methods import DEFAULT_RATIOS, list_methods
-    from .benchmarks._runner import SUITES as TASKS
+def _writable_folder(path, what):
+    """Check that folder ``path`` exists or can be created, and is writable.
 
-    task = TASKS[args.suite]
+    Creates nothing: a run that stops at a later input error leaves no trace.
+    """
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{what} {path!r} cannot be created: {existing!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {path!r} cannot be written ({existing!r})")
+
+
+def _check_paths(db, out, cache):
+    """Fail before the first fit when results, report or cache cannot be written."""
+    if os.path.isdir(db):
+        raise UserError(f"--db {db!r} is a directory, not a results file")
+    _writable_folder(os.path.dirname(os.path.abspath(db)), "the folder of --db")
+    if os.path.exists(db) and not os.access(db, os.R_OK | os.W_OK):
+        raise UserError(f"--db {db!r} cannot be read and written")
+    if os.path.isfile(out):
+        raise UserError(f"--out {out!r} is a file, not a folder")
+    _writable_folder(out, "--out")
+    if cache is not None:
+        _writable_folder(cache, "--cache")
+
+
+def _cache(args, db):
+    return None if args.cache == "none" else (args.cache or f"{db}.cache")
+
+
+def _print_list(args):
+    from .benchmarks import (
+        DEFAULT_RATIOS,
+        SUITES,
+        get_spec,
+        list_datasets,
+        list_methods,
+    )
+
+    task = SUITES[args.suite]
     print(f"datasets ({task}):")
     for name in list_datasets(task):
         spec = get_spec(name)
@@ -179,11 +218,11 @@ def _print_list(args):
 
 
 def _run_suite(args, argv):
-    from .benchmarks._methods import DEFAULT_RATIOS
-    from .benchmarks._runner import default_paths, run_benchmark
+    from .benchmarks import DEFAULT_RATIOS, default_paths, run_benchmark
 
     db_default, out_default = default_paths(args.suite, args.quick)
     db, out = args.db or db_default, args.out or out_default
+    _check_paths(db, out, _cache(args, db))
     summary = run_benchmark(
         args.suite,
         datasets=args.datasets,
@@ -196,7 +235,7 @@ def _run_suite(args, argv):
         progress=not args.no_progress,
         max_samples=args.max_samples,
         ratios=args.ratios or DEFAULT_RATIOS,
-        cache=None if args.cache == "none" else (args.cache or f"{db}.cache"),
+        cache=_cache(args, db),
         backend=args.backend,
         scheduler=args.scheduler,
     )
@@ -205,7 +244,7 @@ def _run_suite(args, argv):
 
 def _finish(summary, db, out, args, argv):
     """Report failures, write the report, print the summary; the exit status."""
-    from .benchmarks._reports import write_report
+    from .benchmarks import write_report
 
     print(summary.line(), file=sys.stderr)
     for key, error in summary.failures[:5]:
@@ -224,9 +263,7 @@ def _finish(summary, db, out, args, argv):
 
 
 def _run_deep(args, argv):
-    from .benchmarks._deep_runner import run_deep_benchmark
-    from .benchmarks._methods import DEFAULT_RATIOS
-    from .benchmarks._runner import default_paths
+    from .benchmarks import DEFAULT_RATIOS, default_paths, run_deep_benchmark
 
     if args.folds is not None or args.max_samples is not None:
         raise UserError(
@@ -235,6 +272,7 @@ def _run_deep(args, argv):
         )
     db_default, out_default = default_paths("deep", args.quick)
     db, out = args.db or db_default, args.out or out_default
+    _check_paths(db, out, _cache(args, db))
     summary = run_deep_benchmark(
         tasks=args.datasets,
         methods=args.methods,
@@ -244,7 +282,7 @@ def _run_deep(args, argv):
         quick=args.quick,
         progress=not args.no_progress,
         ratios=args.ratios or DEFAULT_RATIOS,
-        cache=None if args.cache == "none" else (args.cache or f"{db}.cache"),
+        cache=_cache(args, db),
         backend=args.backend,
         scheduler=args.scheduler,
     )
@@ -252,9 +290,7 @@ def _run_deep(args, argv):
 
 
 def _print_deep_list(args):
-    from .benchmarks._deep import DEEP_TASKS
-    from .benchmarks._deep_runner import list_deep_methods
-    from .benchmarks._methods import DEFAULT_RATIOS
+    from .benchmarks import DEEP_TASKS, DEFAULT_RATIOS, list_deep_methods
 
     print("tasks:")
     for name, spec in DEEP_TASKS.items():
@@ -268,7 +304,7 @@ def _print_deep_list(args):
 def _run_perf(args):
     import torch
 
-    from .benchmarks._perf import MEASUREMENTS
+    from .benchmarks import MEASUREMENTS
 
     threads = max(1, args.n_jobs)
     torch.set_num_threads(threads)
@@ -297,10 +333,20 @@ def _dispatch(args, argv):
 
 def _user_errors():
     """Exception types that mean a wrong input rather than a bug."""
-    from .benchmarks._runner import SchedulerError
-    from .benchmarks._store import StoreError
+    from .benchmarks import (
+        BenchmarkInputError,
+        MissingDependencyError,
+        SchedulerError,
+        StoreError,
+    )
 
-    return (UserError, StoreError, SchedulerError, ValueError, LookupError, ImportError)
+    return (
+        UserError,
+        BenchmarkInputError,
+        MissingDependencyError,
+        StoreError,
+        SchedulerError,
+    )
 
 
 def main(argv=None):

@@ -313,6 +313,11 @@ def save_module(obj, path):
 def load_checkpoint(path):
     """Read a :func:`save_module` file: ``{"module", "spec", "meta"}``.
 
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save_module`.
+
     Raises
     ------
     ValueError

@@ -20,11 +20,12 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skbandit.benchmarks._methods import (
-    BASELINES,
+from skbandit._options import BASELINE_NAMES as BASELINES
+from skbandit._options import POLICY_NAMES as POLICIES
+from skbandit.benchmarks import (
     OURS_DEFAULTS,
-    POLICIES,
     Method,
+    MethodName,
     list_methods,
     ours_method,
     parse_method_name,
@@ -104,10 +105,20 @@ def test_select_methods_rejects_unknown(name):
 
 
 def test_parse_method_name():
-    assert parse_method_name("exp3@0.7") == ("exp3", 0.7)
-    assert parse_method_name("none") == ("none", None)
+    assert parse_method_name("exp3@0.7") == MethodName("exp3", 0.7)
+    assert parse_method_name("none") == MethodName("none")
     assert parse_method_name("sk_mlp") is None
     assert parse_method_name("bogus@0.5") is None
+    full = parse_method_name("thompson@0.25:lstsq/ft0+set")
+    assert full == MethodName("thompson", 0.25, "lstsq", 0, "set")
+    assert str(full) == "thompson@0.25:lstsq/ft0+set"
+
+
+@pytest.mark.parametrize(
+    "name", ["ucb1@0", "ucb1@1", "ucb1@-0.5", "ucb1@0.5:median", "ucb1@0.5/ftx"]
+)
+def test_parse_method_name_rejects_out_of_grammar(name):
+    assert parse_method_name(name) is None
 
 
 @pytest.mark.parametrize("task", [C, R])
@@ -486,7 +497,7 @@ def _synthetic_frame(ratios=(0.3, 0.6), datasets=("a", "b", "c", "d")):
                         "predict_time": 0.01,
                         "params_before": 100 if ours else None,
                         "params_after": (
-                            100 * (1 - (parse_method_name(method)[1] or 0))
+                            100 * (1 - (parse_method_name(method).prune_ratio or 0))
                             if ours
                             else None
                         ),

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from skbandit import cli
-from skbandit.benchmarks import _perf
+from skbandit.benchmarks import Measurement
 from skbandit.benchmarks._store import ResultStore
 
 
@@ -135,13 +135,16 @@ def test_python_dash_m_tiny_run(tmp_path):
 
 
 def test_perf_prints_measurements_and_targets(capsys, monkeypatch):
+    import skbandit.benchmarks
+
+    # The public name the command line reads.
     monkeypatch.setattr(
-        _perf,
+        skbandit.benchmarks,
         "MEASUREMENTS",
         (
-            lambda: _perf.Measurement("arm_eval", 80.0, 50, True),
-            lambda: _perf.Measurement("pruned_latency", 0.7, 0.5),
-            lambda: _perf.Measurement("arm_eval_conv", 2.0),
+            lambda: Measurement("arm_eval", 80.0, 50, True),
+            lambda: Measurement("pruned_latency", 0.7, 0.5),
+            lambda: Measurement("arm_eval_conv", 2.0),
         ),
     )
     status, out, _ = _run(capsys, "bench", "perf")
@@ -151,3 +154,34 @@ def test_perf_prints_measurements_and_targets(capsys, monkeypatch):
     assert "pruned_latency: ratio=0.7 target=0.5 MISS" in lines
     assert "arm_eval_conv: ratio=2" in lines
     assert lines[-1] == "perf: 1/2 targets met"
+
+
+@pytest.mark.parametrize("option", ["--out", "--cache", "--db"])
+def test_unwritable_paths_fail_before_the_first_fit(capsys, tmp_path, option):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    paths = {
+        "--db": str(tmp_path / "r.sqlite"),
+        "--out": str(tmp_path / "out"),
+        "--cache": str(tmp_path / "cache"),
+    }
+    paths[option] = str(blocker / "inside" / "r.sqlite")
+    argv = [x for pair in paths.items() for x in pair]
+    status, out, err = _run(
+        capsys, "bench", "tabular", "--datasets", "iris", "--methods", "sk_knn", *argv
+    )
+    assert status == 2, err
+    assert err.startswith("skbandit: error:") and "is a file" in err
+    assert "Traceback" not in err + out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_unexpected_errors_keep_their_traceback(capsys, tmp_path, monkeypatch):
+    import skbandit.benchmarks
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug, not a user error")
+
+    monkeypatch.setattr(skbandit.benchmarks, "run_benchmark", broken)
+    with pytest.raises(ValueError, match="a bug, not a user error"):
+        cli.main(["bench", "tabular", "--db", str(tmp_path / "r.sqlite")])

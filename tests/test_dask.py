@@ -14,7 +14,13 @@ from sklearn.datasets import load_iris
 from sklearn.model_selection import GridSearchCV
 
 from skbandit import BanditPrunedMLPClassifier, cli
-from skbandit.benchmarks import ResultStore, _runner, integrity_check, run_benchmark
+from skbandit.benchmarks import (
+    ResultStore,
+    SchedulerError,
+    _execution,
+    integrity_check,
+    run_benchmark,
+)
 
 distributed = pytest.importorskip("dask.distributed")
 
@@ -142,9 +148,9 @@ def test_backend_dask_starts_its_own_local_cluster(tmp_path):
 
 
 def test_unreachable_scheduler_creates_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_runner, "DASK_CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(_execution, "DASK_CONNECT_TIMEOUT", 1)
     db = tmp_path / "r.sqlite"
-    with pytest.raises(_runner.SchedulerError, match="cannot reach the Dask sched"):
+    with pytest.raises(SchedulerError, match="cannot reach the Dask sched"):
         run_benchmark(
             "tabular",
             db=db,

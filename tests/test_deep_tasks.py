@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from skbandit.benchmarks import _deep
-from skbandit.benchmarks._deep import (
+from skbandit.benchmarks._store import VALUE_COLUMNS
+from skbandit.benchmarks.deep import (
     DEEP_METHODS,
     DEEP_TASKS,
+    data,
     get_deep_task,
     list_deep_tasks,
     load_deep_data,
@@ -20,7 +21,6 @@ from skbandit.benchmarks._deep import (
     run_task,
     train_deep_model,
 )
-from skbandit.benchmarks._store import VALUE_COLUMNS
 from skbandit.pruning import find_unit_groups
 
 #: (train rows, test rows, classes, input shape) of every task's full split.
@@ -79,7 +79,7 @@ def test_loader_split(task):
     assert set(np.unique(full.y_train)) == set(range(n_classes))
     assert np.isfinite(small.X_train).all()
     # the split is fixed: the cached copy equals a fresh one
-    _deep._load_dataset.cache_clear()
+    data.load_split.cache_clear()
     again = load_deep_data(task, max_train=40, max_test=20)
     np.testing.assert_array_equal(again.X_train, small.X_train)
     np.testing.assert_array_equal(again.y_test, small.y_test)
@@ -87,7 +87,7 @@ def test_loader_split(task):
 
 @needs("mnist1d-mlp")
 def test_mnist1d_restores_global_random_state():
-    _deep._load_dataset.cache_clear()
+    data.load_split.cache_clear()
     np.random.seed(123)
     expected = np.random.random()
     np.random.seed(123)

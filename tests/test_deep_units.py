@@ -7,12 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from skbandit.benchmarks._deep import (
-    SelfAttention,
-    TransformerClassifier,
-)
 from skbandit.benchmarks._torch_pruning import TorchPruningMagnitude
+from skbandit.benchmarks.deep import TransformerClassifier
 from skbandit.pruning import (
+    SelfAttention,
     UnitGroup,
     _pulls,
     count_parameters,

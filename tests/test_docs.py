@@ -22,7 +22,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-PACKAGES = ("skbandit.policies", "skbandit.pruning", "skbandit.estimators")
+PACKAGES = (
+    "skbandit.policies",
+    "skbandit.pruning",
+    "skbandit.estimators",
+    "skbandit.benchmarks",
+)
 DOCUMENTED = (
     "skbandit",
     "skbandit.policies",
@@ -45,7 +50,10 @@ def _doctests(module_name):
     return [t for t in finder.find(module, module_name) if t.examples]
 
 
-MODULES = [name for package in PACKAGES for name in _modules(package)]
+MODULES = [name for package in PACKAGES for name in _modules(package)] + [
+    "skbandit._options",
+    "skbandit._lazy",
+]
 # Only the modules that have doctests become test cases.
 DOCTEST_MODULES = [name for name in MODULES if _doctests(name)]
 

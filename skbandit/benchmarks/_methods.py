@@ -25,35 +25,21 @@ import dataclasses
 import fnmatch
 import functools
 import importlib
-import re
 
+from .._options import BASELINE_NAMES, POLICY_NAMES, UNPRUNED
 from ._datasets import TASKS
+from ._errors import BenchmarkInputError
+from ._names import MethodName, check_method_ratio, parse_method_name
 
 __all__ = [
     "Method",
-    "POLICIES",
-    "BASELINES",
-    "UNPRUNED",
-    "EXTERNAL",
     "OURS_DEFAULTS",
     "DEFAULT_RATIOS",
     "PEERS",
     "list_methods",
     "select_methods",
     "ours_method",
-    "parse_method_name",
 ]
-
-# Bandit policies and pruning baselines, as the estimators' ``policy`` names.
-POLICIES = ("epsilon_greedy", "softmax", "ucb1", "thompson", "hedge", "exp3")
-BASELINES = ("magnitude", "activation", "random")
-UNPRUNED = "none"
-# Scorers from other libraries, by import path; named explicitly only (e.g.
-# "tp_magnitude@0.5"), never part of the default grid.
-EXTERNAL = {
-    "tp_magnitude": "skbandit.benchmarks._torch_pruning.TorchPruningMagnitude",
-}
-EXPLICIT_POLICIES = POLICIES + BASELINES + tuple(EXTERNAL)
 
 # The one architecture and training budget of every "ours" method (and of the
 # scikit-learn MLP peer): changing a value here changes every run, and the
@@ -124,14 +110,7 @@ class Method:
 
 def _check_task(task):
     if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-
-def _check_ratio(ratio):
-    ratio = float(ratio)
-    if not 0.0 < ratio < 1.0:
-        raise ValueError(f"prune ratios must lie in (0, 1), got {ratio!r}")
-    return ratio
+        raise BenchmarkInputError(f"task must be one of {TASKS}, got {task!r}")
 
 
 # ----------------------------------------------------------------------------
@@ -142,9 +121,11 @@ def _build_ours(task, random_state, **params):
     # Imported here: skbandit.benchmarks must not import torch up front.
     import skbandit
 
-    if params["policy"] in EXTERNAL:
-        module, _, name = EXTERNAL[params["policy"]].rpartition(".")
-        params["policy"] = getattr(importlib.import_module(module), name)()
+    if params["policy"] == "tp_magnitude":
+        # Imported here: torch-pruning is an optional dependency.
+        from ._torch_pruning import TorchPruningMagnitude
+
+        params["policy"] = TorchPruningMagnitude()
     cls = (
         skbandit.BanditPrunedMLPClassifier
         if task == "classification"
@@ -164,10 +145,6 @@ def _build_sklearn(task, random_state, *, classifier, regressor, params):
     return estimator
 
 
-def _format_ratio(ratio):
-    return format(ratio, "g")
-
-
 def ours_method(
     policy,
     prune_ratio=None,
@@ -181,8 +158,8 @@ def ours_method(
     Parameters
     ----------
     policy : str
-        A name of :data:`POLICIES`, :data:`BASELINES`, :data:`EXTERNAL` or
-        ``"none"``.
+        A bandit policy, a baseline, an external scorer (``"tp_magnitude"``)
+        or ``"none"`` (see :mod:`skbandit.benchmarks._names`).
     prune_ratio : float or None
         In (0, 1); ignored (and the name carries no ratio) for ``"none"``.
     ours_params : dict, optional
@@ -209,35 +186,31 @@ def ours_method(
     >>> ours_method("magnitude", 0.5, compensate="mean", fine_tune_epochs=0).name
     'magnitude@0.5:mean/ft0'
     """
-    valid = POLICIES + BASELINES + tuple(EXTERNAL) + (UNPRUNED,)
-    if policy not in valid:
-        raise ValueError(f"unknown policy {policy!r}; valid: {', '.join(valid)}")
-    params = {**OURS_DEFAULTS, **(ours_params or {}), "policy": policy}
-    suffix = ""
-    if compensate is not None:
-        params["compensate"] = compensate
-        suffix += f":{compensate}"
-    if fine_tune_epochs is not None:
-        params["fine_tune_epochs"] = int(fine_tune_epochs)
-        suffix += f"/ft{int(fine_tune_epochs)}"
-    if pull == "set":
-        params["pull"] = "set"
-        suffix += "+set"
-    if policy == UNPRUNED:
-        name, prune_ratio = UNPRUNED, None
-    else:
-        if prune_ratio is None:
-            raise ValueError(f"policy {policy!r} needs a prune ratio")
-        prune_ratio = _check_ratio(prune_ratio)
-        name = f"{policy}@{_format_ratio(prune_ratio)}{suffix}"
-        params["prune_ratio"] = prune_ratio
+    name = MethodName(
+        policy,
+        None if policy == UNPRUNED else prune_ratio,
+        compensate,
+        fine_tune_epochs,
+        "set" if pull == "set" else None,
+    )
+    return _from_name(name, ours_params)
+
+
+def _from_name(name, ours_params=None):
+    """The :class:`Method` a parsed :class:`MethodName` describes."""
+    params = {
+        **OURS_DEFAULTS,
+        **(ours_params or {}),
+        "policy": name.policy,
+        **name.settings(),
+    }
     return Method(
-        name=name,
+        name=str(name),
         family="ours",
         build=functools.partial(_build_ours, **params),
         params=params,
-        policy=policy,
-        prune_ratio=prune_ratio,
+        policy=name.policy,
+        prune_ratio=name.prune_ratio,
     )
 
 
@@ -332,45 +305,15 @@ def list_methods(task, ratios=DEFAULT_RATIOS, ours_params=None):
     True
     """
     _check_task(task)
-    ratios = sorted({_check_ratio(r) for r in ratios})
+    ratios = sorted({check_method_ratio(r) for r in ratios})
     methods = [ours_method(UNPRUNED, ours_params=ours_params)]
     methods += [
         ours_method(policy, ratio, ours_params)
         for ratio in ratios
-        for policy in POLICIES + BASELINES
+        for policy in POLICY_NAMES + BASELINE_NAMES
     ]
     methods += [_peer_method(name, task, ours_params) for name in PEERS]
     return {m.name: m for m in methods}
-
-
-#: ``<policy>@<ratio>[:<compensate>][/ft<epochs>][+set]``.
-_EXPLICIT = re.compile(
-    r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
-    r"(?::(?P<compensate>none|mean|lstsq))?(?:/ft(?P<ft>[0-9]+))?(?P<set>\+set)?$"
-)
-
-
-def parse_method_name(name):
-    """``(policy, prune_ratio)`` of one of our method names, else None.
-
-    Examples
-    --------
-    >>> parse_method_name("ucb1@0.5")
-    ('ucb1', 0.5)
-    >>> parse_method_name("none")
-    ('none', None)
-    >>> parse_method_name("sk_knn") is None
-    True
-    """
-    if name == UNPRUNED:
-        return UNPRUNED, None
-    match = _EXPLICIT.match(name)
-    if match is None or match["policy"] not in EXPLICIT_POLICIES:
-        return None
-    try:
-        return match["policy"], float(match["ratio"])
-    except ValueError:
-        return None
 
 
 def select_methods(task, names=None, ratios=DEFAULT_RATIOS, ours_params=None):
@@ -410,23 +353,13 @@ def select_methods(task, names=None, ratios=DEFAULT_RATIOS, ours_params=None):
     chosen = {}
     for pattern in names:
         matches = fnmatch.filter(registry, pattern)
-        explicit = _EXPLICIT.match(pattern)
-        if not matches and explicit and explicit["policy"] in EXPLICIT_POLICIES:
-            try:
-                method = ours_method(
-                    explicit["policy"],
-                    float(explicit["ratio"]),
-                    ours_params,
-                    explicit["compensate"],
-                    explicit["ft"],
-                    "set" if explicit["set"] else None,
-                )
-            except ValueError as exc:
-                raise ValueError(f"method {pattern!r}: {exc}") from None
+        explicit = parse_method_name(pattern)
+        if not matches and explicit is not None:
+            method = _from_name(explicit, ours_params)
             registry[method.name] = method
             matches = [method.name]
         if not matches:
-            raise ValueError(
+            raise BenchmarkInputError(
                 f"unknown method {pattern!r}; valid names (globs allowed): "
                 f"{', '.join(registry)}"
             )

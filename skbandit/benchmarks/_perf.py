@@ -42,7 +42,30 @@ __all__ = [
 
 @dataclass
 class Measurement:
-    """One perf line: ``name: ratio=<r> target=<t> ok|MISS`` plus extras."""
+    """One perf line: ``name: ratio=<r> target=<t> ok|MISS`` plus extras.
+
+    Attributes
+    ----------
+    name : str
+        The measurement's label, first on its line.
+    ratio : float
+        The measured ratio (reference time over fast-path time, or the
+        reverse, depending on the measurement).
+    target : float, default=None
+        Bound that ``ratio`` must meet to be ``ok``; None: no target (always
+        ok, no verdict printed).
+    higher_is_better : bool, default=False
+        Whether ``ratio`` must be at least ``target`` (else at most).
+    extra : dict, default=None
+        More ``key=value`` facts appended to the line.
+
+    Examples
+    --------
+    >>> Measurement("arm_eval", 62.0, target=50, higher_is_better=True).line()
+    'arm_eval: ratio=62 target=50 ok'
+    >>> Measurement("prune_overhead", 1.234, extra={"units": 64}).line()
+    'prune_overhead: ratio=1.23 units=64'
+    """
 
     name: str
     ratio: float
@@ -81,9 +104,10 @@ def median_time(fn, repeats=7, warmup=1):
 
 def mlp(sizes, activation="relu", seed=0):
     """The estimators' MLP (:func:`build_mlp`) with seeded weights, in eval mode."""
-    from ..estimators._training import build_mlp, seeded
+    from ..estimators import build_mlp
 
-    with seeded(seed):
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
         return build_mlp(sizes[0], sizes[1:-1], sizes[-1], activation).eval()
 
 

@@ -24,7 +24,9 @@ import warnings
 
 import pandas as pd
 
-from ._methods import UNPRUNED, parse_method_name
+from .._options import UNPRUNED
+from ._errors import BenchmarkInputError
+from ._names import parse_method_name
 from ._stats import markdown_table, summarize
 from ._store import ResultStore
 
@@ -154,13 +156,13 @@ def pruning_curve(mean_scores):
     parsed = {m: parse_method_name(m) for m in mean_scores.columns}
     ours = [m for m, p in parsed.items() if p is not None]
     complete = mean_scores[ours].dropna()
-    pruned = [m for m in ours if parsed[m][1] is not None]
-    ratios = sorted({parsed[m][1] for m in pruned})
+    pruned = [m for m in ours if parsed[m].prune_ratio is not None]
+    ratios = sorted({parsed[m].prune_ratio for m in pruned})
     if len(ratios) < 2 or complete.empty:
         return None
     means = complete.mean(axis=0)
     rows = pd.DataFrame(
-        [(parsed[m][0], parsed[m][1], means[m]) for m in pruned],
+        [(parsed[m].policy, parsed[m].prune_ratio, means[m]) for m in pruned],
         columns=["policy", "ratio", "score"],
     )
     curve = rows.pivot(index="policy", columns="ratio", values="score")
@@ -209,7 +211,7 @@ def _standing(summary_all, summary_ours):
     ranks_ours = summary_ours.ranks if summary_ours is not None else pd.Series()
     for method in summary_all.ranks.index:
         parsed = parse_method_name(method)
-        if parsed is None or parsed[0] not in HEADLINE_POLICIES:
+        if parsed is None or parsed.policy not in HEADLINE_POLICIES:
             continue
         text = (
             f"- **{method}**: mean rank {summary_all.ranks[method]:.2f}, "
@@ -422,7 +424,7 @@ def write_report(db, suite, out, command=None):
         frame = store.results_frame(suite)
         protocol = store.protocol(suite)
     if frame.empty:
-        raise ValueError(f"no results for suite {suite!r} in {os.fspath(db)}")
+        raise BenchmarkInputError(f"no results for suite {suite!r} in {os.fspath(db)}")
     out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
     figures = {

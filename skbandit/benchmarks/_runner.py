@@ -16,12 +16,7 @@ an interrupted run resumes and loses only the fits in flight.
 """
 
 import contextlib
-import dataclasses
-import functools
-import importlib.metadata
 import os
-import platform
-import sys
 import time
 import traceback
 import warnings
@@ -29,6 +24,16 @@ import warnings
 import numpy as np
 
 from ._datasets import get_spec, list_datasets, load_dataset
+from ._errors import BenchmarkInputError, MissingDependencyError
+from ._execution import (
+    RunSummary,
+    check_backend,
+    dask_backend,
+    default_paths,
+    run_pending,
+    thread_limit,
+    versions,
+)
 from ._methods import DEFAULT_RATIOS, OURS_DEFAULTS, Method, select_methods
 from ._store import ResultStore
 
@@ -36,21 +41,12 @@ __all__ = [
     "SUITES",
     "METRICS",
     "QUICK",
-    "RunSummary",
     "run_benchmark",
-    "default_paths",
     "resolve_datasets",
     "resolve_methods",
     "fold_indices",
-    "BACKENDS",
-    "SchedulerError",
 ]
 
-#: Values of ``run_benchmark(backend=...)`` besides None (local joblib).
-BACKENDS = ("dask",)
-
-# Seconds to wait for a Dask scheduler given by address before giving up.
-DASK_CONNECT_TIMEOUT = 30
 
 # Benchmark suite -> learning task.
 SUITES = {"tabular": "classification", "regression": "regression"}
@@ -86,69 +82,11 @@ QUICK = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
-class RunSummary:
-    """What a call of :func:`run_benchmark` did.
-
-    Attributes
-    ----------
-    suite : str
-    db : str
-        Path of the results store.
-    n_configs : int
-        Size of the requested grid.
-    n_skipped : int
-        Configurations already in the store (resumed over).
-    n_done : int
-        Configurations run and stored by this call.
-    failures : tuple of (key, error)
-        Configurations that raised in this call, ``key`` being
-        ``(dataset, method, fold, seed)`` and ``error`` the traceback text.
-        They are recorded in the store's ``failures`` table and retried by
-        the next run.
-    """
-
-    suite: str
-    db: str
-    n_configs: int
-    n_skipped: int
-    n_done: int
-    failures: tuple = ()
-
-    @property
-    def n_failed(self):
-        return len(self.failures)
-
-    def line(self):
-        """One line for a terminal."""
-        return (
-            f"{self.suite}: {self.n_configs} configs, {self.n_skipped} already "
-            f"stored, {self.n_done} run, {self.n_failed} failed -> {self.db}"
-        )
-
-
-def default_paths(suite, quick=False, root="bench_out"):
-    """Default ``(db, out)`` of a suite: ``bench_out/<suite>.sqlite`` and folder.
-
-    Quick runs use ``<suite>-quick`` so that their 3-fold results never mix
-    with a full run's 5-fold ones.
-
-    Examples
-    --------
-    >>> default_paths("tabular")
-    ('bench_out/tabular.sqlite', 'bench_out/tabular')
-    >>> default_paths("regression", quick=True)
-    ('bench_out/regression-quick.sqlite', 'bench_out/regression-quick')
-    """
-    stem = f"{suite}-quick" if quick else suite
-    return f"{root}/{stem}.sqlite", f"{root}/{stem}"
-
-
 def _task_of(suite):
     try:
         return SUITES[suite]
     except KeyError:
-        raise ValueError(
+        raise BenchmarkInputError(
             f"unknown suite {suite!r}; valid suites: {', '.join(SUITES)}"
         ) from None
 
@@ -181,18 +119,18 @@ def resolve_datasets(suite, datasets=None, quick=False):
     names = list(dict.fromkeys(datasets))
     for name in names:
         if name not in list_datasets():
-            raise ValueError(
+            raise BenchmarkInputError(
                 f"unknown dataset {name!r}; {suite} datasets: "
                 f"{', '.join(list_datasets(task))}"
             )
         spec = get_spec(name)
         if spec.task != task:
-            raise ValueError(
+            raise BenchmarkInputError(
                 f"dataset {name!r} is a {spec.task} dataset; suite {suite!r} "
                 f"runs {task} datasets: {', '.join(list_datasets(task))}"
             )
         if not spec.available:
-            raise ImportError(
+            raise MissingDependencyError(
                 f"dataset {name!r} needs the packages {list(spec.requires)}: "
                 "pip install 'skbandit[bench]'"
             )
@@ -241,7 +179,9 @@ def _check_buildable(methods, task):
         try:
             method.make(task, random_state=0)
         except Exception as exc:
-            raise ValueError(f"method {method.name!r} cannot be built: {exc}") from exc
+            raise BenchmarkInputError(
+                f"method {method.name!r} cannot be built: {exc}"
+            ) from exc
 
 
 def fold_indices(task, y, n_folds, seed):
@@ -266,47 +206,6 @@ def fold_indices(task, y, n_folds, seed):
 
 # ----------------------------------------------------------------------------
 # one configuration (runs in a joblib worker)
-
-
-@functools.lru_cache(maxsize=1)
-def _versions():
-    """Versions of the packages that shape a result, as seen by this process."""
-    versions = {"python": platform.python_version()}
-    for package in ("skbandit", "torch", "scikit-learn", "numpy", "skorch"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
-@contextlib.contextmanager
-def _thread_limit(n_threads):
-    """Cap BLAS, OpenMP and torch threads at ``n_threads`` (None: no cap).
-
-    Why: on a few shared cores, OpenMP barriers of multi-threaded fits (e.g.
-    HistGradientBoosting) can wait whole scheduler slices for a descheduled
-    thread, turning a 0.05 s fit into minutes; joblib workers multiply the
-    threads further. One thread per fit also makes the fit times of all
-    methods comparable. torch's setting is process-wide, so it is restored.
-    """
-    if n_threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    # Only if the method imported torch already: a scikit-learn-only run
-    # should not pay for importing it.
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=n_threads):
-        if torch is not None:
-            torch.set_num_threads(n_threads)
-        try:
-            yield
-        finally:
-            if torch is not None:
-                torch.set_num_threads(previous)
 
 
 def _parameter_counts(estimator):
@@ -342,7 +241,7 @@ def _fit_and_score(method, task, X, y, train, test, seed, fit_threads, cache):
         # Methods that differ only in pruning share one trained network per
         # fold and seed (the fairest comparison, and most of the run time).
         pipeline[-1].set_params(memory=cache)
-    with _thread_limit(fit_threads), warnings.catch_warnings(record=True) as caught:
+    with thread_limit(fit_threads), warnings.catch_warnings(record=True) as caught:
         # Convergence and similar warnings go into the result, not the
         # terminal, where hundreds of them would bury the progress bar.
         warnings.simplefilter("always")
@@ -357,7 +256,7 @@ def _fit_and_score(method, task, X, y, train, test, seed, fit_threads, cache):
         # Every parameter, defaults included: a later change of a default
         # stays visible in the stored results.
         "params": pipeline[-1].get_params(deep=False),
-        "versions": _versions(),
+        "versions": versions(),
         "fit_threads": fit_threads,
     }
     if pruning is not None:
@@ -398,85 +297,6 @@ def _evaluate(key, method, task, X, y, train, test, fit_threads, cache):
 # where the configurations run: local joblib or a Dask cluster
 
 
-class SchedulerError(ConnectionError):
-    """The Dask scheduler of a run cannot be reached."""
-
-
-def _check_backend(backend, scheduler):
-    """Validated ``backend`` (None or "dask"); a scheduler implies Dask.
-
-    Raises before anything is created: ValueError for an unknown backend or
-    a malformed scheduler address, ImportError when Dask is not installed.
-    """
-    if scheduler is not None:
-        if backend not in (None, "dask"):
-            raise ValueError(
-                f"a scheduler address needs backend='dask', got backend={backend!r}"
-            )
-        if not isinstance(scheduler, str) or "://" not in scheduler:
-            raise ValueError(
-                "scheduler must be a Dask scheduler address such as "
-                f"'tcp://host:8786', got {scheduler!r}"
-            )
-        backend = "dask"
-    if backend is None:
-        return None
-    if backend not in BACKENDS:
-        raise ValueError(
-            f"unknown backend {backend!r}; valid backends: None (local joblib), "
-            f"{', '.join(map(repr, BACKENDS))}"
-        )
-    try:
-        import dask.distributed  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            "backend='dask' needs dask.distributed: pip install 'skbandit[dask]' "
-            f"({exc})"
-        ) from exc
-    return backend
-
-
-@contextlib.contextmanager
-def _dask_backend(scheduler, n_workers):
-    """Client of ``scheduler`` (or of a new LocalCluster), as joblib's backend.
-
-    Yields the ``distributed.Client``; inside the block every
-    ``joblib.Parallel`` (the grid, and scikit-learn's own ``n_jobs``) runs on
-    the cluster's workers. Closes what it created.
-    """
-    import joblib
-    from dask.distributed import Client, LocalCluster
-
-    with contextlib.ExitStack() as stack:
-        if scheduler is None:
-            # One single-threaded worker process per job, on the loopback
-            # interface only, no dashboard: a private cluster for this run.
-            # (The scheduler's health/metrics HTTP server still starts: on
-            # a free loopback port, not on 8787, which may be taken.)
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                )
-            )
-            client = stack.enter_context(Client(cluster))
-        else:
-            try:
-                client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
-            except (OSError, TimeoutError) as exc:
-                raise SchedulerError(
-                    f"cannot reach the Dask scheduler at {scheduler} within "
-                    f"{DASK_CONNECT_TIMEOUT} s: {exc}"
-                ) from exc
-            stack.enter_context(client)
-        stack.enter_context(joblib.parallel_config(backend="dask", client=client))
-        yield client
-
-
 # ----------------------------------------------------------------------------
 # the grid
 
@@ -509,12 +329,6 @@ def _tasks(todo, methods, task, n_folds, max_samples, fit_threads, cache):
         yield delayed(_evaluate)(
             key, methods[method], task, X, y, train, test, fit_threads, cache
         )
-
-
-def _progress_bar(total, suite, enabled):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=suite, unit="fit", disable=not enabled)
 
 
 def run_benchmark(
@@ -631,19 +445,21 @@ def run_benchmark(
     """
     task = _task_of(suite)
     if on_error not in ("record", "raise"):
-        raise ValueError(f"on_error must be 'record' or 'raise', got {on_error!r}")
+        raise BenchmarkInputError(
+            f"on_error must be 'record' or 'raise', got {on_error!r}"
+        )
     quick_defaults = QUICK[suite] if quick else {}
     n_folds = n_folds or quick_defaults.get("n_folds", DEFAULT_N_FOLDS)
     if int(n_folds) != n_folds or n_folds < 2:
-        raise ValueError(f"n_folds must be an int >= 2, got {n_folds!r}")
+        raise BenchmarkInputError(f"n_folds must be an int >= 2, got {n_folds!r}")
     seeds = [int(s) for s in dict.fromkeys(seeds)]
     if not seeds:
-        raise ValueError("seeds must not be empty")
+        raise BenchmarkInputError("seeds must not be empty")
     if max_samples is not None and max_samples < 2 * n_folds:
-        raise ValueError(
+        raise BenchmarkInputError(
             f"max_samples must be at least 2 * n_folds, got {max_samples!r}"
         )
-    backend = _check_backend(backend, scheduler)
+    backend = check_backend(backend, scheduler)
     datasets = resolve_datasets(suite, datasets, quick)
     methods = resolve_methods(suite, methods, quick, ratios, ours_params)
     _check_buildable(methods, task)
@@ -662,7 +478,7 @@ def run_benchmark(
             # Connect (or start the LocalCluster) before the results file is
             # created: an unreachable scheduler leaves nothing behind.
             n_workers = n_jobs if n_jobs and n_jobs > 0 else os.cpu_count()
-            stack.enter_context(_dask_backend(scheduler, n_workers))
+            stack.enter_context(dask_backend(scheduler, n_workers))
             n_jobs = -1  # every worker thread of the cluster
         store = stack.enter_context(ResultStore(db))
         store.check_protocol(suite, protocol)
@@ -670,7 +486,7 @@ def run_benchmark(
         grid = _grid(datasets, methods, n_folds, seeds)
         todo = [key for key in grid if key not in done]
         tasks = _tasks(todo, methods, task, n_folds, max_samples, fit_threads, cache)
-        failures = _run_pending(
+        failures = run_pending(
             store, suite, tasks, len(todo), n_jobs, progress, on_error
         )
     return RunSummary(
@@ -681,29 +497,3 @@ def run_benchmark(
         n_done=len(todo) - len(failures),
         failures=tuple(failures),
     )
-
-
-def _run_pending(store, suite, tasks, n_tasks, n_jobs, progress, on_error):
-    """Run joblib ``tasks``; the driver stores each result as it arrives.
-
-    Workers only compute; this process is the store's one writer (see
-    :func:`run_benchmark`, Notes).
-    """
-    from joblib import Parallel
-
-    if not n_tasks:
-        return []
-    failures = []
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    with _progress_bar(n_tasks, suite, progress) as bar:
-        for key, values, error in parallel(tasks):
-            if error is None:
-                store.add_result((suite, *key), values)
-            else:
-                store.add_failure((suite, *key), error)
-                failures.append((key, error))
-                if on_error == "raise":
-                    raise RuntimeError(f"{suite} {key} failed:\n{error}")
-            bar.update()
-            bar.set_postfix_str(f"{key[0]} {key[1]}", refresh=False)
-    return failures

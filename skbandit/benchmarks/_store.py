@@ -435,6 +435,11 @@ def _check_key(key):
 def integrity_check(path):
     """``PRAGMA integrity_check`` of the store at ``path`` (``"ok"`` if sound).
 
+    Parameters
+    ----------
+    path : str or path-like
+        An existing results file (it is not created).
+
     Raises
     ------
     StoreError

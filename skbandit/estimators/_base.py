@@ -2,6 +2,7 @@
 fine-tune."""
 
 import copy
+import dataclasses
 import time
 from numbers import Integral, Real
 
@@ -12,12 +13,114 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
 
-from ..pruning import METHODS, evaluate_loss, prune
+from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
+from ..pruning import evaluate_loss, prune
 from ._training import ACTIVATIONS, OPTIMIZERS, fit_module, train_network
 
-__all__ = ["BaseBanditPrunedMLP"]
+__all__ = ["BaseBanditPrunedMLP", "shared_parameters_doc"]
 
 _SEED_MAX = np.iinfo(np.int32).max
+
+
+# The Parameters section both estimators share (numpydoc), with the defaults
+# read from the one registry so that the docs cannot drift from the code.
+_PARAMETERS_DOC = """Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Width of each hidden layer before pruning (each at least 2).
+    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
+        Hidden activation.
+    policy : str or policy object, default=%(policy)s
+        How the neurons to remove are chosen. A bandit policy:
+        ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,
+        ``"hedge"``, ``"exp3"``, or an object following
+        :class:`skbandit.policies.BasePolicy`; a baseline: ``"magnitude"``
+        (smallest incoming-weight norm), ``"activation"`` (least varying
+        activation), ``"random"``; or ``"none"`` (no pruning). One
+        ``GridSearchCV`` grid can therefore compare every method.
+    prune_ratio : float in [0, 1), default=%(prune_ratio)s
+        Fraction of hidden neurons removed (per layer or overall, see
+        ``scope``); a layer always keeps at least one neuron.
+    budget : float > 0 or "auto", default=%(budget)s
+        Average bandit pulls per neuron, or ``"auto"``: each bandit stops as
+        soon as the neurons it would remove and those it would keep are
+        separated by confidence bounds (at most ``max_budget`` per neuron).
+    max_budget : float > 0, default=%(max_budget)s
+        Cap of pulls per neuron when ``budget="auto"``.
+    pull : {"single", "set"}, default=%(pull)s
+        A pull masks one neuron, or the whole set the bandit would remove
+        (combinatorial feedback, every neuron of the set shares its reward).
+    n_rounds : int, default=%(n_rounds)s
+        Iterative pruning: reach the target in ``n_rounds`` geometric steps,
+        re-scoring the survivors each time (bandits warm-started) and
+        fine-tuning ``fine_tune_epochs`` after every round.
+    target_params : int or float, default=%(target_params)s
+        Prune to a parameter count (or a fraction of it, if < 1) instead of
+        ``prune_ratio``; neurons of all layers are removed in one score
+        order, so per-layer ratios follow from the scores.
+    target_latency : float in (0, 1), default=%(target_latency)s
+        Prune to this fraction of the unpruned inference latency (measured
+        on the training data) with the fewest neurons removed, instead of
+        ``prune_ratio``.
+    reward : {"loss", "accuracy"} or reward object, default=%(reward)s
+        Safe-removal reward (``"accuracy"`` for classification only), see
+        :class:`skbandit.pruning.LossReward` and
+        :class:`skbandit.pruning.AccuracyReward`.
+    scope : {"layer", "global"}, default=%(scope)s
+        One bandit and one ratio per layer, or one over the whole network.
+    compensate : {"none", "mean", "lstsq"}, default=%(compensate)s
+        What replaces the removed neurons' contribution to the next layer,
+        see :func:`skbandit.pruning.remove_units`. ``"none"`` is the
+        zeroing of the original method.
+    pull_batch_size : int, default=%(pull_batch_size)s
+        Minibatch size of a pull.
+    arms_per_round : int, default=%(arms_per_round)s
+        Neurons a bandit pulls per minibatch; ``None`` is an eighth of them.
+    max_epochs : int, default=100
+        Training epochs of the unpruned network.
+    batch_size : int, default=64
+        Training minibatch size.
+    lr : float, default=1e-3
+        Learning rate.
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    weight_decay : float, default=0.0
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        Learning-rate schedule over the training epochs.
+    fine_tune_epochs : int, default=%(fine_tune_epochs)s
+        Epochs of training after pruning (0 for none).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified
+        for classification), stop when its loss has not improved for
+        ``n_iter_no_change`` epochs and restore the best weights.
+    validation_fraction : float in (0, 1), default=0.1
+    n_iter_no_change : int, default=10
+    memory : str, joblib.Memory or None, default=None
+        Cache of the trained, unpruned network (like ``Pipeline(memory=...)``),
+        keyed on the data, every training hyperparameter and the seed. Fits
+        that differ only in pruning settings (``policy``, ``prune_ratio``,
+        ``budget``, ...) then train once, also across processes: a
+        ``GridSearchCV`` over pruning settings costs about one training per
+        fold. ``None`` caches nothing; a string is a cache directory. Only
+        effective with an int ``random_state`` (otherwise every fit draws new
+        weights).
+    device : str or torch.device, default="cpu"
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, batch order and the bandit; an int gives
+        identical predictions on every fit.
+    verbose : int, default=0
+        1 prints one line per epoch, 2 adds a progress bar."""
+
+
+def shared_parameters_doc(cls):
+    """Class decorator: fill ``%(parameters)s`` in ``cls``'s docstring."""
+    if cls.__doc__:  # None under python -OO
+        defaults = {
+            name: f'"{value}"' if isinstance(value, str) else value
+            for name, value in dataclasses.asdict(DEFAULTS).items()
+        }
+        parameters = _PARAMETERS_DOC % defaults
+        cls.__doc__ = cls.__doc__.replace("%(parameters)s", parameters)
+    return cls
 
 
 class BaseBanditPrunedMLP(BaseEstimator):
@@ -30,20 +133,20 @@ class BaseBanditPrunedMLP(BaseEstimator):
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "policy": [
-            StrOptions(set(METHODS)),
+            StrOptions(set(METHOD_NAMES)),
             HasMethods(["reset", "select", "update"]),
             HasMethods(["score"]),
         ],
         "prune_ratio": [Interval(Real, 0, 1, closed="left")],
         "budget": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "max_budget": [Interval(Real, 0, None, closed="neither")],
-        "pull": [StrOptions({"single", "set"})],
+        "pull": [StrOptions(set(PULLS))],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "target_params": [Interval(Real, 0, None, closed="neither"), None],
         "target_latency": [Interval(Real, 0, 1, closed="neither"), None],
-        "reward": [StrOptions({"loss", "accuracy"}), callable],
-        "scope": [StrOptions({"layer", "global"})],
-        "compensate": [StrOptions({"none", "mean", "lstsq"})],
+        "reward": [StrOptions(set(REWARDS)), callable],
+        "scope": [StrOptions(set(SCOPES))],
+        "compensate": [StrOptions(set(COMPENSATIONS))],
         "pull_batch_size": [Interval(Integral, 1, None, closed="left")],
         "arms_per_round": [Interval(Integral, 1, None, closed="left"), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -67,26 +170,26 @@ class BaseBanditPrunedMLP(BaseEstimator):
         hidden_layer_sizes=(100,),
         activation="relu",
         *,
-        policy="ucb1",
-        prune_ratio=0.5,
-        budget=10,
-        max_budget=50,
-        pull="single",
-        n_rounds=1,
-        target_params=None,
-        target_latency=None,
-        reward="loss",
-        scope="layer",
-        compensate="none",
-        pull_batch_size=256,
-        arms_per_round=None,
+        policy=DEFAULTS.policy,
+        prune_ratio=DEFAULTS.prune_ratio,
+        budget=DEFAULTS.budget,
+        max_budget=DEFAULTS.max_budget,
+        pull=DEFAULTS.pull,
+        n_rounds=DEFAULTS.n_rounds,
+        target_params=DEFAULTS.target_params,
+        target_latency=DEFAULTS.target_latency,
+        reward=DEFAULTS.reward,
+        scope=DEFAULTS.scope,
+        compensate=DEFAULTS.compensate,
+        pull_batch_size=DEFAULTS.pull_batch_size,
+        arms_per_round=DEFAULTS.arms_per_round,
         max_epochs=100,
         batch_size=64,
         lr=1e-3,
         optimizer="adam",
         weight_decay=0.0,
         lr_schedule="constant",
-        fine_tune_epochs=5,
+        fine_tune_epochs=DEFAULTS.fine_tune_epochs,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -263,12 +366,15 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 verbose=self.verbose,
                 **self._training_params(),
             )
-            report.time_fine_tune = time.perf_counter() - start
-            report.loss_after_fine_tune = evaluate_loss(
-                pruned.eval(),
-                torch.as_tensor(X, device=self.device),
-                torch.as_tensor(targets, device=self.device),
-                self._loss,
+            report = dataclasses.replace(
+                report,
+                time_fine_tune=time.perf_counter() - start,
+                loss_after_fine_tune=evaluate_loss(
+                    pruned.eval(),
+                    torch.as_tensor(X, device=self.device),
+                    torch.as_tensor(targets, device=self.device),
+                    self._loss,
+                ),
             )
         self.module_ = pruned.eval()
         self.pruning_ = report

@@ -8,11 +8,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 from torch import nn
 
-from ._base import BaseBanditPrunedMLP
+from ._base import BaseBanditPrunedMLP, shared_parameters_doc
 
 __all__ = ["BanditPrunedMLPClassifier"]
 
 
+@shared_parameters_doc
 class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     """Multi-layer perceptron classifier whose hidden neurons are pruned by a bandit.
 
@@ -26,90 +27,7 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
 
     Read more in the :ref:`User Guide <user_guide>` and :ref:`method`.
 
-    Parameters
-    ----------
-    hidden_layer_sizes : array-like of int, default=(100,)
-        Width of each hidden layer before pruning (each at least 2).
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Hidden activation.
-    policy : str or policy object, default="ucb1"
-        How the neurons to remove are chosen. A bandit policy:
-        ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,
-        ``"hedge"``, ``"exp3"``, or an object following
-        :class:`skbandit.policies.BasePolicy`; a baseline: ``"magnitude"``
-        (smallest incoming-weight norm), ``"activation"`` (least varying
-        activation), ``"random"``; or ``"none"`` (no pruning). One
-        ``GridSearchCV`` grid can therefore compare every method.
-    prune_ratio : float in [0, 1), default=0.5
-        Fraction of hidden neurons removed (per layer or overall, see
-        ``scope``); a layer always keeps at least one neuron.
-    budget : float > 0 or "auto", default=10
-        Average bandit pulls per neuron, or ``"auto"``: each bandit stops as
-        soon as the neurons it would remove and those it would keep are
-        separated by confidence bounds (at most ``max_budget`` per neuron).
-    max_budget : float > 0, default=50
-        Cap of pulls per neuron when ``budget="auto"``.
-    pull : {"single", "set"}, default="single"
-        A pull masks one neuron, or the whole set the bandit would remove
-        (combinatorial feedback, every neuron of the set shares its reward).
-    n_rounds : int, default=1
-        Iterative pruning: reach the target in ``n_rounds`` geometric steps,
-        re-scoring the survivors each time (bandits warm-started) and
-        fine-tuning ``fine_tune_epochs`` after every round.
-    target_params : int or float, default=None
-        Prune to a parameter count (or a fraction of it, if < 1) instead of
-        ``prune_ratio``; neurons of all layers are removed in one score
-        order, so per-layer ratios follow from the scores.
-    target_latency : float in (0, 1), default=None
-        Prune to this fraction of the unpruned inference latency (measured
-        on the training data) with the fewest neurons removed, instead of
-        ``prune_ratio``.
-    reward : {"loss", "accuracy"} or reward object, default="loss"
-        Safe-removal reward, see :class:`skbandit.pruning.LossReward` and
-        :class:`skbandit.pruning.AccuracyReward`.
-    scope : {"layer", "global"}, default="layer"
-        One bandit and one ratio per layer, or one over the whole network.
-    compensate : {"none", "mean", "lstsq"}, default="none"
-        What replaces the removed neurons' contribution to the next layer,
-        see :func:`skbandit.pruning.remove_units`. ``"none"`` is the
-        zeroing of the original method.
-    pull_batch_size : int, default=256
-        Minibatch size of a pull.
-    arms_per_round : int, default=None
-        Neurons a bandit pulls per minibatch; ``None`` is an eighth of them.
-    max_epochs : int, default=100
-        Training epochs of the unpruned network.
-    batch_size : int, default=64
-        Training minibatch size.
-    lr : float, default=1e-3
-        Learning rate.
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
-    weight_decay : float, default=0.0
-    lr_schedule : {"constant", "cosine"}, default="constant"
-        Learning-rate schedule over the training epochs.
-    fine_tune_epochs : int, default=5
-        Epochs of training after pruning (0 for none).
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified),
-        stop when its loss has not improved for ``n_iter_no_change`` epochs
-        and restore the best weights.
-    validation_fraction : float in (0, 1), default=0.1
-    n_iter_no_change : int, default=10
-    memory : str, joblib.Memory or None, default=None
-        Cache of the trained, unpruned network (like ``Pipeline(memory=...)``),
-        keyed on the data, every training hyperparameter and the seed. Fits
-        that differ only in pruning settings (``policy``, ``prune_ratio``,
-        ``budget``, ...) then train once, also across processes: a
-        ``GridSearchCV`` over pruning settings costs about one training per
-        fold. ``None`` caches nothing; a string is a cache directory. Only
-        effective with an int ``random_state`` (otherwise every fit draws new
-        weights).
-    device : str or torch.device, default="cpu"
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch order and the bandit; an int gives
-        identical predictions on every fit.
-    verbose : int, default=0
-        1 prints one line per epoch, 2 adds a progress bar.
+    %(parameters)s
 
     Attributes
     ----------

@@ -5,11 +5,12 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils.validation import check_array
 from torch import nn
 
-from ._base import BaseBanditPrunedMLP
+from ._base import BaseBanditPrunedMLP, shared_parameters_doc
 
 __all__ = ["BanditPrunedMLPRegressor"]
 
 
+@shared_parameters_doc
 class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     """Multi-layer perceptron regressor whose hidden neurons are pruned by a bandit.
 
@@ -18,15 +19,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     back), so one learning rate and one reward temperature suit any target
     scale. Several targets (multi-output regression) are supported.
 
-    Parameters
-    ----------
-    hidden_layer_sizes, activation, policy, prune_ratio, budget, reward, \
-scope, compensate, pull_batch_size, arms_per_round, max_epochs, batch_size, \
-lr, optimizer, weight_decay, lr_schedule, fine_tune_epochs, early_stopping, \
-validation_fraction, n_iter_no_change, memory, device, random_state, verbose
-        As in :class:`BanditPrunedMLPClassifier` (``reward="accuracy"`` is
-        not available for regression; the validation split is not
-        stratified).
+    %(parameters)s
 
     Attributes
     ----------

@@ -67,7 +67,34 @@ class seeded:
 
 
 def build_mlp(n_in, hidden_layer_sizes, n_out, activation):
-    """``nn.Sequential`` of ``Linear`` layers with ``activation`` between them."""
+    """The estimators' network: ``Linear`` layers with ``activation`` between.
+
+    Parameters
+    ----------
+    n_in : int
+        Input features.
+    hidden_layer_sizes : sequence of int
+        Width of each hidden layer.
+    n_out : int
+        Outputs (classes, or regression targets).
+    activation : {"relu", "tanh", "logistic", "identity"}
+        Activation after every hidden ``Linear``.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Freshly initialised (from torch's global generator).
+
+    Examples
+    --------
+    >>> from skbandit.estimators import build_mlp
+    >>> build_mlp(4, (8,), 3, "relu")
+    Sequential(
+      (0): Linear(in_features=4, out_features=8, bias=True)
+      (1): ReLU()
+      (2): Linear(in_features=8, out_features=3, bias=True)
+    )
+    """
     sizes = [n_in, *hidden_layer_sizes, n_out]
     layers = []
     for i in range(len(sizes) - 1):

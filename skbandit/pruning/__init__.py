@@ -7,6 +7,8 @@ ranks the units, :func:`select_removals` applies the removal rule and
 :func:`remove_units` shrinks the layers. :func:`prune` does all of it.
 """
 
+from .._options import COMPENSATIONS
+from ._attention import SelfAttention
 from ._bandit import BanditScorer
 from ._finetune import fine_tune
 from ._masking import masked
@@ -34,7 +36,7 @@ from ._selection import (
     removals_for_params,
     select_removals,
 )
-from ._surgery import COMPENSATIONS, remove_units
+from ._surgery import remove_units
 from ._units import (
     UnitGroup,
     count_parameters,
@@ -56,6 +58,7 @@ __all__ = [
     "PruningReport",
     "RandomScorer",
     "Scores",
+    "SelfAttention",
     "UnitGroup",
     "count_parameters",
     "evaluate_arms",

@@ -20,6 +20,7 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
+from .._options import DEFAULTS, PULLS, SCOPES
 from ..policies import make_policy
 from ._masking import masked
 from ._pulls import evaluate_arms, trace
@@ -175,14 +176,14 @@ class BanditScorer:
     def __init__(
         self,
         policy,
-        budget=10,
-        batch_size=256,
-        reward="loss",
-        scope="layer",
-        arms_per_round=None,
+        budget=DEFAULTS.budget,
+        batch_size=DEFAULTS.pull_batch_size,
+        reward=DEFAULTS.reward,
+        scope=DEFAULTS.scope,
+        arms_per_round=DEFAULTS.arms_per_round,
         fill="zero",
-        pull="single",
-        max_budget=50,
+        pull=DEFAULTS.pull,
+        max_budget=DEFAULTS.max_budget,
         confidence=0.05,
     ):
         self.policy = policy
@@ -217,9 +218,9 @@ class BanditScorer:
                 f"{self.arms_per_round!r}."
             )
         for name, options in (
-            ("scope", ("layer", "global")),
+            ("scope", SCOPES),
             ("fill", ("zero", "mean")),
-            ("pull", ("single", "set")),
+            ("pull", PULLS),
         ):
             if getattr(self, name) not in options:
                 raise ValueError(

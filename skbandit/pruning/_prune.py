@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._options import COMPENSATIONS, DEFAULTS, check_prune_ratio
 from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
-from ._selection import _check_ratio, removals_by_count, removals_for_params
-from ._surgery import COMPENSATIONS, remove_units
+from ._selection import removals_by_count, removals_for_params
+from ._surgery import remove_units
 from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
 from ._units import _flat_children, count_parameters, find_unit_groups
 
@@ -63,7 +64,8 @@ class PruningReport:
     time_scoring, time_removal : float
         Seconds spent choosing the units and removing them.
     loss_after_fine_tune : float or None
-        Filled in by callers that fine-tune.
+        Set by callers that fine-tune (on a copy:
+        ``dataclasses.replace(report, loss_after_fine_tune=...)``).
     time_fine_tune : float
         Seconds spent fine-tuning (0 when not fine-tuned).
     n_rounds : int
@@ -101,7 +103,22 @@ class PruningReport:
 
 @torch.no_grad()
 def evaluate_loss(model, X, y, loss="cross_entropy", batch_size=4096):
-    """Mean loss of ``model`` on ``(X, y)``, in chunks."""
+    """Mean loss of ``model`` on ``(X, y)``, in chunks.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    X, y : torch.Tensor
+        Inputs and targets.
+    loss : {"cross_entropy", "mse"} or callable, default="cross_entropy"
+        See :func:`resolve_loss`.
+    batch_size : int, default=4096
+        Samples per forward pass.
+
+    Returns
+    -------
+    float
+    """
     metric = sample_metric("loss", resolve_loss(loss))
     total = 0.0
     for i in range(0, X.shape[0], batch_size):
@@ -209,7 +226,7 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
 
 
 def _check_settings(prune_ratio, compensate, n_rounds, target_params, target_latency):
-    _check_ratio(prune_ratio)
+    check_prune_ratio(prune_ratio)
     if compensate not in COMPENSATIONS:
         raise ValueError(
             f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
@@ -250,21 +267,21 @@ def prune(
     model,
     X,
     y,
-    policy="ucb1",
-    prune_ratio=0.5,
+    policy=DEFAULTS.policy,
+    prune_ratio=DEFAULTS.prune_ratio,
     *,
     loss="cross_entropy",
-    budget=10,
-    batch_size=256,
-    reward="loss",
-    scope="layer",
-    arms_per_round=None,
-    pull="single",
-    max_budget=50,
-    compensate="none",
-    n_rounds=1,
-    target_params=None,
-    target_latency=None,
+    budget=DEFAULTS.budget,
+    batch_size=DEFAULTS.pull_batch_size,
+    reward=DEFAULTS.reward,
+    scope=DEFAULTS.scope,
+    arms_per_round=DEFAULTS.arms_per_round,
+    pull=DEFAULTS.pull,
+    max_budget=DEFAULTS.max_budget,
+    compensate=DEFAULTS.compensate,
+    n_rounds=DEFAULTS.n_rounds,
+    target_params=DEFAULTS.target_params,
+    target_latency=DEFAULTS.target_latency,
     between_rounds=None,
     groups=None,
     random_state=None,

@@ -25,9 +25,9 @@ import weakref
 import numpy as np
 import torch
 import torch.fx
-import torch.nn.functional as F
 from torch import nn
 
+from ._conv import is_plain_conv, unfold
 from ._masking import masked
 from ._units import _flat_children
 
@@ -62,9 +62,18 @@ class Trace:
 def trace(model, X):
     """Run ``model`` on ``X`` once and keep every intermediate value.
 
-    Returns a :class:`Trace` for an ``nn.Sequential``, a :class:`GraphTrace`
-    for another model that ``torch.fx`` traces without in-place operations,
-    and ``None`` otherwise (pulls then fall back to the naive loop).
+    Parameters
+    ----------
+    model : torch.nn.Module
+    X : torch.Tensor
+        The input batch.
+
+    Returns
+    -------
+    Trace or GraphTrace or None
+        A :class:`Trace` for an ``nn.Sequential``, a :class:`GraphTrace` for
+        another model that ``torch.fx`` traces without in-place operations,
+        and ``None`` otherwise (pulls then fall back to the naive loop).
     """
     if isinstance(model, nn.Sequential):
         return Trace(model, X)
@@ -262,9 +271,6 @@ def _graph_values(tr, node, group, arms, fills, y, metric):
     return torch.cat(values)
 
 
-_CONV = (nn.Conv1d, nn.Conv2d)
-
-
 def _batched_kind(tr, group):
     """``"linear"``, ``"block"``, ``"conv"`` or ``None`` (naive pulls).
 
@@ -282,17 +288,7 @@ def _batched_kind(tr, group):
         return "block" if reads and h.shape[1] == group.n_features else None
     if isinstance(consumer, nn.Linear) and h.dim() == 2:
         return "linear"
-    return "conv" if _plain_conv(consumer) else None
-
-
-def _plain_conv(module):
-    """A 1d/2d convolution that is a linear map of its zero-padded patches."""
-    return (
-        type(module) in _CONV
-        and module.groups == 1
-        and module.padding_mode == "zeros"
-        and isinstance(module.padding, tuple)
-    )
+    return "conv" if is_plain_conv(consumer) else None
 
 
 @torch.no_grad()
@@ -389,7 +385,7 @@ def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
     batch, out_shape = h.shape[0], z.shape[1:]
     ksize = int(np.prod(consumer.kernel_size))
     # (batch, channels, k, L): every channel's patches, unfolded once.
-    patches = _unfold(h, consumer).view(batch, h.shape[1], ksize, -1)
+    patches = unfold(h, consumer).view(batch, h.shape[1], ksize, -1)
     fill_patches = None if fills is None else _fill_patches(h, fills, consumer, ksize)
     chunk = max(1, _CHUNK_ELEMENTS // (batch * z[0].numel()))
     values = []
@@ -439,23 +435,10 @@ def _block_values(h, z, consumer, arms, fills, width, suffix, y, metric):
     return torch.cat(values)
 
 
-def _unfold(h, conv):
-    """im2col of a 1d or 2d input as ``conv`` sees it: (batch, C * k, L)."""
-    if h.dim() == 3:  # Conv1d: treat as a 2d image of height 1
-        return F.unfold(
-            h.unsqueeze(2),
-            (1, *conv.kernel_size),
-            dilation=(1, *conv.dilation),
-            padding=(0, *conv.padding),
-            stride=(1, *conv.stride),
-        )
-    return F.unfold(h, conv.kernel_size, conv.dilation, conv.padding, conv.stride)
-
-
 def _fill_patches(h, fills, conv, ksize):
     """Patches of constant maps at the fill values (zero in the padding)."""
     constant = fills.view(1, -1, *([1] * (h.dim() - 2))).expand(1, *h.shape[1:])
-    return _unfold(constant.contiguous(), conv).view(h.shape[1], ksize, -1)
+    return unfold(constant.contiguous(), conv).view(h.shape[1], ksize, -1)
 
 
 def _widest(modules, width):
@@ -505,7 +488,29 @@ def _chunk_values(z, weight, arms, delta, suffix, y, metric, base, buffers):
 
 @torch.no_grad()
 def evaluate_arms_naive(model, group, arms, X, y, metric, fills=None):
-    """Reference implementation: one masked forward pass per arm."""
+    """Reference implementation: one masked forward pass per arm.
+
+    Same parameters and result as :func:`evaluate_arms` (without ``tr``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        In eval mode.
+    group : UnitGroup
+    arms : sequence of int
+        Unit indices within ``group`` (repeats allowed).
+    X, y : torch.Tensor
+        The minibatch.
+    metric : callable
+        Per-sample metric ``metric(outputs, y) -> (n_samples,)``; an arm's
+        value is its mean over the batch.
+    fills : torch.Tensor of shape (group.size,), default=None
+        What a masked unit is replaced with (default 0).
+
+    Returns
+    -------
+    values : torch.Tensor of shape (len(arms),)
+    """
     values = []
     fill = None if fills is None else {group: fills}
     for arm in arms:

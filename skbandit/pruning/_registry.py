@@ -1,19 +1,30 @@
 """From a ``policy`` argument to a scorer: one name space for every method."""
 
-from ..policies import POLICIES, make_policy
+from .._options import METHOD_NAMES as METHODS
+from .._options import UNPRUNED
+from ..policies import make_policy
 from ._bandit import BanditScorer
 from ._scorers import BASELINES
 
 __all__ = ["METHODS", "make_scorer"]
 
-#: Every method name ``policy`` accepts: the bandits, the baselines, "none".
-METHODS = ("none", *POLICIES, *BASELINES)
-
 
 def make_scorer(policy, **bandit_params):
     """A scorer for a policy name or object, a baseline name or a scorer.
 
-    Returns ``None`` for ``"none"`` (no pruning).
+    Parameters
+    ----------
+    policy : str, policy object or scorer
+        A name of :data:`METHODS` (``"none"``, a baseline or a bandit
+        policy), a policy object (see :func:`skbandit.policies.make_policy`),
+        or any object with a ``score`` method, returned as is.
+    **bandit_params
+        Passed to :class:`BanditScorer` for a bandit policy.
+
+    Returns
+    -------
+    scorer or None
+        ``None`` for ``"none"`` (no pruning).
 
     Examples
     --------
@@ -25,7 +36,7 @@ def make_scorer(policy, **bandit_params):
     if isinstance(policy, str):
         if policy not in METHODS:
             raise ValueError(f"Unknown policy {policy!r}; use one of {list(METHODS)}.")
-        if policy == "none":
+        if policy == UNPRUNED:
             return None
         if policy in BASELINES:
             return BASELINES[policy]()

@@ -177,8 +177,13 @@ _REWARDS = {"loss": LossReward, "accuracy": AccuracyReward}
 def make_reward(spec):
     """Build a reward from a name (``"loss"``, ``"accuracy"``) or return an object.
 
-    Any object with a ``metric`` attribute (``"loss"`` or ``"accuracy"``) and a
-    ``__call__(base, masked) -> rewards in [0, 1]`` is accepted.
+    Parameters
+    ----------
+    spec : {"loss", "accuracy"} or reward object
+        A name builds :class:`LossReward` or :class:`AccuracyReward` with
+        their defaults. Any object with a ``metric`` attribute (``"loss"`` or
+        ``"accuracy"``) and a ``__call__(base, masked) -> rewards in [0, 1]``
+        is returned as is.
     """
     if isinstance(spec, str):
         if spec not in _REWARDS:

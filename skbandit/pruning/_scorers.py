@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._options import BASELINE_NAMES
 from ._units import unit_view, unit_weights
 
 __all__ = [
@@ -74,7 +75,21 @@ def _reduce_units(acts, fn):
 
 
 def unit_means(model, groups, X):
-    """Mean activation of every unit on ``X``, as each consumer reads it."""
+    """Mean activation of every unit on ``X``, as each consumer reads it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    groups : list of UnitGroup
+        Unit groups of ``model`` (see :func:`find_unit_groups`).
+    X : torch.Tensor
+        The input samples.
+
+    Returns
+    -------
+    means : list of torch.Tensor
+        One tensor of shape ``(group.size,)`` per group.
+    """
     return [
         _reduce_units(a, lambda t, d: t.mean(d))
         for a in _consumer_inputs(model, groups, X)
@@ -107,8 +122,6 @@ class RandomScorer:
         return Scores([rng.random(group.size) for group in groups])
 
 
-BASELINES = {
-    "magnitude": MagnitudeScorer,
-    "activation": ActivationScorer,
-    "random": RandomScorer,
-}
+BASELINES = dict(
+    zip(BASELINE_NAMES, (MagnitudeScorer, ActivationScorer, RandomScorer), strict=True)
+)

@@ -12,17 +12,14 @@ import numbers
 
 import numpy as np
 
+from .._options import check_prune_ratio
+
 __all__ = [
     "select_removals",
     "removal_counts",
     "removals_by_count",
     "removals_for_params",
 ]
-
-
-def _check_ratio(prune_ratio):
-    if not (isinstance(prune_ratio, numbers.Real) and 0 <= prune_ratio < 1):
-        raise ValueError(f"prune_ratio must be in [0, 1), got {prune_ratio!r}.")
 
 
 def _floor(x):
@@ -33,6 +30,15 @@ def _floor(x):
 def removal_counts(sizes, prune_ratio, scope="layer"):
     """How many units ``prune_ratio`` removes: per group, or in total.
 
+    Parameters
+    ----------
+    sizes : sequence of int
+        Units of each group.
+    prune_ratio : float in [0, 1)
+    scope : {"layer", "global"}, default="layer"
+        A count per group, or one count over all groups (either way at least
+        one unit of each group is kept).
+
     Examples
     --------
     >>> removal_counts([4, 3], 0.5)
@@ -40,7 +46,7 @@ def removal_counts(sizes, prune_ratio, scope="layer"):
     >>> removal_counts([4, 3], 0.5, scope="global")
     3
     """
-    _check_ratio(prune_ratio)
+    check_prune_ratio(prune_ratio)
     if scope == "layer":
         return [min(_floor(prune_ratio * n), n - 1) for n in sizes]
     if scope == "global":
@@ -83,8 +89,18 @@ def select_removals(scores, prune_ratio, scope="layer"):
 def removals_by_count(scores, counts):
     """Remove ``counts[g]`` top units per group, or ``counts`` top units overall.
 
-    ``counts`` is a list (per group) or an int (global, at least one unit kept
-    per group).
+    Parameters
+    ----------
+    scores : list of ndarray
+        One array per group, higher = safer to remove.
+    counts : list of int or int
+        Units to remove per group, or in total over all groups (at least one
+        unit kept per group), as :func:`removal_counts` returns.
+
+    Returns
+    -------
+    removals : list of ndarray of int
+        Sorted indices per group.
     """
     scores = [np.asarray(s, dtype=float) for s in scores]
     if isinstance(counts, numbers.Integral):

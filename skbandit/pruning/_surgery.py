@@ -12,12 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._pulls import _plain_conv, _unfold
+from .._options import COMPENSATIONS
+from ._conv import is_plain_conv, unfold
 from ._units import unit_view
 
-__all__ = ["remove_units", "COMPENSATIONS"]
-
-COMPENSATIONS = ("none", "mean", "lstsq")
+__all__ = ["remove_units"]
 
 
 def _slice_(module, dim, keep, expected=None):
@@ -89,8 +88,8 @@ def _refit_lstsq(consumer, inputs, targets, ridge):
         features = inputs.reshape(-1, inputs.shape[-1])
         weight, bias = _ridge(features, targets.reshape(-1, targets.shape[-1]), ridge)
         new_weight = weight.T
-    elif _plain_conv(consumer):
-        patches = _unfold(inputs, consumer)  # (batch, in * k, positions)
+    elif is_plain_conv(consumer):
+        patches = unfold(inputs, consumer)  # (batch, in * k, positions)
         features = patches.transpose(1, 2).reshape(-1, patches.shape[1])
         outputs = targets.flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
         weight, bias = _ridge(features, outputs, ridge)

@@ -184,6 +184,13 @@ def unit_view(x, group):
     features and every other axis (positions, sequence) go to the last axis,
     so per-unit statistics are reductions over dimensions 0 and 2.
 
+    Parameters
+    ----------
+    x : torch.Tensor
+        Input of one of the group's consumers, samples along dimension 0.
+    group : UnitGroup
+        The group whose units ``x`` holds along ``group.feature_dim``.
+
     Examples
     --------
     >>> import torch
@@ -209,6 +216,12 @@ def unit_weights(model, group):
     A unit's rows in every block (``producer_chunks``) and of its width
     (``producer_width``) are concatenated; for a neuron this is the row of
     incoming weights, for a channel its kernels.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    group : UnitGroup
+        A unit group of ``model`` (see :func:`find_unit_groups`).
 
     Examples
     --------
@@ -275,8 +288,9 @@ def find_unit_groups(model, example_input=None):
       ``H * W`` features of the ``Linear`` input (``unit_width``); it is
       found only with ``example_input``, which gives the spatial size. The
       last layer of a ``Sequential`` is never a group.
-    * A module with a ``unit_groups(name)`` method (e.g. the attention block
-      of the deep benchmarks, whose heads are units) returns its own groups,
+    * A module with a ``unit_groups(name)`` method (e.g.
+      :class:`~skbandit.pruning.SelfAttention`, whose heads are units)
+      returns its own groups,
       ``name`` being its qualified name in ``model``; its submodules are not
       scanned.
 
@@ -448,6 +462,10 @@ def _reads_all(consumer, group):
 
 def count_parameters(model):
     """Number of parameters of ``model`` (trainable or not).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
 
     Examples
     --------

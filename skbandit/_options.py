@@ -1,0 +1,91 @@
+"""The one registry of pruning option names and defaults.
+
+Every place that accepts a pruning option — the estimators'
+``_parameter_constraints``, :func:`skbandit.pruning.prune`, the bandit scorer,
+the benchmark method names and the command line — reads its valid values and
+its default from here, so that they cannot drift apart. The module imports
+neither torch nor scikit-learn (only the numpy-only policies), so listing
+names stays cheap.
+"""
+
+import dataclasses
+import numbers
+
+from .policies import POLICIES
+
+__all__ = [
+    "UNPRUNED",
+    "POLICY_NAMES",
+    "BASELINE_NAMES",
+    "METHOD_NAMES",
+    "COMPENSATIONS",
+    "PULLS",
+    "REWARDS",
+    "SCOPES",
+    "PruningDefaults",
+    "DEFAULTS",
+    "check_prune_ratio",
+]
+
+#: ``policy="none"``: train, do not prune.
+UNPRUNED = "none"
+#: Bandit policies, by the name ``policy=`` accepts.
+POLICY_NAMES = tuple(POLICIES)
+#: Deterministic (or random) scorers that rank units without a bandit.
+BASELINE_NAMES = ("magnitude", "activation", "random")
+#: Every name ``policy=`` accepts.
+METHOD_NAMES = (UNPRUNED, *POLICY_NAMES, *BASELINE_NAMES)
+#: What replaces a removed unit's contribution in its consumer.
+COMPENSATIONS = ("none", "mean", "lstsq")
+#: One unit per pull, or a whole removal-sized set.
+PULLS = ("single", "set")
+#: What a pull measures.
+REWARDS = ("loss", "accuracy")
+#: Where ``prune_ratio`` applies: each layer, or all units together.
+SCOPES = ("layer", "global")
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningDefaults:
+    """Default pruning settings shared by the estimators and ``prune()``.
+
+    The estimators name the pull batch ``pull_batch_size`` (``batch_size``
+    is their training batch); :func:`~skbandit.pruning.prune` calls it
+    ``batch_size``.
+    """
+
+    policy: str = "ucb1"
+    prune_ratio: float = 0.5
+    budget: float = 10
+    max_budget: float = 50
+    pull: str = "single"
+    n_rounds: int = 1
+    target_params: float = None
+    target_latency: float = None
+    reward: str = "loss"
+    scope: str = "layer"
+    compensate: str = "none"
+    pull_batch_size: int = 256
+    arms_per_round: int = None
+    fine_tune_epochs: int = 5
+
+
+#: The defaults every signature reads (``budget=DEFAULTS.budget``).
+DEFAULTS = PruningDefaults()
+
+
+def check_prune_ratio(ratio, name="prune_ratio"):
+    """``ratio`` as a float in [0, 1), or a ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> check_prune_ratio(0.25)
+    0.25
+    >>> check_prune_ratio(1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: prune_ratio must be in [0, 1), got 1.0.
+    """
+    if not (isinstance(ratio, numbers.Real) and 0 <= ratio < 1):
+        raise ValueError(f"{name} must be in [0, 1), got {ratio!r}.")
+    return float(ratio)

@@ -1,0 +1,269 @@
+"""Where benchmark configurations run, and what a run reports.
+
+Shared by the tabular runner (:mod:`._runner`) and the deep suite
+(:mod:`.deep.runner`): local joblib workers or a Dask cluster, a thread cap
+per fit, the driver as the results store's one writer, progress bars, and
+the :class:`RunSummary` a run returns.
+"""
+
+import contextlib
+import dataclasses
+import functools
+import importlib.metadata
+import platform
+import sys
+
+from ._errors import BenchmarkInputError, MissingDependencyError
+
+__all__ = [
+    "BACKENDS",
+    "RunSummary",
+    "SchedulerError",
+    "check_backend",
+    "dask_backend",
+    "default_paths",
+    "progress_bar",
+    "run_pending",
+    "thread_limit",
+    "versions",
+]
+
+
+#: Values of ``run_benchmark(backend=...)`` besides None (local joblib).
+BACKENDS = ("dask",)
+
+
+# Seconds to wait for a Dask scheduler given by address before giving up.
+DASK_CONNECT_TIMEOUT = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """What a call of :func:`run_benchmark` did.
+
+    Attributes
+    ----------
+    suite : str
+    db : str
+        Path of the results store.
+    n_configs : int
+        Size of the requested grid.
+    n_skipped : int
+        Configurations already in the store (resumed over).
+    n_done : int
+        Configurations run and stored by this call.
+    failures : tuple of (key, error)
+        Configurations that raised in this call, ``key`` being
+        ``(dataset, method, fold, seed)`` and ``error`` the traceback text.
+        They are recorded in the store's ``failures`` table and retried by
+        the next run.
+    """
+
+    suite: str
+    db: str
+    n_configs: int
+    n_skipped: int
+    n_done: int
+    failures: tuple = ()
+
+    @property
+    def n_failed(self):
+        return len(self.failures)
+
+    def line(self):
+        """One line for a terminal."""
+        return (
+            f"{self.suite}: {self.n_configs} configs, {self.n_skipped} already "
+            f"stored, {self.n_done} run, {self.n_failed} failed -> {self.db}"
+        )
+
+
+def default_paths(suite, quick=False, root="bench_out"):
+    """Default ``(db, out)`` of a suite: ``bench_out/<suite>.sqlite`` and folder.
+
+    Quick runs use ``<suite>-quick`` so that their 3-fold results never mix
+    with a full run's 5-fold ones.
+
+    Parameters
+    ----------
+    suite : str
+        Suite name, e.g. ``"tabular"``, ``"regression"`` or ``"deep"``.
+    quick : bool, default=False
+        The paths of a quick run.
+    root : str, default="bench_out"
+        Folder that holds every suite's results.
+
+    Returns
+    -------
+    db : str
+        Path of the SQLite results file.
+    out : str
+        Folder of the reports.
+
+    Examples
+    --------
+    >>> default_paths("tabular")
+    ('bench_out/tabular.sqlite', 'bench_out/tabular')
+    >>> default_paths("regression", quick=True)
+    ('bench_out/regression-quick.sqlite', 'bench_out/regression-quick')
+    """
+    stem = f"{suite}-quick" if quick else suite
+    return f"{root}/{stem}.sqlite", f"{root}/{stem}"
+
+
+@functools.lru_cache(maxsize=1)
+def versions():
+    """Versions of the packages that shape a result, as seen by this process."""
+    found = {"python": platform.python_version()}
+    for package in ("skbandit", "torch", "scikit-learn", "numpy", "skorch"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+@contextlib.contextmanager
+def thread_limit(n_threads):
+    """Cap BLAS, OpenMP and torch threads at ``n_threads`` (None: no cap).
+
+    Why: on a few shared cores, OpenMP barriers of multi-threaded fits (e.g.
+    HistGradientBoosting) can wait whole scheduler slices for a descheduled
+    thread, turning a 0.05 s fit into minutes; joblib workers multiply the
+    threads further. One thread per fit also makes the fit times of all
+    methods comparable. torch's setting is process-wide, so it is restored.
+    """
+    if n_threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    # Only if the method imported torch already: a scikit-learn-only run
+    # should not pay for importing it.
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=n_threads):
+        if torch is not None:
+            torch.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            if torch is not None:
+                torch.set_num_threads(previous)
+
+
+class SchedulerError(ConnectionError):
+    """The Dask scheduler of a run cannot be reached.
+
+    Examples
+    --------
+    >>> issubclass(SchedulerError, ConnectionError)
+    True
+    """
+
+
+def check_backend(backend, scheduler):
+    """Validated ``backend`` (None or "dask"); a scheduler implies Dask.
+
+    Raises before anything is created: ValueError for an unknown backend or
+    a malformed scheduler address, ImportError when Dask is not installed.
+    """
+    if scheduler is not None:
+        if backend not in (None, "dask"):
+            raise BenchmarkInputError(
+                f"a scheduler address needs backend='dask', got backend={backend!r}"
+            )
+        if not isinstance(scheduler, str) or "://" not in scheduler:
+            raise BenchmarkInputError(
+                "scheduler must be a Dask scheduler address such as "
+                f"'tcp://host:8786', got {scheduler!r}"
+            )
+        backend = "dask"
+    if backend is None:
+        return None
+    if backend not in BACKENDS:
+        raise BenchmarkInputError(
+            f"unknown backend {backend!r}; valid backends: None (local joblib), "
+            f"{', '.join(map(repr, BACKENDS))}"
+        )
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "backend='dask' needs dask.distributed: pip install 'skbandit[dask]' "
+            f"({exc})"
+        ) from exc
+    return backend
+
+
+@contextlib.contextmanager
+def dask_backend(scheduler, n_workers):
+    """Client of ``scheduler`` (or of a new LocalCluster), as joblib's backend.
+
+    Yields the ``distributed.Client``; inside the block every
+    ``joblib.Parallel`` (the grid, and scikit-learn's own ``n_jobs``) runs on
+    the cluster's workers. Closes what it created.
+    """
+    import joblib
+    from dask.distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            # One single-threaded worker process per job, on the loopback
+            # interface only, no dashboard: a private cluster for this run.
+            # (The scheduler's health/metrics HTTP server still starts: on
+            # a free loopback port, not on 8787, which may be taken.)
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            try:
+                client = Client(scheduler, timeout=DASK_CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                raise SchedulerError(
+                    f"cannot reach the Dask scheduler at {scheduler} within "
+                    f"{DASK_CONNECT_TIMEOUT} s: {exc}"
+                ) from exc
+            stack.enter_context(client)
+        stack.enter_context(joblib.parallel_config(backend="dask", client=client))
+        yield client
+
+
+def progress_bar(total, suite, enabled):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=suite, unit="fit", disable=not enabled)
+
+
+def run_pending(store, suite, tasks, n_tasks, n_jobs, progress, on_error):
+    """Run joblib ``tasks``; the driver stores each result as it arrives.
+
+    Workers only compute; this process is the store's one writer (see
+    :func:`run_benchmark`, Notes).
+    """
+    from joblib import Parallel
+
+    if not n_tasks:
+        return []
+    failures = []
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    with progress_bar(n_tasks, suite, progress) as bar:
+        for key, values, error in parallel(tasks):
+            if error is None:
+                store.add_result((suite, *key), values)
+            else:
+                store.add_failure((suite, *key), error)
+                failures.append((key, error))
+                if on_error == "raise":
+                    raise RuntimeError(f"{suite} {key} failed:\n{error}")
+            bar.update()
+            bar.set_postfix_str(f"{key[0]} {key[1]}", refresh=False)
+    return failures

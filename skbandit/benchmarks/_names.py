@@ -1,0 +1,181 @@
+"""The method-name grammar every suite, report and the command line share.
+
+One of our pruning methods is named
+``<policy>@<ratio>[:<compensate>][/ft<epochs>][+set]``, for example
+``"ucb1@0.5"``, ``"magnitude@0.75:lstsq/ft0"`` or
+``"thompson@0.5:mean/ft0+set"``; the unpruned network is ``"none"``. The
+policy is a name of :data:`skbandit._options.METHOD_NAMES` or of
+:data:`EXTERNAL` (scorers from other libraries); the ratio lies in (0, 1);
+the optional parts override the suite's compensation, fine-tuning epochs and
+pull scheme.
+"""
+
+import dataclasses
+import re
+
+from .._options import (
+    BASELINE_NAMES,
+    COMPENSATIONS,
+    POLICY_NAMES,
+    UNPRUNED,
+    check_prune_ratio,
+)
+from ._errors import BenchmarkInputError
+
+__all__ = [
+    "EXTERNAL",
+    "PRUNING_POLICIES",
+    "MethodName",
+    "parse_method_name",
+    "check_method_ratio",
+    "format_ratio",
+]
+
+#: Scorers from other libraries, by the name a method uses; named explicitly
+#: only (e.g. ``"tp_magnitude@0.5"``), never part of a default grid.
+EXTERNAL = ("tp_magnitude",)
+
+#: Every policy a pruning method name may carry.
+PRUNING_POLICIES = (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL)
+
+_GRAMMAR = re.compile(
+    r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
+    rf"(?::(?P<compensate>{'|'.join(COMPENSATIONS)}))?"
+    r"(?:/ft(?P<ft>[0-9]+))?(?P<set>\+set)?$"
+)
+
+
+def format_ratio(ratio):
+    """The ratio as a method name writes it (``0.5``, ``0.25``)."""
+    return format(ratio, "g")
+
+
+def check_method_ratio(ratio):
+    """``ratio`` as a float in (0, 1): a pruning method removes something."""
+    try:
+        checked = check_prune_ratio(float(ratio))
+    except (TypeError, ValueError):
+        checked = None
+    if not checked:  # None (invalid) or 0.0 (removes nothing)
+        raise BenchmarkInputError(f"prune ratios must lie in (0, 1), got {ratio!r}")
+    return checked
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodName:
+    """One of our methods, parsed.
+
+    Attributes
+    ----------
+    policy : str
+        A policy, baseline, external scorer or ``"none"``.
+    prune_ratio : float or None
+        None for ``"none"``.
+    compensate : str or None
+        None: the suite's default.
+    fine_tune_epochs : int or None
+        None: the suite's default.
+    pull : {"set"} or None
+        None: the suite's default (single-unit pulls).
+
+    Examples
+    --------
+    >>> str(MethodName("ucb1", 0.5, compensate="lstsq", fine_tune_epochs=0))
+    'ucb1@0.5:lstsq/ft0'
+    >>> str(MethodName("none"))
+    'none'
+    """
+
+    policy: str
+    prune_ratio: float = None
+    compensate: str = None
+    fine_tune_epochs: int = None
+    pull: str = None
+
+    def __post_init__(self):
+        if self.policy == UNPRUNED:
+            if self.prune_ratio is not None:
+                raise ValueError("the unpruned method 'none' takes no prune ratio")
+            return
+        if self.policy not in PRUNING_POLICIES:
+            raise ValueError(
+                f"unknown policy {self.policy!r}; valid: "
+                f"{', '.join((UNPRUNED, *PRUNING_POLICIES))}"
+            )
+        if self.prune_ratio is None:
+            raise ValueError(f"policy {self.policy!r} needs a prune ratio")
+        object.__setattr__(self, "prune_ratio", check_method_ratio(self.prune_ratio))
+        if self.compensate is not None and self.compensate not in COMPENSATIONS:
+            raise ValueError(
+                f"compensate must be one of {COMPENSATIONS}, got {self.compensate!r}"
+            )
+        if self.fine_tune_epochs is not None:
+            object.__setattr__(self, "fine_tune_epochs", int(self.fine_tune_epochs))
+        if self.pull not in (None, "set"):
+            raise ValueError(f"pull must be None or 'set', got {self.pull!r}")
+
+    def settings(self):
+        """The pruning settings the name fixes, as keyword arguments.
+
+        Examples
+        --------
+        >>> parse_method_name("ucb1@0.5:lstsq/ft0").settings()
+        {'prune_ratio': 0.5, 'compensate': 'lstsq', 'fine_tune_epochs': 0}
+        """
+        settings = {
+            "prune_ratio": self.prune_ratio,
+            "compensate": self.compensate,
+            "fine_tune_epochs": self.fine_tune_epochs,
+            "pull": self.pull,
+        }
+        return {k: v for k, v in settings.items() if v is not None}
+
+    def __str__(self):
+        if self.policy == UNPRUNED:
+            return UNPRUNED
+        name = f"{self.policy}@{format_ratio(self.prune_ratio)}"
+        if self.compensate is not None:
+            name += f":{self.compensate}"
+        if self.fine_tune_epochs is not None:
+            name += f"/ft{self.fine_tune_epochs}"
+        if self.pull == "set":
+            name += "+set"
+        return name
+
+
+def parse_method_name(name):
+    """The :class:`MethodName` that ``name`` spells, or None if it is none of ours.
+
+    Parameters
+    ----------
+    name : str
+        A benchmark method name, e.g. ``"none"``, ``"ucb1@0.5"`` or
+        ``"ucb1@0.5:lstsq/ft2+set"``.
+
+    Examples
+    --------
+    >>> parse_method_name("ucb1@0.5")
+    MethodName(policy='ucb1', prune_ratio=0.5, compensate=None, \
+fine_tune_epochs=None, pull=None)
+    >>> parse_method_name("none").policy
+    'none'
+    >>> parse_method_name("sk_knn") is None
+    True
+    >>> parse_method_name("ucb1@1.5") is None
+    True
+    """
+    if name == UNPRUNED:
+        return MethodName(UNPRUNED)
+    match = _GRAMMAR.match(name)
+    if match is None or match["policy"] not in PRUNING_POLICIES:
+        return None
+    try:
+        return MethodName(
+            match["policy"],
+            float(match["ratio"]),
+            match["compensate"],
+            match["ft"],
+            "set" if match["set"] else None,
+        )
+    except ValueError:
+        return None

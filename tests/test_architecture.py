@@ -1,0 +1,161 @@
+"""The package's shape: cheap imports, one registry of defaults, documented API.
+
+- ``import skbandit.policies`` (numpy-only code) and the command line's
+  ``--help`` must not load torch.
+- Every signature that takes a pruning option defaults to the one registry,
+  :data:`skbandit._options.DEFAULTS`.
+- Every public function, class and estimator parameter is documented in its
+  numpydoc ``Parameters`` section.
+"""
+
+import dataclasses
+import importlib
+import inspect
+import subprocess
+import sys
+
+import pytest
+from numpydoc.docscrape import NumpyDocString
+
+from skbandit._options import DEFAULTS, PruningDefaults
+
+PUBLIC_PACKAGES = (
+    "skbandit",
+    "skbandit.policies",
+    "skbandit.pruning",
+    "skbandit.estimators",
+    "skbandit.benchmarks",
+    "skbandit.benchmarks.deep",
+    "skbandit.export",
+)
+
+
+def _imported_after(code):
+    """Top-level packages in ``sys.modules`` after running ``code`` afresh."""
+    probe = f"{code}\nimport sys\nprint('MODULES', *sorted(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    modules = out[out.rindex("MODULES") :].split()[1:]
+    return {name.split(".")[0] for name in modules}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import skbandit.policies",
+        "import skbandit",
+        "import skbandit.benchmarks",
+        "from skbandit.cli import main\nmain(['bench', '--help'])",
+    ],
+)
+def test_light_imports_do_not_load_torch(code):
+    loaded = _imported_after(code)
+    assert not loaded & {"torch", "skorch"}, sorted(loaded & {"torch", "skorch"})
+
+
+def test_policies_are_numpy_only():
+    loaded = _imported_after("import skbandit.policies")
+    assert not loaded & {"torch", "sklearn", "scipy", "pandas"}
+
+
+def test_lazy_names_resolve_and_unknown_names_raise():
+    import skbandit
+    import skbandit.benchmarks
+
+    assert skbandit.BanditPrunedMLPClassifier.__name__ == "BanditPrunedMLPClassifier"
+    for name in skbandit.benchmarks.__all__:
+        assert getattr(skbandit.benchmarks, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'bogus'"):
+        skbandit.bogus  # noqa: B018
+
+
+def _signatures_with_pruning_options():
+    from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
+    from skbandit.benchmarks.deep import run_task
+    from skbandit.pruning import BanditScorer, prune
+
+    return {
+        "BanditPrunedMLPClassifier": BanditPrunedMLPClassifier.__init__,
+        "BanditPrunedMLPRegressor": BanditPrunedMLPRegressor.__init__,
+        "prune": prune,
+        "BanditScorer": BanditScorer.__init__,
+        "run_task": run_task,
+    }
+
+
+# prune() and the scorer call the pull batch ``batch_size`` (the estimators'
+# ``batch_size`` is the training batch).
+_ALIASES = {"batch_size": "pull_batch_size"}
+# A deep task fine-tunes by its own recipe unless told otherwise.
+_OWN_DEFAULTS = {"run_task": {"fine_tune_epochs"}}
+
+
+@pytest.mark.parametrize("name", sorted(_signatures_with_pruning_options()))
+def test_pruning_defaults_come_from_the_registry(name):
+    signature = inspect.signature(_signatures_with_pruning_options()[name])
+    options = set(PruningDefaults.__dataclass_fields__)
+    checked = 0
+    for parameter in signature.parameters.values():
+        option = parameter.name
+        if name in ("prune", "BanditScorer"):
+            option = _ALIASES.get(option, option)
+        if option in _OWN_DEFAULTS.get(name, ()):
+            continue
+        if option in options and parameter.default is not inspect.Parameter.empty:
+            assert parameter.default == getattr(DEFAULTS, option), (name, option)
+            checked += 1
+    assert checked >= 3, name
+
+
+def _public_objects():
+    for package in PUBLIC_PACKAGES:
+        module = importlib.import_module(package)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                yield f"{package}.{name}", obj
+
+
+def _undocumented(obj):
+    """Parameters of ``obj``'s signature missing from its numpydoc docstring."""
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return []
+    wanted = [
+        p.name
+        for p in parameters.values()
+        if p.name not in ("self", "cls")
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    documented = set()
+    # A dataclass's fields are its constructor's parameters.
+    sections = ("Parameters", "Other Parameters")
+    if dataclasses.is_dataclass(obj):
+        sections += ("Attributes",)
+    for section in sections:
+        for item in NumpyDocString(inspect.getdoc(obj) or "")[section]:
+            documented.update(n.strip() for n in item.name.split(","))
+    return [name for name in wanted if name not in documented]
+
+
+@pytest.mark.parametrize(
+    "qualname, obj", sorted(_public_objects(), key=lambda item: item[0])
+)
+def test_public_parameters_are_documented(qualname, obj):
+    if inspect.isclass(obj) and obj.__init__ is object.__init__:
+        pytest.skip("no constructor parameters")
+    assert not _undocumented(obj), f"{qualname} does not document {_undocumented(obj)}"
+
+
+def test_estimator_docs_list_every_parameter_with_its_default():
+    from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
+
+    for cls in (BanditPrunedMLPClassifier, BanditPrunedMLPRegressor):
+        doc = NumpyDocString(inspect.getdoc(cls))
+        types = {item.name: item.type for item in doc["Parameters"]}
+        assert set(types) == set(cls().get_params()), cls.__name__
+        assert f"default={DEFAULTS.budget}" in types["budget"]
+        assert f'default="{DEFAULTS.policy}"' in types["policy"]
