@@ -24,6 +24,7 @@ from ._errors import BenchmarkInputError
 
 __all__ = [
     "EXTERNAL",
+    "SCRATCH",
     "PRUNING_POLICIES",
     "MethodName",
     "parse_method_name",
@@ -35,8 +36,12 @@ __all__ = [
 #: only (e.g. ``"tp_magnitude@0.5"``), never part of a default grid.
 EXTERNAL = ("tp_magnitude",)
 
+#: Not pruning at all: a network of the pruned size trained from scratch for
+#: the same total epochs (``"scratch@0.75"``), the question every user asks.
+SCRATCH = "scratch"
+
 #: Every policy a pruning method name may carry.
-PRUNING_POLICIES = (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL)
+PRUNING_POLICIES = (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL, SCRATCH)
 
 _GRAMMAR = re.compile(
     r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
@@ -113,6 +118,11 @@ class MethodName:
             object.__setattr__(self, "fine_tune_epochs", int(self.fine_tune_epochs))
         if self.pull not in (None, "set"):
             raise ValueError(f"pull must be None or 'set', got {self.pull!r}")
+        if self.policy == SCRATCH and (self.compensate or self.pull):
+            # Nothing is removed, so nothing is compensated or pulled.
+            raise ValueError(
+                "a network trained from scratch has no compensation or pulls"
+            )
 
     def settings(self):
         """The pruning settings the name fixes, as keyword arguments.
