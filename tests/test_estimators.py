@@ -1,6 +1,7 @@
 """Behaviour of the scikit-learn estimators beyond scikit-learn's own checks."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -412,3 +413,27 @@ def test_tensor_batches_equal_dataloader(iris, monkeypatch, early_stopping):
     reference = BanditPrunedMLPClassifier(**params).fit(X, y)
     np.testing.assert_array_equal(fast.predict_proba(X), reference.predict_proba(X))
     assert fast.loss_curve_ == reference.loss_curve_
+
+
+def test_memory_retrains_instead_of_trusting_a_damaged_entry(iris, tmp_path):
+    import joblib
+    import torch
+
+    X, y = iris
+    params = dict(random_state=0, memory=str(tmp_path), **FAST)
+    fresh = BanditPrunedMLPClassifier(**FAST, random_state=0).fit(X, y)
+    BanditPrunedMLPClassifier(**params).fit(X, y)
+    (entry,) = tmp_path.rglob("output.pkl")
+    # Damage that still unpickles: one weight changed, the digest kept.
+    (module, history), digest = joblib.load(entry)
+    with torch.no_grad():
+        module[0].weight[0, 0] += 1.0
+    joblib.dump(((module, history), digest), entry)
+    with pytest.warns(RuntimeWarning, match="integrity check"):
+        again = BanditPrunedMLPClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), fresh.predict_proba(X))
+    # The entry was stored again, sound: the next fit trusts it silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        hit = BanditPrunedMLPClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(hit.predict_proba(X), fresh.predict_proba(X))

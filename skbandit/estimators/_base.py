@@ -13,9 +13,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
 
+from .._cache import verified_call
 from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
 from ..pruning import evaluate_loss, prune
-from ._training import ACTIVATIONS, OPTIMIZERS, fit_module, train_network
+from ._training import ACTIVATIONS, OPTIMIZERS, cached_training, fit_module
 
 __all__ = ["BaseBanditPrunedMLP", "shared_parameters_doc"]
 
@@ -317,9 +318,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
         rng = check_random_state(self.random_state)
         train_seed, prune_seed, tune_seed = rng.randint(_SEED_MAX, size=3)
-        train = check_memory(self.memory).cache(train_network, ignore=["verbose"])
+        train = check_memory(self.memory).cache(cached_training, ignore=["verbose"])
         start = time.perf_counter()
-        module, history = train(
+        module, history = verified_call(
+            train,
             X,
             targets,
             hidden_layer_sizes=sizes,
