@@ -437,3 +437,31 @@ def test_memory_retrains_instead_of_trusting_a_damaged_entry(iris, tmp_path):
         warnings.simplefilter("error", RuntimeWarning)
         hit = BanditPrunedMLPClassifier(**params).fit(X, y)
     np.testing.assert_array_equal(hit.predict_proba(X), fresh.predict_proba(X))
+
+
+def test_small_fits_run_on_one_thread_and_restore_the_callers(iris, monkeypatch):
+    import torch
+
+    from skbandit.estimators import _base, _threads
+
+    seen = []
+    real_prune = _base.prune
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_prune(*args, **kwargs)
+
+    monkeypatch.setattr(_base, "prune", spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        X, y = iris
+        BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+        # A large problem keeps the caller's threads.
+        monkeypatch.setattr(_threads, "SMALL_BATCH_WORK", 0)
+        BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+        assert seen == [1, 2]
+    finally:
+        torch.set_num_threads(previous)

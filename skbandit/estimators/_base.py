@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory, validate_dat
 from .._cache import verified_call
 from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
 from ..pruning import evaluate_loss, prune
+from ._threads import batch_work, threads_for
 from ._training import ACTIVATIONS, OPTIMIZERS, cached_training, fit_module
 
 __all__ = ["BaseBanditPrunedMLP", "shared_parameters_doc"]
@@ -316,6 +317,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
         # Writable: torch cannot wrap read-only (e.g. joblib memmapped) arrays.
         X = np.require(X, dtype=np.float32, requirements=["C", "W"])
 
+        work = batch_work(X.shape[1], sizes, n_outputs, self.batch_size)
+        with threads_for(work):
+            return self._train_prune_tune(X, targets, sizes, n_outputs)
+
+    def _train_prune_tune(self, X, targets, sizes, n_outputs):
+        """Train, prune and fine-tune on validated data; set fitted attributes."""
         rng = check_random_state(self.random_state)
         train_seed, prune_seed, tune_seed = rng.randint(_SEED_MAX, size=3)
         train = check_memory(self.memory).cache(cached_training, ignore=["verbose"])
