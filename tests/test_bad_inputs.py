@@ -22,6 +22,7 @@ from torch import nn
 
 from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor, cli
 from skbandit.benchmarks import ResultStore, _store
+from skbandit.policies import UCB1
 from skbandit.pruning import prune
 
 pytestmark = pytest.mark.filterwarnings(
@@ -73,6 +74,24 @@ def pruning(id, match, error=ValueError, **kwargs):
 def command(id, match, *argv, setup=None, suite="tabular"):
     args = dict(argv=argv, setup=setup, suite=suite)
     return Case(id, "cli", args, match, SystemExit)
+
+
+# -- broken policies -----------------------------------------------------------------
+
+
+class NaNEstimates(UCB1):
+    def _estimates(self):
+        return np.full(self.n_arms_, np.nan)
+
+
+class OutOfRangeArms(UCB1):
+    def _select(self, k):
+        return super()._select(k) + self.n_arms_
+
+
+class NoArms(UCB1):
+    def _select(self, k):
+        return np.array([], dtype=int)
 
 
 # -- CLI fixtures ------------------------------------------------------------------
@@ -201,9 +220,17 @@ CASES = [
     ),
     fit("prune_ratio negative", "'prune_ratio' parameter", prune_ratio=-0.1),
     fit("prune_ratio NaN", "'prune_ratio' parameter", prune_ratio=float("nan")),
-    fit("budget 0", r"'budget' parameter .* range \(0.0, inf\)", budget=0),
+    fit("budget 0", r"'budget' parameter .* range \[1.0, 1000.0\]", budget=0),
     fit("budget negative", "'budget' parameter", budget=-3),
     fit("budget inf", "'budget' parameter", budget=float("inf")),
+    fit("budget below one pull", "'budget' parameter", budget=0.5),
+    fit(
+        "n_rounds beyond the neurons",
+        "n_rounds=1000000000 exceeds the 4 hidden neurons",
+        n_rounds=10**9,
+    ),
+    fit("budget above the cap", "'budget' parameter", budget=1e7),
+    fit("max_budget above the cap", "'max_budget' parameter", max_budget=1e7),
     fit("batch_size 0", "'batch_size' parameter", batch_size=0),
     fit("arms_per_round 0", "'arms_per_round' parameter", arms_per_round=0),
     fit(
@@ -244,6 +271,42 @@ CASES = [
         "prune budget inf",
         "budget must be",
         budget=float("inf"),
+    ),
+    pruning(
+        "prune budget below one pull",
+        r"budget must be a number in \[1, 1000\].* removed in index order",
+        budget=1e-12,
+    ),
+    pruning(
+        "prune budget above the cap",
+        r"budget must be a number in \[1, 1000\].* can run for days",
+        budget=1e7,
+    ),
+    pruning(
+        "prune max_budget above the cap",
+        r"max_budget must be a number in \[1, 1000\]",
+        budget="auto",
+        max_budget=1e7,
+    ),
+    pruning(
+        "prune n_rounds beyond the units",
+        "n_rounds=1000000000 exceeds the model's 8 prunable units",
+        n_rounds=10**9,
+    ),
+    pruning(
+        "prune policy with NaN estimates",
+        r"policy 'NaNEstimates' returned non-finite scores .* layer '0'",
+        policy=NaNEstimates(),
+    ),
+    pruning(
+        "prune policy selecting arms out of range",
+        r"OutOfRangeArms.select returned .* arms in \[0, 8\)",
+        policy=OutOfRangeArms(),
+    ),
+    pruning(
+        "prune policy selecting no arm",
+        r"NoArms.select returned .* non-empty",
+        policy=NoArms(),
     ),
     pruning("prune batch_size 0", "batch_size must be", batch_size=0),
     pruning(

@@ -6,9 +6,13 @@ import torch
 from torch import nn
 
 from skbandit.pruning import count_parameters, find_unit_groups, prune
-from skbandit.pruning._targets import param_cost, round_counts
+from skbandit.pruning._targets import param_cost, round_count
 
 from .test_pruning import make_data, make_mlp, planted_network
+
+
+def round_counts(sizes, prune_ratio, scope, n_rounds):
+    return [round_count(sizes, prune_ratio, scope, n_rounds, r) for r in range(n_rounds)]
 
 
 def test_round_counts_reach_the_single_round_target():

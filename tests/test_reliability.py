@@ -1,12 +1,16 @@
 """Reliability: no silently wrong results, bounded settings, reproducible
 latency targets, clear errors for what the engine cannot handle (issue 17)."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from skbandit.pruning import (
+    MAX_BUDGET,
+    BanditScorer,
     evaluate_arms,
     evaluate_arms_naive,
     find_unit_groups,
@@ -15,6 +19,7 @@ from skbandit.pruning import (
     sample_metric,
     trace,
 )
+from skbandit.pruning._prune import _Plan
 
 METRIC = sample_metric("loss", resolve_loss("cross_entropy"))
 
@@ -97,3 +102,39 @@ def test_prune_with_in_place_activations_matches_out_of_place(make, compensate):
         np.testing.assert_array_equal(a.removed, b.removed)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
     torch.testing.assert_close(inplace(X), plain(X), atol=1e-5, rtol=1e-5)
+
+
+# -- 3. bounded settings -------------------------------------------------------------
+
+
+def test_round_plan_is_lazy():
+    """A plan of a billion rounds allocates nothing per round."""
+    net = _mlp(inplace=False)
+    groups = find_unit_groups(net)
+    tracemalloc.start()
+    try:
+        plan = _Plan(net, groups, 0.5, "layer", 10**9, None)
+        last = plan.counts(10**9 - 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
+    assert len(last) == 2
+    targets = _Plan(net, groups, 0.5, "global", 10**9, 0.5)
+    assert targets.counts(0) is None
+
+
+def test_one_round_per_unit_is_allowed():
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    X, y = torch.randn(32, 4), torch.arange(32) % 3
+    small, report = prune(net, X, y, "ucb1", 0.5, n_rounds=4, random_state=0)
+    assert report.n_rounds == 4 and small[0].out_features == 2
+
+
+def test_budget_bounds_are_inclusive():
+    net = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 3))
+    X, y = torch.randn(32, 4), torch.arange(32) % 3
+    _, report = prune(net, X, y, "ucb1", 0.5, budget=1, random_state=0)
+    assert report.total_pulls == 4 and (report.layers[0].pulls == 1).all()
+    assert MAX_BUDGET == 1000
+    BanditScorer("ucb1", budget=MAX_BUDGET, max_budget=MAX_BUDGET)._check()

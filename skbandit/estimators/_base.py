@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
 
-from ..pruning import METHODS, evaluate_loss, prune
+from ..pruning import MAX_BUDGET, METHODS, evaluate_loss, prune
 from ._training import ACTIVATIONS, OPTIMIZERS, fit_module, train_network
 
 __all__ = ["BaseBanditPrunedMLP"]
@@ -35,8 +35,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
             HasMethods(["score"]),
         ],
         "prune_ratio": [Interval(Real, 0, 1, closed="left")],
-        "budget": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "max_budget": [Interval(Real, 0, None, closed="neither")],
+        "budget": [Interval(Real, 1, MAX_BUDGET, closed="both"), StrOptions({"auto"})],
+        "max_budget": [Interval(Real, 1, MAX_BUDGET, closed="both")],
         "pull": [StrOptions({"single", "set"})],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "target_params": [Interval(Real, 0, None, closed="neither"), None],
@@ -151,6 +151,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
             raise ValueError(
                 "hidden_layer_sizes must be >= 2 (a layer keeps at least one unit "
                 f"when pruned), got {self.hidden_layer_sizes!r}."
+            )
+        if self.n_rounds > sizes.sum():
+            # Checked before training, which prune() would only reject after.
+            raise ValueError(
+                f"n_rounds={self.n_rounds} exceeds the {sizes.sum()} hidden "
+                "neurons; use at most one round per neuron."
             )
         return [int(s) for s in sizes]
 

@@ -43,11 +43,13 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     prune_ratio : float in [0, 1), default=0.5
         Fraction of hidden neurons removed (per layer or overall, see
         ``scope``); a layer always keeps at least one neuron.
-    budget : float > 0 or "auto", default=10
+    budget : float in [1, 1000] or "auto", default=10
         Average bandit pulls per neuron, or ``"auto"``: each bandit stops as
         soon as the neurons it would remove and those it would keep are
         separated by confidence bounds (at most ``max_budget`` per neuron).
-    max_budget : float > 0, default=50
+        At least one pull per neuron (fewer leaves neurons unmeasured), at
+        most :data:`skbandit.pruning.MAX_BUDGET` (1000).
+    max_budget : float in [1, 1000], default=50
         Cap of pulls per neuron when ``budget="auto"``.
     pull : {"single", "set"}, default="single"
         A pull masks one neuron, or the whole set the bandit would remove
@@ -55,7 +57,8 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     n_rounds : int, default=1
         Iterative pruning: reach the target in ``n_rounds`` geometric steps,
         re-scoring the survivors each time (bandits warm-started) and
-        fine-tuning ``fine_tune_epochs`` after every round.
+        fine-tuning ``fine_tune_epochs`` after every round. At most the
+        number of hidden neurons.
     target_params : int or float, default=None
         Prune to a parameter count (or a fraction of it, if < 1) instead of
         ``prune_ratio``; neurons of all layers are removed in one score

@@ -7,7 +7,7 @@ ranks the units, :func:`select_removals` applies the removal rule and
 :func:`remove_units` shrinks the layers. :func:`prune` does all of it.
 """
 
-from ._bandit import BanditScorer
+from ._bandit import MAX_BUDGET, BanditScorer
 from ._finetune import fine_tune
 from ._masking import masked
 from ._prune import LayerReport, PruningReport, evaluate_loss, prune
@@ -52,6 +52,7 @@ __all__ = [
     "LayerReport",
     "METHODS",
     "LossReward",
+    "MAX_BUDGET",
     "MagnitudeScorer",
     "PruningReport",
     "RandomScorer",

@@ -14,7 +14,7 @@ from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
 from ._selection import _check_ratio, removals_by_count, removals_for_params
 from ._surgery import COMPENSATIONS, remove_units
-from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
+from ._targets import latency_ratio, param_cost, round_count, round_param_target
 from ._units import _flat_children, count_parameters, find_unit_groups
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
@@ -235,6 +235,39 @@ def _check_settings(prune_ratio, compensate, n_rounds, target_params, target_lat
             raise ValueError("target_latency needs n_rounds=1.")
 
 
+def _check_rounds(n_rounds, groups):
+    units = sum(g.size for g in groups)
+    if n_rounds > units:
+        raise ValueError(
+            f"n_rounds={n_rounds} exceeds the model's {units} prunable units; "
+            "use at most one round per unit."
+        )
+
+
+def _check_scores(scores, groups, method):
+    """One finite score per unit: a NaN or infinite score has no rank, and
+    the removal rule would fall back to removing units in index order."""
+    if len(scores) != len(groups):
+        raise ValueError(
+            f"policy {method!r} returned scores for {len(scores)} unit groups; "
+            f"the model has {len(groups)}."
+        )
+    for group, values in zip(groups, scores):
+        values = np.asarray(values, dtype=float)
+        if values.shape != (group.size,):
+            raise ValueError(
+                f"policy {method!r} returned scores of shape {values.shape} for "
+                f"the {group.size} units of layer {group.name!r}."
+            )
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(
+                f"policy {method!r} returned non-finite scores (estimates_) for "
+                f"units {bad[:10].tolist()} of layer {group.name!r}; every unit "
+                "needs a finite score to be ranked."
+            )
+
+
 def _method_name(policy):
     return policy if isinstance(policy, str) else type(policy).__name__
 
@@ -287,9 +320,12 @@ def prune(
     prune_ratio : float in [0, 1), default=0.5
         Fraction of units removed (per layer or overall, see ``scope``).
     loss : {"cross_entropy", "mse"} or callable, default="cross_entropy"
-    budget : float > 0 or "auto", default=10
+    budget : float in [1, 1000] or "auto", default=10
         Average pulls per unit, or ``"auto"`` (stop when the split into
-        removed and kept units is settled, at most ``max_budget``).
+        removed and kept units is settled, at most ``max_budget``). Fewer
+        than one pull per unit would leave units unmeasured, more than
+        :data:`~skbandit.pruning.MAX_BUDGET` (1000) barely sharpens the
+        estimates: both are errors.
     batch_size, reward, arms_per_round, pull, max_budget :
         Bandit settings, see :class:`BanditScorer`.
     scope : {"layer", "global"}, default="layer"
@@ -299,7 +335,7 @@ def prune(
     n_rounds : int, default=1
         Iterative pruning: reach the target in ``n_rounds`` geometric steps,
         re-scoring the surviving units each round (bandits warm-started with
-        their earlier observations).
+        their earlier observations). At most the number of prunable units.
     target_params : int or float, default=None
         Instead of ``prune_ratio``: a parameter count (or a fraction of the
         current one, if < 1) to reach, removing units of all layers in one
@@ -346,6 +382,7 @@ def prune(
             "The model has no prunable units: it needs a hidden layer whose "
             "outputs feed another layer (or declare UnitGroups explicitly)."
         )
+    _check_rounds(n_rounds, groups)
     loss_fn = resolve_loss(loss)
     report = PruningReport(
         method=_method_name(policy), params_before=count_parameters(model)
@@ -379,6 +416,7 @@ def prune(
                 n_remove=None if target_latency is not None else plan.counts(r),
                 warm_start=state.history,
             )
+            _check_scores(result.scores, state.groups, report.method)
             if target_latency is not None:
                 removals = _latency_removals(
                     pruned, state.groups, result.scores, X, target_latency
@@ -402,29 +440,36 @@ def prune(
 
 
 class _Plan:
-    """What each round removes: a count per layer/total, or a parameter target."""
+    """What each round removes: a count per layer/total, or a parameter target.
+
+    Each round's share is computed when the round starts, so a plan costs
+    the same memory for any ``n_rounds``.
+    """
 
     def __init__(self, model, groups, prune_ratio, scope, n_rounds, target_params):
-        self.scope = scope
-        sizes = [g.size for g in groups]
+        self.sizes = [g.size for g in groups]
+        self.prune_ratio, self.scope, self.n_rounds = prune_ratio, scope, n_rounds
         self.cost = param_cost(model, groups)
+        self.param_target = None
         if target_params is not None:
-            target = _param_target(target_params, self.cost(sizes))
-            self.param_targets = round_param_targets(self.cost(sizes), target, n_rounds)
-            self.plan = None
-        else:
-            self.param_targets = None
-            self.plan = round_counts(sizes, prune_ratio, scope, n_rounds)
+            self.param_target = _param_target(target_params, self.cost(self.sizes))
 
     def counts(self, r):
         """Units this round removes (per group or total), for the bandits;
         ``None`` (half of the units) when a parameter target fixes no count."""
-        return None if self.plan is None else self.plan[r]
+        if self.param_target is not None:
+            return None
+        return round_count(
+            self.sizes, self.prune_ratio, self.scope, self.n_rounds, r
+        )
 
     def removals(self, r, scores):
-        if self.plan is not None:
-            return removals_by_count(scores, self.plan[r])
-        return removals_for_params(scores, self.cost, self.param_targets[r])
+        if self.param_target is None:
+            return removals_by_count(scores, self.counts(r))
+        target = round_param_target(
+            self.cost(self.sizes), self.param_target, self.n_rounds, r
+        )
+        return removals_for_params(scores, self.cost, target)
 
 
 def _latency_removals(model, groups, scores, X, target):

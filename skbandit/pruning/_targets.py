@@ -14,7 +14,12 @@ import torch
 
 from ._selection import removal_counts
 
-__all__ = ["param_cost", "round_counts", "round_param_targets", "latency_ratio"]
+__all__ = [
+    "param_cost",
+    "round_count",
+    "round_param_target",
+    "latency_ratio",
+]
 
 
 def param_cost(model, groups):
@@ -62,31 +67,33 @@ def param_cost(model, groups):
     return cost
 
 
-def round_counts(sizes, prune_ratio, scope, n_rounds):
-    """Units to remove in each round (per group, or a total per round).
+def round_count(sizes, prune_ratio, scope, n_rounds, r):
+    """Units to remove in round ``r`` (0-based) of ``n_rounds``.
+
+    Computed for one round at a time, so that a plan of many rounds costs no
+    memory: per group (``scope="layer"``) a list, globally an int.
 
     Examples
     --------
-    >>> round_counts([16], 0.75, "layer", 2)  # 16 -> 8 -> 4
+    >>> [round_count([16], 0.75, "layer", 2, r) for r in range(2)]  # 16 -> 8 -> 4
     [[8], [4]]
-    >>> round_counts([8, 8], 0.5, "global", 1)
-    [8]
+    >>> round_count([8, 8], 0.5, "global", 1, 0)
+    8
     """
     final = removal_counts(sizes, prune_ratio, scope)
-    plan, done = [], None
-    for r in range(1, n_rounds + 1):
-        fraction = r / n_rounds
-        if scope == "layer":
-            kept = [_geometric(n, n - f, fraction) for n, f in zip(sizes, final)]
-            removed = [n - k for n, k in zip(sizes, kept)]
-            previous = done or [0] * len(sizes)
-            plan.append([a - b for a, b in zip(removed, previous)])
-        else:
-            total = sum(sizes)
-            removed = total - _geometric(total, total - final, fraction)
-            plan.append(removed - (done or 0))
-        done = removed
-    return plan
+
+    def removed_in_round(n, n_removed):
+        end = n - n_removed
+        return _removed_by(n, end, r + 1, n_rounds) - _removed_by(n, end, r, n_rounds)
+
+    if scope == "layer":
+        return [removed_in_round(n, f) for n, f in zip(sizes, final)]
+    return removed_in_round(sum(sizes), final)
+
+
+def _removed_by(start, end, r, n_rounds):
+    """Units removed after ``r`` of ``n_rounds`` geometric steps ``start -> end``."""
+    return start - _geometric(start, end, r / n_rounds)
 
 
 def _geometric(start, end, fraction):
@@ -96,18 +103,15 @@ def _geometric(start, end, fraction):
     return int(round(start * (end / start) ** fraction))
 
 
-def round_param_targets(params_before, target_params, n_rounds):
-    """Parameter count to reach after each round (geometric, exact at the end).
+def round_param_target(params_before, target_params, n_rounds, r):
+    """Parameter count to reach after round ``r`` (0-based) of ``n_rounds``.
 
     Examples
     --------
-    >>> round_param_targets(1000, 250, 2)
+    >>> [round_param_target(1000, 250, 2, r) for r in range(2)]
     [500, 250]
     """
-    return [
-        _geometric(params_before, target_params, r / n_rounds)
-        for r in range(1, n_rounds + 1)
-    ]
+    return _geometric(params_before, target_params, (r + 1) / n_rounds)
 
 
 @torch.no_grad()
