@@ -6,8 +6,10 @@ import tracemalloc
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_iris
 from torch import nn
 
+from skbandit import BanditPrunedMLPClassifier
 from skbandit.pruning import (
     MAX_BUDGET,
     BanditScorer,
@@ -138,3 +140,24 @@ def test_budget_bounds_are_inclusive():
     assert report.total_pulls == 4 and (report.layers[0].pulls == 1).all()
     assert MAX_BUDGET == 1000
     BanditScorer("ucb1", budget=MAX_BUDGET, max_budget=MAX_BUDGET)._check()
+
+
+# -- 4. reproducible latency targets --------------------------------------------------
+
+
+def test_target_latency_fits_are_reproducible():
+    X, y = load_iris(return_X_y=True)
+    removed = []
+    for _ in range(3):
+        clf = BanditPrunedMLPClassifier(
+            (32, 32),
+            target_latency=0.4,
+            max_epochs=5,
+            fine_tune_epochs=0,
+            budget=2,
+            random_state=0,
+        ).fit(X, y)
+        removed.append([l.removed.tolist() for l in clf.pruning_.layers])
+        assert clf.pruning_.latency_ratio > 0
+    assert removed[0] == removed[1] == removed[2]
+    assert sum(map(len, removed[0])) > 0

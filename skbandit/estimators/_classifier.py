@@ -64,9 +64,12 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         ``prune_ratio``; neurons of all layers are removed in one score
         order, so per-layer ratios follow from the scores.
     target_latency : float in (0, 1), default=None
-        Prune to this fraction of the unpruned inference latency (measured
-        on the training data) with the fewest neurons removed, instead of
-        ``prune_ratio``.
+        Prune to this fraction of the unpruned inference latency with the
+        fewest neurons removed, instead of ``prune_ratio``. Latency is
+        estimated by the multiply-accumulates per sample, which are
+        deterministic, so a fixed ``random_state`` keeps the same neurons on
+        every fit; the measured ratio is reported in
+        ``pruning_.latency_ratio``.
     reward : {"loss", "accuracy"} or reward object, default="loss"
         Safe-removal reward, see :class:`skbandit.pruning.LossReward` and
         :class:`skbandit.pruning.AccuracyReward`.

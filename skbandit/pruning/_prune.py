@@ -14,12 +14,18 @@ from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
 from ._selection import _check_ratio, removals_by_count, removals_for_params
 from ._surgery import COMPENSATIONS, remove_units
-from ._targets import latency_ratio, param_cost, round_count, round_param_target
+from ._targets import (
+    latency_ratio,
+    mac_cost,
+    param_cost,
+    round_count,
+    round_param_target,
+)
 from ._units import _flat_children, count_parameters, find_unit_groups
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
 
-#: Rows of the pruning data that ``target_latency`` is measured on.
+#: Rows of the pruning data the reported ``latency_ratio`` is measured on.
 _LATENCY_ROWS = 1024
 
 
@@ -69,7 +75,9 @@ class PruningReport:
     n_rounds : int
         Scoring-and-removal rounds run (0 for ``policy="none"``).
     latency_ratio : float or None
-        Measured pruned / unpruned latency when ``target_latency`` was given.
+        Measured pruned / unpruned latency when ``target_latency`` was given
+        (fastest of 15 runs each, on up to 1024 rows of the pruning data),
+        for information: the units are chosen by multiply-accumulates.
     """
 
     method: str
@@ -342,8 +350,11 @@ def prune(
         score order (per-layer ratios follow from it).
     target_latency : float in (0, 1), default=None
         Instead of ``prune_ratio``: a fraction of the unpruned inference
-        latency (measured on up to 1024 rows of ``X``) to reach with the
-        fewest units removed, in one score order over all layers.
+        latency to reach with the fewest units removed, in one score order
+        over all layers. Latency is estimated by the multiply-accumulates of
+        the linear and convolution layers per sample, not timed: a decision on timings would change with the machine's load,
+        and the same ``random_state`` must keep the same units. The measured
+        ratio is reported as ``latency_ratio``.
     between_rounds : callable, default=None
         ``between_rounds(model) -> model`` after every round but the last
         (e.g. a few epochs of fine-tuning).
@@ -473,27 +484,24 @@ class _Plan:
 
 
 def _latency_removals(model, groups, scores, X, target):
-    """Fewest units (in one score order) whose removal meets ``target`` latency."""
-    sample = X[:_LATENCY_ROWS]
-    total = sum(g.size for g in groups) - len(groups)
+    """Fewest units, in one score order over all layers, whose removal brings
+    the multiply-accumulates per sample to ``target`` times the unpruned ones.
 
-    def meets(count):
-        candidate = remove_units(model, groups, removals_by_count(scores, count))
-        return latency_ratio(model, candidate, sample) <= target
-
-    low, high = 0, total
-    if not meets(high):
+    Multiply-accumulates (:func:`mac_cost`) stand in for latency because
+    they are deterministic: a decision on measured times changes from run
+    to run with the machine's load, so the same seed would keep different
+    units.
+    """
+    cost = mac_cost(model, groups, X[:1])
+    allowed = target * cost([g.size for g in groups])
+    smallest = cost([1] * len(groups))
+    if smallest > allowed:
         raise ValueError(
             f"target_latency={target} is unreachable: with one unit left per "
-            "layer the network is still slower than that."
+            f"layer the network still costs {smallest / (allowed / target):.3g} "
+            "of the unpruned multiply-accumulates per sample."
         )
-    while low < high:
-        middle = (low + high) // 2
-        if meets(middle):
-            high = middle
-        else:
-            low = middle + 1
-    return removals_by_count(scores, high)
+    return removals_for_params(scores, cost, allowed)
 
 
 class _RoundState:
