@@ -17,7 +17,9 @@ from .test_pruning import make_data, make_mlp, planted_network
 
 
 def round_counts(sizes, prune_ratio, scope, n_rounds):
-    return [round_count(sizes, prune_ratio, scope, n_rounds, r) for r in range(n_rounds)]
+    return [
+        round_count(sizes, prune_ratio, scope, n_rounds, r) for r in range(n_rounds)
+    ]
 
 
 def test_round_counts_reach_the_single_round_target():
@@ -112,7 +114,11 @@ def test_target_latency_removes_fewest_units_by_multiply_accumulates():
 def test_mac_cost_counts_convolution_positions():
     torch.manual_seed(0)
     cnn = nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.Flatten(), nn.Linear(96, 2)
+        nn.Conv2d(1, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3),
+        nn.Flatten(),
+        nn.Linear(96, 2),
     )
     example = torch.zeros(1, 1, 8, 8)
     groups = find_unit_groups(cnn, example_input=example)
