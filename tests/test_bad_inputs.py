@@ -23,7 +23,7 @@ from torch import nn
 from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor, cli
 from skbandit.benchmarks import ResultStore, _store
 from skbandit.policies import UCB1
-from skbandit.pruning import prune
+from skbandit.pruning import UnitGroup, prune
 
 pytestmark = pytest.mark.filterwarnings(
     # numpy's own warnings about the bad values themselves
@@ -92,6 +92,17 @@ class OutOfRangeArms(UCB1):
 class NoArms(UCB1):
     def _select(self, k):
         return np.array([], dtype=int)
+
+
+class TupleOutput(nn.Module):
+    """A model whose forward returns ``(logits, features)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _net()
+
+    def forward(self, x):
+        return self.net(x), x
 
 
 # -- CLI fixtures ------------------------------------------------------------------
@@ -239,6 +250,16 @@ CASES = [
         hidden_layer_sizes=(1,),
     ),
     fit("no hidden layer", "non-empty sequence of integers", hidden_layer_sizes=()),
+    fit(
+        "absurd hidden layer sizes",
+        r"hidden_layer_sizes=\(1000000000000,\) is too large: .* 6e\+12 parameters",
+        hidden_layer_sizes=(10**12,),
+    ),
+    fit(
+        "hidden layer sizes whose product overflows int64",
+        "is too large",
+        hidden_layer_sizes=(2**40, 2**40),
+    ),
     # ---- estimators: predict ----
     predict(
         "predict before fit",
@@ -307,6 +328,39 @@ CASES = [
         "prune policy selecting no arm",
         r"NoArms.select returned .* non-empty",
         policy=NoArms(),
+    ),
+    pruning(
+        "prune model with a tuple output",
+        "returns one tensor; TupleOutput returned a tuple",
+        model=lambda: TupleOutput(),
+        error=TypeError,
+    ),
+    pruning(
+        "prune model on the meta device",
+        "tensors on the 'meta' device",
+        model=lambda: _net().to("meta"),
+    ),
+    pruning(
+        "prune UnitGroup of the wrong size",
+        r"UnitGroup '0' has 9 units \(9 rows\), but producer '0' has 8 rows",
+        groups=[UnitGroup("0", 9, ("0",), ("2",))],
+    ),
+    pruning(
+        "prune UnitGroup reading the wrong width",
+        "UnitGroup '0' spans 16 input features, but consumer '2' reads 8",
+        groups=[UnitGroup("0", 8, (), ("2",), unit_width=2)],
+    ),
+    pruning(
+        "prune UnitGroup naming a missing module",
+        "UnitGroup '0' names module 'fc', which the model does not have",
+        groups=[UnitGroup("0", 8, ("fc",), ("2",))],
+    ),
+    pruning(
+        "prune between_rounds returning None",
+        "between_rounds must return the model .* got NoneType",
+        n_rounds=2,
+        between_rounds=lambda model: None,
+        error=TypeError,
     ),
     pruning("prune batch_size 0", "batch_size must be", batch_size=0),
     pruning(
@@ -454,8 +508,14 @@ def _same_state(before, model):
     if not isinstance(model, nn.Module):
         return before == after
     return before.keys() == after.keys() and all(
-        torch.equal(before[k], after[k]) for k in before
+        _same_tensor(before[k], after[k]) for k in before
     )
+
+
+def _same_tensor(a, b):
+    if a.is_meta or b.is_meta:  # no values to compare
+        return a.is_meta and b.is_meta and a.shape == b.shape
+    return torch.equal(a, b)
 
 
 @pytest.fixture(scope="module")

@@ -161,3 +161,25 @@ def test_target_latency_fits_are_reproducible():
         assert clf.pruning_.latency_ratio > 0
     assert removed[0] == removed[1] == removed[2]
     assert sum(map(len, removed[0])) > 0
+
+
+# -- 7. clear errors ------------------------------------------------------------------
+
+
+def test_memory_pointing_at_a_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "cache"
+    path.write_text("not a directory")
+    X, y = load_iris(return_X_y=True)
+    clf = BanditPrunedMLPClassifier((4,), max_epochs=1, memory=str(path))
+    with pytest.raises(ValueError, match="memory=.*cache' is a file"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "module_")
+    assert path.read_text() == "not a directory"
+
+
+def test_memory_directory_is_created_when_missing(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    path = tmp_path / "new" / "cache"
+    params = dict(max_epochs=1, fine_tune_epochs=0, random_state=0)
+    BanditPrunedMLPClassifier((4,), memory=str(path), **params).fit(X, y)
+    assert path.is_dir()

@@ -2,6 +2,7 @@
 fine-tune."""
 
 import copy
+import os
 import time
 from numbers import Integral, Real
 
@@ -18,6 +19,14 @@ from ._training import ACTIVATIONS, OPTIMIZERS, fit_module, train_network
 __all__ = ["BaseBanditPrunedMLP"]
 
 _SEED_MAX = np.iinfo(np.int32).max
+
+#: Most parameters the unpruned network may have. At 4 bytes each the
+#: weights alone take 4 GB, and training with Adam keeps four such copies
+#: (weights, gradients, two moments) plus the pruning's working copies:
+#: larger requests are nearly always a typo in ``hidden_layer_sizes``, and
+#: they would fail deep inside the allocator with a message that does not
+#: say which parameter to fix.
+_MAX_PARAMETERS = 10**9
 
 
 class BaseBanditPrunedMLP(BaseEstimator):
@@ -152,13 +161,38 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "hidden_layer_sizes must be >= 2 (a layer keeps at least one unit "
                 f"when pruned), got {self.hidden_layer_sizes!r}."
             )
-        if self.n_rounds > sizes.sum():
-            # Checked before training, which prune() would only reject after.
+        return [int(s) for s in sizes]
+
+    def _check_n_rounds(self, sizes):
+        # Before training: prune() would only reject it after.
+        if self.n_rounds > sum(sizes):
             raise ValueError(
-                f"n_rounds={self.n_rounds} exceeds the {sizes.sum()} hidden "
+                f"n_rounds={self.n_rounds} exceeds the {sum(sizes)} hidden "
                 "neurons; use at most one round per neuron."
             )
-        return [int(s) for s in sizes]
+
+    def _check_network_size(self, n_features, sizes, n_outputs):
+        """Refuse a network too large to allocate, before allocating it."""
+        widths = [n_features, *sizes, n_outputs]
+        # Python ints: the count of an absurd request overflows int64.
+        n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+        if n_params > _MAX_PARAMETERS:
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} is too large: "
+                f"with {n_features} features and {n_outputs} outputs the "
+                f"network would have {n_params:.3g} parameters, more than the "
+                f"{_MAX_PARAMETERS:.0e} this estimator trains."
+            )
+
+    def _check_memory(self):
+        """A cache location must be a directory (joblib fails deep inside)."""
+        location = self.memory
+        if isinstance(location, str) and os.path.exists(location):
+            if not os.path.isdir(location):
+                raise ValueError(
+                    f"memory={location!r} is a file; memory must be a cache "
+                    "directory (created if missing), a joblib.Memory or None."
+                )
 
     def _check_validation_split(self, n_samples):
         if not self.early_stopping:
@@ -191,6 +225,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def _fit_unchecked(self, X, y):
         sizes = self._validate_hidden_layer_sizes()
+        self._check_n_rounds(sizes)
         X = validate_data(
             self,
             X,
@@ -209,6 +244,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "is None."
             )
         targets, n_outputs = self._encode_targets(y)
+        self._check_network_size(X.shape[1], sizes, n_outputs)
+        self._check_memory()
         if targets.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {X.shape[0]} and "

@@ -29,7 +29,8 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
-        Width of each hidden layer before pruning (each at least 2).
+        Width of each hidden layer before pruning (each at least 2; the
+        whole network at most 10**9 parameters).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden activation.
     policy : str or policy object, default="ucb1"
@@ -107,7 +108,8 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         that differ only in pruning settings (``policy``, ``prune_ratio``,
         ``budget``, ...) then train once, also across processes: a
         ``GridSearchCV`` over pruning settings costs about one training per
-        fold. ``None`` caches nothing; a string is a cache directory. Only
+        fold. ``None`` caches nothing; a string is a cache directory
+        (created if missing; an existing file is an error). Only
         effective with an int ``random_state`` (otherwise every fit draws new
         weights).
     device : str or torch.device, default="cpu"

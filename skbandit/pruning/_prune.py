@@ -21,7 +21,12 @@ from ._targets import (
     round_count,
     round_param_target,
 )
-from ._units import _flat_children, count_parameters, find_unit_groups
+from ._units import (
+    _flat_children,
+    check_unit_groups,
+    count_parameters,
+    find_unit_groups,
+)
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
 
@@ -173,9 +178,17 @@ def _check_data(model, X, y, loss):
         raise ValueError("X contains NaN or infinity.")
     if y.is_floating_point() and not torch.isfinite(y).all():
         raise ValueError("y contains NaN or infinity.")
+    out = model(X[:1])
+    if not torch.is_tensor(out):
+        # Losses, pulls and traces all read the output as one tensor.
+        raise TypeError(
+            f"prune needs a model that returns one tensor; "
+            f"{type(model).__name__} returned a {type(out).__name__}. Wrap it "
+            "in a module whose forward returns the tensor the loss reads (e.g. "
+            "the first element of the tuple)."
+        )
     if not isinstance(loss, str):
         return  # a custom loss defines its own targets
-    out = model(X[:1])
     if loss == "cross_entropy":
         if y.dim() != out.dim() - 1:
             raise ValueError(
@@ -206,6 +219,12 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
     param = next(model.parameters(), None)
     if param is None:
         raise ValueError("The model has no parameters, so nothing to prune.")
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise ValueError(
+            "The model has tensors on the 'meta' device, which hold no values "
+            "to compute with; materialise its weights first (e.g. to_empty() "
+            "and load_state_dict())."
+        )
     X = _numeric_tensor(X, "X")
     y = _numeric_tensor(y, "y")
     X = X.to(device=param.device, dtype=param.dtype)
@@ -241,6 +260,18 @@ def _check_settings(prune_ratio, compensate, n_rounds, target_params, target_lat
             )
         if n_rounds != 1:
             raise ValueError("target_latency needs n_rounds=1.")
+
+
+def _between_rounds(between_rounds, model):
+    """``between_rounds(model)``, checked: the next round prunes what it returns."""
+    result = between_rounds(model)
+    if not isinstance(result, nn.Module):
+        raise TypeError(
+            "between_rounds must return the model to prune next (a "
+            f"torch.nn.Module), got {type(result).__name__}; return the "
+            "module it was given if it changes it in place."
+        )
+    return result.eval()
 
 
 def _check_rounds(n_rounds, groups):
@@ -317,6 +348,8 @@ def prune(
     model : torch.nn.Module
         A trained network. Its weights are left untouched (a pruned copy is
         returned, a plain copy for ``policy="none"``); it is put in eval mode.
+        Its forward must return one tensor (the output the loss reads), and
+        its weights must hold values (not be on the ``meta`` device).
     X, y : array-like or torch.Tensor
         Data the pulls, baselines and compensation are computed on.
     policy : str or policy object, default="ucb1"
@@ -352,14 +385,16 @@ def prune(
         Instead of ``prune_ratio``: a fraction of the unpruned inference
         latency to reach with the fewest units removed, in one score order
         over all layers. Latency is estimated by the multiply-accumulates of
-        the linear and convolution layers per sample, not timed: a decision on timings would change with the machine's load,
-        and the same ``random_state`` must keep the same units. The measured
-        ratio is reported as ``latency_ratio``.
+        the linear and convolution layers per sample, not timed: a decision
+        on timings would change with the machine's load, and the same
+        ``random_state`` must keep the same units. The measured ratio is
+        reported as ``latency_ratio``.
     between_rounds : callable, default=None
         ``between_rounds(model) -> model`` after every round but the last
-        (e.g. a few epochs of fine-tuning).
+        (e.g. a few epochs of fine-tuning); it must return the module.
     groups : list of UnitGroup, default=None
         The prunable units; discovered by :func:`find_unit_groups` if None.
+        Declared groups must match the sizes of the layers they name.
     random_state : int, numpy.random.Generator or None, default=None
 
     Returns
@@ -385,9 +420,11 @@ def prune(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
     X, y = _as_tensors(model, X, y, loss)
-    groups = (
-        find_unit_groups(model, example_input=X[:1]) if groups is None else list(groups)
-    )
+    if groups is None:
+        groups = find_unit_groups(model, example_input=X[:1])
+    else:
+        groups = list(groups)
+        check_unit_groups(model, groups)
     if not groups:
         raise ValueError(
             "The model has no prunable units: it needs a hidden layer whose "
@@ -440,7 +477,7 @@ def prune(
             report.time_removal += time.perf_counter() - start
             state.advance(result, removals)
             if between_rounds is not None and r < n_rounds - 1:
-                pruned = between_rounds(pruned).eval()
+                pruned = _between_rounds(between_rounds, pruned)
     report.params_after = count_parameters(pruned)
     report.loss_after = evaluate_loss(pruned, X, y, loss_fn)
     report.n_rounds = n_rounds if scorer is not None else 0
