@@ -162,6 +162,25 @@ def test_target_latency_fits_are_reproducible():
     assert removed[0] == removed[1] == removed[2]
     assert sum(map(len, removed[0])) > 0
 
+def test_latency_ratio_measures_on_one_thread_and_restores_threads():
+    from skbandit.pruning._targets import latency_ratio
+
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return x
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert latency_ratio(Probe(), Probe(), torch.zeros(1), repeats=2) > 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    assert set(seen) == {1}
+
 
 # -- 7. clear errors ------------------------------------------------------------------
 
@@ -183,3 +202,4 @@ def test_memory_directory_is_created_when_missing(tmp_path):
     params = dict(max_epochs=1, fine_tune_epochs=0, random_state=0)
     BanditPrunedMLPClassifier((4,), memory=str(path), **params).fit(X, y)
     assert path.is_dir()
+

@@ -81,7 +81,8 @@ class PruningReport:
         Scoring-and-removal rounds run (0 for ``policy="none"``).
     latency_ratio : float or None
         Measured pruned / unpruned latency when ``target_latency`` was given
-        (fastest of 15 runs each, on up to 1024 rows of the pruning data),
+        (fastest of 15 runs each on one thread, on up to 1024 rows of the
+        pruning data),
         for information: the units are chosen by multiply-accumulates.
     """
 
@@ -301,7 +302,7 @@ def _check_scores(scores, groups, method):
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise ValueError(
-                f"policy {method!r} returned non-finite scores (estimates_) for "
+                f"policy {method!r} returned non-finite scores for "
                 f"units {bad[:10].tolist()} of layer {group.name!r}; every unit "
                 "needs a finite score to be ranked."
             )

@@ -194,19 +194,26 @@ def round_param_target(params_before, target_params, n_rounds, r):
 def latency_ratio(model, pruned, X, repeats=15):
     """Measured inference time of ``pruned`` over that of ``model`` on ``X``.
 
-    The two networks run alternately, ``repeats`` times each after a warm-up,
-    and each keeps its fastest time: interference from other processes only
-    ever adds time, so the minimum is the most stable estimate. It is still a
-    measurement, which is why ``target_latency`` is met with
-    :func:`mac_cost` and this ratio is only reported.
+    The two networks run alternately on one torch thread, ``repeats`` times
+    each after a warm-up, and each keeps its fastest time: interference from
+    other processes only ever adds time, so the minimum is the most stable
+    estimate, and on a busy machine a second thread's synchronisation can
+    cost far more than the arithmetic. It is still a measurement, which is
+    why ``target_latency`` is met with :func:`mac_cost` and this ratio is
+    only reported.
     """
-    best = {}
-    for net in (model, pruned):
-        net(X)  # warm up
-        best[net] = float("inf")
-    for _ in range(repeats):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        best = {}
         for net in (model, pruned):
-            start = time.perf_counter()
-            net(X)
-            best[net] = min(best[net], time.perf_counter() - start)
+            net(X)  # warm up
+            best[net] = float("inf")
+        for _ in range(repeats):
+            for net in (model, pruned):
+                start = time.perf_counter()
+                net(X)
+                best[net] = min(best[net], time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
     return best[pruned] / best[model]
