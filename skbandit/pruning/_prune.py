@@ -82,8 +82,8 @@ class PruningReport:
     latency_ratio : float or None
         Measured pruned / unpruned latency when ``target_latency`` was given
         (fastest of 15 runs each on one thread, on up to 1024 rows of the
-        pruning data),
-        for information: the units are chosen by multiply-accumulates.
+        pruning data), for information: the units are chosen by
+        multiply-accumulates.
     """
 
     method: str
@@ -183,7 +183,7 @@ def _check_data(model, X, y, loss):
     if not torch.is_tensor(out):
         # Losses, pulls and traces all read the output as one tensor.
         raise TypeError(
-            f"prune needs a model that returns one tensor; "
+            "prune needs a model that returns one tensor; "
             f"{type(model).__name__} returned a {type(out).__name__}. Wrap it "
             "in a module whose forward returns the tensor the loss reads (e.g. "
             "the first element of the tuple)."
