@@ -9,7 +9,7 @@ ranks the units, :func:`select_removals` applies the removal rule and
 
 from .._options import COMPENSATIONS
 from ._attention import SelfAttention
-from ._bandit import BanditScorer
+from ._bandit import MAX_BUDGET, BanditScorer
 from ._finetune import fine_tune
 from ._masking import masked
 from ._prune import LayerReport, PruningReport, evaluate_loss, prune
@@ -54,6 +54,7 @@ __all__ = [
     "LayerReport",
     "METHODS",
     "LossReward",
+    "MAX_BUDGET",
     "MagnitudeScorer",
     "PruningReport",
     "RandomScorer",
