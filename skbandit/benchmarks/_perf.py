@@ -359,22 +359,26 @@ def scaling(widths=(128, 256, 512, 1024, 2048, 4096), budget=5, n_samples=2048):
     g = torch.Generator().manual_seed(0)
     X = torch.randn(n_samples, 32, generator=g)
     y = torch.randint(0, 10, (n_samples,), generator=g)
-    times = []
-    for width in widths:
-        net = mlp((32, width, 10))
-        times.append(
-            median_time(
-                lambda net=net: prune(
-                    net, X, y, "ucb1", 0.5, budget=budget, random_state=0
-                ),
-                repeats=3,
-            )
-        )
-    slope = np.polyfit(np.log(widths), np.log(times), 1)[0]
-    return Measurement(
+    nets = [mlp((32, width, 10)) for width in widths]
+    return _growth_exponent(
         "scaling",
-        float(slope),
+        widths,
+        nets,
+        lambda net: prune(net, X, y, "ucb1", 0.5, budget=budget, random_state=0),
         target=1.15,
+    )
+
+
+def _growth_exponent(name, sizes, nets, run, target, warmup=1):
+    """Slope of log(median time of ``run(net)``) on log(size), as a line."""
+    times = [
+        median_time(lambda net=net: run(net), repeats=3, warmup=warmup) for net in nets
+    ]
+    slope = np.polyfit(np.log(sizes), np.log(times), 1)[0]
+    return Measurement(
+        name,
+        float(slope),
+        target=target,
         extra={"seconds": "/".join(f"{t:.3f}" for t in times)},
     )
 
@@ -490,22 +494,14 @@ def depth_scaling(depths=(2, 4, 8), width=128, n_samples=1024, budget=5):
     g = torch.Generator().manual_seed(0)
     X = torch.randn(n_samples, 32, generator=g)
     y = torch.randint(0, 10, (n_samples,), generator=g)
-    times = []
-    for depth in depths:
-        net = mlp((32, *([width] * depth), 10))
-        times.append(
-            median_time(
-                lambda net=net: prune(net, X, y, budget=budget, random_state=0),
-                repeats=3,
-                warmup=0,
-            )
-        )
-    slope = np.polyfit(np.log(depths), np.log(times), 1)[0]
-    return Measurement(
+    nets = [mlp((32, *([width] * depth), 10)) for depth in depths]
+    return _growth_exponent(
         "depth_scaling",
-        float(slope),
+        depths,
+        nets,
+        lambda net: prune(net, X, y, budget=budget, random_state=0),
         target=1.2,
-        extra={"seconds": "/".join(f"{t:.3f}" for t in times)},
+        warmup=0,
     )
 
 
