@@ -58,9 +58,9 @@ def test_registry_has_every_policy_and_baseline_once_per_ratio():
     ours = [m for m in methods.values() if m.family == "ours"]
     assert [m.name for m in ours].count("none") == 1
     for ratio in ("0.3", "0.5"):
-        for policy in (*POLICIES, *BASELINES, "scratch"):
+        for policy in (*POLICIES, *BASELINES, "scratch", "paper"):
             assert f"{policy}@{ratio}" in methods
-    assert len(ours) == 1 + 2 * (len(POLICIES + BASELINES) + 1)
+    assert len(ours) == 1 + 2 * (len(POLICIES + BASELINES) + 2)
     peers = [m.name for m in methods.values() if m.family == "peer"]
     assert peers == [
         "sk_linear",
@@ -89,7 +89,7 @@ def test_ours_share_one_architecture():
     [
         (["ucb1@*"], ["ucb1@0.3", "ucb1@0.5"]),
         (["sk_k*", "none"], ["none", "sk_knn"]),
-        (["*@0.3"], [f"{p}@0.3" for p in (*POLICIES, *BASELINES, "scratch")]),
+        (["*@0.3"], [f"{p}@0.3" for p in (*POLICIES, *BASELINES, "scratch", "paper")]),
         (["hedge@0.8"], ["hedge@0.8"]),  # an explicit ratio outside `ratios`
         (["sk_knn", "sk_k*"], ["sk_knn"]),
     ],
@@ -664,3 +664,15 @@ def test_scratch_is_the_unpruned_recipe_at_the_pruned_size():
     assert estimator.fine_tune_epochs == OURS_DEFAULTS["fine_tune_epochs"]
     with pytest.raises(ValueError, match="unknown method"):
         select_methods(C, ["scratch@0.75:lstsq"])
+
+
+def test_paper_is_the_papers_configuration_at_a_ratio():
+    from skbandit._options import PAPER_SETTINGS
+
+    method = select_methods(C, ["paper@0.75/ft0"])["paper@0.75/ft0"]
+    estimator = method.make(C, random_state=0)[-1]
+    for key, value in PAPER_SETTINGS.items():
+        assert getattr(estimator, key) == value
+    assert (estimator.prune_ratio, estimator.fine_tune_epochs) == (0.75, 0)
+    with pytest.raises(ValueError, match="unknown method"):
+        select_methods(C, ["paper@0.5:lstsq"])

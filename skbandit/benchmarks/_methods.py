@@ -26,10 +26,16 @@ import fnmatch
 import functools
 import importlib
 
-from .._options import BASELINE_NAMES, POLICY_NAMES, UNPRUNED
+from .._options import BASELINE_NAMES, PAPER_SETTINGS, POLICY_NAMES, UNPRUNED
 from ._datasets import TASKS
 from ._errors import BenchmarkInputError
-from ._names import SCRATCH, MethodName, check_method_ratio, parse_method_name
+from ._names import (
+    PAPER,
+    SCRATCH,
+    MethodName,
+    check_method_ratio,
+    parse_method_name,
+)
 
 __all__ = [
     "Method",
@@ -141,6 +147,8 @@ def _build_ours(task, random_state, **params):
 
     if params["policy"] == SCRATCH:
         params = _scratch_params(params)
+    if params["policy"] == PAPER:
+        params = {**params, **PAPER_SETTINGS}
     if params["policy"] == "tp_magnitude":
         # Imported here: torch-pruning is an optional dependency.
         from ._torch_pruning import TorchPruningMagnitude
@@ -330,7 +338,7 @@ def list_methods(task, ratios=DEFAULT_RATIOS, ours_params=None):
     methods += [
         ours_method(policy, ratio, ours_params)
         for ratio in ratios
-        for policy in (*POLICY_NAMES, *BASELINE_NAMES, SCRATCH)
+        for policy in (*POLICY_NAMES, *BASELINE_NAMES, SCRATCH, PAPER)
     ]
     methods += [_peer_method(name, task, ours_params) for name in PEERS]
     return {m.name: m for m in methods}
