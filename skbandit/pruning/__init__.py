@@ -9,7 +9,8 @@ ranks the units, :func:`select_removals` applies the removal rule and
 
 from ._bandit import BanditScorer
 from ._finetune import fine_tune
-from ._masking import masked
+from ._masking import masked, refitted
+from ._obs import Refit, consumer_gram, consumer_refits, greedy_obs_order, solve_refit
 from ._prune import LayerReport, PruningReport, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, trace
 from ._registry import METHODS, make_scorer
@@ -24,6 +25,7 @@ from ._scorers import (
     BASELINES,
     ActivationScorer,
     MagnitudeScorer,
+    OBSScorer,
     RandomScorer,
     Scores,
     unit_means,
@@ -34,7 +36,7 @@ from ._selection import (
     removals_for_params,
     select_removals,
 )
-from ._surgery import COMPENSATIONS, remove_units
+from ._surgery import COMPENSATIONS, RIDGE, remove_units
 from ._units import (
     UnitGroup,
     count_parameters,
@@ -53,26 +55,34 @@ __all__ = [
     "METHODS",
     "LossReward",
     "MagnitudeScorer",
+    "OBSScorer",
     "PruningReport",
+    "RIDGE",
     "RandomScorer",
+    "Refit",
     "Scores",
     "UnitGroup",
+    "consumer_gram",
+    "consumer_refits",
     "count_parameters",
     "evaluate_arms",
     "evaluate_arms_naive",
     "evaluate_loss",
     "find_unit_groups",
     "fine_tune",
+    "greedy_obs_order",
     "make_reward",
     "make_scorer",
     "masked",
     "prune",
+    "refitted",
     "removal_counts",
     "removals_by_count",
     "removals_for_params",
     "remove_units",
     "resolve_loss",
     "select_removals",
+    "solve_refit",
     "trace",
     "unit_means",
     "unit_view",

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..policies import make_policy
-from ._masking import masked
+from ._masking import masked, refitted
+from ._obs import consumer_refits
 from ._pulls import evaluate_arms, trace
 from ._rewards import make_reward, sample_metric
 from ._scorers import Scores, unit_means
@@ -156,10 +157,15 @@ class BanditScorer:
     arms_per_round : int, default=None
         Arms a bandit pulls per round (one minibatch) in single pulls; ``None``
         means an eighth of its arms, rounded up.
-    fill : {"zero", "mean"}, default="zero"
-        What a pulled unit is replaced with: ``0`` (removal without
-        compensation) or its mean activation (removal with
-        ``compensate="mean"`` or ``"lstsq"``).
+    fill : {"zero", "mean", "lstsq"}, default="zero"
+        How a pulled unit is removed: replaced by ``0`` (removal without
+        compensation), by its mean activation (removal with
+        ``compensate="mean"``), or removed with the least-squares refit of
+        its consumer (``compensate="lstsq"``; the OBS downdate of
+        :mod:`skbandit.pruning._obs`, batched as a rank-1 change). A group
+        whose consumer is not a ``Linear`` layer reading one feature per
+        unit (a convolution, channels through ``Flatten``) falls back to the
+        mean fill under ``"lstsq"``.
     pull : {"single", "set"}, default="single"
         ``"single"``: each pull masks one unit and its reward comes from
         ``reward``. ``"set"``: each round masks the selected set of units
@@ -218,7 +224,7 @@ class BanditScorer:
             )
         for name, options in (
             ("scope", ("layer", "global")),
-            ("fill", ("zero", "mean")),
+            ("fill", ("zero", "mean", "lstsq")),
             ("pull", ("single", "set")),
         ):
             if getattr(self, name) not in options:
@@ -258,7 +264,12 @@ class BanditScorer:
         self._check()
         reward = make_reward(self.reward)
         metric = sample_metric(reward.metric, loss_fn)
-        fills = unit_means(model, groups, X) if self.fill == "mean" else None
+        fills = unit_means(model, groups, X) if self.fill != "zero" else None
+        refits = (
+            consumer_refits(model, groups, X)
+            if self.fill == "lstsq"
+            else [None] * len(groups)
+        )
         arenas = self._arenas(groups, rng, n_remove)
         if warm_start is not None:
             _replay(arenas, warm_start)
@@ -277,12 +288,12 @@ class BanditScorer:
                 arms = arena.select(self.pull)
                 if self.pull == "set":
                     value = _set_value(
-                        model, groups, arena, arms, xb, yb, metric, fills
+                        model, groups, arena, arms, xb, yb, metric, fills, refits
                     )
                     rewards = np.full(len(arms), arena.set_reward(value - base))
                 else:
                     values = _single_values(
-                        model, groups, arena, arms, xb, yb, metric, fills, tr
+                        model, groups, arena, arms, xb, yb, metric, fills, refits, tr
                     )
                     rewards = reward(base, values)
                 arena.learn(arms, rewards)
@@ -311,27 +322,38 @@ class BanditScorer:
         return arenas
 
 
-def _single_values(model, groups, arena, arms, xb, yb, metric, fills, tr):
+def _single_values(model, groups, arena, arms, xb, yb, metric, fills, refits, tr):
     values = np.empty(len(arms))
     for g, units, positions in arena.split(arms):
         fill = None if fills is None else fills[g]
         values[positions] = (
-            evaluate_arms(model, groups[g], units, xb, yb, metric, fill, tr)
+            evaluate_arms(
+                model, groups[g], units, xb, yb, metric, fill, tr, refit=refits[g]
+            )
             .cpu()
             .numpy()
         )
     return values
 
 
-def _set_value(model, groups, arena, arms, xb, yb, metric, fills):
-    masks, fill_values = {}, {}
+def _set_value(model, groups, arena, arms, xb, yb, metric, fills, refits):
+    """Metric with the set removed at once: refit consumers where there is a
+    refit (each computed on the unpruned network), masks elsewhere."""
+    masks, fill_values, removed, group_refits = {}, {}, {}, {}
     for g, units, _ in arena.split(np.unique(arms)):
-        keep = torch.ones(groups[g].size, dtype=xb.dtype, device=xb.device)
+        group = groups[g]
+        if refits[g] is not None:
+            removed[group], group_refits[group] = units, refits[g]
+            continue
+        keep = torch.ones(group.size, dtype=xb.dtype, device=xb.device)
         keep[torch.as_tensor(units, device=xb.device)] = 0
-        masks[groups[g]] = keep
+        masks[group] = keep
         if fills is not None:
-            fill_values[groups[g]] = fills[g]
-    with masked(model, masks, fill_values or None):
+            fill_values[group] = fills[g]
+    with (
+        masked(model, masks, fill_values or None),
+        refitted(model, group_refits, removed),
+    ):
         return metric(model(xb), yb).mean().item()
 
 

@@ -19,6 +19,9 @@ from ._units import _flat_children, count_parameters, find_unit_groups
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
 
+#: How a pull removes a unit under each ``compensate``: as removal will.
+_PULL_FILLS = {"none": "zero", "mean": "mean", "lstsq": "lstsq"}
+
 #: Rows of the pruning data that ``target_latency`` is measured on.
 _LATENCY_ROWS = 1024
 
@@ -358,7 +361,7 @@ def prune(
         reward=reward,
         scope=scope,
         arms_per_round=arms_per_round,
-        fill="zero" if compensate == "none" else "mean",
+        fill=_PULL_FILLS[compensate],
         pull=pull,
         max_budget=max_budget,
     )

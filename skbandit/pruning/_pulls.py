@@ -9,6 +9,12 @@ layer the consumer is the output layer and every arm costs one rank-1 update
 (closed form). :func:`evaluate_arms_naive`, one masked forward pass per arm, is
 the reference that the fast path is tested against.
 
+*Compensated* pulls remove the unit with the least-squares refit of a
+``Linear`` consumer (see :mod:`._obs`): still a rank-1 change of the
+refit pre-activation, ``z' = A beta - u_j beta_j^T``, so they take the same
+batched path with ``u_j`` in place of ``h_j - f_j`` and the refit's
+coefficients in place of the consumer's weights.
+
 A model that is not an ``nn.Sequential`` (a transformer, a user's module) is
 traced with ``torch.fx`` instead (:class:`GraphTrace`): one forward pass
 records every intermediate value, and each chunk of arms re-runs only the
@@ -28,7 +34,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ._masking import masked
+from ._masking import masked, refitted
 from ._units import _flat_children
 
 __all__ = ["Trace", "GraphTrace", "trace", "evaluate_arms", "evaluate_arms_naive"]
@@ -296,7 +302,7 @@ def _plain_conv(module):
 
 
 @torch.no_grad()
-def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
+def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=None):
     """Metric of the network with each arm of ``group`` masked alone.
 
     Parameters
@@ -316,12 +322,19 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     tr : Trace or GraphTrace, default=None
         A trace of ``model`` on ``X`` (see :func:`trace`) to reuse across
         groups.
+    refit : Refit, default=None
+        The least-squares refit of the group's ``Linear`` consumer (see
+        :func:`~skbandit.pruning.consumer_refits`): each arm is then removed
+        with compensation, as ``remove_units(..., compensate="lstsq")``
+        would, and ``fills`` is ignored.
 
     Returns
     -------
     values : torch.Tensor of shape (len(arms),)
     """
     tr = tr if tr is not None else trace(model, X)
+    if refit is not None and _batched_kind(tr, group) != "linear":
+        return evaluate_arms_naive(model, group, arms, X, y, metric, refit=refit)
     if isinstance(tr, GraphTrace):
         node = _graph_consumer(tr, group)
         if node is not None:
@@ -342,16 +355,18 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     arms = torch.as_tensor(arms, dtype=torch.long, device=h.device)
     if len(arms) == 0:
         return h.new_empty(0)
-    base = metric(tr.output, y)
     if kind == "conv":
         return _conv_values(h, z, consumer, arms, fills, suffix, y, metric)
     if kind == "block":
         return _block_values(
             h, z, consumer, arms, fills, group.unit_width, suffix, y, metric
         )
-    delta = h[:, arms].T
-    if fills is not None:
-        delta = delta - fills[arms][:, None]
+    if refit is not None:
+        z, weight, delta, base = _refit_terms(h, refit, arms, suffix, y, metric)
+    else:
+        weight, delta, base = consumer.weight, h[:, arms].T, metric(tr.output, y)
+        if fills is not None:
+            delta = delta - fills[arms][:, None]
     width = max(z.shape[1], _widest(suffix, z.shape[1]))
     chunk = max(1, min(len(arms), _CHUNK_ELEMENTS // (h.shape[0] * width)))
     # Buffers reused by every chunk: fresh multi-MB tensors per chunk cost
@@ -363,7 +378,7 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     values = [
         _chunk_values(
             z,
-            consumer.weight,
+            weight,
             arms[i : i + chunk],
             delta[i : i + chunk],
             suffix,
@@ -375,6 +390,22 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
         for i in range(0, len(arms), chunk)
     ]
     return torch.cat(values)
+
+
+def _refit_terms(h, refit, arms, suffix, y, metric):
+    """The rank-1 terms of compensated pulls on the consumer input ``h``.
+
+    Returns the refit pre-activation ``A beta`` (all units kept), the
+    refit's weights ``beta[:-1]^T`` (shaped like the consumer's weight),
+    ``u_j`` per arm (arms x rows) and the metric of the refit network.
+    """
+    z = refit.pre_activation(h).to(h.dtype)
+    weight = refit.coef[:-1].T.to(h.dtype)
+    delta = refit.direction(h, arms).T.to(h.dtype)
+    out = z.clone()
+    for module in suffix:
+        out = _apply(module, out)
+    return z, weight, delta, metric(out, y)
 
 
 def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
@@ -504,13 +535,17 @@ def _chunk_values(z, weight, arms, delta, suffix, y, metric, base, buffers):
 
 
 @torch.no_grad()
-def evaluate_arms_naive(model, group, arms, X, y, metric, fills=None):
-    """Reference implementation: one masked forward pass per arm."""
+def evaluate_arms_naive(model, group, arms, X, y, metric, fills=None, refit=None):
+    """Reference implementation: one masked (or refitted) forward pass per arm."""
     values = []
     fill = None if fills is None else {group: fills}
     for arm in arms:
-        keep = torch.ones(group.size, dtype=X.dtype, device=X.device)
-        keep[int(arm)] = 0
-        with masked(model, {group: keep}, fill):
+        if refit is not None:
+            context = refitted(model, {group: refit}, {group: [int(arm)]})
+        else:
+            keep = torch.ones(group.size, dtype=X.dtype, device=X.device)
+            keep[int(arm)] = 0
+            context = masked(model, {group: keep}, fill)
+        with context:
             values.append(metric(model(X), y).mean())
     return torch.stack(values) if values else X.new_empty(0)

@@ -15,9 +15,12 @@ from torch import nn
 from ._pulls import _plain_conv, _unfold
 from ._units import unit_view
 
-__all__ = ["remove_units", "COMPENSATIONS"]
+__all__ = ["remove_units", "COMPENSATIONS", "RIDGE"]
 
 COMPENSATIONS = ("none", "mean", "lstsq")
+
+#: Ridge penalty of least-squares compensation, relative to the number of rows.
+RIDGE = 1e-4
 
 
 def _slice_(module, dim, keep, expected=None):
@@ -158,7 +161,7 @@ def _consumer_outputs(model, names, X):
 
 
 @torch.no_grad()
-def remove_units(model, groups, removals, compensate="none", X=None, ridge=1e-4):
+def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE):
     """Return a physically smaller copy of ``model`` without the removed units.
 
     Groups are processed in forward order, each seeing the network with the
