@@ -9,6 +9,7 @@ from torch import nn
 
 from skbandit.pruning import (
     BanditScorer,
+    FidelityReward,
     LossReward,
     OBSScorer,
     _obs,
@@ -16,14 +17,17 @@ from skbandit.pruning import (
     consumer_refits,
     evaluate_arms,
     evaluate_arms_naive,
+    evaluate_company,
     find_unit_groups,
     greedy_obs_order,
+    masked,
     prune,
     refitted,
     remove_units,
     resolve_loss,
     sample_metric,
     solve_refit,
+    unit_means,
 )
 
 METRIC = sample_metric("loss", resolve_loss("cross_entropy"))
@@ -230,3 +234,82 @@ def test_block_downdate_equals_sequential_downdates(units):
     kept = [i for i in range(4) if i not in units] + [4]
     direct = torch.linalg.lstsq(A[:, kept], Z).solution
     torch.testing.assert_close(refit.without(list(units)).coef[kept], direct)
+
+
+def test_restoration_equals_the_refit_without_the_rest_of_the_plan():
+    net, (X, _) = _net(), _data()
+    groups = find_unit_groups(net)
+    (refit, _) = consumer_refits(net, groups, X)
+    plan = [2, 3, 8]
+    partial = refit.without(plan)
+    H = torch.relu(net[0](X)).detach()
+    U, B = partial.restoration(H, torch.tensor(plan))
+    for i, j in enumerate(plan):
+        rest = refit.without([u for u in plan if u != j])
+        restored = partial.pre_activation(H) + torch.outer(U[:, i], B[i])
+        torch.testing.assert_close(restored, rest.pre_activation(H))
+
+
+@pytest.mark.parametrize("fill", ["zero", "mean", "lstsq"])
+@pytest.mark.parametrize("g", [0, 1])
+def test_company_pulls_equal_naive_removal_with_the_plan(fill, g):
+    net, (X, y) = _net(), _data()
+    groups = find_unit_groups(net)
+    refit = consumer_refits(net, groups, X)[g] if fill == "lstsq" else None
+    fills = unit_means(net, groups, X)[g] if fill == "mean" else None
+    plan, arms = [1, 4, 5], np.array([0, 1, 4, 4, 7, 9])
+    xb, yb = X[:64], y[:64]
+    before, after = evaluate_company(
+        net, groups[g], arms, plan, xb, yb, METRIC, fills, refit=refit
+    )
+
+    def removed(units):
+        if fill == "lstsq":
+            return _removal_loss(net, groups, g, units, X, xb, yb)
+        keep = torch.ones(groups[g].size)
+        keep[units] = 0
+        with masked(
+            net, {groups[g]: keep}, None if fills is None else {groups[g]: fills}
+        ):
+            return METRIC(net(xb), yb).mean()
+
+    for j, b, a in zip(arms, before, after):
+        context = [u for u in plan if u != j]
+        torch.testing.assert_close(b, removed(context), atol=1e-5, rtol=0)
+        torch.testing.assert_close(a, removed(context + [int(j)]), atol=1e-5, rtol=0)
+
+
+def test_company_bandit_conditions_on_its_plan():
+    net, (X, y) = _net(), _data(n=64)
+    groups = find_unit_groups(net)
+    scorer = BanditScorer(
+        "ucb1", budget=3, batch_size=64, fill="lstsq", pull="company", arms_per_round=12
+    )
+    rng = np.random.default_rng(0)
+    result = scorer.score(net, groups, X, y, resolve_loss("cross_entropy"), rng)
+    assert all(p.sum() == 3 * g.size for p, g in zip(result.pulls, groups))
+    # The first round has no plan yet: single compensated pulls.
+    base = METRIC(net(X), y).mean().item()
+    units, rewards = result.history[0][0]
+    expected = [
+        LossReward()(base, _removal_loss(net, groups, 0, [j], X, X, y).item())
+        for j in units
+    ]
+    np.testing.assert_allclose(rewards, expected, atol=1e-4)
+
+
+def test_fidelity_metric_and_reward_hand_computed():
+    metric = sample_metric("fidelity", resolve_loss("cross_entropy"))
+    target = torch.tensor([[float(np.log(3.0)), 0.0]])  # p = (0.75, 0.25)
+    kl = metric(torch.zeros(1, 2), target)  # q = (0.5, 0.5)
+    expected = 0.75 * np.log(1.5) + 0.25 * np.log(0.5)
+    torch.testing.assert_close(kl, torch.tensor([expected], dtype=torch.float32))
+    assert metric(target, target).item() == 0.0
+    squared = sample_metric("fidelity", resolve_loss("mse"))
+    assert squared(torch.tensor([[1.0, 3.0]]), torch.tensor([[0.0, 0.0]])).item() == 5.0
+    # Relative to the divergence already there: 0.1 on top of 0.9 (+ floor 0.1)
+    # is a relative change of 0.1, one logit at temperature 0.1.
+    reward = FidelityReward(temperature=0.1, floor=0.1)
+    np.testing.assert_allclose(
+        reward(np.array([0.0, 0.9]), np.array([0.01, 1.0])), 1 / (1 + np.e), rtol=1e-12
+    )

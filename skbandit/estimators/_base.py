@@ -37,11 +37,11 @@ class BaseBanditPrunedMLP(BaseEstimator):
         "prune_ratio": [Interval(Real, 0, 1, closed="left")],
         "budget": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "max_budget": [Interval(Real, 0, None, closed="neither")],
-        "pull": [StrOptions({"single", "set"})],
+        "pull": [StrOptions({"single", "set", "company"})],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "target_params": [Interval(Real, 0, None, closed="neither"), None],
         "target_latency": [Interval(Real, 0, 1, closed="neither"), None],
-        "reward": [StrOptions({"loss", "accuracy"}), callable],
+        "reward": [StrOptions({"loss", "accuracy", "fidelity"}), callable],
         "scope": [StrOptions({"layer", "global"})],
         "compensate": [StrOptions({"none", "mean", "lstsq"})],
         "pull_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -252,13 +252,14 @@ class BaseBanditPrunedMLP(BaseEstimator):
             random_state=prune_seed,
         )
         history = history + round_history
-        if self.fine_tune_epochs and report.params_after < report.params_before:
+        tune_epochs = self._final_fine_tune_epochs(report)
+        if tune_epochs:
             start = time.perf_counter()
             history = history + fit_module(
                 pruned,
                 X,
                 targets,
-                epochs=self.fine_tune_epochs,
+                epochs=tune_epochs,
                 seed=int(tune_seed),
                 verbose=self.verbose,
                 **self._training_params(),
@@ -276,6 +277,19 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.loss_curve_ = [row["train_loss"] for row in history]
         self.n_iter_ = len(history)
         return self
+
+    def _final_fine_tune_epochs(self, report):
+        """Epochs of training after the last pruning round.
+
+        Every method trains ``max_epochs + n_rounds * fine_tune_epochs``
+        epochs in all, whatever it removed: a pruning method fine-tunes
+        between its rounds and after the last one; ``policy="none"``
+        (``report.n_rounds == 0``) trains all of those epochs here, so an
+        unpruned network is never compared after less training.
+        """
+        if report.n_rounds == 0:
+            return self.fine_tune_epochs * self.n_rounds
+        return self.fine_tune_epochs
 
     def _round_fine_tuner(self, X, targets, seed):
         """Fine-tuning between pruning rounds (``n_rounds > 1``) and its history.

@@ -11,11 +11,12 @@ from ._bandit import BanditScorer
 from ._finetune import fine_tune
 from ._masking import masked, refitted
 from ._obs import Refit, consumer_gram, consumer_refits, greedy_obs_order, solve_refit
-from ._prune import LayerReport, PruningReport, evaluate_loss, prune
-from ._pulls import evaluate_arms, evaluate_arms_naive, trace
+from ._prune import PAPER_SETTINGS, LayerReport, PruningReport, evaluate_loss, prune
+from ._pulls import evaluate_arms, evaluate_arms_naive, evaluate_company, trace
 from ._registry import METHODS, make_scorer
 from ._rewards import (
     AccuracyReward,
+    FidelityReward,
     LossReward,
     make_reward,
     resolve_loss,
@@ -51,11 +52,13 @@ __all__ = [
     "BASELINES",
     "BanditScorer",
     "COMPENSATIONS",
+    "FidelityReward",
     "LayerReport",
     "METHODS",
     "LossReward",
     "MagnitudeScorer",
     "OBSScorer",
+    "PAPER_SETTINGS",
     "PruningReport",
     "RIDGE",
     "RandomScorer",
@@ -67,6 +70,7 @@ __all__ = [
     "count_parameters",
     "evaluate_arms",
     "evaluate_arms_naive",
+    "evaluate_company",
     "evaluate_loss",
     "find_unit_groups",
     "fine_tune",

@@ -23,9 +23,10 @@ import torch
 from ..policies import make_policy
 from ._masking import masked, refitted
 from ._obs import consumer_refits
-from ._pulls import evaluate_arms, trace
+from ._pulls import evaluate_arms, evaluate_company, trace
 from ._rewards import make_reward, sample_metric
 from ._scorers import Scores, unit_means
+from ._selection import removals_by_count
 
 __all__ = ["BanditScorer"]
 
@@ -95,6 +96,14 @@ class _Arena:
                 self.counts, self.sums, self.squares, self.n_remove, self.confidence
             )
 
+    def plan(self):
+        """Units the bandit would remove now, per group of the arena (empty
+        until every arm has been pulled once)."""
+        if not self.n_remove or self.counts.min() == 0:
+            return [np.array([], dtype=int) for _ in self.group_ids]
+        estimates = np.asarray(self.policy.estimates_, dtype=float)
+        return removals_by_count(self.per_group(estimates), int(self.n_remove))
+
     def split(self, arms):
         """``(group_id, unit indices, positions in arms)`` per touched group."""
         which = np.searchsorted(self.offsets, arms, side="right") - 1
@@ -150,8 +159,9 @@ class BanditScorer:
         after ``max_budget``.
     batch_size : int, default=256
         Minibatch size of a pull (capped at the number of samples).
-    reward : {"loss", "accuracy"} or reward object, default="loss"
-        See :class:`LossReward` and :class:`AccuracyReward`.
+    reward : {"loss", "accuracy", "fidelity"} or reward object, default="loss"
+        See :class:`LossReward`, :class:`AccuracyReward` and
+        :class:`FidelityReward`.
     scope : {"layer", "global"}, default="layer"
         One bandit per layer, or one over all units.
     arms_per_round : int, default=None
@@ -166,9 +176,15 @@ class BanditScorer:
         whose consumer is not a ``Linear`` layer reading one feature per
         unit (a convolution, channels through ``Flatten``) falls back to the
         mean fill under ``"lstsq"``.
-    pull : {"single", "set"}, default="single"
+    pull : {"single", "set", "company"}, default="single"
         ``"single"``: each pull masks one unit and its reward comes from
-        ``reward``. ``"set"``: each round masks the selected set of units
+        ``reward``. ``"company"``: each pull removes one unit in the company
+        of the units the bandit currently plans to remove (the top
+        ``n_remove`` of its estimates, once every unit was pulled): its
+        reward compares the network without the rest of that plan with and
+        without the unit (see :func:`~skbandit.pruning.evaluate_company`), so
+        a unit that is only harmless because a planned unit compensates for
+        it stops looking safe. ``"set"``: each round masks the selected set of units
         together (as many as will be removed), and every unit of the set
         receives the set's reward: the fraction of the bandit's earlier sets
         whose removal changed the metric more (see ``_Arena.set_reward``).
@@ -225,7 +241,7 @@ class BanditScorer:
         for name, options in (
             ("scope", ("layer", "global")),
             ("fill", ("zero", "mean", "lstsq")),
-            ("pull", ("single", "set")),
+            ("pull", ("single", "set", "company")),
         ):
             if getattr(self, name) not in options:
                 raise ValueError(
@@ -279,9 +295,12 @@ class BanditScorer:
                 n_samples, size=min(self.batch_size, n_samples), replace=False
             )
             rows = torch.as_tensor(rows, device=X.device)
-            xb, yb = X[rows], y[rows]
+            xb = X[rows]
             tr = trace(model, xb)
-            base = metric(tr.output if tr is not None else model(xb), yb).mean().item()
+            output = tr.output if tr is not None else model(xb)
+            # Fidelity compares with the unpruned network's own outputs.
+            yb = output if reward.metric == "fidelity" else y[rows]
+            base = metric(output, yb).mean().item()
             for arena in arenas:
                 if arena.done:
                     continue
@@ -291,6 +310,11 @@ class BanditScorer:
                         model, groups, arena, arms, xb, yb, metric, fills, refits
                     )
                     rewards = np.full(len(arms), arena.set_reward(value - base))
+                elif self.pull == "company":
+                    before, after = _company_values(
+                        model, groups, arena, arms, xb, yb, metric, fills, refits, tr
+                    )
+                    rewards = reward(before, after)
                 else:
                     values = _single_values(
                         model, groups, arena, arms, xb, yb, metric, fills, refits, tr
@@ -334,6 +358,21 @@ def _single_values(model, groups, arena, arms, xb, yb, metric, fills, refits, tr
             .numpy()
         )
     return values
+
+
+def _company_values(model, groups, arena, arms, xb, yb, metric, fills, refits, tr):
+    """Metric before and after each arm's removal in the company of the
+    arena's current plan (see :func:`evaluate_company`)."""
+    before, after = np.empty(len(arms)), np.empty(len(arms))
+    plans = arena.plan()
+    for g, units, positions in arena.split(arms):
+        fill = None if fills is None else fills[g]
+        plan = plans[arena.group_ids.index(g)]
+        b, a = evaluate_company(
+            model, groups[g], units, plan, xb, yb, metric, fill, tr, refit=refits[g]
+        )
+        before[positions], after[positions] = b.cpu().numpy(), a.cpu().numpy()
+    return before, after
 
 
 def _set_value(model, groups, arena, arms, xb, yb, metric, fills, refits):

@@ -57,16 +57,24 @@ _CHUNK_ROWS = 4096
 
 @dataclass
 class Refit:
-    """A ridge refit of one consumer on all of its inputs.
+    """A ridge refit of one consumer, on all of its inputs or on a subset.
 
     Attributes
     ----------
+    gram : torch.Tensor of shape (p + 1, p + 1), float64
+        :math:`G = A^T A + \\Lambda`, the last row/column belonging to the bias.
+    cross : torch.Tensor of shape (p + 1, n_outputs), float64
+        :math:`A^T Z`.
     gram_inv : torch.Tensor of shape (p + 1, p + 1), float64
-        :math:`G^{-1}`, the last row/column belonging to the bias.
+        :math:`G^{-1}`; after :meth:`without`, the inverse of the kept block
+        (zero rows and columns at the removed units).
     coef : torch.Tensor of shape (p + 1, n_outputs), float64
-        :math:`\\beta = G^{-1} A^T Z`: the weights (transposed) then the bias.
+        :math:`\\beta = G^{-1} A^T Z`: the weights (transposed) then the bias,
+        zero at the removed units.
     """
 
+    gram: torch.Tensor
+    cross: torch.Tensor
     gram_inv: torch.Tensor
     coef: torch.Tensor
 
@@ -76,27 +84,61 @@ class Refit:
         return self.coef[:-1].square().sum(1) / diag
 
     def pre_activation(self, H):
-        """The refit consumer's output on inputs ``H`` (all units kept)."""
+        """The refit consumer's output on inputs ``H``."""
         return _with_bias(H) @ self.coef
 
     def direction(self, H, units):
-        """:math:`u_j` of each unit on inputs ``H``: shape (rows, len(units))."""
+        """:math:`u_j` of each (kept) unit on inputs ``H``: (rows, len(units))."""
         columns = self.gram_inv[:, units]
         return (_with_bias(H) @ columns) / torch.diagonal(self.gram_inv)[units]
 
     def without(self, units):
-        """The refit with the coefficients of ``units`` constrained to zero.
+        """The refit with the coefficients of ``units`` (kept ones) constrained
+        to zero: the block form of the downdate,
 
-        The block form of the downdate, :math:`\\beta' = \\beta - G^{-1}_{:,S}
-        (G^{-1}_{SS})^{-1} \\beta_S`; ``gram_inv`` is left as is (it is only
-        needed for further downdates, see :func:`greedy_obs_order`).
+        .. math::
+
+            \\beta' = \\beta - G^{-1}_{:S} (G^{-1}_{SS})^{-1} \\beta_S, \\qquad
+            {G^{-1}}' = G^{-1} - G^{-1}_{:S} (G^{-1}_{SS})^{-1} G^{-1}_{S:}.
         """
         units = torch.as_tensor(units, dtype=torch.long, device=self.coef.device)
-        block = self.gram_inv[units][:, units]
-        shift = self.gram_inv[:, units] @ torch.linalg.solve(block, self.coef[units])
-        coef = self.coef - shift
-        coef[units] = 0.0  # exactly zero, not rounding noise
-        return Refit(self.gram_inv, coef)
+        if units.numel() == 0:
+            return self
+        columns = self.gram_inv[:, units]
+        solved = torch.linalg.solve(
+            columns[units], torch.cat([self.coef[units], columns.T], 1)
+        )
+        coef = self.coef - columns @ solved[:, : self.coef.shape[1]]
+        gram_inv = self.gram_inv - columns @ solved[:, self.coef.shape[1] :]
+        # exactly zero at the removed units, not rounding noise
+        coef[units] = 0.0
+        gram_inv[units] = 0.0
+        gram_inv[:, units] = 0.0
+        return Refit(self.gram, self.cross, gram_inv, coef)
+
+    def restoration(self, H, units):
+        """How the pre-activation changes when removed ``units`` come back, one
+        at a time: ``z + U[:, i] B[i]`` is the refit with ``units[i]``
+        restored.
+
+        With :math:`K` the kept inputs, :math:`w_j = G_{KK}^{-1} G_{Kj}`, the
+        Schur complement :math:`s_j = G_{jj} - G_{jK} w_j`, the restored
+        coefficient :math:`b_j = (A^T Z_j - G_{jK} \\beta_K) / s_j` and
+        :math:`u_j = h_j - A_K w_j`; the other coefficients move by
+        :math:`-w_j b_j`, which is what ``u_j`` carries.
+
+        Returns
+        -------
+        U : torch.Tensor of shape (rows, len(units))
+        B : torch.Tensor of shape (len(units), n_outputs)
+        """
+        W = self.gram_inv @ self.gram[:, units]
+        schur = torch.diagonal(self.gram[units][:, units]) - (
+            self.gram[:, units] * W
+        ).sum(0)
+        B = (self.cross[units] - self.gram[units] @ self.coef) / schur[:, None]
+        A = _with_bias(H)
+        return A[:, units] - A @ W, B
 
 
 def _with_bias(H):
@@ -148,7 +190,7 @@ def solve_refit(gram, cross):
     gram_inv, info = torch.linalg.inv_ex(gram)
     if info.any() or not torch.isfinite(gram_inv).all():
         gram_inv = torch.linalg.pinv(gram, hermitian=True)
-    return Refit(gram_inv, gram_inv @ cross)
+    return Refit(gram, cross, gram_inv, gram_inv @ cross)
 
 
 def _refittable(model, group):

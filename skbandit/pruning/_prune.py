@@ -17,7 +17,21 @@ from ._surgery import COMPENSATIONS, remove_units
 from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
 from ._units import _flat_children, count_parameters, find_unit_groups
 
-__all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
+__all__ = ["LayerReport", "PruningReport", "PAPER_SETTINGS", "prune", "evaluate_loss"]
+
+#: The configuration of Ameen & Vadera: UCB1 over single-unit pulls that zero
+#: the unit, rewarded by the loss change, no compensation, one round. Pass it
+#: as ``prune(model, X, y, **PAPER_SETTINGS)`` or
+#: ``BanditPrunedMLPClassifier(**PAPER_SETTINGS)``; the defaults are the best
+#: configuration we measured instead (see :ref:`method`).
+PAPER_SETTINGS = {
+    "policy": "ucb1",
+    "reward": "loss",
+    "pull": "single",
+    "compensate": "none",
+    "n_rounds": 1,
+    "budget": 10,
+}
 
 #: How a pull removes a unit under each ``compensate``: as removal will.
 _PULL_FILLS = {"none": "zero", "mean": "mean", "lstsq": "lstsq"}

@@ -37,7 +37,14 @@ from torch import nn
 from ._masking import masked, refitted
 from ._units import _flat_children
 
-__all__ = ["Trace", "GraphTrace", "trace", "evaluate_arms", "evaluate_arms_naive"]
+__all__ = [
+    "Trace",
+    "GraphTrace",
+    "trace",
+    "evaluate_arms",
+    "evaluate_arms_naive",
+    "evaluate_company",
+]
 
 #: Elements of the largest stacked tensor per chunk (bounds peak memory).
 _CHUNK_ELEMENTS = 1 << 21
@@ -367,8 +374,14 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
         weight, delta, base = consumer.weight, h[:, arms].T, metric(tr.output, y)
         if fills is not None:
             delta = delta - fills[arms][:, None]
+    return _linear_values(z, weight, arms, delta, suffix, y, metric, base)
+
+
+def _linear_values(z, weight, arms, delta, suffix, y, metric, base):
+    """Mean metric per arm of ``z - delta[i] * weight[:, arms[i]]`` through
+    ``suffix``, in chunks of arms (``base``: the metric per sample of ``z``)."""
     width = max(z.shape[1], _widest(suffix, z.shape[1]))
-    chunk = max(1, min(len(arms), _CHUNK_ELEMENTS // (h.shape[0] * width)))
+    chunk = max(1, min(len(arms), _CHUNK_ELEMENTS // (z.shape[0] * width)))
     # Buffers reused by every chunk: fresh multi-MB tensors per chunk cost
     # more in page faults than the arithmetic they hold.
     buffers = (
@@ -390,6 +403,106 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
         for i in range(0, len(arms), chunk)
     ]
     return torch.cat(values)
+
+
+@torch.no_grad()
+def evaluate_company(
+    model, group, arms, plan, X, y, metric, fills=None, tr=None, refit=None
+):
+    r"""Metric before and after removing each arm *in the company of* ``plan``.
+
+    Arm ``j`` is evaluated against its context :math:`C_j = S \setminus
+    \{j\}`, :math:`S` the units the bandit currently plans to remove: before
+    = the network with :math:`C_j` removed, after = with :math:`C_j \cup
+    \{j\}` removed (masked with ``fills``, or with the least-squares refit
+    when ``refit`` is given). Both differ from the network with :math:`S`
+    removed by one rank-1 change of the consumer's pre-activation (removing
+    ``j`` on top of ``S``, or restoring it, see
+    :meth:`~skbandit.pruning.Refit.restoration`), so a ``Linear`` consumer
+    of an ``nn.Sequential`` evaluates all arms batched; other models loop.
+
+    Parameters
+    ----------
+    model, group, arms, X, y, metric, fills, tr, refit
+        As for :func:`evaluate_arms`.
+    plan : array-like of int
+        Units of ``group`` in the planned removal set :math:`S`.
+
+    Returns
+    -------
+    before, after : torch.Tensor of shape (len(arms),)
+    """
+    plan = np.unique(np.asarray(plan, dtype=np.int64))
+    tr = tr if tr is not None else trace(model, X)
+    if _batched_kind(tr, group) != "linear":
+        return _company_naive(model, group, arms, plan, X, y, metric, fills, refit)
+    pos = tr.position(group.consumers[0])
+    consumer, suffix, h = tr.modules[pos], tr.modules[pos + 1 :], tr.inputs[pos]
+    arms = torch.as_tensor(np.asarray(arms, dtype=np.int64), device=h.device)
+    in_plan = torch.as_tensor(np.isin(arms.cpu().numpy(), plan), device=h.device)
+    if refit is not None:
+        z, weight, delta = _company_refit_terms(h, refit, arms, plan, in_plan)
+    else:
+        shifted = h if fills is None else h - fills
+        columns = consumer.weight[:, plan]
+        z = tr.inputs[pos + 1] if pos + 1 < len(tr.modules) else tr.output
+        z = z - shifted[:, plan] @ columns.T
+        # Removing j on top of S subtracts its term; restoring it adds it.
+        sign = 1.0 - 2.0 * in_plan.to(h.dtype)
+        weight, delta = consumer.weight, shifted[:, arms].T * sign[:, None]
+    out = z.clone()
+    for module in suffix:
+        out = _apply(module, out)
+    base = metric(out, y)
+    values = _linear_values(z, weight, arms, delta, suffix, y, metric, base)
+    level = base.mean().expand(len(arms))
+    return torch.where(in_plan, values, level), torch.where(in_plan, level, values)
+
+
+def _company_refit_terms(h, refit, arms, plan, in_plan):
+    """Refit pre-activation without ``plan``, and each arm's rank-1 term:
+    its removal (``u_j``, row ``beta_j``) or restoration (``-u_j``, ``b_j``)."""
+    partial = refit.without(plan)
+    rows = partial.coef[:-1].clone()
+    position = {int(u): i for i, u in enumerate(plan)}
+    delta = h.new_empty(len(arms), h.shape[0])
+    outside = ~in_plan
+    if outside.any():
+        delta[outside] = partial.direction(h, arms[outside]).T.to(h.dtype)
+    if in_plan.any():
+        U, B = partial.restoration(h, torch.as_tensor(plan, device=h.device))
+        rows[torch.as_tensor(plan, device=h.device)] = B
+        index = torch.as_tensor(
+            [position[int(a)] for a in arms[in_plan]], device=h.device
+        )
+        delta[in_plan] = -U[:, index].T.to(h.dtype)
+    z = partial.pre_activation(h).to(h.dtype)
+    return z, rows.T.to(h.dtype), delta
+
+
+def _company_naive(model, group, arms, plan, X, y, metric, fills, refit):
+    """Reference for :func:`evaluate_company`: two forward passes per arm."""
+
+    def value(removed):
+        if refit is not None:
+            context = refitted(model, {group: refit}, {group: removed})
+        else:
+            keep = torch.ones(group.size, dtype=X.dtype, device=X.device)
+            keep[torch.as_tensor(removed, dtype=torch.long)] = 0
+            context = masked(
+                model, {group: keep}, None if fills is None else {group: fills}
+            )
+        with context:
+            return metric(model(X), y).mean()
+
+    before, after = [], []
+    for arm in np.asarray(arms, dtype=np.int64):
+        context = [int(u) for u in plan if u != arm]
+        before.append(value(context))
+        after.append(value(context + [int(arm)]))
+    if not before:
+        return X.new_empty(0), X.new_empty(0)
+    return torch.stack(before), torch.stack(after)
 
 
 def _refit_terms(h, refit, arms, suffix, y, metric):
