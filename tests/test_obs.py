@@ -12,8 +12,8 @@ from skbandit.pruning import (
     FidelityReward,
     LossReward,
     OBSScorer,
+    Refit,
     _obs,
-    consumer_gram,
     consumer_refits,
     evaluate_arms,
     evaluate_arms_naive,
@@ -26,9 +26,9 @@ from skbandit.pruning import (
     remove_units,
     resolve_loss,
     sample_metric,
-    solve_refit,
     unit_means,
 )
+from skbandit.pruning._obs import consumer_gram
 
 METRIC = sample_metric("loss", resolve_loss("cross_entropy"))
 
@@ -85,7 +85,7 @@ def test_removal_costs_hand_computed_orthogonal_inputs():
     H = torch.tensor([[1.0, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64)
     Z = (2 * H[:, :1] + 0.5 * H[:, 1:] + 3).double()
     A = torch.cat([H, torch.ones(4, 1, dtype=torch.float64)], 1)
-    refit = solve_refit(A.T @ A, A.T @ Z)
+    refit = Refit.from_gram(A.T @ A, A.T @ Z)
     torch.testing.assert_close(
         refit.coef.flatten(), torch.tensor([2, 0.5, 3.0]).double()
     )
@@ -110,7 +110,7 @@ def test_greedy_obs_equals_brute_force_refits():
     Z = H @ torch.randn(6, 3, generator=generator, dtype=torch.float64)
     Z += 0.3 * torch.randn(40, 3, generator=generator, dtype=torch.float64)
     A = torch.cat([H, torch.ones(40, 1, dtype=torch.float64)], 1)
-    order, costs = greedy_obs_order(solve_refit(A.T @ A, A.T @ Z))
+    order, costs = greedy_obs_order(Refit.from_gram(A.T @ A, A.T @ Z))
     alive, rss = list(range(6)), _rss(H, Z, list(range(6)))
     for j, cost in zip(order, costs):
         trials = {c: _rss(H, Z, [i for i in alive if i != c]) for c in alive}
@@ -134,7 +134,7 @@ def test_removal_cost_with_ridge_is_the_penalised_objective_increase():
         beta = torch.linalg.solve(a.T @ a + p, a.T @ Z)
         return float((a @ beta - Z).square().sum() + (beta * (p @ beta)).sum())
 
-    refit = solve_refit(A.T @ A + penalty, A.T @ Z)
+    refit = Refit.from_gram(A.T @ A + penalty, A.T @ Z)
     full = objective([0, 1, 2, 3])
     for j, cost in enumerate(refit.removal_costs().tolist()):
         rest = [i for i in range(4) if i != j]
@@ -158,14 +158,14 @@ def test_obs_scorer_is_greedy_layer_by_layer():
     result = OBSScorer().score(
         net, groups, X, y, None, np.random.default_rng(0), n_remove=[6, 5]
     )
-    first, _ = greedy_obs_order(solve_refit(*consumer_gram(net, "2", X)))
+    first, _ = greedy_obs_order(Refit.from_gram(*consumer_gram(net, "2", X)))
     np.testing.assert_array_equal(np.argsort(-result.scores[0])[:11], first)
     # The second layer is scored with the first one's 6 units already gone,
     # refit to the unpruned network's outputs.
     removals = [first[:6], []]
     partial = remove_units(net, groups, removals, "lstsq", X)
     second, _ = greedy_obs_order(
-        solve_refit(*consumer_gram(partial, "4", X, target_model=net))
+        Refit.from_gram(*consumer_gram(partial, "4", X, target_model=net))
     )
     np.testing.assert_array_equal(np.argsort(-result.scores[1])[:9], second)
 
@@ -230,7 +230,7 @@ def test_block_downdate_equals_sequential_downdates(units):
     H = torch.randn(30, 4, generator=generator, dtype=torch.float64)
     Z = torch.randn(30, 2, generator=generator, dtype=torch.float64)
     A = torch.cat([H, torch.ones(30, 1, dtype=torch.float64)], 1)
-    refit = solve_refit(A.T @ A, A.T @ Z)
+    refit = Refit.from_gram(A.T @ A, A.T @ Z)
     kept = [i for i in range(4) if i not in units] + [4]
     direct = torch.linalg.lstsq(A[:, kept], Z).solution
     torch.testing.assert_close(refit.without(list(units)).coef[kept], direct)

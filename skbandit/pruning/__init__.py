@@ -10,7 +10,7 @@ ranks the units, :func:`select_removals` applies the removal rule and
 from ._bandit import BanditScorer
 from ._finetune import fine_tune
 from ._masking import masked, refitted
-from ._obs import Refit, consumer_gram, consumer_refits, greedy_obs_order, solve_refit
+from ._obs import Refit, consumer_refits, greedy_obs_order
 from ._prune import PAPER_SETTINGS, LayerReport, PruningReport, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, evaluate_company, trace
 from ._registry import METHODS, make_scorer
@@ -65,7 +65,6 @@ __all__ = [
     "Refit",
     "Scores",
     "UnitGroup",
-    "consumer_gram",
     "consumer_refits",
     "count_parameters",
     "evaluate_arms",
@@ -86,7 +85,6 @@ __all__ = [
     "remove_units",
     "resolve_loss",
     "select_removals",
-    "solve_refit",
     "trace",
     "unit_means",
     "unit_view",

@@ -93,6 +93,21 @@ def refitted(model, refits, removed):
         The refit of each group's (``Linear``) consumer on all its inputs.
     removed : dict of {UnitGroup: array-like of int}
         Units removed per group (a group absent from it is left alone).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import consumer_refits, find_unit_groups, remove_units
+    >>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> X = torch.randn(30, 2)
+    >>> groups = find_unit_groups(net)
+    >>> (refit,) = consumer_refits(net, groups, X)
+    >>> with refitted(net, {groups[0]: refit}, {groups[0]: [1, 2]}):
+    ...     out = net(X)
+    >>> small = remove_units(net, groups, [[1, 2]], compensate="lstsq", X=X)
+    >>> torch.allclose(out, small(X), atol=1e-5)
+    True
     """
     handles = []
     try:

@@ -46,7 +46,6 @@ __all__ = [
     "RIDGE",
     "Refit",
     "consumer_gram",
-    "solve_refit",
     "consumer_refits",
     "greedy_obs_order",
 ]
@@ -71,12 +70,35 @@ class Refit:
     coef : torch.Tensor of shape (p + 1, n_outputs), float64
         :math:`\\beta = G^{-1} A^T Z`: the weights (transposed) then the bias,
         zero at the removed units.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skbandit.pruning import Refit
+    >>> H = torch.tensor([[1.0, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64)
+    >>> Z = 2 * H[:, :1] + 0.5 * H[:, 1:] + 3
+    >>> A = torch.cat([H, torch.ones(4, 1, dtype=torch.float64)], 1)
+    >>> refit = Refit.from_gram(A.T @ A, A.T @ Z)
+    >>> refit.coef.flatten()
+    tensor([2.0000, 0.5000, 3.0000], dtype=torch.float64)
+    >>> refit.removal_costs()  # ||beta_j||^2 / [G^-1]_jj = beta_j^2 * 4
+    tensor([16.,  1.], dtype=torch.float64)
+    >>> refit.without([1]).coef.flatten()  # orthogonal inputs: nothing to move
+    tensor([2., 0., 3.], dtype=torch.float64)
     """
 
     gram: torch.Tensor
     cross: torch.Tensor
     gram_inv: torch.Tensor
     coef: torch.Tensor
+
+    @classmethod
+    def from_gram(cls, gram, cross):
+        """The refit on all inputs (pseudo-inverse if ``gram`` is singular)."""
+        gram_inv, info = torch.linalg.inv_ex(gram)
+        if info.any() or not torch.isfinite(gram_inv).all():
+            gram_inv = torch.linalg.pinv(gram, hermitian=True)
+        return cls(gram, cross, gram_inv, gram_inv @ cross)
 
     def removal_costs(self):
         """:math:`\\Delta\\text{RSS}_j` of removing each unit alone (no bias)."""
@@ -185,14 +207,6 @@ def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
     return gram + torch.diag(penalty.to(gram.device)), cross
 
 
-def solve_refit(gram, cross):
-    """The :class:`Refit` of a Gram system (pseudo-inverse if singular)."""
-    gram_inv, info = torch.linalg.inv_ex(gram)
-    if info.any() or not torch.isfinite(gram_inv).all():
-        gram_inv = torch.linalg.pinv(gram, hermitian=True)
-    return Refit(gram, cross, gram_inv, gram_inv @ cross)
-
-
 def _refittable(model, group):
     """Whether a group's units are read by one ``Linear`` consumer, one each."""
     if len(group.consumers) != 1 or group.unit_width != 1:
@@ -202,9 +216,20 @@ def _refittable(model, group):
 
 def consumer_refits(model, groups, X, ridge=RIDGE):
     """A :class:`Refit` of each group's consumer on ``X`` (``None`` where the
-    consumer is not a ``Linear`` layer reading one feature per unit)."""
+    consumer is not a ``Linear`` layer reading one feature per unit).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import consumer_refits, find_unit_groups
+    >>> net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    >>> (refit,) = consumer_refits(net, find_unit_groups(net), torch.randn(50, 4))
+    >>> tuple(refit.coef.shape)  # 6 weights and the bias, per output
+    (7, 2)
+    """
     return [
-        solve_refit(*consumer_gram(model, g.consumers[0], X, ridge=ridge))
+        Refit.from_gram(*consumer_gram(model, g.consumers[0], X, ridge=ridge))
         if _refittable(model, g)
         else None
         for g in groups
@@ -231,6 +256,16 @@ def greedy_obs_order(refit, n_steps=None):
         Removed units, first removed first.
     costs : ndarray of float
         :math:`\\Delta\\text{RSS}` of each removal when it was made.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skbandit.pruning import Refit, greedy_obs_order
+    >>> H = torch.tensor([[1.0, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64)
+    >>> A = torch.cat([H, torch.ones(4, 1, dtype=torch.float64)], 1)
+    >>> refit = Refit.from_gram(A.T @ A, A.T @ (2 * H[:, :1] + 0.5 * H[:, 1:]))
+    >>> greedy_obs_order(refit)  # unit 1 costs 0.5^2 * 4, unit 0 would cost 16
+    (array([1]), array([1.]))
     """
     gram_inv, coef = refit.gram_inv.clone(), refit.coef.clone()
     p = coef.shape[0] - 1

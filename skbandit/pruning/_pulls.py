@@ -431,6 +431,20 @@ def evaluate_company(
     Returns
     -------
     before, after : torch.Tensor of shape (len(arms),)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import find_unit_groups, resolve_loss, sample_metric
+    >>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> X, y = torch.randn(16, 2), torch.randint(0, 2, (16,))
+    >>> (group,) = find_unit_groups(net)
+    >>> metric = sample_metric("loss", resolve_loss("cross_entropy"))
+    >>> before, after = evaluate_company(net, group, [0, 3], [3], X, y, metric)
+    >>> # unit 0 on top of the plan {3}; unit 3 against the empty rest of it
+    >>> bool(before[0] == after[1])  # both: the network without unit 3
+    True
     """
     plan = np.unique(np.asarray(plan, dtype=np.int64))
     tr = tr if tr is not None else trace(model, X)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._obs import _refittable, consumer_gram, greedy_obs_order, solve_refit
+from ._obs import Refit, _refittable, consumer_gram, greedy_obs_order
 from ._surgery import RIDGE, remove_units
 from ._units import unit_view, unit_weights
 
@@ -137,6 +137,17 @@ class OBSScorer:
     ridge : float, default=1e-4
         Ridge penalty of the refit, times the number of rows (the one of
         ``compensate="lstsq"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import prune
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> small, report = prune(net, X, y, policy="obs", compensate="lstsq")
+    >>> small[0].out_features, report.total_pulls
+    (4, 0)
     """
 
     def __init__(self, ridge=RIDGE):
@@ -153,7 +164,7 @@ class OBSScorer:
             gram, cross = consumer_gram(
                 working, group.consumers[0], X, target_model=model, ridge=self.ridge
             )
-            order, _ = greedy_obs_order(solve_refit(gram, cross))
+            order, _ = greedy_obs_order(Refit.from_gram(gram, cross))
             scores.append(_order_scores(order, group.size))
             per_layer = isinstance(n_remove, (list, tuple))
             if per_layer and n_remove[g] and g < len(groups) - 1:
