@@ -17,12 +17,20 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     """Multi-layer perceptron classifier whose hidden neurons are pruned by a bandit.
 
     ``fit`` trains the network (Adam on cross-entropy, through skorch), then
-    treats every hidden neuron as an arm of a multi-armed bandit: a pull masks
-    the neuron on a sampled minibatch and turns the change of the loss into a
-    safe-removal reward in ``[0, 1]``. When the budget is spent, the
+    treats every hidden neuron as an arm of a multi-armed bandit: a pull
+    removes the neuron on a sampled minibatch and turns the change it makes
+    into a safe-removal reward in ``[0, 1]``. When the budget is spent, the
     ``prune_ratio`` of neurons with the highest estimated reward are removed
     physically (smaller weight matrices) and the network is fine-tuned.
     ``predict`` runs the compact network.
+
+    The defaults are the best configuration we measured (see
+    :ref:`method-defaults`): UCB1 over pulls that remove a neuron in the
+    company of the neurons the bandit currently plans to remove, with the
+    least-squares compensation removal applies, rewarded by how little the
+    outputs move. ``BanditPrunedMLPClassifier(**PAPER_SETTINGS)``
+    (:data:`skbandit.pruning.PAPER_SETTINGS`) is the paper's configuration:
+    UCB1 over single zero-masked neurons, loss reward, no compensation.
 
     Read more in the :ref:`User Guide <user_guide>` and :ref:`method`.
 
@@ -35,11 +43,13 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     policy : str or policy object, default="ucb1"
         How the neurons to remove are chosen. A bandit policy:
         ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,
-        ``"hedge"``, ``"exp3"``, or an object following
-        :class:`skbandit.policies.BasePolicy`; a baseline: ``"magnitude"``
-        (smallest incoming-weight norm), ``"activation"`` (least varying
-        activation), ``"random"``; or ``"none"`` (no pruning). One
-        ``GridSearchCV`` grid can therefore compare every method.
+        ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"``, or an object
+        following :class:`skbandit.policies.BasePolicy`; a baseline:
+        ``"magnitude"`` (smallest incoming-weight norm), ``"activation"``
+        (least varying activation), ``"random"``, ``"obs"`` (greedy optimal
+        brain surgeon on the next layer's least-squares refit); or ``"none"``
+        (no pruning). One ``GridSearchCV`` grid can therefore compare every
+        method.
     prune_ratio : float in [0, 1), default=0.5
         Fraction of hidden neurons removed (per layer or overall, see
         ``scope``); a layer always keeps at least one neuron.
@@ -49,9 +59,12 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         separated by confidence bounds (at most ``max_budget`` per neuron).
     max_budget : float > 0, default=50
         Cap of pulls per neuron when ``budget="auto"``.
-    pull : {"single", "set"}, default="single"
-        A pull masks one neuron, or the whole set the bandit would remove
-        (combinatorial feedback, every neuron of the set shares its reward).
+    pull : {"company", "single", "set"}, default="company"
+        What a pull removes: one neuron on top of the rest of the bandit's
+        current removal plan (its marginal cost in the company it will be
+        removed with), one neuron alone (the paper's), or the whole planned
+        set (combinatorial feedback, every neuron of the set shares its
+        reward).
     n_rounds : int, default=1
         Iterative pruning: reach the target in ``n_rounds`` geometric steps,
         re-scoring the survivors each time (bandits warm-started) and
@@ -64,15 +77,20 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         Prune to this fraction of the unpruned inference latency (measured
         on the training data) with the fewest neurons removed, instead of
         ``prune_ratio``.
-    reward : {"loss", "accuracy"} or reward object, default="loss"
-        Safe-removal reward, see :class:`skbandit.pruning.LossReward` and
-        :class:`skbandit.pruning.AccuracyReward`.
+    reward : {"fidelity", "loss", "accuracy"} or reward object, \
+default="fidelity"
+        Safe-removal reward: how little the outputs move from the unpruned
+        network's (:class:`skbandit.pruning.FidelityReward`), the loss change
+        (:class:`skbandit.pruning.LossReward`, the paper's) or the accuracy
+        change (:class:`skbandit.pruning.AccuracyReward`).
     scope : {"layer", "global"}, default="layer"
         One bandit and one ratio per layer, or one over the whole network.
-    compensate : {"none", "mean", "lstsq"}, default="none"
+    compensate : {"lstsq", "mean", "none"}, default="lstsq"
         What replaces the removed neurons' contribution to the next layer,
-        see :func:`skbandit.pruning.remove_units`. ``"none"`` is the
-        zeroing of the original method.
+        see :func:`skbandit.pruning.remove_units`: a least-squares refit of
+        the next layer, the mean activation folded into its bias, or nothing
+        (``"none"``, the zeroing of the original method). The pulls remove a
+        neuron the same way.
     pull_batch_size : int, default=256
         Minibatch size of a pull.
     arms_per_round : int, default=None
@@ -88,7 +106,9 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     lr_schedule : {"constant", "cosine"}, default="constant"
         Learning-rate schedule over the training epochs.
     fine_tune_epochs : int, default=5
-        Epochs of training after pruning (0 for none).
+        Epochs of training after pruning (0 for none). Every method,
+        ``policy="none"`` included, trains ``max_epochs + n_rounds *
+        fine_tune_epochs`` epochs in all, so none gets more training.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified),
         stop when its loss has not improved for ``n_iter_no_change`` epochs

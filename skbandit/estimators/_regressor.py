@@ -20,13 +20,17 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
 
     Parameters
     ----------
-    hidden_layer_sizes, activation, policy, prune_ratio, budget, reward, \
-scope, compensate, pull_batch_size, arms_per_round, max_epochs, batch_size, \
-lr, optimizer, weight_decay, lr_schedule, fine_tune_epochs, early_stopping, \
+    hidden_layer_sizes, activation, policy, prune_ratio, budget, max_budget, \
+pull, n_rounds, target_params, target_latency, reward, scope, compensate, \
+pull_batch_size, arms_per_round, max_epochs, batch_size, lr, optimizer, \
+weight_decay, lr_schedule, fine_tune_epochs, early_stopping, \
 validation_fraction, n_iter_no_change, memory, device, random_state, verbose
-        As in :class:`BanditPrunedMLPClassifier` (``reward="accuracy"`` is
-        not available for regression; the validation split is not
-        stratified).
+        As in :class:`BanditPrunedMLPClassifier`, defaults included (the
+        best configuration we measured; ``**PAPER_SETTINGS`` for the
+        paper's). ``reward="accuracy"`` is not available for regression;
+        ``reward="fidelity"`` measures the mean squared change of the
+        (standardised) predictions; the validation split is not
+        stratified.
 
     Attributes
     ----------

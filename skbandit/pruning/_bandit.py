@@ -23,7 +23,7 @@ import torch
 from ..policies import make_policy
 from ._masking import masked, refitted
 from ._obs import consumer_refits
-from ._pulls import evaluate_arms, evaluate_company, trace
+from ._pulls import company_batched, evaluate_arms, evaluate_company, trace
 from ._rewards import make_reward, sample_metric
 from ._scorers import Scores, unit_means
 from ._selection import removals_by_count
@@ -184,7 +184,9 @@ class BanditScorer:
         reward compares the network without the rest of that plan with and
         without the unit (see :func:`~skbandit.pruning.evaluate_company`), so
         a unit that is only harmless because a planned unit compensates for
-        it stops looking safe. ``"set"``: each round masks the selected set of units
+        it stops looking safe. Batched for ``Linear`` consumers of an
+        ``nn.Sequential``; other groups (convolutions, traced graphs) get
+        single pulls. ``"set"``: each round masks the selected set of units
         together (as many as will be removed), and every unit of the set
         receives the set's reward: the fraction of the bandit's earlier sets
         whose removal changed the metric more (see ``_Arena.set_reward``).
@@ -368,9 +370,18 @@ def _company_values(model, groups, arena, arms, xb, yb, metric, fills, refits, t
     for g, units, positions in arena.split(arms):
         fill = None if fills is None else fills[g]
         plan = plans[arena.group_ids.index(g)]
-        b, a = evaluate_company(
-            model, groups[g], units, plan, xb, yb, metric, fill, tr, refit=refits[g]
-        )
+        if company_batched(tr, groups[g]):
+            b, a = evaluate_company(
+                model, groups[g], units, plan, xb, yb, metric, fill, tr, refit=refits[g]
+            )
+        else:
+            # Convolutions and traced graphs have no batched company path;
+            # a naive loop would cost two forward passes per pull.
+            a = evaluate_arms(
+                model, groups[g], units, xb, yb, metric, fill, tr, refit=refits[g]
+            )
+            b = metric(tr.output if tr is not None else model(xb), yb).mean()
+            b = b.expand(len(units))
         before[positions], after[positions] = b.cpu().numpy(), a.cpu().numpy()
     return before, after
 

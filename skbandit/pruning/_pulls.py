@@ -44,6 +44,7 @@ __all__ = [
     "evaluate_arms",
     "evaluate_arms_naive",
     "evaluate_company",
+    "company_batched",
 ]
 
 #: Elements of the largest stacked tensor per chunk (bounds peak memory).
@@ -448,7 +449,7 @@ def evaluate_company(
     """
     plan = np.unique(np.asarray(plan, dtype=np.int64))
     tr = tr if tr is not None else trace(model, X)
-    if _batched_kind(tr, group) != "linear":
+    if not company_batched(tr, group):
         return _company_naive(model, group, arms, plan, X, y, metric, fills, refit)
     pos = tr.position(group.consumers[0])
     consumer, suffix, h = tr.modules[pos], tr.modules[pos + 1 :], tr.inputs[pos]
@@ -471,6 +472,12 @@ def evaluate_company(
     values = _linear_values(z, weight, arms, delta, suffix, y, metric, base)
     level = base.mean().expand(len(arms))
     return torch.where(in_plan, values, level), torch.where(in_plan, level, values)
+
+
+def company_batched(tr, group):
+    """Whether :func:`evaluate_company` evaluates ``group``'s arms batched
+    (a ``Linear`` consumer of a flat ``nn.Sequential``) on trace ``tr``."""
+    return _batched_kind(tr, group) == "linear"
 
 
 def _company_refit_terms(h, refit, arms, plan, in_plan):
