@@ -236,18 +236,19 @@ def test_block_downdate_equals_sequential_downdates(units):
     torch.testing.assert_close(refit.without(list(units)).coef[kept], direct)
 
 
-def test_restoration_equals_the_refit_without_the_rest_of_the_plan():
+def test_company_terms_equal_the_refits_without_each_context():
     net, (X, _) = _net(), _data()
     groups = find_unit_groups(net)
     (refit, _) = consumer_refits(net, groups, X)
-    plan = [2, 3, 8]
-    partial = refit.without(plan)
+    plan, arms = [2, 3, 8], [0, 2, 3, 5, 8, 11]
     H = torch.relu(net[0](X)).detach()
-    U, B = partial.restoration(H, torch.tensor(plan))
-    for i, j in enumerate(plan):
-        rest = refit.without([u for u in plan if u != j])
-        restored = partial.pre_activation(H) + torch.outer(U[:, i], B[i])
-        torch.testing.assert_close(restored, rest.pre_activation(H))
+    z, rows, delta = refit.company_terms(H, arms, plan)
+    torch.testing.assert_close(z, refit.without(plan).pre_activation(H))
+    for i, j in enumerate(arms):
+        # removed on top of the plan, or restored from it
+        context = [u for u in plan if u != j] + ([] if j in plan else [j])
+        expected = refit.without(context).pre_activation(H)
+        torch.testing.assert_close(z - torch.outer(delta[i], rows[j]), expected)
 
 
 @pytest.mark.parametrize("fill", ["zero", "mean", "lstsq"])

@@ -34,7 +34,7 @@ The Gram matrices are accumulated over row chunks of the data, so memory does
 not grow with the number of rows.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -91,6 +91,7 @@ class Refit:
     cross: torch.Tensor
     gram_inv: torch.Tensor
     coef: torch.Tensor
+    _plan_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_gram(cls, gram, cross):
@@ -138,29 +139,79 @@ class Refit:
         gram_inv[:, units] = 0.0
         return Refit(self.gram, self.cross, gram_inv, coef)
 
-    def restoration(self, H, units):
-        """How the pre-activation changes when removed ``units`` come back, one
-        at a time: ``z + U[:, i] B[i]`` is the refit with ``units[i]``
-        restored.
+    def company_terms(self, H, arms, plan):
+        """Rank-1 terms of removing each arm in the company of ``plan``.
 
-        With :math:`K` the kept inputs, :math:`w_j = G_{KK}^{-1} G_{Kj}`, the
-        Schur complement :math:`s_j = G_{jj} - G_{jK} w_j`, the restored
-        coefficient :math:`b_j = (A^T Z_j - G_{jK} \\beta_K) / s_j` and
-        :math:`u_j = h_j - A_K w_j`; the other coefficients move by
-        :math:`-w_j b_j`, which is what ``u_j`` carries.
+        With :math:`S` = ``plan``, :math:`M = (G^{-1}_{SS})^{-1}` (cached for
+        the last plan) and the refit without :math:`S`,
+        :math:`\\beta^{(-S)} = \\beta - G^{-1}_{:S} M \\beta_S`:
+
+        * an arm :math:`j \\notin S` is removed on top of :math:`S`: the
+          column :math:`c_j = G^{-1}_{:j} - G^{-1}_{:S} M G^{-1}_{Sj}` of the
+          downdated inverse gives :math:`u_j = A c_j / c_{jj}`, with row
+          :math:`\\beta^{(-S)}_j`;
+        * an arm :math:`j \\in S` is restored: since :math:`G^{-1} G = I`,
+          :math:`w_j = G_{KK}^{-1} G_{Kj} = e_j - G^{-1}_{:S} M e_{S(j)}`,
+          :math:`s_j = G_{jj} - G_{:j}^\\top w_j`,
+          :math:`b_j = (A^\\top Z_j - G_{j:} \\beta^{(-S)}) / s_j` and
+          :math:`u_j = A w_j - h_j`, with row :math:`b_j` (so that
+          ``z - u_j b_j`` adds it back).
+
+        Every term costs :math:`O(p\\,|S|)` per arm besides the products
+        with ``H``: no :math:`p \\times p` matrix is formed.
 
         Returns
         -------
-        U : torch.Tensor of shape (rows, len(units))
-        B : torch.Tensor of shape (len(units), n_outputs)
+        z : torch.Tensor of shape (rows, n_outputs)
+            :math:`A \\beta^{(-S)}`.
+        rows : torch.Tensor of shape (p, n_outputs)
+            The row each arm's term multiplies (indexed by unit).
+        delta : torch.Tensor of shape (len(arms), rows)
+            :math:`u_j` per arm: ``z - delta[i] * rows[arms[i]]`` per arm.
         """
-        W = self.gram_inv @ self.gram[:, units]
-        schur = torch.diagonal(self.gram[units][:, units]) - (
-            self.gram[:, units] * W
-        ).sum(0)
-        B = (self.cross[units] - self.gram[units] @ self.coef) / schur[:, None]
+        plan = torch.as_tensor(plan, dtype=torch.long, device=self.coef.device)
+        arms = torch.as_tensor(arms, dtype=torch.long, device=self.coef.device)
+        columns = self.gram_inv[:, plan]
+        M = self._plan_inverse(plan)
+        coef = self.coef - columns @ (M @ self.coef[plan])
+        coef[plan] = 0.0
         A = _with_bias(H)
-        return A[:, units] - A @ W, B
+        rows = coef[:-1].clone()
+        delta = A.new_empty(len(arms), A.shape[0])
+        position = torch.full(
+            (rows.shape[0],), -1, dtype=torch.long, device=plan.device
+        )
+        position[plan] = torch.arange(len(plan), device=plan.device)
+        inside = position[arms] >= 0
+        outside = arms[~inside]
+        if len(outside):
+            c = self.gram_inv[:, outside] - columns @ (
+                M @ self.gram_inv[plan][:, outside]
+            )
+            c[plan] = 0.0
+            diag = c[outside, torch.arange(len(outside), device=c.device)]
+            delta[~inside] = ((A @ c) / diag).T
+        restored = arms[inside]
+        if len(restored):
+            W = -(columns @ M[:, position[restored]])
+            W[plan] = 0.0  # w_j lives on the kept inputs
+            schur = torch.diagonal(self.gram[restored][:, restored]) - (
+                self.gram[:, restored] * W
+            ).sum(0)
+            B = (self.cross[restored] - self.gram[restored] @ coef) / schur[:, None]
+            rows[restored] = B
+            delta[inside] = (A @ W - A[:, restored]).T
+        return A @ coef, rows, delta
+
+    def _plan_inverse(self, plan):
+        """:math:`(G^{-1}_{SS})^{-1}`, kept for the last plan (plans repeat
+        from one round to the next once the bandit has settled)."""
+        key = plan.cpu().numpy().tobytes()
+        if self._plan_cache.get("key") != key:
+            block = self.gram_inv[plan][:, plan]
+            eye = torch.eye(len(plan), dtype=block.dtype, device=block.device)
+            self._plan_cache.update(key=key, inverse=torch.linalg.solve(block, eye))
+        return self._plan_cache["inverse"]
 
 
 def _with_bias(H):

@@ -419,7 +419,7 @@ def evaluate_company(
     when ``refit`` is given). Both differ from the network with :math:`S`
     removed by one rank-1 change of the consumer's pre-activation (removing
     ``j`` on top of ``S``, or restoring it, see
-    :meth:`~skbandit.pruning.Refit.restoration`), so a ``Linear`` consumer
+    :meth:`~skbandit.pruning.Refit.company_terms`), so a ``Linear`` consumer
     of an ``nn.Sequential`` evaluates all arms batched; other models loop.
 
     Parameters
@@ -456,7 +456,7 @@ def evaluate_company(
     arms = torch.as_tensor(np.asarray(arms, dtype=np.int64), device=h.device)
     in_plan = torch.as_tensor(np.isin(arms.cpu().numpy(), plan), device=h.device)
     if refit is not None:
-        z, weight, delta = _company_refit_terms(h, refit, arms, plan, in_plan)
+        z, weight, delta = _company_refit_terms(h, refit, arms, plan)
     else:
         shifted = h if fills is None else h - fills
         columns = consumer.weight[:, plan]
@@ -480,25 +480,10 @@ def company_batched(tr, group):
     return _batched_kind(tr, group) == "linear"
 
 
-def _company_refit_terms(h, refit, arms, plan, in_plan):
-    """Refit pre-activation without ``plan``, and each arm's rank-1 term:
-    its removal (``u_j``, row ``beta_j``) or restoration (``-u_j``, ``b_j``)."""
-    partial = refit.without(plan)
-    rows = partial.coef[:-1].clone()
-    position = {int(u): i for i, u in enumerate(plan)}
-    delta = h.new_empty(len(arms), h.shape[0])
-    outside = ~in_plan
-    if outside.any():
-        delta[outside] = partial.direction(h, arms[outside]).T.to(h.dtype)
-    if in_plan.any():
-        U, B = partial.restoration(h, torch.as_tensor(plan, device=h.device))
-        rows[torch.as_tensor(plan, device=h.device)] = B
-        index = torch.as_tensor(
-            [position[int(a)] for a in arms[in_plan]], device=h.device
-        )
-        delta[in_plan] = -U[:, index].T.to(h.dtype)
-    z = partial.pre_activation(h).to(h.dtype)
-    return z, rows.T.to(h.dtype), delta
+def _company_refit_terms(h, refit, arms, plan):
+    """The refit terms of :func:`evaluate_company` in ``h``'s dtype."""
+    z, rows, delta = refit.company_terms(h, arms, plan)
+    return z.to(h.dtype), rows.T.to(h.dtype), delta.to(h.dtype)
 
 
 def _company_naive(model, group, arms, plan, X, y, metric, fills, refit):
