@@ -2,10 +2,15 @@
 
 Each round every bandit (one per layer, or one for the whole network)
 selects arms, a minibatch is sampled and the network traced once. A *single*
-pull masks one unit (batched, see :func:`~skbandit.pruning.evaluate_arms`); a
-*set* pull masks all selected units together, the combinatorial feedback of
-removing them at once. The metric change becomes a reward in ``[0, 1]``, the
-policy learns from it, and a unit's score is the policy's ``estimates_``.
+pull removes one unit (batched, see :func:`~skbandit.pruning.evaluate_arms`);
+a *company* pull removes one unit on top of the rest of the bandit's current
+removal plan (:func:`~skbandit.pruning.evaluate_company`), its marginal cost
+in the company it will be removed with; a *set* pull removes all selected
+units together, the combinatorial feedback of removing them at once. A unit
+is removed as removal will do it: zeroed, mean-filled, or with the
+least-squares refit of its consumer. The metric change becomes a reward in
+``[0, 1]``, the policy learns from it, and a unit's score is the policy's
+``estimates_``.
 
 The budget is either fixed (``budget`` pulls per arm on average) or
 ``"auto"``: a bandit stops as soon as the units it would remove and the ones

@@ -155,6 +155,10 @@ class OBSScorer:
 
     def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, **context):
         working, scores = model, []
+        # Per-layer counts (scope="layer") let each layer be scored after the
+        # previous ones are removed; a global count or a parameter target
+        # does not say how many units each layer loses.
+        per_layer = isinstance(n_remove, (list, tuple))
         for g, group in enumerate(groups):
             if not _refittable(model, group):
                 raise ValueError(
@@ -166,7 +170,6 @@ class OBSScorer:
             )
             order, _ = greedy_obs_order(Refit.from_gram(gram, cross))
             scores.append(_order_scores(order, group.size))
-            per_layer = isinstance(n_remove, (list, tuple))
             if per_layer and n_remove[g] and g < len(groups) - 1:
                 removals = [[] for _ in groups]
                 removals[g] = order[: n_remove[g]]
