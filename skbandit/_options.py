@@ -33,15 +33,16 @@ UNPRUNED = "none"
 #: Bandit policies, by the name ``policy=`` accepts.
 POLICY_NAMES = tuple(POLICIES)
 #: Deterministic (or random) scorers that rank units without a bandit.
-BASELINE_NAMES = ("magnitude", "activation", "random")
+BASELINE_NAMES = ("magnitude", "activation", "random", "obs")
 #: Every name ``policy=`` accepts.
 METHOD_NAMES = (UNPRUNED, *POLICY_NAMES, *BASELINE_NAMES)
 #: What replaces a removed unit's contribution in its consumer.
 COMPENSATIONS = ("none", "mean", "lstsq")
-#: One unit per pull, or a whole removal-sized set.
-PULLS = ("single", "set")
+#: One unit on top of the current removal plan, one unit alone, or a whole
+#: removal-sized set.
+PULLS = ("company", "single", "set")
 #: What a pull measures.
-REWARDS = ("loss", "accuracy")
+REWARDS = ("fidelity", "loss", "accuracy")
 #: Where ``prune_ratio`` applies: each layer, or all units together.
 SCOPES = ("layer", "global")
 
@@ -59,13 +60,13 @@ class PruningDefaults:
     prune_ratio: float = 0.5
     budget: float = 10
     max_budget: float = 50
-    pull: str = "single"
+    pull: str = "company"
     n_rounds: int = 1
     target_params: float = None
     target_latency: float = None
-    reward: str = "loss"
+    reward: str = "fidelity"
     scope: str = "layer"
-    compensate: str = "none"
+    compensate: str = "lstsq"
     pull_batch_size: int = 256
     arms_per_round: int = None
     fine_tune_epochs: int = 5

@@ -87,8 +87,9 @@ def _signatures_with_pruning_options():
 # prune() and the scorer call the pull batch ``batch_size`` (the estimators'
 # ``batch_size`` is the training batch).
 _ALIASES = {"batch_size": "pull_batch_size"}
-# A deep task fine-tunes by its own recipe unless told otherwise.
-_OWN_DEFAULTS = {"run_task": {"fine_tune_epochs"}}
+# A deep task fine-tunes by its own recipe unless told otherwise; the bare
+# scorer is the plain single-unit one (prune() passes the library defaults).
+_OWN_DEFAULTS = {"run_task": {"fine_tune_epochs"}, "BanditScorer": {"reward", "pull"}}
 
 
 @pytest.mark.parametrize("name", sorted(_signatures_with_pruning_options()))

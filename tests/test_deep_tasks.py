@@ -56,7 +56,7 @@ def test_registry():
     assert {t.domain for t in DEEP_TASKS.values()} == {"image", "text", "reasoning"}
     assert set(EXPECTED) == {t.dataset for t in DEEP_TASKS.values()}
     assert DEEP_METHODS[-1] == "tp_magnitude" and "none" in DEEP_METHODS
-    assert len(DEEP_METHODS) == 11
+    assert len(DEEP_METHODS) == 13
     with pytest.raises(ValueError, match="unknown deep task"):
         get_deep_task("cifar")
 
@@ -173,4 +173,4 @@ def test_run_task_smoke_torch_pruning():
 
 def test_run_task_rejects_unknown_method():
     with pytest.raises(ValueError, match="unknown deep method"):
-        run_task("parity-mlp", "obs", **SMOKE)
+        run_task("parity-mlp", "no_such_method", **SMOKE)

@@ -10,9 +10,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent(
     """
@@ -54,7 +57,10 @@ SCRIPT = textwrap.dedent(
 
 
 def _run(script, out, threads, noise, hash_seed):
-    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
+    # The subprocesses import this checkout's skbandit (the script lives in
+    # tmp_path), not whichever copy is installed.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONHASHSEED": str(hash_seed), "PYTHONPATH": path}
     result = subprocess.run(
         [sys.executable, str(script), str(out), str(threads), str(noise)],
         capture_output=True,

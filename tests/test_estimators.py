@@ -51,7 +51,7 @@ def test_grid_search_over_every_policy_and_ratio(iris):
         cv=3,
         n_jobs=2,
     ).fit(X, y)
-    assert len(grid.cv_results_["params"]) == 2 * len(METHODS) == 20
+    assert len(grid.cv_results_["params"]) == 2 * len(METHODS) == 24
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
     assert grid.best_score_ > 0.8
 
@@ -208,7 +208,27 @@ def test_policy_none_keeps_every_unit(iris):
     X, y = iris
     clf = BanditPrunedMLPClassifier(policy="none", random_state=0, **FAST).fit(X, y)
     assert clf.pruning_.params_after == clf.pruning_.params_before
-    assert clf.n_iter_ == 15  # no fine-tuning without pruning
+    # The same training budget as every pruning method: 15 + 2 epochs.
+    assert clf.n_iter_ == 15 + 2
+
+
+@pytest.mark.parametrize("n_rounds", [1, 3])
+def test_policy_none_trains_as_many_epochs_as_pruning(iris, n_rounds):
+    X, y = iris
+    params = dict(random_state=0, n_rounds=n_rounds, **FAST)
+    fits = {
+        policy: BanditPrunedMLPClassifier(policy=policy, **params).fit(X, y)
+        for policy in ("none", "ucb1", "obs")
+    }
+    # training, the fine-tunings between rounds, the final one
+    expected = 15 + n_rounds * 2
+    assert {p: len(f.history_) for p, f in fits.items()} == dict.fromkeys(
+        fits, expected
+    )
+    assert all(f.n_iter_ == expected for f in fits.values())
+    # Removing nothing is pruning too: the same epochs.
+    kept = BanditPrunedMLPClassifier(prune_ratio=0.0, **params).fit(X, y)
+    assert kept.n_iter_ == expected
 
 
 # -- bad input -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from skbandit.policies import (
     UCB1,
     BasePolicy,
     EpsilonGreedy,
+    GaussianThompson,
     Hedge,
     Softmax,
     ThompsonSampling,
@@ -32,6 +33,12 @@ CUSTOM_PARAMS = {
     Softmax: {"temperature": 0.7, "initial_value": 0.9},
     UCB1: {"c": 1.0, "initial_value": 0.1},
     ThompsonSampling: {"prior_alpha": 2.0, "prior_beta": 3.0},
+    GaussianThompson: {
+        "prior_mean": 0.4,
+        "prior_std": 0.2,
+        "noise_std": 0.1,
+        "min_noise_std": 0.01,
+    },
     Hedge: {"learning_rate": 2.0},
     EXP3: {"gamma": 0.4},
 }
@@ -78,6 +85,7 @@ def test_public_names_are_exported():
         "softmax",
         "ucb1",
         "thompson",
+        "gaussian_thompson",
         "hedge",
         "exp3",
     }
@@ -288,6 +296,52 @@ def test_pickle_keeps_state_and_random_stream(cls):
 
 
 # -- hand-computed updates ------------------------------------------------------
+
+
+def test_gaussian_thompson_known_noise_hand_computed():
+    policy = GaussianThompson(prior_mean=0.5, prior_std=0.5, noise_std=0.1)
+    policy.reset(3, rng=0).update([0, 0, 1], [0.6, 0.8, 0.3])
+    # precision: 1/0.25 + N/0.01 -> arm 0: 4 + 200 = 204; arm 1: 104; arm 2: 4.
+    # mean: (0.5 * 4 + S / 0.01) / precision -> arm 0: (2 + 140) / 204,
+    # arm 1: (2 + 30) / 104, arm 2 (never pulled): the prior, 0.5.
+    np.testing.assert_allclose(policy.posterior_mean_, [142 / 204, 32 / 104, 0.5])
+    np.testing.assert_allclose(
+        policy.posterior_std_, [204**-0.5, 104**-0.5, 0.5], rtol=1e-12
+    )
+    np.testing.assert_array_equal(policy.estimates_, policy.posterior_mean_)
+
+
+def test_gaussian_thompson_estimates_the_noise_from_within_arm_spread():
+    policy = GaussianThompson(prior_mean=0.5, prior_std=1.0).reset(3, rng=0)
+    policy.update([0], [0.7])
+    # No arm pulled twice yet: sigma is the prior std.
+    assert policy.noise_std_ == 1.0
+    policy.update([0, 1, 1], [0.5, 0.2, 0.4])
+    # Within-arm squares: arm 0 (0.7, 0.5): 0.02; arm 1 (0.2, 0.4): 0.02.
+    # Degrees of freedom: 4 pulls - 2 pulled arms = 2 -> sigma^2 = 0.02.
+    assert policy.noise_std_ == pytest.approx(0.02**0.5)
+    precision = 1.0 + 2 / 0.02  # both pulled arms: 101
+    np.testing.assert_allclose(
+        policy.posterior_mean_,
+        [(0.5 + 1.2 / 0.02) / precision, (0.5 + 0.6 / 0.02) / precision, 0.5],
+    )
+    # Rewards that agree exactly: the floor keeps the posterior finite.
+    floored = GaussianThompson(min_noise_std=0.05).reset(1, rng=0)
+    floored.update([0, 0], [0.3, 0.3])
+    assert floored.noise_std_ == 0.05
+
+
+def test_gaussian_thompson_samples_the_posterior():
+    policy = GaussianThompson(prior_std=1.0, noise_std=0.1).reset(2, rng=0)
+    policy.update([0, 1], [0.55, 0.45])
+    # theta_0 - theta_1 ~ N(m_0 - m_1, s_0^2 + s_1^2): P(arm 0 first) = Phi(.).
+    from scipy.stats import norm
+
+    gap = policy.posterior_mean_[0] - policy.posterior_mean_[1]
+    expected = norm.cdf(gap / np.hypot(*policy.posterior_std_))
+    first = np.mean([policy.select(1)[0] == 0 for _ in range(4000)])
+    # Binomial standard error <= 0.008; 0.04 is 5 of them.
+    assert abs(first - expected) < 0.04
 
 
 def test_epsilon_greedy_hand_computed():

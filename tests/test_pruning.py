@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from skbandit.pruning import (
+    PAPER_SETTINGS,
     AccuracyReward,
     BanditScorer,
     LossReward,
@@ -342,6 +343,18 @@ def test_remove_units_rejects_bad_compensation():
 # -- scorers and the prune function ----------------------------------------------
 
 
+@pytest.mark.parametrize("policy", ["ucb1", "gaussian_thompson"])
+@pytest.mark.parametrize("pull", ["company", "single"])
+def test_default_bandit_finds_useless_units_with_least_squares(policy, pull):
+    net, X, y = planted_network()
+    small, report = prune(
+        net, X, y, policy, prune_ratio=8 / 12, pull=pull, random_state=0
+    )
+    assert report.layers[0].removed.tolist() == list(range(4, 12))
+    # The refit reproduces the outputs up to its ridge penalty.
+    torch.testing.assert_close(small(X), net(X), atol=2e-3, rtol=0)
+
+
 def planted_network():
     """Units 0-3 of layer 1 carry the signal; units 4-11 have no outgoing weight."""
     torch.manual_seed(0)
@@ -364,9 +377,10 @@ def planted_network():
 )
 def test_bandit_finds_useless_units(policy):
     net, X, y = planted_network()
-    small, report = prune(
-        net, X, y, policy=policy, prune_ratio=8 / 12, budget=20, random_state=0
-    )
+    # The paper's pulls and zeroing: units without outgoing weight then leave
+    # the function exact.
+    settings = {**PAPER_SETTINGS, "policy": policy, "budget": 20}
+    small, report = prune(net, X, y, prune_ratio=8 / 12, random_state=0, **settings)
     assert report.layers[0].removed.tolist() == list(range(4, 12))
     assert report.total_pulls >= 20 * 12
     assert report.layers[0].pulls.sum() == report.total_pulls
@@ -460,7 +474,9 @@ def test_explicit_groups_for_non_sequential_model_use_naive_pulls():
     net = TwoBranch().eval()
     group = UnitGroup("hidden", 6, ("hidden",), ("out",))
     X, y = make_data(40, 4, "classification", 2)
-    small, report = prune(net, X, y, "ucb1", 0.5, groups=[group], random_state=0)
+    small, report = prune(
+        net, X, y, "ucb1", 0.5, groups=[group], compensate="none", random_state=0
+    )
     assert small.hidden.out_features == 3 and small.out.in_features == 3
     keep = torch.ones(6)
     keep[report.layers[0].removed] = 0

@@ -233,8 +233,19 @@ def dask_backend(scheduler, n_workers):
                     f"{DASK_CONNECT_TIMEOUT} s: {exc}"
                 ) from exc
             stack.enter_context(client)
+        client.run(_import_estimators)
         stack.enter_context(joblib.parallel_config(backend="dask", client=client))
         yield client
+
+
+def _import_estimators():
+    """Import torch and our estimators in a Dask worker, once, up front.
+
+    skbandit imports torch lazily, and torch's import is not thread safe: a
+    worker's task thread and its communication thread importing it at the
+    same time can see a half-initialised module.
+    """
+    import skbandit.estimators  # noqa: F401
 
 
 def progress_bar(total, suite, enabled):

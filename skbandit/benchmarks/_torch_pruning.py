@@ -1,19 +1,27 @@
-"""Torch-Pruning's magnitude criterion as a skbandit scorer (benchmark only).
+"""Torch-Pruning's magnitude and Taylor criteria as skbandit scorers (benchmark only).
 
 Torch-Pruning (Fang et al., "DepGraph", CVPR 2023) is the standard structured
 pruning library. To compare selection criteria on the *same* trained networks
-with the *same* surgery, this scorer asks Torch-Pruning's dependency graph for
-each unit group's coupled parameters and scores units by its
-``GroupMagnitudeImportance``: the units Torch-Pruning's ``MagnitudePruner``
-would remove are the ones removed here (tested). Torch-Pruning is an optional
-dependency (``pip install torch-pruning``), needed only by the benchmarks.
+with the *same* surgery (and compensation), these scorers ask Torch-Pruning's
+dependency graph for each unit group's coupled parameters and score units by
+one of its group importances: ``GroupMagnitudeImportance`` (the units
+Torch-Pruning's ``MagnitudePruner`` would remove are the ones removed here,
+tested) or ``GroupTaylorImportance``, the first-order Taylor criterion of
+Molchanov et al. (CVPR 2019). Torch-Pruning is an optional dependency
+(``pip install torch-pruning``), needed only by the benchmarks.
 """
+
+import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TorchPruningMagnitude"]
+__all__ = ["TorchPruningMagnitude", "TorchPruningTaylor"]
+
+#: Rows per forward/backward pass when accumulating Taylor gradients.
+_GRADIENT_ROWS = 4096
 
 
 class TorchPruningMagnitude:
@@ -37,40 +45,103 @@ class TorchPruningMagnitude:
         self.p = p
 
     def score(self, model, groups, X, y, loss_fn, rng, **context):
-        from ..pruning import Scores
-
-        rows = _torch_pruning_rows(model, groups, X, self.p)
-        scores = []
-        for group, r in zip(groups, rows):
-            if r.size != group.n_rows:
-                raise ValueError(
-                    f"Torch-Pruning scored {r.size} rows of {group.producers[0]!r}; "
-                    f"the group spans {group.n_rows}."
-                )
-            blocks = r.reshape(group.producer_chunks, group.size, group.producer_width)
-            scores.append(-blocks.sum(axis=(0, 2)))
-        return Scores(scores)
+        importance = _tp().importance.GroupMagnitudeImportance(p=self.p)
+        return _group_scores(model, groups, X, importance)
 
     def __repr__(self):
         return f"TorchPruningMagnitude(p={self.p})"
 
 
-def _torch_pruning_rows(model, groups, X, p):
-    """Torch-Pruning's importance of every output row of each group's producer."""
+class TorchPruningTaylor:
+    r"""Torch-Pruning's first-order Taylor importance for every unit group.
+
+    ``GroupTaylorImportance`` scores an output row by
+    :math:`\sum |w \odot \partial L / \partial w|` over the parameters the
+    dependency graph couples with it (mean over the group, mean-normalised),
+    :math:`L` the mean loss on the pruning data: the first-order estimate of
+    the loss change when the row's weights are zeroed (Molchanov et al.,
+    "Importance Estimation for Neural Network Pruning", CVPR 2019). Lowest
+    removed first; units own rows as in :class:`TorchPruningMagnitude`. The
+    model's gradients are computed here and cleared afterwards.
+
+    Parameters
+    ----------
+    multivariable : bool, default=False
+        Torch-Pruning's option: :math:`|\sum w \odot \partial L/\partial w|`
+        per row instead of the sum of absolute values.
+    """
+
+    def __init__(self, multivariable=False):
+        self.multivariable = multivariable
+
+    def score(self, model, groups, X, y, loss_fn, rng, **context):
+        importance = _tp().importance.GroupTaylorImportance(
+            multivariable=self.multivariable
+        )
+        with _loss_gradients(model, X, y, loss_fn):
+            return _group_scores(model, groups, X, importance)
+
+    def __repr__(self):
+        return f"TorchPruningTaylor(multivariable={self.multivariable})"
+
+
+def _tp():
     try:
-        import torch_pruning as tp
+        import torch_pruning
     except ImportError as exc:  # pragma: no cover - depends on the extra
         raise ImportError(
-            "The 'tp_magnitude' method needs Torch-Pruning: pip install torch-pruning"
+            "The Torch-Pruning scorers need Torch-Pruning: pip install torch-pruning"
         ) from exc
-    import warnings
+    return torch_pruning
 
+
+@contextmanager
+def _loss_gradients(model, X, y, loss_fn):
+    """``.grad`` of every parameter = gradient of the mean loss on ``(X, y)``,
+    accumulated over row chunks; the gradients are dropped on exit."""
+    params = list(model.parameters())
+    saved = [p.grad for p in params]
+    try:
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            for start in range(0, X.shape[0], _GRADIENT_ROWS):
+                xb, yb = (
+                    X[start : start + _GRADIENT_ROWS],
+                    y[start : start + _GRADIENT_ROWS],
+                )
+                (loss_fn(model(xb), yb).sum() / X.shape[0]).backward()
+        yield
+    finally:
+        for p, grad in zip(params, saved):
+            p.grad = grad
+
+
+def _group_scores(model, groups, X, importance):
+    """Scores (higher = remove first) of each group's units from row importances."""
+    from ..pruning import Scores
+
+    rows = _torch_pruning_rows(model, groups, X, importance)
+    scores = []
+    for group, r in zip(groups, rows):
+        if r.size != group.n_rows:
+            raise ValueError(
+                f"Torch-Pruning scored {r.size} rows of {group.producers[0]!r}; "
+                f"the group spans {group.n_rows}."
+            )
+        blocks = r.reshape(group.producer_chunks, group.size, group.producer_width)
+        scores.append(-blocks.sum(axis=(0, 2)))
+    return Scores(scores)
+
+
+def _torch_pruning_rows(model, groups, X, importance):
+    """Torch-Pruning's importance of every output row of each group's producer."""
+    tp = _tp()
     names = {module: name for name, module in model.named_modules()}
     with torch.enable_grad(), warnings.catch_warnings():
         # "Unwrapped parameters" (position embeddings): not pruned here.
         warnings.simplefilter("ignore", UserWarning)
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=X[:2])
-    importance = tp.importance.GroupMagnitudeImportance(p=p)
     wanted = {g.producers[0] for g in groups}
     found = {}
     roots = [nn.Linear, nn.Conv1d, nn.Conv2d]

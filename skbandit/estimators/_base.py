@@ -45,10 +45,12 @@ _PARAMETERS_DOC = """Parameters
     policy : str or policy object, default=%(policy)s
         How the neurons to remove are chosen. A bandit policy:
         ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,
-        ``"hedge"``, ``"exp3"``, or an object following
-        :class:`skbandit.policies.BasePolicy`; a baseline: ``"magnitude"``
-        (smallest incoming-weight norm), ``"activation"`` (least varying
-        activation), ``"random"``; or ``"none"`` (no pruning). One
+        ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"``, or an object
+        following :class:`skbandit.policies.BasePolicy`; a baseline:
+        ``"magnitude"`` (smallest incoming-weight norm), ``"activation"``
+        (least varying activation), ``"random"``, ``"obs"`` (greedy optimal
+        brain surgeon on the next layer's least-squares refit); or ``"none"``
+        (no pruning, trained for as many epochs as a pruned network). One
         ``GridSearchCV`` grid can therefore compare every method.
     prune_ratio : float in [0, 1), default=%(prune_ratio)s
         Fraction of hidden neurons removed (per layer or overall, see
@@ -61,9 +63,12 @@ _PARAMETERS_DOC = """Parameters
         most :data:`skbandit.pruning.MAX_BUDGET` (1000).
     max_budget : float in [1, 1000], default=%(max_budget)s
         Cap of pulls per neuron when ``budget="auto"``.
-    pull : {"single", "set"}, default=%(pull)s
-        A pull masks one neuron, or the whole set the bandit would remove
-        (combinatorial feedback, every neuron of the set shares its reward).
+    pull : {"company", "single", "set"}, default=%(pull)s
+        What a pull removes: one neuron on top of the rest of the bandit's
+        current removal plan (its marginal cost in the company it will be
+        removed with), one neuron alone (the paper's), or the whole planned
+        set (combinatorial feedback, every neuron of the set shares its
+        reward).
     n_rounds : int, default=%(n_rounds)s
         Iterative pruning: reach the target in ``n_rounds`` geometric steps,
         re-scoring the survivors each time (bandits warm-started) and
@@ -80,16 +85,24 @@ _PARAMETERS_DOC = """Parameters
         deterministic, so a fixed ``random_state`` keeps the same neurons on
         every fit; the measured ratio is reported in
         ``pruning_.latency_ratio``.
-    reward : {"loss", "accuracy"} or reward object, default=%(reward)s
-        Safe-removal reward (``"accuracy"`` for classification only), see
-        :class:`skbandit.pruning.LossReward` and
-        :class:`skbandit.pruning.AccuracyReward`.
+    reward : {"fidelity", "loss", "accuracy"} or reward object, \
+default=%(reward)s
+        Safe-removal reward: how little the outputs move from the unpruned
+        network's (:class:`skbandit.pruning.FidelityReward`; for regression
+        the mean squared change of the standardised predictions), the loss
+        change (:class:`skbandit.pruning.LossReward`, the paper's) or the
+        accuracy change (:class:`skbandit.pruning.AccuracyReward`,
+        classification only).
     scope : {"layer", "global"}, default=%(scope)s
         One bandit and one ratio per layer, or one over the whole network.
-    compensate : {"none", "mean", "lstsq"}, default=%(compensate)s
+    compensate : {"lstsq", "mean", "none"}, default=%(compensate)s
         What replaces the removed neurons' contribution to the next layer,
-        see :func:`skbandit.pruning.remove_units`. ``"none"`` is the
-        zeroing of the original method.
+        see :func:`skbandit.pruning.remove_units`: a least-squares refit of
+        the next layer, the mean activation folded into its bias, or nothing
+        (``"none"``, the zeroing of the original method). The pulls remove a
+        neuron the same way. ``**PAPER_SETTINGS``
+        (:data:`skbandit.pruning.PAPER_SETTINGS`) gives the paper's
+        configuration.
     pull_batch_size : int, default=%(pull_batch_size)s
         Minibatch size of a pull.
     arms_per_round : int, default=%(arms_per_round)s
@@ -415,13 +428,14 @@ class BaseBanditPrunedMLP(BaseEstimator):
             random_state=prune_seed,
         )
         history = history + round_history
-        if self.fine_tune_epochs and report.params_after < report.params_before:
+        tune_epochs = self._final_fine_tune_epochs(report)
+        if tune_epochs:
             start = time.perf_counter()
             history = history + fit_module(
                 pruned,
                 X,
                 targets,
-                epochs=self.fine_tune_epochs,
+                epochs=tune_epochs,
                 seed=int(tune_seed),
                 verbose=self.verbose,
                 **self._training_params(),
@@ -442,6 +456,19 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.loss_curve_ = [row["train_loss"] for row in history]
         self.n_iter_ = len(history)
         return self
+
+    def _final_fine_tune_epochs(self, report):
+        """Epochs of training after the last pruning round.
+
+        Every method trains ``max_epochs + n_rounds * fine_tune_epochs``
+        epochs in all, whatever it removed: a pruning method fine-tunes
+        between its rounds and after the last one; ``policy="none"``
+        (``report.n_rounds == 0``) trains all of those epochs here, so an
+        unpruned network is never compared after less training.
+        """
+        if report.n_rounds == 0:
+            return self.fine_tune_epochs * self.n_rounds
+        return self.fine_tune_epochs
 
     def _round_fine_tuner(self, X, targets, seed):
         """Fine-tuning between pruning rounds (``n_rounds > 1``) and its history.

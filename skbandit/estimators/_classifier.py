@@ -18,12 +18,20 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     """Multi-layer perceptron classifier whose hidden neurons are pruned by a bandit.
 
     ``fit`` trains the network (Adam on cross-entropy, through skorch), then
-    treats every hidden neuron as an arm of a multi-armed bandit: a pull masks
-    the neuron on a sampled minibatch and turns the change of the loss into a
-    safe-removal reward in ``[0, 1]``. When the budget is spent, the
+    treats every hidden neuron as an arm of a multi-armed bandit: a pull
+    removes the neuron on a sampled minibatch and turns the change it makes
+    into a safe-removal reward in ``[0, 1]``. When the budget is spent, the
     ``prune_ratio`` of neurons with the highest estimated reward are removed
     physically (smaller weight matrices) and the network is fine-tuned.
     ``predict`` runs the compact network.
+
+    The defaults are the best configuration we measured (see
+    :ref:`method-defaults`): UCB1 over pulls that remove a neuron in the
+    company of the neurons the bandit currently plans to remove, with the
+    least-squares compensation removal applies, rewarded by how little the
+    outputs move. ``BanditPrunedMLPClassifier(**PAPER_SETTINGS)``
+    (:data:`skbandit.pruning.PAPER_SETTINGS`) is the paper's configuration:
+    UCB1 over single zero-masked neurons, loss reward, no compensation.
 
     Read more in the :ref:`User Guide <user_guide>` and :ref:`method`.
 

@@ -6,13 +6,14 @@ removal ranking ``estimates_``. They know nothing of torch and can be used on
 any bandit problem with rewards in ``[0, 1]``.
 
 - Value-based: :class:`EpsilonGreedy`, :class:`Softmax`, :class:`UCB1`,
-  :class:`ThompsonSampling`.
+  :class:`ThompsonSampling` (Beta-Bernoulli), :class:`GaussianThompson`
+  (Normal posterior on continuous rewards).
 - Multiplicative weights: :class:`Hedge` (full information), :class:`EXP3`.
 """
 
 from ._base import BasePolicy
 from ._registry import POLICIES, make_policy
-from ._value import UCB1, EpsilonGreedy, Softmax, ThompsonSampling
+from ._value import UCB1, EpsilonGreedy, GaussianThompson, Softmax, ThompsonSampling
 from ._weights import EXP3, Hedge
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Softmax",
     "UCB1",
     "ThompsonSampling",
+    "GaussianThompson",
     "Hedge",
     "EXP3",
     "POLICIES",

@@ -3,7 +3,7 @@
 import copy
 
 from ._base import BasePolicy
-from ._value import UCB1, EpsilonGreedy, Softmax, ThompsonSampling
+from ._value import UCB1, EpsilonGreedy, GaussianThompson, Softmax, ThompsonSampling
 from ._weights import EXP3, Hedge
 
 __all__ = ["POLICIES", "make_policy"]
@@ -14,6 +14,7 @@ POLICIES = {
     "softmax": Softmax,
     "ucb1": UCB1,
     "thompson": ThompsonSampling,
+    "gaussian_thompson": GaussianThompson,
     "hedge": Hedge,
     "exp3": EXP3,
 }

@@ -1,6 +1,6 @@
 """Value-based (stochastic) policies: they rank arms by a per-arm reward estimate.
 
-All four return ``k`` distinct arms per round.
+All five return ``k`` distinct arms per round.
 """
 
 import math
@@ -9,7 +9,7 @@ import numpy as np
 
 from ._base import BasePolicy, _boltzmann, _check_real, _logits, _rank
 
-__all__ = ["EpsilonGreedy", "Softmax", "UCB1", "ThompsonSampling"]
+__all__ = ["EpsilonGreedy", "Softmax", "UCB1", "ThompsonSampling", "GaussianThompson"]
 
 
 class _MeanPolicy(BasePolicy):
@@ -379,3 +379,127 @@ class ThompsonSampling(BasePolicy):
 
     def _estimates(self):
         return self.alpha_ / (self.alpha_ + self.beta_)
+
+
+class GaussianThompson(BasePolicy):
+    r"""Thompson sampling with a Normal posterior on each arm's mean reward.
+
+    Continuous rewards are used as they are (no Bernoulli coin, whose noise
+    swamps the small reward differences between units after a few pulls).
+    Each arm's mean :math:`\mu_i` has the prior
+    :math:`\mathcal N(\mu_0, s_0^2)`, rewards are modelled as
+    :math:`r \sim \mathcal N(\mu_i, \sigma^2)`, and the conjugate posterior
+    after :math:`N_i` pulls with reward sum :math:`S_i` is
+    :math:`\mathcal N(m_i, 1 / \lambda_i)` with
+
+    .. math::
+
+        \lambda_i = \frac{1}{s_0^2} + \frac{N_i}{\sigma^2}, \qquad
+        m_i = \frac{1}{\lambda_i}
+              \left(\frac{\mu_0}{s_0^2} + \frac{S_i}{\sigma^2}\right).
+
+    The noise :math:`\sigma` is ``noise_std``, or by default the pooled
+    within-arm standard deviation of the rewards seen so far,
+
+    .. math::
+
+        \hat\sigma^2 = \frac{\sum_i \left(Q_i - S_i^2 / N_i\right)}
+                              {\sum_i N_i - |\{i : N_i > 0\}|}
+
+    (:math:`Q_i` the sum of squared rewards, the sums over pulled arms),
+    at least ``min_noise_std``, and :math:`s_0` while no arm has two pulls:
+    reward scales differ between networks and rewards, and the posterior
+    must shrink at the rate the rewards actually vary. A round draws
+    :math:`\theta_i \sim \mathcal N(m_i, 1/\lambda_i)` per arm and pulls the
+    ``k`` distinct arms with the largest :math:`\theta_i`.
+
+    Parameters
+    ----------
+    prior_mean : float, default=0.5
+        :math:`\mu_0`, in ``[0, 1]`` (the reward of a unit whose removal
+        changes nothing).
+    prior_std : float, default=0.5
+        :math:`s_0 > 0`.
+    noise_std : float or None, default=None
+        :math:`\sigma > 0`; None estimates it as above.
+    min_noise_std : float, default=1e-3
+        Floor of the estimated :math:`\sigma` (rewards that happen to agree
+        are not known exactly).
+
+    Attributes
+    ----------
+    n_arms_, rng_, counts_, sums_, n_rounds_ :
+        See :class:`~skbandit.policies.BasePolicy`.
+    squares_ : ndarray of shape (n_arms_,)
+        Sum of squared rewards :math:`Q_i` of each arm.
+    noise_std_ : float
+        The :math:`\sigma` of the current posterior.
+    posterior_mean_ : ndarray of shape (n_arms_,)
+        :math:`m_i`.
+    posterior_std_ : ndarray of shape (n_arms_,)
+        :math:`1 / \sqrt{\lambda_i}`.
+    estimates_ : ndarray of shape (n_arms_,)
+        The posterior mean :math:`m_i`.
+
+    References
+    ----------
+    .. [1] S. Agrawal and N. Goyal, "Further Optimal Regret Bounds for
+       Thompson Sampling", AISTATS 2013 (Gaussian priors).
+
+    Examples
+    --------
+    >>> from skbandit.policies import GaussianThompson
+    >>> policy = GaussianThompson(prior_std=1.0, noise_std=1.0).reset(2, rng=0)
+    >>> policy.update([0, 0], [1.0, 0.0])
+    GaussianThompson(min_noise_std=0.001, noise_std=1.0, prior_mean=0.5, prior_std=1.0)
+    >>> policy.posterior_mean_, policy.posterior_std_.round(4)
+    (array([0.5, 0.5]), array([0.5774, 1.    ]))
+    """
+
+    def __init__(
+        self, prior_mean=0.5, prior_std=0.5, noise_std=None, min_noise_std=1e-3
+    ):
+        self.prior_mean = prior_mean
+        self.prior_std = prior_std
+        self.noise_std = noise_std
+        self.min_noise_std = min_noise_std
+
+    def _check_params(self):
+        _check_real(self.prior_mean, "prior_mean", 0.0, 1.0)
+        _check_real(self.prior_std, "prior_std", 0.0, low_open=True)
+        if self.noise_std is not None:
+            _check_real(self.noise_std, "noise_std", 0.0, low_open=True)
+        _check_real(self.min_noise_std, "min_noise_std", 0.0, low_open=True)
+
+    def _init_state(self):
+        self.squares_ = np.zeros(self.n_arms_)
+
+    def _update(self, arms, rewards):
+        self.squares_ += np.bincount(
+            arms, weights=np.square(rewards), minlength=self.n_arms_
+        )
+
+    def _noise_std(self):
+        if self.noise_std is not None:
+            return float(self.noise_std)
+        pulled = self.counts_ > 0
+        dof = self.counts_.sum() - pulled.sum()
+        if dof < 1:
+            return float(self.prior_std)
+        within = self.squares_[pulled] - self.sums_[pulled] ** 2 / self.counts_[pulled]
+        return max(math.sqrt(max(within.sum(), 0.0) / dof), self.min_noise_std)
+
+    def _estimates(self):
+        # The posterior is refreshed whenever the bookkeeping changes.
+        self.noise_std_ = self._noise_std()
+        prior_precision = 1.0 / self.prior_std**2
+        precision = prior_precision + self.counts_ / self.noise_std_**2
+        self.posterior_mean_ = (
+            self.prior_mean * prior_precision + self.sums_ / self.noise_std_**2
+        ) / precision
+        self.posterior_std_ = 1.0 / np.sqrt(precision)
+        return self.posterior_mean_
+
+    def _select(self, k):
+        draws = self.rng_.normal(self.posterior_mean_, self.posterior_std_)
+        return _rank(draws, self.rng_)[:k]

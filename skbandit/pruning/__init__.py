@@ -11,12 +11,14 @@ from .._options import COMPENSATIONS
 from ._attention import SelfAttention
 from ._bandit import MAX_BUDGET, BanditScorer
 from ._finetune import fine_tune
-from ._masking import masked
-from ._prune import LayerReport, PruningReport, evaluate_loss, prune
-from ._pulls import evaluate_arms, evaluate_arms_naive, trace
+from ._masking import masked, refitted
+from ._obs import Refit, consumer_refits, greedy_obs_order
+from ._prune import PAPER_SETTINGS, LayerReport, PruningReport, evaluate_loss, prune
+from ._pulls import evaluate_arms, evaluate_arms_naive, evaluate_company, trace
 from ._registry import METHODS, make_scorer
 from ._rewards import (
     AccuracyReward,
+    FidelityReward,
     LossReward,
     make_reward,
     resolve_loss,
@@ -26,6 +28,7 @@ from ._scorers import (
     BASELINES,
     ActivationScorer,
     MagnitudeScorer,
+    OBSScorer,
     RandomScorer,
     Scores,
     unit_means,
@@ -36,7 +39,7 @@ from ._selection import (
     removals_for_params,
     select_removals,
 )
-from ._surgery import remove_units
+from ._surgery import RIDGE, remove_units
 from ._units import (
     UnitGroup,
     count_parameters,
@@ -51,26 +54,35 @@ __all__ = [
     "BASELINES",
     "BanditScorer",
     "COMPENSATIONS",
+    "FidelityReward",
     "LayerReport",
     "METHODS",
     "LossReward",
     "MAX_BUDGET",
     "MagnitudeScorer",
+    "OBSScorer",
+    "PAPER_SETTINGS",
     "PruningReport",
+    "RIDGE",
     "RandomScorer",
+    "Refit",
     "Scores",
     "SelfAttention",
     "UnitGroup",
+    "consumer_refits",
     "count_parameters",
     "evaluate_arms",
     "evaluate_arms_naive",
+    "evaluate_company",
     "evaluate_loss",
     "find_unit_groups",
     "fine_tune",
+    "greedy_obs_order",
     "make_reward",
     "make_scorer",
     "masked",
     "prune",
+    "refitted",
     "removal_counts",
     "removals_by_count",
     "removals_for_params",

@@ -2,10 +2,15 @@
 
 Each round every bandit (one per layer, or one for the whole network)
 selects arms, a minibatch is sampled and the network traced once. A *single*
-pull masks one unit (batched, see :func:`~skbandit.pruning.evaluate_arms`); a
-*set* pull masks all selected units together, the combinatorial feedback of
-removing them at once. The metric change becomes a reward in ``[0, 1]``, the
-policy learns from it, and a unit's score is the policy's ``estimates_``.
+pull removes one unit (batched, see :func:`~skbandit.pruning.evaluate_arms`);
+a *company* pull removes one unit on top of the rest of the bandit's current
+removal plan (:func:`~skbandit.pruning.evaluate_company`), its marginal cost
+in the company it will be removed with; a *set* pull removes all selected
+units together, the combinatorial feedback of removing them at once. A unit
+is removed as removal will do it: zeroed, mean-filled, or with the
+least-squares refit of its consumer. The metric change becomes a reward in
+``[0, 1]``, the policy learns from it, and a unit's score is the policy's
+``estimates_``.
 
 The budget is either fixed (``budget`` pulls per arm on average) or
 ``"auto"``: a bandit stops as soon as the units it would remove and the ones
@@ -20,12 +25,14 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from .._options import DEFAULTS, PULLS, SCOPES
+from .._options import DEFAULTS, PAPER_SETTINGS, PULLS, SCOPES
 from ..policies import make_policy
-from ._masking import masked
-from ._pulls import evaluate_arms, trace
+from ._masking import masked, refitted
+from ._obs import consumer_refits
+from ._pulls import company_batched, evaluate_arms, evaluate_company, trace
 from ._rewards import make_reward, sample_metric
 from ._scorers import Scores, unit_means
+from ._selection import removals_by_count
 
 __all__ = ["BanditScorer", "MAX_BUDGET"]
 
@@ -96,6 +103,14 @@ class _Arena:
             self.settled = _separated(
                 self.counts, self.sums, self.squares, self.n_remove, self.confidence
             )
+
+    def plan(self):
+        """Units the bandit would remove now, per group of the arena (empty
+        until every arm has been pulled once)."""
+        if not self.n_remove or self.counts.min() == 0:
+            return [np.array([], dtype=int) for _ in self.group_ids]
+        estimates = np.asarray(self.policy.estimates_, dtype=float)
+        return removals_by_count(self.per_group(estimates), int(self.n_remove))
 
     def split(self, arms):
         """``(group_id, unit indices, positions in arms)`` per touched group."""
@@ -198,20 +213,34 @@ class BanditScorer:
         arms unmeasured), at most :data:`MAX_BUDGET` (1000).
     batch_size : int, default=256
         Minibatch size of a pull (capped at the number of samples).
-    reward : {"loss", "accuracy"} or reward object, default="loss"
-        See :class:`LossReward` and :class:`AccuracyReward`.
+    reward : {"loss", "accuracy", "fidelity"} or reward object, default="loss"
+        See :class:`LossReward`, :class:`AccuracyReward` and
+        :class:`FidelityReward`.
     scope : {"layer", "global"}, default="layer"
         One bandit per layer, or one over all units.
     arms_per_round : int, default=None
         Arms a bandit pulls per round (one minibatch) in single pulls; ``None``
         means an eighth of its arms, rounded up.
-    fill : {"zero", "mean"}, default="zero"
-        What a pulled unit is replaced with: ``0`` (removal without
-        compensation) or its mean activation (removal with
-        ``compensate="mean"`` or ``"lstsq"``).
-    pull : {"single", "set"}, default="single"
+    fill : {"zero", "mean", "lstsq"}, default="zero"
+        How a pulled unit is removed: replaced by ``0`` (removal without
+        compensation), by its mean activation (removal with
+        ``compensate="mean"``), or removed with the least-squares refit of
+        its consumer (``compensate="lstsq"``; the OBS downdate of
+        :mod:`skbandit.pruning._obs`, batched as a rank-1 change). A group
+        whose consumer is not a ``Linear`` layer reading one feature per
+        unit (a convolution, channels through ``Flatten``) falls back to the
+        mean fill under ``"lstsq"``.
+    pull : {"single", "set", "company"}, default="single"
         ``"single"``: each pull masks one unit and its reward comes from
-        ``reward``. ``"set"``: each round masks the selected set of units
+        ``reward``. ``"company"``: each pull removes one unit in the company
+        of the units the bandit currently plans to remove (the top
+        ``n_remove`` of its estimates, once every unit was pulled): its
+        reward compares the network without the rest of that plan with and
+        without the unit (see :func:`~skbandit.pruning.evaluate_company`), so
+        a unit that is only harmless because a planned unit compensates for
+        it stops looking safe. Batched for ``Linear`` consumers of an
+        ``nn.Sequential``; other groups (convolutions, traced graphs) get
+        single pulls. ``"set"``: each round masks the selected set of units
         together (as many as will be removed), and every unit of the set
         receives the set's reward: the fraction of the bandit's earlier sets
         whose removal changed the metric more (see ``_Arena.set_reward``).
@@ -219,6 +248,13 @@ class BanditScorer:
         Cap of pulls per arm when ``budget="auto"``.
     confidence : float in (0, 1), default=0.05
         Error probability ``delta`` of the automatic stopping rule.
+
+    Notes
+    -----
+    Left at its defaults this is the plain scorer of the paper (single
+    zero-fill pulls, loss reward); :func:`~skbandit.pruning.prune` and the
+    estimators build it with the library's defaults instead (company pulls,
+    fidelity reward, least-squares fill).
     """
 
     def __init__(
@@ -226,11 +262,11 @@ class BanditScorer:
         policy,
         budget=DEFAULTS.budget,
         batch_size=DEFAULTS.pull_batch_size,
-        reward=DEFAULTS.reward,
+        reward=PAPER_SETTINGS["reward"],
         scope=DEFAULTS.scope,
         arms_per_round=DEFAULTS.arms_per_round,
         fill="zero",
-        pull=DEFAULTS.pull,
+        pull=PAPER_SETTINGS["pull"],
         max_budget=DEFAULTS.max_budget,
         confidence=0.05,
     ):
@@ -263,7 +299,7 @@ class BanditScorer:
             )
         for name, options in (
             ("scope", SCOPES),
-            ("fill", ("zero", "mean")),
+            ("fill", ("zero", "mean", "lstsq")),
             ("pull", PULLS),
         ):
             if getattr(self, name) not in options:
@@ -298,7 +334,12 @@ class BanditScorer:
         self._check()
         reward = make_reward(self.reward)
         metric = sample_metric(reward.metric, loss_fn)
-        fills = unit_means(model, groups, X) if self.fill == "mean" else None
+        fills = unit_means(model, groups, X) if self.fill != "zero" else None
+        refits = (
+            consumer_refits(model, groups, X)
+            if self.fill == "lstsq"
+            else [None] * len(groups)
+        )
         arenas = self._arenas(groups, rng, n_remove)
         if warm_start is not None:
             _replay(arenas, warm_start)
@@ -308,21 +349,29 @@ class BanditScorer:
                 n_samples, size=min(self.batch_size, n_samples), replace=False
             )
             rows = torch.as_tensor(rows, device=X.device)
-            xb, yb = X[rows], y[rows]
+            xb = X[rows]
             tr = trace(model, xb)
-            base = metric(tr.output if tr is not None else model(xb), yb).mean().item()
+            output = tr.output if tr is not None else model(xb)
+            # Fidelity compares with the unpruned network's own outputs.
+            yb = output if reward.metric == "fidelity" else y[rows]
+            base = metric(output, yb).mean().item()
             for arena in arenas:
                 if arena.done:
                     continue
                 arms = arena.select(self.pull)
                 if self.pull == "set":
                     value = _set_value(
-                        model, groups, arena, arms, xb, yb, metric, fills
+                        model, groups, arena, arms, xb, yb, metric, fills, refits
                     )
                     rewards = np.full(len(arms), arena.set_reward(value - base))
+                elif self.pull == "company":
+                    before, after = _company_values(
+                        model, groups, arena, arms, xb, yb, metric, fills, refits, tr
+                    )
+                    rewards = reward(before, after)
                 else:
                     values = _single_values(
-                        model, groups, arena, arms, xb, yb, metric, fills, tr
+                        model, groups, arena, arms, xb, yb, metric, fills, refits, tr
                     )
                     rewards = reward(base, values)
                 arena.learn(arms, rewards)
@@ -351,27 +400,62 @@ class BanditScorer:
         return arenas
 
 
-def _single_values(model, groups, arena, arms, xb, yb, metric, fills, tr):
+def _single_values(model, groups, arena, arms, xb, yb, metric, fills, refits, tr):
     values = np.empty(len(arms))
     for g, units, positions in arena.split(arms):
         fill = None if fills is None else fills[g]
         values[positions] = (
-            evaluate_arms(model, groups[g], units, xb, yb, metric, fill, tr)
+            evaluate_arms(
+                model, groups[g], units, xb, yb, metric, fill, tr, refit=refits[g]
+            )
             .cpu()
             .numpy()
         )
     return values
 
 
-def _set_value(model, groups, arena, arms, xb, yb, metric, fills):
-    masks, fill_values = {}, {}
+def _company_values(model, groups, arena, arms, xb, yb, metric, fills, refits, tr):
+    """Metric before and after each arm's removal in the company of the
+    arena's current plan (see :func:`evaluate_company`)."""
+    before, after = np.empty(len(arms)), np.empty(len(arms))
+    plans = arena.plan()
+    for g, units, positions in arena.split(arms):
+        fill = None if fills is None else fills[g]
+        plan = plans[arena.group_ids.index(g)]
+        if company_batched(tr, groups[g]):
+            b, a = evaluate_company(
+                model, groups[g], units, plan, xb, yb, metric, fill, tr, refit=refits[g]
+            )
+        else:
+            # Convolutions and traced graphs have no batched company path;
+            # a naive loop would cost two forward passes per pull.
+            a = evaluate_arms(
+                model, groups[g], units, xb, yb, metric, fill, tr, refit=refits[g]
+            )
+            b = metric(tr.output if tr is not None else model(xb), yb).mean()
+            b = b.expand(len(units))
+        before[positions], after[positions] = b.cpu().numpy(), a.cpu().numpy()
+    return before, after
+
+
+def _set_value(model, groups, arena, arms, xb, yb, metric, fills, refits):
+    """Metric with the set removed at once: refit consumers where there is a
+    refit (each computed on the unpruned network), masks elsewhere."""
+    masks, fill_values, removed, group_refits = {}, {}, {}, {}
     for g, units, _ in arena.split(np.unique(arms)):
-        keep = torch.ones(groups[g].size, dtype=xb.dtype, device=xb.device)
+        group = groups[g]
+        if refits[g] is not None:
+            removed[group], group_refits[group] = units, refits[g]
+            continue
+        keep = torch.ones(group.size, dtype=xb.dtype, device=xb.device)
         keep[torch.as_tensor(units, device=xb.device)] = 0
-        masks[groups[g]] = keep
+        masks[group] = keep
         if fills is not None:
-            fill_values[groups[g]] = fills[g]
-    with masked(model, masks, fill_values or None):
+            fill_values[group] = fills[g]
+    with (
+        masked(model, masks, fill_values or None),
+        refitted(model, group_refits, removed),
+    ):
         return metric(model(xb), yb).mean().item()
 
 

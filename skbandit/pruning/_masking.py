@@ -1,8 +1,12 @@
-"""Masking units where their consumers read them (the reference for everything)."""
+"""Masking units where their consumers read them (the reference for everything).
+
+:func:`masked` replaces units by a fill value; :func:`refitted` removes them
+with the least-squares compensation of their consumer.
+"""
 
 from contextlib import contextmanager
 
-__all__ = ["masked"]
+__all__ = ["masked", "refitted"]
 
 
 def _mask_hook(keep, fill, feature_dim):
@@ -66,6 +70,57 @@ def masked(model, masks, fills=None):
                         _mask_hook(keep, fill, group.feature_dim)
                     )
                 )
+        yield model
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def refitted(model, refits, removed):
+    """Temporarily remove units *with* least-squares compensation.
+
+    Inside the ``with`` block each listed group's consumer outputs the refit
+    :math:`A \\beta'` without the removed units (see
+    :meth:`~skbandit.pruning.Refit.without`), computed from the input it
+    receives: what ``remove_units(..., compensate="lstsq")`` produces, without
+    copying the model.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    refits : dict of {UnitGroup: Refit}
+        The refit of each group's (``Linear``) consumer on all its inputs.
+    removed : dict of {UnitGroup: array-like of int}
+        Units removed per group (a group absent from it is left alone).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import consumer_refits, find_unit_groups, remove_units
+    >>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> X = torch.randn(30, 2)
+    >>> groups = find_unit_groups(net)
+    >>> (refit,) = consumer_refits(net, groups, X)
+    >>> with refitted(net, {groups[0]: refit}, {groups[0]: [1, 2]}):
+    ...     out = net(X)
+    >>> small = remove_units(net, groups, [[1, 2]], compensate="lstsq", X=X)
+    >>> torch.allclose(out, small(X), atol=1e-5)
+    True
+    """
+    handles = []
+    try:
+        for group, units in removed.items():
+            partial = refits[group].without(units)
+
+            def hook(module, args, output, partial=partial):
+                h = args[0]
+                out = partial.pre_activation(h.reshape(-1, h.shape[-1]))
+                return out.to(output.dtype).view(output.shape)
+
+            module = model.get_submodule(group.consumers[0])
+            handles.append(module.register_forward_hook(hook))
         yield model
     finally:
         for handle in handles:

@@ -9,6 +9,12 @@ layer the consumer is the output layer and every arm costs one rank-1 update
 (closed form). :func:`evaluate_arms_naive`, one masked forward pass per arm, is
 the reference that the fast path is tested against.
 
+*Compensated* pulls remove the unit with the least-squares refit of a
+``Linear`` consumer (see :mod:`._obs`): still a rank-1 change of the
+refit pre-activation, ``z' = A beta - u_j beta_j^T``, so they take the same
+batched path with ``u_j`` in place of ``h_j - f_j`` and the refit's
+coefficients in place of the consumer's weights.
+
 A model that is not an ``nn.Sequential`` (a transformer, a user's module) is
 traced with ``torch.fx`` instead (:class:`GraphTrace`): one forward pass
 records every intermediate value, and each chunk of arms re-runs only the
@@ -28,10 +34,18 @@ import torch.fx
 from torch import nn
 
 from ._conv import is_plain_conv, unfold
-from ._masking import masked
+from ._masking import masked, refitted
 from ._units import _flat_children
 
-__all__ = ["Trace", "GraphTrace", "trace", "evaluate_arms", "evaluate_arms_naive"]
+__all__ = [
+    "Trace",
+    "GraphTrace",
+    "trace",
+    "evaluate_arms",
+    "evaluate_arms_naive",
+    "evaluate_company",
+    "company_batched",
+]
 
 #: Elements of the largest stacked tensor per chunk (bounds peak memory).
 _CHUNK_ELEMENTS = 1 << 21
@@ -315,7 +329,7 @@ def _batched_kind(tr, group):
 
 
 @torch.no_grad()
-def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
+def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=None):
     """Metric of the network with each arm of ``group`` masked alone.
 
     Parameters
@@ -335,12 +349,19 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     tr : Trace or GraphTrace, default=None
         A trace of ``model`` on ``X`` (see :func:`trace`) to reuse across
         groups.
+    refit : Refit, default=None
+        The least-squares refit of the group's ``Linear`` consumer (see
+        :func:`~skbandit.pruning.consumer_refits`): each arm is then removed
+        with compensation, as ``remove_units(..., compensate="lstsq")``
+        would, and ``fills`` is ignored.
 
     Returns
     -------
     values : torch.Tensor of shape (len(arms),)
     """
     tr = tr if tr is not None else trace(model, X)
+    if refit is not None and _batched_kind(tr, group) != "linear":
+        return evaluate_arms_naive(model, group, arms, X, y, metric, refit=refit)
     if isinstance(tr, GraphTrace):
         node = _graph_consumer(tr, group)
         if node is not None:
@@ -361,18 +382,26 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     arms = torch.as_tensor(arms, dtype=torch.long, device=h.device)
     if len(arms) == 0:
         return h.new_empty(0)
-    base = metric(tr.output, y)
     if kind == "conv":
         return _conv_values(h, z, consumer, arms, fills, suffix, y, metric)
     if kind == "block":
         return _block_values(
             h, z, consumer, arms, fills, group.unit_width, suffix, y, metric
         )
-    delta = h[:, arms].T
-    if fills is not None:
-        delta = delta - fills[arms][:, None]
+    if refit is not None:
+        z, weight, delta, base = _refit_terms(h, refit, arms, suffix, y, metric)
+    else:
+        weight, delta, base = consumer.weight, h[:, arms].T, metric(tr.output, y)
+        if fills is not None:
+            delta = delta - fills[arms][:, None]
+    return _linear_values(z, weight, arms, delta, suffix, y, metric, base)
+
+
+def _linear_values(z, weight, arms, delta, suffix, y, metric, base):
+    """Mean metric per arm of ``z - delta[i] * weight[:, arms[i]]`` through
+    ``suffix``, in chunks of arms (``base``: the metric per sample of ``z``)."""
     width = max(z.shape[1], _widest(suffix, z.shape[1]))
-    chunk = max(1, min(len(arms), _CHUNK_ELEMENTS // (h.shape[0] * width)))
+    chunk = max(1, min(len(arms), _CHUNK_ELEMENTS // (z.shape[0] * width)))
     # Buffers reused by every chunk: fresh multi-MB tensors per chunk cost
     # more in page faults than the arithmetic they hold.
     buffers = (
@@ -382,7 +411,7 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     values = [
         _chunk_values(
             z,
-            consumer.weight,
+            weight,
             arms[i : i + chunk],
             delta[i : i + chunk],
             suffix,
@@ -394,6 +423,127 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
         for i in range(0, len(arms), chunk)
     ]
     return torch.cat(values)
+
+
+@torch.no_grad()
+def evaluate_company(
+    model, group, arms, plan, X, y, metric, fills=None, tr=None, refit=None
+):
+    r"""Metric before and after removing each arm *in the company of* ``plan``.
+
+    Arm ``j`` is evaluated against its context :math:`C_j = S \setminus
+    \{j\}`, :math:`S` the units the bandit currently plans to remove: before
+    = the network with :math:`C_j` removed, after = with :math:`C_j \cup
+    \{j\}` removed (masked with ``fills``, or with the least-squares refit
+    when ``refit`` is given). Both differ from the network with :math:`S`
+    removed by one rank-1 change of the consumer's pre-activation (removing
+    ``j`` on top of ``S``, or restoring it, see
+    :meth:`~skbandit.pruning.Refit.company_terms`), so a ``Linear`` consumer
+    of an ``nn.Sequential`` evaluates all arms batched; other models loop.
+
+    Parameters
+    ----------
+    model, group, arms, X, y, metric, fills, tr, refit
+        As for :func:`evaluate_arms`.
+    plan : array-like of int
+        Units of ``group`` in the planned removal set :math:`S`.
+
+    Returns
+    -------
+    before, after : torch.Tensor of shape (len(arms),)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import find_unit_groups, resolve_loss, sample_metric
+    >>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> X, y = torch.randn(16, 2), torch.randint(0, 2, (16,))
+    >>> (group,) = find_unit_groups(net)
+    >>> metric = sample_metric("loss", resolve_loss("cross_entropy"))
+    >>> before, after = evaluate_company(net, group, [0, 3], [3], X, y, metric)
+    >>> # unit 0 on top of the plan {3}; unit 3 against the empty rest of it
+    >>> bool(before[0] == after[1])  # both: the network without unit 3
+    True
+    """
+    plan = np.unique(np.asarray(plan, dtype=np.int64))
+    tr = tr if tr is not None else trace(model, X)
+    if not company_batched(tr, group):
+        return _company_naive(model, group, arms, plan, X, y, metric, fills, refit)
+    pos = tr.position(group.consumers[0])
+    consumer, suffix, h = tr.modules[pos], tr.modules[pos + 1 :], tr.inputs[pos]
+    arms = torch.as_tensor(np.asarray(arms, dtype=np.int64), device=h.device)
+    in_plan = torch.as_tensor(np.isin(arms.cpu().numpy(), plan), device=h.device)
+    if refit is not None:
+        z, weight, delta = _company_refit_terms(h, refit, arms, plan)
+    else:
+        shifted = h if fills is None else h - fills
+        columns = consumer.weight[:, plan]
+        z = tr.inputs[pos + 1] if pos + 1 < len(tr.modules) else tr.output
+        z = z - shifted[:, plan] @ columns.T
+        # Removing j on top of S subtracts its term; restoring it adds it.
+        sign = 1.0 - 2.0 * in_plan.to(h.dtype)
+        weight, delta = consumer.weight, shifted[:, arms].T * sign[:, None]
+    out = z.clone()
+    for module in suffix:
+        out = _apply(module, out)
+    base = metric(out, y)
+    values = _linear_values(z, weight, arms, delta, suffix, y, metric, base)
+    level = base.mean().expand(len(arms))
+    return torch.where(in_plan, values, level), torch.where(in_plan, level, values)
+
+
+def company_batched(tr, group):
+    """Whether :func:`evaluate_company` evaluates ``group``'s arms batched
+    (a ``Linear`` consumer of a flat ``nn.Sequential``) on trace ``tr``."""
+    return _batched_kind(tr, group) == "linear"
+
+
+def _company_refit_terms(h, refit, arms, plan):
+    """The refit terms of :func:`evaluate_company` in ``h``'s dtype."""
+    z, rows, delta = refit.company_terms(h, arms, plan)
+    return z.to(h.dtype), rows.T.to(h.dtype), delta.to(h.dtype)
+
+
+def _company_naive(model, group, arms, plan, X, y, metric, fills, refit):
+    """Reference for :func:`evaluate_company`: two forward passes per arm."""
+
+    def value(removed):
+        if refit is not None:
+            context = refitted(model, {group: refit}, {group: removed})
+        else:
+            keep = torch.ones(group.size, dtype=X.dtype, device=X.device)
+            keep[torch.as_tensor(removed, dtype=torch.long)] = 0
+            context = masked(
+                model, {group: keep}, None if fills is None else {group: fills}
+            )
+        with context:
+            return metric(model(X), y).mean()
+
+    before, after = [], []
+    for arm in np.asarray(arms, dtype=np.int64):
+        context = [int(u) for u in plan if u != arm]
+        before.append(value(context))
+        after.append(value(context + [int(arm)]))
+    if not before:
+        return X.new_empty(0), X.new_empty(0)
+    return torch.stack(before), torch.stack(after)
+
+
+def _refit_terms(h, refit, arms, suffix, y, metric):
+    """The rank-1 terms of compensated pulls on the consumer input ``h``.
+
+    Returns the refit pre-activation ``A beta`` (all units kept), the
+    refit's weights ``beta[:-1]^T`` (shaped like the consumer's weight),
+    ``u_j`` per arm (arms x rows) and the metric of the refit network.
+    """
+    z = refit.pre_activation(h).to(h.dtype)
+    weight = refit.coef[:-1].T.to(h.dtype)
+    delta = refit.direction(h, arms).T.to(h.dtype)
+    out = z.clone()
+    for module in suffix:
+        out = _apply(module, out)
+    return z, weight, delta, metric(out, y)
 
 
 def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
@@ -510,8 +660,8 @@ def _chunk_values(z, weight, arms, delta, suffix, y, metric, base, buffers):
 
 
 @torch.no_grad()
-def evaluate_arms_naive(model, group, arms, X, y, metric, fills=None):
-    """Reference implementation: one masked forward pass per arm.
+def evaluate_arms_naive(model, group, arms, X, y, metric, fills=None, refit=None):
+    """Reference implementation: one masked (or refitted) forward pass per arm.
 
     Same parameters and result as :func:`evaluate_arms` (without ``tr``).
 
@@ -529,6 +679,9 @@ def evaluate_arms_naive(model, group, arms, X, y, metric, fills=None):
         value is its mean over the batch.
     fills : torch.Tensor of shape (group.size,), default=None
         What a masked unit is replaced with (default 0).
+    refit : Refit, default=None
+        Remove each arm with the consumer's least-squares refit on the other
+        units (see :func:`evaluate_arms`) instead of masking it.
 
     Returns
     -------
@@ -537,8 +690,12 @@ def evaluate_arms_naive(model, group, arms, X, y, metric, fills=None):
     values = []
     fill = None if fills is None else {group: fills}
     for arm in arms:
-        keep = torch.ones(group.size, dtype=X.dtype, device=X.device)
-        keep[int(arm)] = 0
-        with masked(model, {group: keep}, fill):
+        if refit is not None:
+            context = refitted(model, {group: refit}, {group: [int(arm)]})
+        else:
+            keep = torch.ones(group.size, dtype=X.dtype, device=X.device)
+            keep[int(arm)] = 0
+            context = masked(model, {group: keep}, fill)
+        with context:
             values.append(metric(model(X), y).mean())
     return torch.stack(values) if values else X.new_empty(0)

@@ -2,7 +2,10 @@
 
 A pull measures a *metric* of the network with one unit masked and compares it
 with the unmasked network on the same minibatch. The reward maps that change to
-``[0, 1]``: high means "removing this unit barely hurts (or helps)".
+``[0, 1]``: high means "removing this unit barely hurts (or helps)". The
+metric is the loss against the labels (``"loss"``), the accuracy
+(``"accuracy"``), or how far the outputs move from the unpruned network's own
+outputs (``"fidelity"``).
 """
 
 import numbers
@@ -14,6 +17,7 @@ import torch.nn.functional as F
 __all__ = [
     "LossReward",
     "AccuracyReward",
+    "FidelityReward",
     "make_reward",
     "resolve_loss",
     "sample_metric",
@@ -56,19 +60,25 @@ def resolve_loss(loss):
 
 
 def sample_metric(kind, loss_fn):
-    """Per-sample metric of model outputs.
+    r"""Per-sample metric of model outputs.
 
     Parameters
     ----------
-    kind : {"loss", "accuracy"}
+    kind : {"loss", "accuracy", "fidelity"}
     loss_fn : callable
-        Per-sample loss (see :func:`resolve_loss`), used when ``kind="loss"``.
+        Per-sample loss (see :func:`resolve_loss`), used when ``kind="loss"``;
+        for ``"fidelity"`` it says whether the outputs are logits (the
+        cross-entropy) or values (any other loss).
 
     Returns
     -------
     metric : callable
         ``metric(outputs, target)`` returns one value per sample (losses
-        averaged over any extra output dimensions, or 0/1 correctness).
+        averaged over any extra output dimensions, or 0/1 correctness). For
+        ``"fidelity"`` the target is the unpruned network's output and the
+        value is the divergence from it: :math:`\mathrm{KL}(\mathrm{softmax}
+        (t) \,\|\, \mathrm{softmax}(o))` for logits, the mean squared
+        difference otherwise (0 for the unpruned network).
     """
 
     def loss_metric(outputs, target):
@@ -78,11 +88,23 @@ def sample_metric(kind, loss_fn):
     def accuracy_metric(outputs, target):
         return (outputs.argmax(dim=-1) == target).to(outputs.dtype)
 
-    if kind == "loss":
-        return loss_metric
-    if kind == "accuracy":
-        return accuracy_metric
-    raise ValueError(f"Unknown metric kind {kind!r}; use 'loss' or 'accuracy'.")
+    def fidelity_metric(outputs, target):
+        if loss_fn is _cross_entropy:
+            log_p = torch.log_softmax(target, 1)
+            kl = (log_p.exp() * (log_p - torch.log_softmax(outputs, 1))).sum(1)
+            return kl.flatten(1).mean(dim=1) if kl.dim() > 1 else kl
+        return (outputs - target).pow(2).flatten(1).mean(dim=1)
+
+    metrics = {
+        "loss": loss_metric,
+        "accuracy": accuracy_metric,
+        "fidelity": fidelity_metric,
+    }
+    if kind not in metrics:
+        raise ValueError(
+            f"Unknown metric kind {kind!r}; use 'loss', 'accuracy' or 'fidelity'."
+        )
+    return metrics[kind]
 
 
 class LossReward:
@@ -171,19 +193,79 @@ class AccuracyReward:
         return f"AccuracyReward(offset={self.offset})"
 
 
-_REWARDS = {"loss": LossReward, "accuracy": AccuracyReward}
+class FidelityReward:
+    r"""Reward for keeping the unpruned network's outputs (a distillation view).
 
+    .. math::
 
-def make_reward(spec):
-    """Build a reward from a name (``"loss"``, ``"accuracy"``) or return an object.
+        r = \sigma\!\left(-\frac{D_{\text{after}} - D_{\text{before}}}
+                               {\tau \cdot (D_{\text{before}} + D_0)}\right),
+
+    where :math:`D` is the mean over the minibatch of the divergence of the
+    network's outputs from the unpruned network's on the same rows (the
+    ``"fidelity"`` metric of :func:`sample_metric`: KL divergence of the
+    predicted class distributions, in nats, or the mean squared output
+    difference), before and after the pull's removal. For single pulls
+    :math:`D_{\text{before}} = 0` and the scale is :math:`\tau D_0`; for
+    pulls in company (``pull="company"``) the change is relative to how far
+    the rest of the plan already moved the outputs, so the reward does not
+    saturate when most units are planned away. A unit whose removal changes
+    nothing gets 0.5, as with :class:`LossReward`. Unlike the loss against
+    the labels, this stays informative on data the network fits almost
+    perfectly (its training set), where removing a unit barely moves a
+    near-zero loss but does move the function the network computes.
 
     Parameters
     ----------
-    spec : {"loss", "accuracy"} or reward object
-        A name builds :class:`LossReward` or :class:`AccuracyReward` with
-        their defaults. Any object with a ``metric`` attribute (``"loss"`` or
-        ``"accuracy"``) and a ``__call__(base, masked) -> rewards in [0, 1]``
-        is returned as is.
+    temperature : float, default=0.5
+        :math:`\tau`: relative divergence change that moves the reward by one
+        logit.
+    floor : float, default=0.01
+        :math:`D_0` (nats, or squared output units).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reward = FidelityReward(temperature=1.0, floor=0.1)
+    >>> base, masked = np.array([0.0, 0.0, 0.9]), np.array([0.0, 0.1, 1.9])
+    >>> reward(base, masked).round(4)
+    array([0.5   , 0.2689, 0.2689])
+    """
+
+    metric = "fidelity"
+
+    def __init__(self, temperature=0.5, floor=0.01):
+        for name, value in (("temperature", temperature), ("floor", floor)):
+            if not (isinstance(value, numbers.Real) and value > 0):
+                raise ValueError(f"{name} must be > 0, got {value!r}.")
+        self.temperature = temperature
+        self.floor = floor
+
+    def __call__(self, base, masked):
+        base = np.asarray(base, dtype=float)
+        change = np.asarray(masked, dtype=float) - base
+        scale = self.temperature * (np.maximum(base, 0.0) + self.floor)
+        return 0.5 * (1.0 + np.tanh(-change / scale / 2.0))
+
+    def __repr__(self):
+        return f"FidelityReward(temperature={self.temperature}, floor={self.floor})"
+
+
+_REWARDS = {"loss": LossReward, "accuracy": AccuracyReward, "fidelity": FidelityReward}
+
+
+def make_reward(spec):
+    """Build a reward from a name (``"loss"``, ``"accuracy"``, ``"fidelity"``)
+    or return an object.
+
+    Parameters
+    ----------
+    spec : {"fidelity", "loss", "accuracy"} or reward object
+        A name builds :class:`FidelityReward`, :class:`LossReward` or
+        :class:`AccuracyReward` with their defaults. Any object with a
+        ``metric`` attribute (``"loss"``, ``"accuracy"`` or ``"fidelity"``)
+        and a ``__call__(base, masked) -> rewards in [0, 1]`` is returned as
+        is.
     """
     if isinstance(spec, str):
         if spec not in _REWARDS:
@@ -192,9 +274,9 @@ def make_reward(spec):
                 "reward object."
             )
         return _REWARDS[spec]()
-    if callable(spec) and getattr(spec, "metric", None) in ("loss", "accuracy"):
+    if callable(spec) and getattr(spec, "metric", None) in _REWARDS:
         return spec
     raise TypeError(
-        "reward must be 'loss', 'accuracy' or an object with a `metric` "
+        "reward must be 'loss', 'accuracy', 'fidelity' or an object with a `metric` "
         f"attribute and __call__(base, masked); got {spec!r}."
     )

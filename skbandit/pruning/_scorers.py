@@ -3,16 +3,19 @@
 A scorer is any object with ``score(model, groups, X, y, loss_fn, rng,
 **context) -> Scores``. The bandit scorer (:mod:`._bandit`) learns the scores
 from pulls; the baselines here compute them from the weights
-(``magnitude``), the activations (``activation``) or not at all
-(``random``). The removal step and the reports do not care which produced
-the scores.
+(``magnitude``), the activations (``activation``), the least-squares
+refit of the next layer (``obs``) or not at all (``random``). The removal
+step and the reports do not care which produced the scores.
 """
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .._options import BASELINE_NAMES
+from ._obs import Refit, _refittable, consumer_gram, greedy_obs_order
+from ._surgery import RIDGE, remove_units
 from ._units import unit_view, unit_weights
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "MagnitudeScorer",
     "ActivationScorer",
     "RandomScorer",
+    "OBSScorer",
     "BASELINES",
     "unit_means",
 ]
@@ -122,6 +126,86 @@ class RandomScorer:
         return Scores([rng.random(group.size) for group in groups])
 
 
+class OBSScorer:
+    r"""Baseline: greedy structured optimal brain surgeon with least-squares refit.
+
+    Layer by layer (forward order), the consumer's pre-activation is
+    regressed on ``[H, 1]`` (ridge Gram matrix accumulated over row chunks of
+    the pruning data), and units are removed one at a time, each the one
+    whose removal least increases the refit's residual,
+    :math:`\Delta\text{RSS}_j = \lVert\beta_j\rVert^2 / [G^{-1}]_{jj}`,
+    downdating :math:`G^{-1}` and :math:`\beta` after each removal (see
+    :func:`~skbandit.pruning.greedy_obs_order`). A unit's score is
+    ``1 - position / size`` in that order, so every removal rule takes the
+    greedy's first units (with ``scope="global"``, about the same fraction
+    of every layer). When the counts per layer are known, the next layer is
+    scored on the network with this layer's units already removed with
+    ``compensate="lstsq"``, refit to the unpruned network's outputs, which
+    is what :func:`~skbandit.pruning.remove_units` then does: use it with
+    ``compensate="lstsq"``.
+
+    Deterministic: no pulls, no randomness. Needs every group to be read by
+    one ``nn.Linear`` consumer (hidden neurons of an MLP).
+
+    Parameters
+    ----------
+    ridge : float, default=1e-4
+        Ridge penalty of the refit, times the number of rows (the one of
+        ``compensate="lstsq"``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import prune
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> X, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> small, report = prune(net, X, y, policy="obs", compensate="lstsq")
+    >>> small[0].out_features, report.total_pulls
+    (4, 0)
+    """
+
+    def __init__(self, ridge=RIDGE):
+        self.ridge = ridge
+
+    def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, **context):
+        working, scores = model, []
+        # Per-layer counts (scope="layer") let each layer be scored after the
+        # previous ones are removed; a global count or a parameter target
+        # does not say how many units each layer loses.
+        per_layer = isinstance(n_remove, (list, tuple))
+        for g, group in enumerate(groups):
+            if not _refittable(model, group):
+                raise ValueError(
+                    "policy='obs' needs groups read by one nn.Linear consumer, "
+                    f"one feature per unit; {group.name!r} is not."
+                )
+            gram, cross = consumer_gram(
+                working, group.consumers[0], X, target_model=model, ridge=self.ridge
+            )
+            order, _ = greedy_obs_order(Refit.from_gram(gram, cross))
+            scores.append(_order_scores(order, group.size))
+            if per_layer and n_remove[g] and g < len(groups) - 1:
+                removals = [[] for _ in groups]
+                removals[g] = order[: n_remove[g]]
+                working = remove_units(
+                    working, groups, removals, "lstsq", X, self.ridge
+                )
+        return Scores(scores)
+
+
+def _order_scores(order, size):
+    """``1 - position / size`` along a removal order; the unit never removed
+    (the last one left) gets the lowest score."""
+    scores = np.zeros(size)
+    scores[order] = 1.0 - np.arange(len(order)) / size
+    return scores
+
+
 BASELINES = dict(
-    zip(BASELINE_NAMES, (MagnitudeScorer, ActivationScorer, RandomScorer), strict=True)
+    zip(
+        BASELINE_NAMES,
+        (MagnitudeScorer, ActivationScorer, RandomScorer, OBSScorer),
+        strict=True,
+    )
 )

@@ -16,7 +16,10 @@ from .._options import COMPENSATIONS
 from ._conv import is_plain_conv, unfold
 from ._units import unit_view
 
-__all__ = ["remove_units"]
+__all__ = ["remove_units", "RIDGE"]
+
+#: Ridge penalty of least-squares compensation, relative to the number of rows.
+RIDGE = 1e-4
 
 
 def _slice_(module, dim, keep, expected=None):
@@ -159,7 +162,7 @@ def _consumer_outputs(model, names, X):
 
 
 @torch.no_grad()
-def remove_units(model, groups, removals, compensate="none", X=None, ridge=1e-4):
+def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE):
     """Return a physically smaller copy of ``model`` without the removed units.
 
     Groups are processed in forward order, each seeing the network with the

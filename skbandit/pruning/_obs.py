@@ -1,0 +1,354 @@
+r"""Least-squares refits of a consumer and their optimal-brain-surgeon downdates.
+
+A ``Linear`` consumer computes ``Z = A [W^T; b]`` from its input ``H`` (``A =
+[H, 1]``, one row per sample). Removing unit ``j`` and refitting the consumer
+by ridge regression on the kept units (``compensate="lstsq"``) is a quadratic
+problem with Hessian ``G = A^T A + Lambda`` (``Lambda`` the ridge penalty on
+the weights, none on the bias). Constraining coefficient ``j`` to zero in it
+has a closed form, the structured optimal brain surgeon [Hassibi1993]_:
+
+.. math::
+
+    \beta' = \beta - \frac{G^{-1} e_j\, \beta_j^T}{[G^{-1}]_{jj}}, \qquad
+    \Delta\text{RSS}_j = \frac{\lVert \beta_j \rVert^2}{[G^{-1}]_{jj}},
+
+with :math:`\beta = G^{-1} A^T Z` the refit on all units and :math:`\beta_j`
+its row ``j`` (one coefficient per consumer output). The consumer's
+pre-activation therefore changes by the rank-1 term
+
+.. math::
+
+    Z' - A\beta = -u_j \beta_j^T, \qquad
+    u_j = \frac{A G^{-1} e_j}{[G^{-1}]_{jj}}
+        = h_j + \sum_{i \ne j} \frac{[G^{-1}]_{ij}}{[G^{-1}]_{jj}} h_i
+          + \frac{[G^{-1}]_{bj}}{[G^{-1}]_{jj}},
+
+the zero-fill change ``-h_j w_j^T`` plus the correction the refit spreads on
+the other inputs. This is what compensated pulls evaluate (batched, see
+:func:`~skbandit.pruning.evaluate_arms`; the reference is
+:func:`~skbandit.pruning.refitted`) and what the ``"obs"`` baseline
+minimises greedily, downdating :math:`G^{-1}` and :math:`\beta` after each
+removal instead of re-inverting.
+
+The Gram matrices are accumulated over row chunks of the data, so memory does
+not grow with the number of rows.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._surgery import RIDGE, _consumer_inputs_raw, _consumer_outputs
+
+__all__ = [
+    "RIDGE",
+    "Refit",
+    "consumer_gram",
+    "consumer_refits",
+    "greedy_obs_order",
+]
+
+#: Rows of the data per forward pass when accumulating Gram matrices.
+_CHUNK_ROWS = 4096
+
+
+@dataclass
+class Refit:
+    """A ridge refit of one consumer, on all of its inputs or on a subset.
+
+    Attributes
+    ----------
+    gram : torch.Tensor of shape (p + 1, p + 1), float64
+        :math:`G = A^T A + \\Lambda`, the last row/column belonging to the bias.
+    cross : torch.Tensor of shape (p + 1, n_outputs), float64
+        :math:`A^T Z`.
+    gram_inv : torch.Tensor of shape (p + 1, p + 1), float64
+        :math:`G^{-1}`; after :meth:`without`, the inverse of the kept block
+        (zero rows and columns at the removed units).
+    coef : torch.Tensor of shape (p + 1, n_outputs), float64
+        :math:`\\beta = G^{-1} A^T Z`: the weights (transposed) then the bias,
+        zero at the removed units.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skbandit.pruning import Refit
+    >>> H = torch.tensor([[1.0, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64)
+    >>> Z = 2 * H[:, :1] + 0.5 * H[:, 1:] + 3
+    >>> A = torch.cat([H, torch.ones(4, 1, dtype=torch.float64)], 1)
+    >>> refit = Refit.from_gram(A.T @ A, A.T @ Z)
+    >>> refit.coef.flatten()
+    tensor([2.0000, 0.5000, 3.0000], dtype=torch.float64)
+    >>> refit.removal_costs()  # ||beta_j||^2 / [G^-1]_jj = beta_j^2 * 4
+    tensor([16.,  1.], dtype=torch.float64)
+    >>> refit.without([1]).coef.flatten()  # orthogonal inputs: nothing to move
+    tensor([2., 0., 3.], dtype=torch.float64)
+    """
+
+    gram: torch.Tensor
+    cross: torch.Tensor
+    gram_inv: torch.Tensor
+    coef: torch.Tensor
+    _plan_cache: dict = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @classmethod
+    def from_gram(cls, gram, cross):
+        """The refit on all inputs (pseudo-inverse if ``gram`` is singular)."""
+        gram_inv, info = torch.linalg.inv_ex(gram)
+        if info.any() or not torch.isfinite(gram_inv).all():
+            gram_inv = torch.linalg.pinv(gram, hermitian=True)
+        return cls(gram, cross, gram_inv, gram_inv @ cross)
+
+    def removal_costs(self):
+        """:math:`\\Delta\\text{RSS}_j` of removing each unit alone (no bias)."""
+        diag = torch.diagonal(self.gram_inv)[:-1]
+        return self.coef[:-1].square().sum(1) / diag
+
+    def pre_activation(self, H):
+        """The refit consumer's output on inputs ``H``."""
+        return _with_bias(H) @ self.coef
+
+    def direction(self, H, units):
+        """:math:`u_j` of each (kept) unit on inputs ``H``: (rows, len(units))."""
+        columns = self.gram_inv[:, units]
+        return (_with_bias(H) @ columns) / torch.diagonal(self.gram_inv)[units]
+
+    def without(self, units):
+        """The refit with the coefficients of ``units`` (kept ones) constrained
+        to zero: the block form of the downdate,
+
+        .. math::
+
+            \\beta' = \\beta - G^{-1}_{:S} (G^{-1}_{SS})^{-1} \\beta_S, \\qquad
+            {G^{-1}}' = G^{-1} - G^{-1}_{:S} (G^{-1}_{SS})^{-1} G^{-1}_{S:}.
+        """
+        units = torch.as_tensor(units, dtype=torch.long, device=self.coef.device)
+        if units.numel() == 0:
+            return self
+        columns = self.gram_inv[:, units]
+        solved = torch.linalg.solve(
+            columns[units], torch.cat([self.coef[units], columns.T], 1)
+        )
+        coef = self.coef - columns @ solved[:, : self.coef.shape[1]]
+        gram_inv = self.gram_inv - columns @ solved[:, self.coef.shape[1] :]
+        # exactly zero at the removed units, not rounding noise
+        coef[units] = 0.0
+        gram_inv[units] = 0.0
+        gram_inv[:, units] = 0.0
+        return Refit(self.gram, self.cross, gram_inv, coef)
+
+    def company_terms(self, H, arms, plan):
+        """Rank-1 terms of removing each arm in the company of ``plan``.
+
+        With :math:`S` = ``plan``, :math:`M = (G^{-1}_{SS})^{-1}` (cached for
+        the last plan) and the refit without :math:`S`,
+        :math:`\\beta^{(-S)} = \\beta - G^{-1}_{:S} M \\beta_S`:
+
+        * an arm :math:`j \\notin S` is removed on top of :math:`S`: the
+          column :math:`c_j = G^{-1}_{:j} - G^{-1}_{:S} M G^{-1}_{Sj}` of the
+          downdated inverse gives :math:`u_j = A c_j / c_{jj}`, with row
+          :math:`\\beta^{(-S)}_j`;
+        * an arm :math:`j \\in S` is restored: since :math:`G^{-1} G = I`,
+          :math:`w_j = G_{KK}^{-1} G_{Kj} = e_j - G^{-1}_{:S} M e_{S(j)}`,
+          :math:`s_j = G_{jj} - G_{:j}^\\top w_j`,
+          :math:`b_j = (A^\\top Z_j - G_{j:} \\beta^{(-S)}) / s_j` and
+          :math:`u_j = A w_j - h_j`, with row :math:`b_j` (so that
+          ``z - u_j b_j`` adds it back).
+
+        Every term costs :math:`O(p\\,|S|)` per arm besides the products
+        with ``H``: no :math:`p \\times p` matrix is formed.
+
+        Returns
+        -------
+        z : torch.Tensor of shape (rows, n_outputs)
+            :math:`A \\beta^{(-S)}`.
+        rows : torch.Tensor of shape (p, n_outputs)
+            The row each arm's term multiplies (indexed by unit).
+        delta : torch.Tensor of shape (len(arms), rows)
+            :math:`u_j` per arm: ``z - delta[i] * rows[arms[i]]`` per arm.
+        """
+        plan = torch.as_tensor(plan, dtype=torch.long, device=self.coef.device)
+        arms = torch.as_tensor(arms, dtype=torch.long, device=self.coef.device)
+        columns = self.gram_inv[:, plan]
+        M = self._plan_inverse(plan)
+        coef = self.coef - columns @ (M @ self.coef[plan])
+        coef[plan] = 0.0
+        A = _with_bias(H)
+        rows = coef[:-1].clone()
+        delta = A.new_empty(len(arms), A.shape[0])
+        position = torch.full(
+            (rows.shape[0],), -1, dtype=torch.long, device=plan.device
+        )
+        position[plan] = torch.arange(len(plan), device=plan.device)
+        inside = position[arms] >= 0
+        outside = arms[~inside]
+        if len(outside):
+            c = self.gram_inv[:, outside] - columns @ (
+                M @ self.gram_inv[plan][:, outside]
+            )
+            c[plan] = 0.0
+            diag = c[outside, torch.arange(len(outside), device=c.device)]
+            delta[~inside] = ((A @ c) / diag).T
+        restored = arms[inside]
+        if len(restored):
+            W = -(columns @ M[:, position[restored]])
+            W[plan] = 0.0  # w_j lives on the kept inputs
+            schur = torch.diagonal(self.gram[restored][:, restored]) - (
+                self.gram[:, restored] * W
+            ).sum(0)
+            B = (self.cross[restored] - self.gram[restored] @ coef) / schur[:, None]
+            rows[restored] = B
+            delta[inside] = (A @ W - A[:, restored]).T
+        return A @ coef, rows, delta
+
+    def _plan_inverse(self, plan):
+        """:math:`(G^{-1}_{SS})^{-1}`, kept for the last plan (plans repeat
+        from one round to the next once the bandit has settled)."""
+        key = plan.cpu().numpy().tobytes()
+        if self._plan_cache.get("key") != key:
+            block = self.gram_inv[plan][:, plan]
+            eye = torch.eye(len(plan), dtype=block.dtype, device=block.device)
+            self._plan_cache.update(key=key, inverse=torch.linalg.solve(block, eye))
+        return self._plan_cache["inverse"]
+
+
+def _with_bias(H):
+    H = H.double()
+    return torch.cat([H, H.new_ones(H.shape[0], 1)], dim=1)
+
+
+@torch.no_grad()
+def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
+    """Ridge Gram matrix :math:`G` and :math:`A^T Z` of a ``Linear`` consumer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network whose consumer input ``H`` is read.
+    name : str
+        The consumer (an ``nn.Linear`` reading ``(rows, p)`` inputs).
+    X : torch.Tensor
+        The data, run through the models in chunks of rows.
+    target_model : torch.nn.Module, default=None
+        The network whose consumer output ``Z`` the refit reproduces (the
+        unpruned one when earlier layers were already pruned); ``model``
+        if None.
+    ridge : float, default=RIDGE
+        Penalty on the weights (not the bias), times the number of rows.
+
+    Returns
+    -------
+    gram : torch.Tensor of shape (p + 1, p + 1), float64
+    cross : torch.Tensor of shape (p + 1, n_outputs), float64
+    """
+    target_model = model if target_model is None else target_model
+    gram = cross = None
+    for start in range(0, X.shape[0], _CHUNK_ROWS):
+        xb = X[start : start + _CHUNK_ROWS]
+        H = _consumer_inputs_raw(model, name, xb)
+        Z = _consumer_outputs(target_model, [name], xb)[name]
+        A = _with_bias(H.reshape(-1, H.shape[-1]))
+        Z = Z.reshape(-1, Z.shape[-1]).double()
+        gram = A.T @ A if gram is None else gram.addmm_(A.T, A)
+        cross = A.T @ Z if cross is None else cross.addmm_(A.T, Z)
+    penalty = torch.full((gram.shape[0],), ridge * X.shape[0], dtype=gram.dtype)
+    penalty[-1] = 0.0
+    return gram + torch.diag(penalty.to(gram.device)), cross
+
+
+def _refittable(model, group):
+    """Whether a group's units are read by one ``Linear`` consumer, one each."""
+    if len(group.consumers) != 1 or group.unit_width != 1:
+        return False
+    return isinstance(model.get_submodule(group.consumers[0]), nn.Linear)
+
+
+def consumer_refits(model, groups, X, ridge=RIDGE):
+    """A :class:`Refit` of each group's consumer on ``X`` (``None`` where the
+    consumer is not a ``Linear`` layer reading one feature per unit).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, in eval mode.
+    groups : list of UnitGroup
+        Its unit groups (see :func:`find_unit_groups`).
+    X : torch.Tensor
+        The data the consumers' inputs and outputs are recorded on.
+    ridge : float, default=1e-4
+        Ridge penalty of the refit, times the number of rows.
+
+    Returns
+    -------
+    list of Refit or None
+        One per group.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import consumer_refits, find_unit_groups
+    >>> net = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2))
+    >>> (refit,) = consumer_refits(net, find_unit_groups(net), torch.randn(50, 4))
+    >>> tuple(refit.coef.shape)  # 6 weights and the bias, per output
+    (7, 2)
+    """
+    return [
+        Refit.from_gram(*consumer_gram(model, g.consumers[0], X, ridge=ridge))
+        if _refittable(model, g)
+        else None
+        for g in groups
+    ]
+
+
+def greedy_obs_order(refit, n_steps=None):
+    """Units in the order greedy OBS removes them, each the cheapest at its turn.
+
+    At every step the unit with the smallest :math:`\\Delta\\text{RSS}_j`
+    among those left is removed, and :math:`G^{-1}` and :math:`\\beta` are
+    downdated (rank-1, no re-inversion):
+    :math:`G^{-1} \\leftarrow G^{-1} - G^{-1} e_j e_j^T G^{-1} / [G^{-1}]_{jj}`.
+
+    Parameters
+    ----------
+    refit : Refit
+    n_steps : int, default=None
+        Removals to run; all units but one if None.
+
+    Returns
+    -------
+    order : ndarray of int
+        Removed units, first removed first.
+    costs : ndarray of float
+        :math:`\\Delta\\text{RSS}` of each removal when it was made.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skbandit.pruning import Refit, greedy_obs_order
+    >>> H = torch.tensor([[1.0, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64)
+    >>> A = torch.cat([H, torch.ones(4, 1, dtype=torch.float64)], 1)
+    >>> refit = Refit.from_gram(A.T @ A, A.T @ (2 * H[:, :1] + 0.5 * H[:, 1:]))
+    >>> greedy_obs_order(refit)  # unit 1 costs 0.5^2 * 4, unit 0 would cost 16
+    (array([1]), array([1.]))
+    """
+    gram_inv, coef = refit.gram_inv.clone(), refit.coef.clone()
+    p = coef.shape[0] - 1
+    n_steps = p - 1 if n_steps is None else n_steps
+    alive = torch.ones(p, dtype=torch.bool, device=coef.device)
+    order, costs = [], []
+    for _ in range(n_steps):
+        cost = coef[:-1].square().sum(1) / torch.diagonal(gram_inv)[:-1]
+        cost = torch.where(alive, cost, torch.full_like(cost, torch.inf))
+        j = int(torch.argmin(cost))
+        column = gram_inv[:, j].clone()
+        coef -= torch.outer(column, coef[j]) / column[j]
+        gram_inv -= torch.outer(column, column) / column[j]
+        alive[j] = False
+        order.append(j)
+        costs.append(float(cost[j]))
+    return np.asarray(order, dtype=int), np.asarray(costs)
