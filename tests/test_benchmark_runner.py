@@ -31,6 +31,7 @@ from skbandit.benchmarks import (
     parse_method_name,
     select_methods,
 )
+from skbandit.benchmarks._names import EXTERNAL
 from skbandit.benchmarks._reports import build_report, pruning_curve, write_report
 from skbandit.benchmarks._runner import (
     QUICK,
@@ -58,9 +59,9 @@ def test_registry_has_every_policy_and_baseline_once_per_ratio():
     ours = [m for m in methods.values() if m.family == "ours"]
     assert [m.name for m in ours].count("none") == 1
     for ratio in ("0.3", "0.5"):
-        for policy in (*POLICIES, *BASELINES, "scratch", "paper"):
+        for policy in (*POLICIES, *BASELINES, *EXTERNAL, "scratch", "paper"):
             assert f"{policy}@{ratio}" in methods
-    assert len(ours) == 1 + 2 * (len(POLICIES + BASELINES) + 2)
+    assert len(ours) == 1 + 2 * (len(POLICIES + BASELINES + EXTERNAL) + 2)
     peers = [m.name for m in methods.values() if m.family == "peer"]
     assert peers == [
         "sk_linear",
@@ -89,7 +90,13 @@ def test_ours_share_one_architecture():
     [
         (["ucb1@*"], ["ucb1@0.3", "ucb1@0.5"]),
         (["sk_k*", "none"], ["none", "sk_knn"]),
-        (["*@0.3"], [f"{p}@0.3" for p in (*POLICIES, *BASELINES, "scratch", "paper")]),
+        (
+            ["*@0.3"],
+            [
+                f"{p}@0.3"
+                for p in (*POLICIES, *BASELINES, *EXTERNAL, "scratch", "paper")
+            ],
+        ),
         (["hedge@0.8"], ["hedge@0.8"]),  # an explicit ratio outside `ratios`
         (["sk_knn", "sk_k*"], ["sk_knn"]),
     ],

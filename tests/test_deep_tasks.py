@@ -55,8 +55,9 @@ def test_registry():
     assert len(DEEP_TASKS) == 14
     assert {t.domain for t in DEEP_TASKS.values()} == {"image", "text", "reasoning"}
     assert set(EXPECTED) == {t.dataset for t in DEEP_TASKS.values()}
-    assert DEEP_METHODS[-1] == "tp_magnitude" and "none" in DEEP_METHODS
-    assert len(DEEP_METHODS) == 13
+    assert DEEP_METHODS[-3:] == ("tp_magnitude", "tp_taylor", "paper")
+    assert "none" in DEEP_METHODS and "obs" not in DEEP_METHODS  # Linear-only
+    assert len(DEEP_METHODS) == 14
     with pytest.raises(ValueError, match="unknown deep task"):
         get_deep_task("cifar")
 
@@ -169,6 +170,17 @@ def test_run_task_smoke_torch_pruning():
     pytest.importorskip("torch_pruning")
     result = run_task("parity-mlp", "tp_magnitude", **SMOKE)
     assert result["units_after"] == [64, 64]
+
+
+def test_run_deep_config_paper_runs_the_papers_settings():
+    values = run_deep_config("parity-mlp", "paper@0.5", **SMOKE)
+    settings = values["extra"]["settings"]
+    assert (settings["pull"], settings["reward"], settings["compensate"]) == (
+        "single",
+        "loss",
+        "none",
+    )
+    assert values["extra"]["units_after"] == [64, 64]
 
 
 def test_run_task_rejects_unknown_method():

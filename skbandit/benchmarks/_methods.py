@@ -30,6 +30,7 @@ from .._options import BASELINE_NAMES, PAPER_SETTINGS, POLICY_NAMES, UNPRUNED
 from ._datasets import TASKS
 from ._errors import BenchmarkInputError
 from ._names import (
+    EXTERNAL,
     PAPER,
     SCRATCH,
     MethodName,
@@ -149,11 +150,11 @@ def _build_ours(task, random_state, **params):
         params = _scratch_params(params)
     if params["policy"] == PAPER:
         params = {**params, **PAPER_SETTINGS}
-    if params["policy"] == "tp_magnitude":
+    if params["policy"] in EXTERNAL:
         # Imported here: torch-pruning is an optional dependency.
-        from ._torch_pruning import TorchPruningMagnitude
+        from ._torch_pruning import EXTERNAL_SCORERS
 
-        params["policy"] = TorchPruningMagnitude()
+        params["policy"] = EXTERNAL_SCORERS[params["policy"]]()
     cls = (
         skbandit.BanditPrunedMLPClassifier
         if task == "classification"
@@ -186,7 +187,7 @@ def ours_method(
     Parameters
     ----------
     policy : str
-        A bandit policy, a baseline, an external scorer (``"tp_magnitude"``)
+        A bandit policy, a baseline, an external scorer (``"tp_taylor"``)
         or ``"none"`` (see :mod:`skbandit.benchmarks._names`).
     prune_ratio : float or None
         In (0, 1); ignored (and the name carries no ratio) for ``"none"``.
@@ -338,7 +339,7 @@ def list_methods(task, ratios=DEFAULT_RATIOS, ours_params=None):
     methods += [
         ours_method(policy, ratio, ours_params)
         for ratio in ratios
-        for policy in (*POLICY_NAMES, *BASELINE_NAMES, SCRATCH, PAPER)
+        for policy in (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL, SCRATCH, PAPER)
     ]
     methods += [_peer_method(name, task, ours_params) for name in PEERS]
     return {m.name: m for m in methods}

@@ -33,9 +33,9 @@ __all__ = [
     "format_ratio",
 ]
 
-#: Scorers from other libraries, by the name a method uses; named explicitly
-#: only (e.g. ``"tp_magnitude@0.5"``), never part of a default grid.
-EXTERNAL = ("tp_magnitude",)
+#: Scorers from other libraries, by the name a method uses: Torch-Pruning's
+#: group magnitude and first-order Taylor criteria (``"tp_taylor@0.5"``).
+EXTERNAL = ("tp_magnitude", "tp_taylor")
 
 #: Not pruning at all: a network of the pruned size trained from scratch for
 #: the same total epochs (``"scratch@0.75"``), the question every user asks.

@@ -16,6 +16,7 @@ an interrupted run resumes and loses only the fits in flight.
 """
 
 import contextlib
+import dataclasses
 import os
 import time
 import traceback
@@ -23,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from .._options import DEFAULTS
 from ._datasets import get_spec, list_datasets, load_dataset
 from ._errors import BenchmarkInputError, MissingDependencyError
 from ._execution import (
@@ -55,6 +57,11 @@ SUITES = {"tabular": "classification", "regression": "regression"}
 METRICS = {"classification": "accuracy", "regression": "r2"}
 
 DEFAULT_N_FOLDS = 5
+
+#: Recorded in every protocol: the training budget is the same for every
+#: method, the unpruned network included (it trains its fine-tuning epochs
+#: too), so that pruning is never credited with extra training.
+FAIR_EPOCHS = "max_epochs + fine_tune_epochs for every method"
 
 # --quick: a few small datasets, 3 folds, the headline methods; a few minutes
 # on 2 cores. Explicit arguments override each entry.
@@ -472,6 +479,10 @@ def run_benchmark(
         "cv": "StratifiedKFold" if task == "classification" else "KFold",
         "max_samples": max_samples,
         "ours": {**OURS_DEFAULTS, **(ours_params or {})},
+        # What a method name without options means (``"ucb1@0.5"``): a
+        # store made under other defaults is refused rather than mixed.
+        "pruning_defaults": dataclasses.asdict(DEFAULTS),
+        "epochs_rule": FAIR_EPOCHS,
     }
     with contextlib.ExitStack() as stack:
         if backend == "dask":

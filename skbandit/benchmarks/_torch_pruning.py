@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TorchPruningMagnitude", "TorchPruningTaylor"]
+__all__ = ["EXTERNAL_SCORERS", "TorchPruningMagnitude", "TorchPruningTaylor"]
 
 #: Rows per forward/backward pass when accumulating Taylor gradients.
 _GRADIENT_ROWS = 4096
@@ -153,3 +153,10 @@ def _torch_pruning_rows(model, groups, X, importance):
     if missing:
         raise ValueError(f"Torch-Pruning found no group for layers {sorted(missing)}.")
     return [np.asarray(found[g.producers[0]], dtype=float) for g in groups]
+
+
+#: Benchmark method name -> scorer class (see :data:`._names.EXTERNAL`).
+EXTERNAL_SCORERS = {
+    "tp_magnitude": TorchPruningMagnitude,
+    "tp_taylor": TorchPruningTaylor,
+}

@@ -12,17 +12,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..._options import DEFAULTS
+from ..._options import DEFAULTS, PAPER_SETTINGS
 from ...pruning import METHODS, count_parameters, find_unit_groups, fine_tune, prune
-from .._names import parse_method_name
-from .._torch_pruning import TorchPruningMagnitude
+from .._names import EXTERNAL, PAPER, parse_method_name
+from .._torch_pruning import EXTERNAL_SCORERS
 from .tasks import get_deep_task, load_deep_data, recipe, train_deep_model
 
 __all__ = ["DEEP_METHODS", "measure_latency", "run_task", "run_deep_config"]
 
-#: Methods of the deep benchmark: no pruning, the six bandit policies, the
-#: three baselines and Torch-Pruning's magnitude criterion.
-DEEP_METHODS = (*METHODS, "tp_magnitude")
+#: Methods of the deep benchmark: no pruning, the bandit policies, the
+#: baselines that apply to every architecture (``obs`` needs ``Linear``
+#: consumers: not the CNNs' channels or the transformers' heads),
+#: Torch-Pruning's criteria and the paper's configuration.
+DEEP_METHODS = (*(m for m in METHODS if m != "obs"), *EXTERNAL, PAPER)
 
 
 @torch.no_grad()
@@ -69,8 +71,8 @@ def measure_latency(models, X, repeats=20, batch_size=256):
 
 
 def _policy(method):
-    if method == "tp_magnitude":
-        return TorchPruningMagnitude()
+    if method in EXTERNAL:
+        return EXTERNAL_SCORERS[method]()
     if method not in DEEP_METHODS:
         raise ValueError(
             f"unknown deep method {method!r}; methods: {', '.join(DEEP_METHODS)}"
@@ -88,6 +90,7 @@ def run_task(
     budget=DEFAULTS.budget,
     compensate=DEFAULTS.compensate,
     pull=DEFAULTS.pull,
+    reward=DEFAULTS.reward,
     prune_samples=1024,
     fine_tune_epochs=None,
     epochs=None,
@@ -124,6 +127,8 @@ def run_task(
         See :func:`skbandit.pruning.remove_units`.
     pull : {"single", "set"}, default="single"
         Pull scheme of the bandit policies (see :func:`~skbandit.pruning.prune`).
+    reward : {"fidelity", "loss", "accuracy"}, default="fidelity"
+        What a pull measures (see :func:`~skbandit.pruning.prune`).
     prune_samples : int, default=1024
         Training rows the pulls and baselines see (seeded sample).
     fine_tune_epochs : int, optional
@@ -167,6 +172,7 @@ def run_task(
         budget=budget,
         compensate=compensate,
         pull=pull,
+        reward=reward,
         groups=groups,
         random_state=seed,
     )
@@ -224,7 +230,16 @@ def _method_options(method):
             f"unknown deep method {method!r}; methods: {', '.join(DEEP_METHODS)} "
             "as '<method>@<ratio>[:<compensate>][/ft<epochs>][+set]'"
         )
+    if name.policy == PAPER:
+        # run_task prunes in one round; the rest of the paper's settings
+        # are its keyword arguments.
+        paper = {k: v for k, v in PAPER_SETTINGS.items() if k not in _ONE_ROUND}
+        return PAPER_SETTINGS["policy"], {**name.settings(), **paper}
     return name.policy, name.settings()
+
+
+#: PAPER_SETTINGS entries run_task does not take (policy is its method).
+_ONE_ROUND = ("policy", "n_rounds")
 
 
 def run_deep_config(task, method, seed=0, cache=None, **kwargs):

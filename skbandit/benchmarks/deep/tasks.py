@@ -369,4 +369,5 @@ def deep_protocol(prune_ratio=DEFAULTS.prune_ratio, budget=DEFAULTS.budget):
         "prune_ratio": prune_ratio,
         "budget": budget,
         "recipes": {name: recipe(spec) for name, spec in DEEP_TASKS.items()},
+        "pruning_defaults": dataclasses.asdict(DEFAULTS),
     }
