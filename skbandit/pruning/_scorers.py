@@ -15,6 +15,7 @@ import torch
 
 from .._options import BASELINE_NAMES
 from ._obs import Refit, _refittable, consumer_gram, greedy_obs_order
+from ._streaming import chunk_rows
 from ._surgery import RIDGE, remove_units
 from ._units import unit_view, unit_weights
 
@@ -78,6 +79,47 @@ def _reduce_units(acts, fn):
     return fn(acts.transpose(0, 1).reshape(acts.shape[1], -1), 1)
 
 
+def stream_rows(model, groups, X):
+    """Rows of ``X`` per chunk so that every group's consumer input of a chunk
+    fits in ``STREAM_ELEMENTS`` elements together (at least one row)."""
+    return chunk_rows(sum(a.numel() for a in _consumer_inputs(model, groups, X[:1])))
+
+
+def _moments(model, groups, X):
+    """Per group and unit: (count, mean, sum of squared deviations), float64,
+    merged over row chunks (Chan et al.'s parallel update)."""
+    rows = stream_rows(model, groups, X)
+    totals = None
+    for start in range(0, X.shape[0], rows):
+        acts = _consumer_inputs(model, groups, X[start : start + rows])
+        chunk = [_chunk_moments(a) for a in acts]
+        totals = chunk if totals is None else list(map(_merge, totals, chunk))
+    return totals
+
+
+def _chunk_moments(acts):
+    # (units, values): every axis but the unit axis flattened.
+    flat = _reduce_units(acts.double(), lambda t, d: t.movedim(d, -1))
+    mean = flat.mean(-1)
+    return flat.shape[-1], mean, ((flat - mean[:, None]) ** 2).sum(-1)
+
+
+def _merge(left, right):
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = left, right
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * n_b / n, m2_a + m2_b + delta**2 * n_a * n_b / n
+
+
+def _unit_statistic(model, groups, X, in_memory, from_moments):
+    """A per-unit statistic: computed on all of ``X`` at once when it fits in
+    one chunk, else merged from streamed moments (memory independent of
+    the number of rows)."""
+    if X.shape[0] <= stream_rows(model, groups, X):
+        return [_reduce_units(a, in_memory) for a in _consumer_inputs(model, groups, X)]
+    return [from_moments(*m).to(X.dtype) for m in _moments(model, groups, X)]
+
+
 def unit_means(model, groups, X):
     """Mean activation of every unit on ``X``, as each consumer reads it.
 
@@ -94,10 +136,9 @@ def unit_means(model, groups, X):
     means : list of torch.Tensor
         One tensor of shape ``(group.size,)`` per group.
     """
-    return [
-        _reduce_units(a, lambda t, d: t.mean(d))
-        for a in _consumer_inputs(model, groups, X)
-    ]
+    return _unit_statistic(
+        model, groups, X, lambda t, d: t.mean(d), lambda n, mean, m2: mean
+    )
 
 
 class MagnitudeScorer:
@@ -113,10 +154,14 @@ class ActivationScorer:
     """Baseline: remove units whose activations vary least on the data (std)."""
 
     def score(self, model, groups, X, y, loss_fn, rng, **context):
-        acts = _consumer_inputs(model, groups, X)
-        return Scores(
-            [-_reduce_units(a, lambda t, d: t.std(d)).cpu().numpy() for a in acts]
+        stds = _unit_statistic(
+            model,
+            groups,
+            X,
+            lambda t, d: t.std(d),
+            lambda n, mean, m2: (m2 / max(n - 1, 1)).sqrt(),
         )
+        return Scores([-std.cpu().numpy() for std in stds])
 
 
 class RandomScorer:

@@ -14,6 +14,7 @@ from torch import nn
 
 from .._options import COMPENSATIONS
 from ._conv import is_plain_conv, unfold
+from ._streaming import chunk_rows
 from ._units import unit_view
 
 __all__ = ["remove_units", "RIDGE"]
@@ -77,33 +78,37 @@ def _fold_mean(consumer, removed, means):
 
 
 @torch.no_grad()
-def _refit_lstsq(consumer, inputs, targets, ridge):
-    """Refit a linear or convolution consumer on its kept inputs.
+def _design(consumer, inputs, targets):
+    """Rows of the consumer's regression: (features, outputs).
 
     ``inputs`` is the consumer's input restricted to the kept units, as it
     reads it; ``targets`` its original output. A convolution is a linear map
     of its input's patches, so both reduce to ridge regression on rows of
-    features (:func:`_ridge`): a ``Linear`` has one row per sample (and
+    features (:func:`_solve_ridge`): a ``Linear`` has one row per sample (and
     position), a convolution one per sample and output position, its patches
     unfolded with the layer's own padding, stride and dilation.
     """
     if isinstance(consumer, nn.Linear):
         features = inputs.reshape(-1, inputs.shape[-1])
-        weight, bias = _ridge(features, targets.reshape(-1, targets.shape[-1]), ridge)
-        new_weight = weight.T
-    elif is_plain_conv(consumer):
+        return features, targets.reshape(-1, targets.shape[-1])
+    if is_plain_conv(consumer):
         patches = unfold(inputs, consumer)  # (batch, in * k, positions)
         features = patches.transpose(1, 2).reshape(-1, patches.shape[1])
         outputs = targets.flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
-        weight, bias = _ridge(features, outputs, ridge)
-        new_weight = weight.T.reshape(consumer.weight.shape)
-    else:
-        raise ValueError(
-            "compensate='lstsq' refits Linear and Conv1d/Conv2d consumers "
-            "(ungrouped, zero or no padding); use 'mean' or 'none' for "
-            f"{type(consumer).__name__}."
-        )
-    consumer.weight.copy_(new_weight.to(consumer.weight.dtype))
+        return features, outputs
+    raise ValueError(
+        "compensate='lstsq' refits Linear and Conv1d/Conv2d consumers "
+        "(ungrouped, zero or no padding); use 'mean' or 'none' for "
+        f"{type(consumer).__name__}."
+    )
+
+
+@torch.no_grad()
+def _set_refit(consumer, weight, bias):
+    """Write a refit's ``(p, outputs)`` weights and bias into ``consumer``."""
+    consumer.weight.copy_(
+        weight.T.reshape(consumer.weight.shape).to(consumer.weight.dtype)
+    )
     if consumer.bias is None:
         consumer.bias = nn.Parameter(
             consumer.weight.new_zeros(consumer.weight.shape[0])
@@ -116,28 +121,32 @@ def _refit_lstsq(consumer, inputs, targets, ridge):
 _MAX_LSTSQ_ROWS = 50_000
 
 
-def _ridge(H, Z, ridge):
-    """``min ||[H 1] [W b]^T - Z||^2 + ridge * n * ||W||^2`` in float64.
-
-    The bias is not penalised. Returns ``W`` of shape ``(p, outputs)`` and
-    ``b`` of shape ``(outputs,)``.
-    """
+def _normal_equations(H, Z):
+    """``([H 1]^T [H 1], [H 1]^T Z, rows)`` in float64, at most
+    :data:`_MAX_LSTSQ_ROWS` rows (a seeded subsample beyond)."""
     if H.shape[0] > _MAX_LSTSQ_ROWS:
         generator = torch.Generator(device=H.device).manual_seed(0)
         rows = torch.randperm(H.shape[0], generator=generator, device=H.device)
         H, Z = H[rows[:_MAX_LSTSQ_ROWS]], Z[rows[:_MAX_LSTSQ_ROWS]]
     H = H.double()
-    n, p = H.shape
-    A = torch.cat([H, H.new_ones(n, 1)], dim=1)
-    penalty = torch.full((p + 1,), ridge * n, dtype=H.dtype, device=H.device)
+    A = torch.cat([H, H.new_ones(H.shape[0], 1)], dim=1)
+    return A.T @ A, A.T @ Z.double(), H.shape[0]
+
+
+def _solve_ridge(gram, cross, n, ridge):
+    """``min ||[H 1] [W b]^T - Z||^2 + ridge * n * ||W||^2`` from its normal
+    equations; the bias is not penalised. Returns ``W`` of shape
+    ``(p, outputs)`` and ``b`` of shape ``(outputs,)``."""
+    penalty = torch.full(
+        (gram.shape[0],), ridge * n, dtype=gram.dtype, device=gram.device
+    )
     penalty[-1] = 0.0
-    gram = A.T @ A + torch.diag(penalty)
-    rhs = A.T @ Z.double()
-    solution, info = torch.linalg.solve_ex(gram, rhs)
+    gram = gram + torch.diag(penalty)
+    solution, info = torch.linalg.solve_ex(gram, cross)
     if info.any() or not torch.isfinite(solution).all():
         # Numerically singular (e.g. a constant unit of large magnitude, whose
         # column is collinear with the bias): the least-norm solution.
-        solution = torch.linalg.pinv(gram, hermitian=True) @ rhs
+        solution = torch.linalg.pinv(gram, hermitian=True) @ cross
     return solution[:-1], solution[-1]
 
 
@@ -219,10 +228,11 @@ def _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ri
     columns = group.consumer_index(keep).to(device)
     removed_columns = group.consumer_index(removed).to(device)
     if compensate != "none":
-        inputs = _consumer_inputs_raw(pruned, group.consumers[0], X)
-        # One mean per unit (over samples, positions and its features), the
-        # value the pulls fill a masked unit with.
-        means = group.feature_values(unit_view(inputs, group).mean((0, 2)))
+        # Read off the network before it changes: the consumers' inputs with
+        # every unit, and what the original network outputs there.
+        means, equations = _compensation_statistics(
+            original, pruned, group, columns, X, compensate == "lstsq"
+        )
     for name in group.producers:
         _shrink_producer(pruned.get_submodule(name), rows, group.n_rows)
     for name in group.consumers:
@@ -231,9 +241,56 @@ def _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ri
             _fold_mean(consumer, removed_columns, means)
         _shrink_consumer(consumer, columns, group.n_features)
         if compensate == "lstsq":
-            targets = _consumer_outputs(original, [name], X)[name]
+            _set_refit(consumer, *_solve_ridge(*equations[name], ridge))
+
+
+def _compensation_statistics(original, pruned, group, columns, X, refit):
+    """What compensation needs from the data, in chunks of rows.
+
+    Returns the mean of every unit (over samples, positions and its
+    features: the value the pulls fill a masked unit with) and, when
+    ``refit``, each consumer's least-squares normal equations on its kept
+    inputs, ``{name: (gram, cross, rows)}``. Data that fits in one chunk is
+    used whole (with the row cap of :func:`_normal_equations`); larger data
+    streams, so memory depends on the chunk and the width, not on the number
+    of rows, and the normal equations sum over every row.
+    """
+    first = group.consumers[0]
+    step = _rows_per_chunk(pruned, original, group, X)
+    total, count, equations = None, 0, {}
+    for start in range(0, X.shape[0], step):
+        xb = X[start : start + step]
+        inputs = _consumer_inputs_raw(pruned, first, xb)
+        view = unit_view(inputs, group)
+        if step >= X.shape[0]:  # one chunk: the mean of the whole data
+            means = group.feature_values(view.mean((0, 2)))
+        else:
+            sums = view.double().sum((0, 2))
+            total = sums if total is None else total + sums
+            count += view.shape[0] * view.shape[2]
+        if not refit:
+            continue
+        targets = _consumer_outputs(original, group.consumers, xb)
+        for name in group.consumers:
             kept = inputs.index_select(group.feature_dim, columns)
-            _refit_lstsq(consumer, kept, targets, ridge)
+            features, outputs = _design(pruned.get_submodule(name), kept, targets[name])
+            chunk = _normal_equations(features, outputs)
+            equations[name] = (
+                chunk
+                if name not in equations
+                else tuple(a + b for a, b in zip(equations[name], chunk))
+            )
+    if total is not None:
+        means = group.feature_values((total / count).to(X.dtype))
+    return means, equations
+
+
+def _rows_per_chunk(pruned, original, group, X):
+    """Rows whose consumer inputs and outputs fit one streaming chunk."""
+    one = X[:1]
+    inputs = _consumer_inputs_raw(pruned, group.consumers[0], one)
+    outputs = _consumer_outputs(original, group.consumers, one)
+    return chunk_rows(inputs.numel() + sum(t.numel() for t in outputs.values()))
 
 
 @torch.no_grad()
