@@ -11,6 +11,7 @@ from .._options import COMPENSATIONS
 from ._attention import SelfAttention
 from ._bandit import BanditScorer
 from ._finetune import fine_tune
+from ._graph import GraphGroup, GraphMember, discover_groups, find_graph_groups
 from ._masking import masked
 from ._prune import LayerReport, PruningReport, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, trace
@@ -50,6 +51,8 @@ __all__ = [
     "ActivationScorer",
     "BASELINES",
     "BanditScorer",
+    "GraphGroup",
+    "GraphMember",
     "COMPENSATIONS",
     "LayerReport",
     "METHODS",
@@ -61,9 +64,11 @@ __all__ = [
     "SelfAttention",
     "UnitGroup",
     "count_parameters",
+    "discover_groups",
     "evaluate_arms",
     "evaluate_arms_naive",
     "evaluate_loss",
+    "find_graph_groups",
     "find_unit_groups",
     "fine_tune",
     "make_reward",

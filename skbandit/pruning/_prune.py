@@ -11,12 +11,14 @@ import torch
 from torch import nn
 
 from .._options import COMPENSATIONS, DEFAULTS, check_prune_ratio
+from ._graph import discover_groups
+from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
 from ._selection import removals_by_count, removals_for_params
 from ._surgery import remove_units
 from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
-from ._units import _flat_children, count_parameters, find_unit_groups
+from ._units import _flat_children, count_parameters
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
 
@@ -217,7 +219,8 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
         raise ValueError("The model has no parameters, so nothing to prune.")
     X = _numeric_tensor(X, "X")
     y = _numeric_tensor(y, "y")
-    X = X.to(device=param.device, dtype=param.dtype)
+    # Only floating inputs take the model's dtype: token ids stay integers.
+    X = X.to(param.device, param.dtype if X.is_floating_point() else None)
     y = y.to(param.device)
     if y.is_floating_point():
         y = y.to(param.dtype)
@@ -294,7 +297,11 @@ def prune(
         A trained network. Its weights are left untouched (a pruned copy is
         returned, a plain copy for ``policy="none"``); it is put in eval mode.
     X, y : array-like or torch.Tensor
-        Data the pulls, baselines and compensation are computed on.
+        Data the pulls, baselines and compensation are computed on. ``X``
+        may also be a dict or tuple of tensors (samples along dimension 0),
+        passed to the model as keyword or positional inputs; integer inputs
+        (token ids) stay integers. A model returning a tuple or a Hugging
+        Face ``ModelOutput`` is scored on its logits (first element).
     policy : str or policy object, default="ucb1"
         A bandit policy (``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``,
         ``"thompson"``, ``"hedge"``, ``"exp3"`` or an object following
@@ -329,7 +336,10 @@ def prune(
         ``between_rounds(model) -> model`` after every round but the last
         (e.g. a few epochs of fine-tuning).
     groups : list of UnitGroup, default=None
-        The prunable units; discovered by :func:`find_unit_groups` if None.
+        The prunable units; discovered if None: by :func:`find_unit_groups`
+        in an ``nn.Sequential`` or a model with modules that declare their
+        units, else from the model's dependency graph
+        (:func:`find_graph_groups`).
     random_state : int, numpy.random.Generator or None, default=None
 
     Returns
@@ -354,9 +364,10 @@ def prune(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
+    model, X = adapt_inputs(model, X)
     X, y = _as_tensors(model, X, y, loss)
     groups = (
-        find_unit_groups(model, example_input=X[:1]) if groups is None else list(groups)
+        discover_groups(model, X) if groups is None else qualify(model, list(groups))
     )
     if not groups:
         raise ValueError(
@@ -415,7 +426,7 @@ def prune(
     report.layers = state.layer_reports()
     if target_latency is not None and scorer is not None:
         report.latency_ratio = latency_ratio(model, pruned, X[:_LATENCY_ROWS])
-    return pruned, report
+    return unwrap(pruned), report
 
 
 class _Plan:

@@ -317,6 +317,8 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None):
     -------
     values : torch.Tensor of shape (len(arms),)
     """
+    if hasattr(group, "evaluate_arms"):  # e.g. a GraphGroup: replicated batches
+        return group.evaluate_arms(model, arms, X, y, metric, fills)
     tr = tr if tr is not None else trace(model, X)
     if isinstance(tr, GraphTrace):
         node = _graph_consumer(tr, group)

@@ -207,6 +207,8 @@ def remove_units(model, groups, removals, compensate="none", X=None, ridge=1e-4)
 
 
 def _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ridge):
+    if hasattr(group, "remove"):  # e.g. a GraphGroup: removed by its graph
+        return group.remove(original, pruned, removed, compensate, X, ridge)
     device = next(pruned.parameters()).device
     keep = torch.nonzero(keep_mask).flatten()
     rows = group.producer_index(keep).to(device)

@@ -1,0 +1,253 @@
+"""prune() on architectures it was never written for, with no declared groups.
+
+Each model of ``tests/any_models.py`` (ResNet, MobileNetV2, ViT,
+``nn.TransformerEncoder`` over token ids, a residual MLP with LayerNorm, a
+tiny BERT) is pruned by one ``prune(model, X, y, prune_ratio=0.5)`` call,
+then checked: parameters drop, the output shape is unchanged, and the pruned
+model computes exactly what the original computes with the removed units
+masked (float64).
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from skbandit.pruning import (
+    GraphGroup,
+    count_parameters,
+    discover_groups,
+    evaluate_arms,
+    evaluate_arms_naive,
+    find_graph_groups,
+    masked,
+    prune,
+    remove_units,
+    resolve_loss,
+    sample_metric,
+    unit_means,
+)
+from skbandit.pruning._inputs import adapt_inputs, model_output
+
+from .any_models import ARCHITECTURES, residual_mlp
+
+DTYPE = torch.float64
+
+
+def _transformers_available():
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _architectures():
+    needs_transformers = pytest.mark.skipif(
+        not _transformers_available(), reason="transformers not installed"
+    )
+    return [
+        pytest.param(name, marks=[needs_transformers] if name == "bert" else [])
+        for name in ARCHITECTURES
+    ]
+
+
+def build(name, n=8):
+    """``(model, X, y)`` in float64, eval mode, seeded."""
+    torch.manual_seed(0)
+    model, X, y = ARCHITECTURES[name](n)
+    model = model.to(DTYPE).eval()
+    if torch.is_tensor(X) and X.is_floating_point():
+        X = X.to(DTYPE)
+    return model, X, y
+
+
+def predict(model, X):
+    """The model's prediction on raw (dict or tensor) inputs."""
+    with torch.no_grad():
+        out = model(**X) if isinstance(X, dict) else model(X)
+    return model_output(out)
+
+
+def _metric():
+    return sample_metric("loss", resolve_loss("cross_entropy"))
+
+
+@pytest.mark.parametrize("name", _architectures())
+def test_prune_any_model_equals_masked(name):
+    model, X, y = build(name)
+    before = predict(model, X)
+    small, report = prune(model, X, y, prune_ratio=0.5, budget=1, random_state=0)
+    assert isinstance(small, type(model))
+    assert report.layers, "no groups found"
+    assert count_parameters(small) < count_parameters(model)
+    assert report.params_after == count_parameters(small)
+    after = predict(small, X)
+    assert after.shape == before.shape
+    # The same groups, on the model as prune saw it (wrapped for dict inputs).
+    adapted, packed = adapt_inputs(model, X)
+    groups = discover_groups(adapted, packed)
+    assert [g.name for g in groups] == [layer.name for layer in report.layers]
+    masks = {}
+    for group, layer in zip(groups, report.layers):
+        assert layer.units_after == group.size - group.size // 2
+        keep = torch.ones(group.size, dtype=DTYPE)
+        keep[layer.removed] = 0
+        masks[group] = keep
+    with torch.no_grad(), masked(adapted, masks):
+        expected = adapted(packed)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+
+
+def _group_names(name):
+    model, X, _ = build(name)
+    adapted, packed = adapt_inputs(model, X)
+    return [(g.name, g.size) for g in discover_groups(adapted, packed)]
+
+
+def test_resnet_groups_couple_the_residual_stream():
+    names = _group_names("resnet")
+    # Each stage's residual stream is one group (stem or downsample as root,
+    # every block writing into it), plus each block's inner channels.
+    assert ("conv1", 8) in names and ("layers.1.0.downsample.0", 16) in names
+    assert ("layers.0.0.conv1", 8) in names and ("layers.1.1.conv1", 16) in names
+    assert len(names) == 6  # fc, the output layer, is never a group
+
+
+def test_mobilenet_groups_carry_depthwise_channels():
+    model, X, _ = build("mobilenet_v2")
+    groups = {g.name: g for g in discover_groups(model, X)}
+    expand = groups["features.1.conv.3"]  # depthwise root, 16 hidden channels
+    assert set(expand.producers) >= {"features.1.conv.0", "features.1.conv.3"}
+    assert expand.consumers == ("features.1.conv.6",)
+
+
+def test_transformers_keep_the_residual_stream_and_attention():
+    # LayerNorm, embeddings and attention mix the units of the residual
+    # stream: only the feed-forward hidden units are groups.
+    assert _group_names("vit") == [("blocks.1.mlp.fc1", 32), ("blocks.0.mlp.fc1", 32)]
+    assert _group_names("residual_mlp") == [
+        ("head.0", 16),
+        ("ups.1", 16),
+        ("ups.0", 16),
+    ]
+
+
+@pytest.mark.skipif(not _transformers_available(), reason="transformers not installed")
+def test_bert_query_key_dimensions_are_not_a_group():
+    names = [n for n, _ in _group_names("bert")]
+    assert "bert.encoder.layer.0.intermediate.dense" in names
+    assert not any("attention.self" in n for n in names)
+
+
+def test_token_ids_stay_integer():
+    model, X, y = build("transformer_encoder")
+    assert X.dtype == torch.long
+    small, report = prune(model, X, y, policy="magnitude", prune_ratio=0.5)
+    assert small.encoder.layers[0].linear1.out_features == 16
+
+
+@pytest.mark.parametrize("name", _architectures())
+@pytest.mark.parametrize("with_fill", [False, True])
+def test_replicated_pulls_equal_naive(name, with_fill):
+    model, X, y = build(name, n=5)
+    model, X = adapt_inputs(model, X)
+    for group in discover_groups(model, X):
+        assert isinstance(group, GraphGroup)
+        arms = list(range(group.size)) + [0]
+        fill = torch.randn(group.size, dtype=DTYPE) if with_fill else None
+        fast = evaluate_arms(model, group, arms, X, y, _metric(), fill)
+        naive = evaluate_arms_naive(model, group, arms, X, y, _metric(), fill)
+        torch.testing.assert_close(fast, naive, atol=1e-5, rtol=0)
+
+
+def test_replicated_pulls_chunk(monkeypatch):
+    from skbandit.pruning import _hooks
+
+    model, X, y = build("resnet", n=5)
+    group = discover_groups(model, X)[0]
+    whole = evaluate_arms(model, group, range(group.size), X, y, _metric())
+    monkeypatch.setattr(_hooks, "MAX_ROWS", 10)  # two arms per forward pass
+    chunked = evaluate_arms(model, group, range(group.size), X, y, _metric())
+    torch.testing.assert_close(chunked, whole, atol=1e-12, rtol=0)
+
+
+def test_mean_compensation_equals_mean_fill():
+    model, X, _ = build("residual_mlp", n=32)
+    groups = discover_groups(model, X)
+    removals = [[0, 3, 5], [1, 2], [4, 7, 8, 9]]
+    pruned = remove_units(model, groups, removals, compensate="mean", X=X)
+    # Group by group, each seeing the earlier ones removed, as remove_units.
+    current = model
+    for group, removed in zip(groups, removals):
+        keep = torch.ones(group.size, dtype=DTYPE)
+        keep[removed] = 0
+        (means,) = unit_means(current, [group], X)
+        with torch.no_grad(), masked(current, {group: keep}, {group: means}):
+            expected = current(X)
+        current = remove_units(current, [group], [removed], compensate="mean", X=X)
+        torch.testing.assert_close(current(X), expected, atol=1e-10, rtol=0)
+    torch.testing.assert_close(pruned(X), current(X), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["residual_mlp", "resnet"])
+def test_lstsq_refits_graph_consumers(name):
+    model, X, _ = build(name, n=32)
+    groups = discover_groups(model, X)
+    removals = [list(range(0, g.size, 2)) for g in groups]
+    full = model(X)
+    plain = remove_units(model, groups, removals)
+    refit = remove_units(model, groups, removals, compensate="lstsq", X=X)
+    assert count_parameters(refit) <= count_parameters(plain) + sum(
+        m.weight.shape[0] for m in refit.modules() if isinstance(m, nn.Conv2d)
+    )  # at most a bias per refitted convolution
+    assert (refit(X) - full).abs().mean() < (plain(X) - full).abs().mean()
+
+
+class ReflectConsumer(nn.Module):
+    """A convolution read by a convolution with reflection padding."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.b(torch.relu(self.a(x))).mean((2, 3)))
+
+
+def test_lstsq_on_a_consumer_it_cannot_refit_is_clear():
+    torch.manual_seed(0)
+    model = ReflectConsumer().to(DTYPE).eval()
+    X = torch.randn(6, 2, 5, 5, dtype=DTYPE)
+    (group,) = [g for g in find_graph_groups(model, X[:4]) if g.name == "a"]
+    assert group.consumers == ("b",)
+    with pytest.raises(ValueError, match="compensate='lstsq' refits Linear"):
+        remove_units(model, [group], [[0]], compensate="lstsq", X=X)
+
+
+def test_tuple_inputs_and_outputs():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 8)
+            self.b = nn.Linear(8, 2)
+
+        def forward(self, x, shift):
+            h = self.b(torch.relu(self.a(x) + shift[:, :1]))
+            return h, h.detach()
+
+    torch.manual_seed(0)
+    model = TwoInputs().eval()
+    X = (torch.randn(12, 3), torch.randn(12, 1))
+    small, report = prune(model, X, torch.randint(0, 2, (12,)), policy="magnitude")
+    assert small.a.out_features == 4 and small.b.in_features == 4
+    assert small(*X)[0].shape == (12, 2)
+
+
+def test_residual_mlp_graph_versus_sequential_rules():
+    # The old rules saw only the head's Sequential; the graph sees the
+    # residual blocks' hidden units too.
+    model, X, y = residual_mlp()
+    _, report = prune(model, X, y, policy="magnitude", prune_ratio=0.5)
+    assert [layer.name for layer in report.layers] == ["head.0", "ups.1", "ups.0"]
