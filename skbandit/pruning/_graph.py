@@ -63,6 +63,13 @@ class GraphMember:
     width : int
         Consecutive features per unit: unit ``j`` is features
         ``offset + j * width:offset + (j + 1) * width``.
+
+    Examples
+    --------
+    The units of a group concatenated after 4 other features, 2 each:
+
+    >>> GraphMember("fc", True, -1, offset=4, width=2).features([0, 2]).tolist()
+    [4, 5, 8, 9]
     """
 
     name: str
@@ -100,6 +107,24 @@ class GraphGroup:
         model that is pruned.
     example_input : torch.Tensor
         An input batch, to trace the (pruned) model again for removal.
+
+    Examples
+    --------
+    A convolution's channels, rescaled by a batch norm and read by a
+    ``Linear`` as 36 flattened features each:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> class Net(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.conv, self.bn = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)
+    ...         self.fc = nn.Linear(4 * 6 * 6, 2)
+    ...     def forward(self, x):
+    ...         return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+    >>> (group,) = find_graph_groups(Net().eval(), torch.randn(4, 1, 8, 8))
+    >>> group.producers, group.consumers, [m.width for m in group.members]
+    (('conv', 'bn'), ('fc',), [1, 1, 36])
     """
 
     name: str

@@ -162,16 +162,25 @@ def adapt_inputs(model, X):
     if isinstance(X, np.ndarray) and X.dtype.kind in "biuf":
         X = torch.as_tensor(X)
     if torch.is_tensor(X) and X.dim() >= 1 and X.shape[0] > 0:
-        with torch.no_grad():
-            sample = X[:1]
-            param = next(model.parameters(), None)
-            if param is not None:
-                sample = sample.to(param.device)
-                if sample.is_floating_point():
-                    sample = sample.to(param.dtype)
-            if not torch.is_tensor(model(sample)):
-                return InputAdapter(model, None, (), ()), X
+        out = _output_on(model, X[:1])
+        if out is not None and not torch.is_tensor(out):
+            return InputAdapter(model, None, (), ()), X
     return model, X
+
+
+@torch.no_grad()
+def _output_on(model, sample):
+    """``model``'s output on one sample, or None when it rejects the sample
+    (prune's data checks then say what is wrong with it)."""
+    param = next(model.parameters(), None)
+    if param is not None:
+        sample = sample.to(param.device)
+        if sample.is_floating_point():
+            sample = sample.to(param.dtype)
+    try:
+        return model(sample)
+    except (RuntimeError, ValueError, TypeError, IndexError):
+        return None
 
 
 def unwrap(model):
