@@ -8,12 +8,16 @@ model computes exactly what the original computes with the removed units
 masked (float64).
 """
 
+import functools
+
 import pytest
 import torch
 from torch import nn
 
 from skbandit.pruning import (
     GraphGroup,
+    MultiheadSelfAttention,
+    convert_multihead_attention,
     count_parameters,
     discover_groups,
     evaluate_arms,
@@ -61,6 +65,15 @@ def build(name, n=8):
     return model, X, y
 
 
+@functools.lru_cache
+def prepared(name, n=8):
+    """``(model, X, y, groups)`` as prune sees them: attention converted,
+    dict inputs packed, groups discovered (cached: discovery traces)."""
+    model, X, y = build(name, n)
+    model, X = adapt_inputs(convert_multihead_attention(model), X)
+    return model, X, y, discover_groups(model, X)
+
+
 def predict(model, X):
     """The model's prediction on raw (dict or tensor) inputs."""
     with torch.no_grad():
@@ -84,8 +97,7 @@ def test_prune_any_model_equals_masked(name):
     after = predict(small, X)
     assert after.shape == before.shape
     # The same groups, on the model as prune saw it (wrapped for dict inputs).
-    adapted, packed = adapt_inputs(model, X)
-    groups = discover_groups(adapted, packed)
+    adapted, packed, _, groups = prepared(name)
     assert [g.name for g in groups] == [layer.name for layer in report.layers]
     masks = {}
     for group, layer in zip(groups, report.layers):
@@ -99,9 +111,7 @@ def test_prune_any_model_equals_masked(name):
 
 
 def _group_names(name):
-    model, X, _ = build(name)
-    adapted, packed = adapt_inputs(model, X)
-    return [(g.name, g.size) for g in discover_groups(adapted, packed)]
+    return [(g.name, g.size) for g in prepared(name)[3]]
 
 
 def test_resnet_groups_couple_the_residual_stream():
@@ -114,8 +124,7 @@ def test_resnet_groups_couple_the_residual_stream():
 
 
 def test_mobilenet_groups_carry_depthwise_channels():
-    model, X, _ = build("mobilenet_v2")
-    groups = {g.name: g for g in discover_groups(model, X)}
+    groups = {g.name: g for g in prepared("mobilenet_v2")[3]}
     expand = groups["features.1.conv.3"]  # depthwise root, 16 hidden channels
     assert set(expand.producers) >= {"features.1.conv.0", "features.1.conv.3"}
     assert expand.consumers == ("features.1.conv.6",)
@@ -149,11 +158,11 @@ def test_token_ids_stay_integer():
 @pytest.mark.parametrize("name", _architectures())
 @pytest.mark.parametrize("with_fill", [False, True])
 def test_replicated_pulls_equal_naive(name, with_fill):
-    model, X, y = build(name, n=5)
-    model, X = adapt_inputs(model, X)
-    for group in discover_groups(model, X):
-        assert isinstance(group, GraphGroup)
-        arms = list(range(group.size)) + [0]
+    model, X, y, groups = prepared(name)
+    X, y = X[:5], y[:5]
+    for group in [g for g in groups if isinstance(g, GraphGroup)]:
+        # A few arms, one repeated (each arm costs a naive forward pass).
+        arms = [0, group.size - 1, 1, 0]
         fill = torch.randn(group.size, dtype=DTYPE) if with_fill else None
         fast = evaluate_arms(model, group, arms, X, y, _metric(), fill)
         naive = evaluate_arms_naive(model, group, arms, X, y, _metric(), fill)
@@ -163,8 +172,7 @@ def test_replicated_pulls_equal_naive(name, with_fill):
 def test_replicated_pulls_chunk(monkeypatch):
     from skbandit.pruning import _hooks
 
-    model, X, y = build("resnet", n=5)
-    group = discover_groups(model, X)[0]
+    model, X, y, (group, *_) = prepared("resnet")
     whole = evaluate_arms(model, group, range(group.size), X, y, _metric())
     monkeypatch.setattr(_hooks, "MAX_ROWS", 10)  # two arms per forward pass
     chunked = evaluate_arms(model, group, range(group.size), X, y, _metric())
@@ -251,3 +259,37 @@ def test_residual_mlp_graph_versus_sequential_rules():
     model, X, y = residual_mlp()
     _, report = prune(model, X, y, policy="magnitude", prune_ratio=0.5)
     assert [layer.name for layer in report.layers] == ["head.0", "ups.1", "ups.0"]
+
+
+def test_multihead_attention_heads_are_pruned():
+    model, X, y = build("transformer_encoder")
+    small, report = prune(model, X, y, policy="magnitude", prune_ratio=0.5)
+    heads = [layer for layer in report.layers if layer.name.endswith("self_attn.qkv")]
+    assert [(h.units_before, h.units_after) for h in heads] == [(4, 2), (4, 2)]
+    attention = small.encoder.layers[0].self_attn
+    assert isinstance(attention, MultiheadSelfAttention)
+    assert attention.num_heads == 2 and attention.out.in_features == 8
+    assert isinstance(model.encoder.layers[0].self_attn, nn.MultiheadAttention)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_self_attention_equals_multihead_attention(batch_first):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, batch_first=batch_first).to(DTYPE).eval()
+    block = MultiheadSelfAttention.from_multihead_attention(mha).eval()
+    x = torch.randn(3, 5, 8, dtype=DTYPE)
+    x = x if batch_first else x.transpose(0, 1)
+    padding = torch.zeros(3, 5, dtype=torch.bool)
+    padding[0, -2:] = True
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    per_head = torch.randn(6, 5, 5, dtype=DTYPE)
+    for masks in (
+        {},
+        {"key_padding_mask": padding},
+        {"attn_mask": causal, "key_padding_mask": padding},
+        {"attn_mask": per_head},
+    ):
+        expected = mha(x, x, x, need_weights=False, **masks)[0]
+        torch.testing.assert_close(block(x, x, x, **masks)[0], expected)
+    with pytest.raises(ValueError, match="self-attention only"):
+        block(x, x.clone(), x)

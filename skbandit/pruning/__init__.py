@@ -8,7 +8,11 @@ ranks the units, :func:`select_removals` applies the removal rule and
 """
 
 from .._options import COMPENSATIONS
-from ._attention import SelfAttention
+from ._attention import (
+    MultiheadSelfAttention,
+    SelfAttention,
+    convert_multihead_attention,
+)
 from ._bandit import BanditScorer
 from ._finetune import fine_tune
 from ._graph import GraphGroup, GraphMember, discover_groups, find_graph_groups
@@ -58,11 +62,13 @@ __all__ = [
     "METHODS",
     "LossReward",
     "MagnitudeScorer",
+    "MultiheadSelfAttention",
     "PruningReport",
     "RandomScorer",
     "Scores",
     "SelfAttention",
     "UnitGroup",
+    "convert_multihead_attention",
     "count_parameters",
     "discover_groups",
     "evaluate_arms",

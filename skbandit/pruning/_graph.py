@@ -440,13 +440,14 @@ def _declares_units(model):
 
 
 def discover_groups(model, X):
-    """The prunable units of ``model``: declared or sequential, else from the
-    dependency graph.
+    """The prunable units of ``model``: sequential and declared, then from
+    the dependency graph.
 
-    ``nn.Sequential`` models and models with modules that declare their own
-    units keep the rules of :func:`find_unit_groups` (and its fast pulls);
-    any other model gets :func:`find_graph_groups`, and falls back to
-    :func:`find_unit_groups` (with its error) when the graph finds none.
+    An ``nn.Sequential`` keeps the rules of :func:`find_unit_groups` (and
+    their fast pulls). Any other model gets the groups its modules declare
+    (e.g. :class:`SelfAttention` heads) and, for the layers those do not
+    cover, :func:`find_graph_groups`; without either it falls back to
+    :func:`find_unit_groups` (and its error).
 
     Parameters
     ----------
@@ -470,14 +471,20 @@ def discover_groups(model, X):
     from ._inputs import PREFIX, InputAdapter
     from ._units import find_unit_groups
 
-    if isinstance(model, nn.Sequential) or _declares_units(model):
+    if isinstance(model, nn.Sequential):
         return find_unit_groups(model, example_input=X[:1])
-    groups = find_graph_groups(model, X[:EXAMPLE_ROWS])
-    if not groups:
+    declared = find_unit_groups(model, X[:1]) if _declares_units(model) else []
+    covered = {n for g in declared for n in (*g.producers, *g.consumers)}
+    found = [
+        g
+        for g in find_graph_groups(model, X[:EXAMPLE_ROWS])
+        if covered.isdisjoint((*g.producers, *g.consumers))
+    ]
+    if not declared and not found:
         return find_unit_groups(model, example_input=X[:1])
     if isinstance(model, InputAdapter):  # report the user's layer names
-        groups = [replace(g, name=g.name.removeprefix(PREFIX)) for g in groups]
-    return groups
+        found = [replace(g, name=g.name.removeprefix(PREFIX)) for g in found]
+    return declared + found
 
 
 #: Dependency graphs of pruned copies, so that removing several groups from

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .._options import COMPENSATIONS, DEFAULTS, check_prune_ratio
+from ._attention import convert_multihead_attention
 from ._graph import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
@@ -302,6 +303,9 @@ def prune(
         passed to the model as keyword or positional inputs; integer inputs
         (token ids) stay integers. A model returning a tuple or a Hugging
         Face ``ModelOutput`` is scored on its logits (first element).
+        Self-attention ``nn.MultiheadAttention`` layers are replaced (in the
+        copy) by equal :class:`MultiheadSelfAttention` layers, so that their
+        heads can be pruned.
     policy : str or policy object, default="ucb1"
         A bandit policy (``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``,
         ``"thompson"``, ``"hedge"``, ``"exp3"`` or an object following
@@ -364,7 +368,7 @@ def prune(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
-    model, X = adapt_inputs(model, X)
+    model, X = adapt_inputs(convert_multihead_attention(model), X)
     X, y = _as_tensors(model, X, y, loss)
     groups = (
         discover_groups(model, X) if groups is None else qualify(model, list(groups))
