@@ -8,6 +8,7 @@ model computes exactly what the original computes with the removed units
 masked (float64).
 """
 
+import dataclasses
 import functools
 
 import pytest
@@ -293,3 +294,64 @@ def test_multihead_self_attention_equals_multihead_attention(batch_first):
         torch.testing.assert_close(block(x, x, x, **masks)[0], expected)
     with pytest.raises(ValueError, match="self-attention only"):
         block(x, x.clone(), x)
+
+
+class Concat(nn.Module):
+    """Two convolutions concatenated, read by a third (a DenseNet join)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 4, 3, padding=1)
+        self.b = nn.Conv2d(2, 6, 1)
+        self.c = nn.Conv2d(10, 4, 3)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = torch.relu(torch.cat([self.a(x), self.b(x)], dim=1))
+        return self.head(self.c(h).mean((2, 3)))
+
+
+def test_concatenated_channels_are_groups_with_offsets():
+    torch.manual_seed(0)
+    model = Concat().to(DTYPE).eval()
+    X = torch.randn(10, 2, 6, 6, dtype=DTYPE)
+    groups = {g.name: g for g in discover_groups(model, X)}
+    a, b = groups["a"], groups["b"]
+    assert (a.members[-1].offset, b.members[-1].offset) == (0, 4)
+    removals = [[0, 2], [1, 3, 5]]
+    pruned = remove_units(model, [a, b], removals)
+    assert pruned.c.in_channels == 5
+    masks = {}
+    for group, removed in zip([a, b], removals):
+        keep = torch.ones(group.size, dtype=DTYPE)
+        keep[removed] = 0
+        masks[group] = keep
+    with torch.no_grad(), masked(model, masks):
+        torch.testing.assert_close(pruned(X), model(X))
+    # Mean compensation finds b's channels where a's removal moved them.
+    fills = dict(zip([a, b], unit_means(model, [a, b], X)))
+    compensated = remove_units(model, [a, b], removals, compensate="mean", X=X)
+    with torch.no_grad(), masked(model, masks, fills):
+        torch.testing.assert_close(compensated(X), model(X))
+    # A group kept across a round in which its neighbour shrank has moved:
+    # a clear error, not a wrong mask.
+    moved = dataclasses.replace(b, size=3)
+    with pytest.raises(ValueError, match="find the groups again"):
+        with masked(pruned, {moved: torch.ones(3)}):
+            pass
+
+
+def test_graph_groups_over_rounds():
+    model, X, y = build("resnet")
+    small, report = prune(model, X, y, "magnitude", 0.75, n_rounds=2)
+    assert [layer.units_after for layer in report.layers] == [4, 2, 2, 2, 4, 4]
+    assert predict(small, X).shape == (8, 3)
+
+
+def test_masks_leave_the_attention_fast_path_as_they_found_it():
+    model, X, y, groups = prepared("transformer_encoder")
+    assert torch.backends.mha.get_fastpath_enabled()
+    graph = [g for g in groups if isinstance(g, GraphGroup)]
+    with masked(model, {g: torch.ones(g.size) for g in graph}):
+        assert not torch.backends.mha.get_fastpath_enabled()
+    assert torch.backends.mha.get_fastpath_enabled()

@@ -63,6 +63,10 @@ class GraphMember:
     width : int
         Consecutive features per unit: unit ``j`` is features
         ``offset + j * width:offset + (j + 1) * width``.
+    tail : int, default=0
+        Features of a consumer after the group's (other units concatenated
+        with these): with ``offset`` it tells when another group's removal
+        has moved this one.
 
     Examples
     --------
@@ -77,6 +81,7 @@ class GraphMember:
     dim: int
     offset: int
     width: int
+    tail: int = 0
 
     def features(self, units):
         """Feature indices of ``units`` (unit-major)."""
@@ -156,9 +161,20 @@ class GraphGroup:
     def _consumer_members(self):
         return [m for m in self.members if m.consumes]
 
+    def _check_layout(self, member, n_features):
+        if n_features != member.offset + self.size * member.width + member.tail:
+            raise ValueError(
+                f"{member.name!r} reads {n_features} features, not the "
+                f"layout group {self.name!r} was found with: units "
+                "concatenated with another group's have moved since (e.g. "
+                "n_rounds > 1 on concatenated channels); find the groups "
+                "again on the current model."
+            )
+
     def unit_view(self, x):
         """The first consumer's input ``x`` as ``(samples, units, rest)``."""
         first = self._consumer_members()[0]
+        self._check_layout(first, x.shape[first.dim])
         x = x.movedim(first.dim, 1)
         x = x.narrow(1, first.offset, self.size * first.width)
         return x.unflatten(1, (self.size, first.width)).flatten(2)
@@ -170,10 +186,15 @@ class GraphGroup:
         the batch is ``variants`` copies of the data, one mask each.
         ``fill`` (``(size,)``, default 0) is what a masked unit reads as.
         """
-        handles = [_FastPathOff()]
+        hooks = []
         for member in self._consumer_members():
             module = model.get_submodule(member.name)
-            hook = _replica_mask_hook(member, keep, fill, _n_inputs(module))
+            self._check_layout(member, _n_inputs(module))
+            hooks.append(
+                (module, _replica_mask_hook(member, keep, fill, _n_inputs(module)))
+            )
+        handles = [_FastPathOff()]
+        for module, hook in hooks:
             handles.append(module.register_forward_pre_hook(hook))
         return handles
 
@@ -325,7 +346,8 @@ def _affine_member(name, consumes, module, idxs, root_idxs, size):
     if [i for _, i in pairs] != list(range(offset, offset + size * width)):
         return None
     dim = -1 if isinstance(module, nn.Linear) else 1
-    return GraphMember(name, consumes, dim, offset, width)
+    tail = _n_inputs(module) - offset - size * width if consumes else 0
+    return GraphMember(name, consumes, dim, offset, width, tail)
 
 
 def find_graph_groups(model, example_input):

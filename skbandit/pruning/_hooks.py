@@ -12,7 +12,7 @@ compensation around it is skbandit's (:func:`remove_units`).
 import torch
 from torch import nn
 
-from ._graph import graph_of
+from ._graph import _n_inputs, graph_of
 from ._surgery import _consumer_inputs_raw, _consumer_outputs, _fold_mean, _refit_lstsq
 
 __all__ = ["replicated_arm_values", "remove_graph_units"]
@@ -64,10 +64,6 @@ def replicated_arm_values(group, model, arms, X, y, metric, fills=None):
     return torch.cat(values)
 
 
-def _n_inputs(module):
-    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
-
-
 @torch.no_grad()
 def remove_graph_units(group, pruned, removed, compensate, X, ridge):
     """Remove ``removed`` units of ``group`` from ``pruned``, in place.
@@ -79,27 +75,52 @@ def remove_graph_units(group, pruned, removed, compensate, X, ridge):
     unpruned network's: in a coupled graph a consumer may already have lost
     output channels to a group removed earlier). A consumer that is not a
     ``Linear`` or plain convolution cannot be refitted: ``ValueError``.
+
+    Column indices come from the dependency graph of ``pruned`` as it is
+    now, not from ``group.members``: removing another group concatenated
+    with this one has moved them.
     """
-    removed = torch.as_tensor(removed, dtype=torch.long).flatten()
-    consumers = [m for m in group.members if m.consumes]
-    if compensate == "mean":
-        inputs = _consumer_inputs_raw(pruned, consumers[0].name, X)
-        means = group.unit_view(inputs).mean((0, 2))
-        every_unit = torch.arange(group.size)
-        for member in consumers:
-            module = pruned.get_submodule(member.name)
-            full = means.new_zeros(_n_inputs(module))
-            full[member.features(every_unit)] = means.repeat_interleave(member.width)
-            _fold_mean(module, member.features(removed), full)
-    if compensate == "lstsq":
-        targets = _consumer_outputs(pruned, [m.name for m in consumers], X)
+    removed = torch.as_tensor(removed, dtype=torch.long).flatten().tolist()
+    consumers = [m.name for m in group.members if m.consumes]
     dg = graph_of(pruned, group.example_input)
     root = pruned.get_submodule(group.members[0].name)
-    pruner = dg.get_pruner_of_module(root)
-    dg.get_pruning_group(root, pruner.prune_out_channels, removed.tolist()).prune()
+    prune_out = dg.get_pruner_of_module(root).prune_out_channels
+    doomed = dg.get_pruning_group(root, prune_out, removed)
+    if compensate == "mean":
+        every = dg.get_pruning_group(root, prune_out, list(range(group.size)))
+        means = _unit_means(pruned, dg, every, consumers[0], X, group.size)
+        for name, item in _consumer_items(dg, doomed, consumers):
+            module = pruned.get_submodule(name)
+            full = means.new_zeros(_n_inputs(module))
+            full[item.idxs] = means[item.root_idxs]
+            _fold_mean(module, torch.as_tensor(item.idxs), full)
+    if compensate == "lstsq":
+        targets = _consumer_outputs(pruned, consumers, X)
+    doomed.prune()
     if compensate == "lstsq":
         order = {name: i for i, (name, _) in enumerate(pruned.named_modules())}
-        for member in sorted(consumers, key=lambda m: order[m.name]):
-            inputs = _consumer_inputs_raw(pruned, member.name, X)
-            module = pruned.get_submodule(member.name)
-            _refit_lstsq(module, inputs, targets[member.name], ridge)
+        for name in sorted(consumers, key=order.__getitem__):
+            inputs = _consumer_inputs_raw(pruned, name, X)
+            _refit_lstsq(pruned.get_submodule(name), inputs, targets[name], ridge)
+
+
+def _consumer_items(dg, tp_group, names):
+    """``(name, item)`` of the group's items that remove consumer inputs."""
+    for item in tp_group:
+        name = dg._module2name.get(item.dep.target.module)
+        handler = item.dep.handler
+        reads = dg.is_in_channel_pruning_fn(handler)
+        if name in names and reads and not dg.is_out_channel_pruning_fn(handler):
+            yield name, item
+
+
+def _unit_means(model, dg, every, consumer, X, size):
+    """Mean of each unit over samples, positions and its features, as
+    ``consumer`` reads it (the pulls' fill values)."""
+    ((_, item),) = [p for p in _consumer_items(dg, every, [consumer])]
+    x = _consumer_inputs_raw(model, consumer, X)
+    dim = -1 if isinstance(model.get_submodule(consumer), nn.Linear) else 1
+    columns = x.movedim(dim, 1)[:, item.idxs].transpose(0, 1).flatten(1).mean(1)
+    units = torch.as_tensor(item.root_idxs, device=columns.device)
+    total = columns.new_zeros(size).index_add_(0, units, columns)
+    return total / torch.bincount(units, minlength=size).to(columns.dtype)
