@@ -355,3 +355,23 @@ def test_masks_leave_the_attention_fast_path_as_they_found_it():
     with masked(model, {g: torch.ones(g.size) for g in graph}):
         assert not torch.backends.mha.get_fastpath_enabled()
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+class Untraceable(nn.Module):
+    """Reads a value through numpy, which autograd (and so tracing) refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    def forward(self, x):
+        # numpy() fails on a tensor that requires grad: only when traced.
+        return self.body(x) + 0 * float(self.body[0].weight.sum().numpy())
+
+
+def test_untraceable_model_falls_back_to_sequential_rules():
+    torch.manual_seed(0)
+    X, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    with pytest.warns(UserWarning, match="could not trace Untraceable"):
+        small, report = prune(Untraceable(), X, y, policy="magnitude")
+    assert [layer.name for layer in report.layers] == ["body.0"]

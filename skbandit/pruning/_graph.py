@@ -30,6 +30,7 @@ without those input columns.
 """
 
 import copy
+import warnings
 import weakref
 from dataclasses import dataclass, field, replace
 
@@ -497,11 +498,17 @@ def discover_groups(model, X):
         return find_unit_groups(model, example_input=X[:1])
     declared = find_unit_groups(model, X[:1]) if _declares_units(model) else []
     covered = {n for g in declared for n in (*g.producers, *g.consumers)}
-    found = [
-        g
-        for g in find_graph_groups(model, X[:EXAMPLE_ROWS])
-        if covered.isdisjoint((*g.producers, *g.consumers))
-    ]
+    try:
+        found = find_graph_groups(model, X[:EXAMPLE_ROWS])
+    except Exception as error:  # tracing an arbitrary forward can fail anywhere
+        warnings.warn(
+            f"Torch-Pruning could not trace {type(model).__name__} ({error!r}); "
+            "only its nn.Sequential and declared units are pruned.",
+            UserWarning,
+            stacklevel=3,
+        )
+        found = []
+    found = [g for g in found if covered.isdisjoint((*g.producers, *g.consumers))]
     if not declared and not found:
         return find_unit_groups(model, example_input=X[:1])
     if isinstance(model, InputAdapter):  # report the user's layer names
