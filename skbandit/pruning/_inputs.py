@@ -122,7 +122,8 @@ def _pack(X):
 def adapt_inputs(model, X):
     """``(model, X)`` with ``X`` one tensor and ``model`` returning one.
 
-    A dict or tuple ``X`` is packed and the model wrapped in an
+    A dict or tuple ``X`` of tensors or arrays is packed (a list stays
+    array-like data: rows of samples) and the model wrapped in an
     :class:`InputAdapter`; a tensor ``X`` is left as it is, the model wrapped
     only when its output is not a tensor (a tuple, a ``ModelOutput``).
 
@@ -150,7 +151,7 @@ def adapt_inputs(model, X):
     (torch.Size([3, 4]), torch.Size([3, 2]))
     """
     if (
-        isinstance(X, (dict, tuple, list))
+        isinstance(X, (dict, tuple))
         and X
         and all(
             torch.is_tensor(v) or isinstance(v, np.ndarray)
