@@ -297,15 +297,15 @@ def prune(
     model : torch.nn.Module
         A trained network. Its weights are left untouched (a pruned copy is
         returned, a plain copy for ``policy="none"``); it is put in eval mode.
+        In the copy, self-attention ``nn.MultiheadAttention`` layers become
+        equal :class:`MultiheadSelfAttention` layers, whose heads can be
+        pruned.
     X, y : array-like or torch.Tensor
         Data the pulls, baselines and compensation are computed on. ``X``
         may also be a dict or tuple of tensors (samples along dimension 0),
         passed to the model as keyword or positional inputs; integer inputs
         (token ids) stay integers. A model returning a tuple or a Hugging
         Face ``ModelOutput`` is scored on its logits (first element).
-        Self-attention ``nn.MultiheadAttention`` layers are replaced (in the
-        copy) by equal :class:`MultiheadSelfAttention` layers, so that their
-        heads can be pruned.
     policy : str or policy object, default="ucb1"
         A bandit policy (``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``,
         ``"thompson"``, ``"hedge"``, ``"exp3"`` or an object following
@@ -340,9 +340,9 @@ def prune(
         ``between_rounds(model) -> model`` after every round but the last
         (e.g. a few epochs of fine-tuning).
     groups : list of UnitGroup, default=None
-        The prunable units; discovered if None: by :func:`find_unit_groups`
-        in an ``nn.Sequential`` or a model with modules that declare their
-        units, else from the model's dependency graph
+        The prunable units; discovered if None (:func:`discover_groups`): by
+        :func:`find_unit_groups` in an ``nn.Sequential``; in any other model,
+        the groups its modules declare plus those of its dependency graph
         (:func:`find_graph_groups`).
     random_state : int, numpy.random.Generator or None, default=None
 
