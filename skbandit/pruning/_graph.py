@@ -278,6 +278,8 @@ def _replica_mask_hook(member, keep, fill, n_features):
 
 
 def _torch_pruning():
+    # Imported on first use: Sequential models and declared groups never
+    # trace a graph, and importing skbandit.pruning stays light.
     import torch_pruning
 
     return torch_pruning
