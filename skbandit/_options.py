@@ -24,6 +24,7 @@ __all__ = [
     "SCOPES",
     "PruningDefaults",
     "DEFAULTS",
+    "PAPER_SETTINGS",
     "check_prune_ratio",
 ]
 
@@ -72,6 +73,20 @@ class PruningDefaults:
 
 #: The defaults every signature reads (``budget=DEFAULTS.budget``).
 DEFAULTS = PruningDefaults()
+
+#: The configuration of Ameen & Vadera: UCB1 over single-unit pulls that zero
+#: the unit, rewarded by the loss change, no compensation, one round. Pass it
+#: as ``prune(model, X, y, **PAPER_SETTINGS)`` or
+#: ``BanditPrunedMLPClassifier(**PAPER_SETTINGS)``; benchmarks name it
+#: ``"paper@<ratio>"``.
+PAPER_SETTINGS = {
+    "policy": "ucb1",
+    "reward": "loss",
+    "pull": "single",
+    "compensate": "none",
+    "n_rounds": 1,
+    "budget": 10,
+}
 
 
 def check_prune_ratio(ratio, name="prune_ratio"):

@@ -11,7 +11,9 @@ or any supported ``nn.Module``:
   :func:`build_module` rebuilds the ``nn.Sequential``. Loading uses
   ``torch.load(weights_only=True)``: no class is unpickled, so a file from
   an untrusted source cannot run code, and the file does not depend on
-  skbandit's (or your) class names.
+  skbandit's (or your) class names. Nor can the file make the loader
+  allocate more than it holds: the spec is checked against the weights on
+  the ``meta`` device first, and any malformed file raises ``ValueError``.
 - :func:`to_torchscript`: ``torch.jit.trace`` or ``torch.jit.script``.
 - :func:`export_onnx`: ``torch.onnx.export`` (needs ``pip install
   'skbandit[export]'`` to run the result with onnxruntime).
@@ -42,6 +44,7 @@ Examples
 True
 """
 
+import contextlib
 import copy
 import inspect
 import numbers
@@ -214,15 +217,48 @@ def module_spec(obj):
     return {"type": "Sequential", "dtype": dtype, "layers": _sequential_spec(module)}
 
 
-def _build_layers(layers):
+#: Deepest nesting of ``Sequential`` a spec may declare (the estimators'
+#: networks have none; the limit keeps a hostile file from exhausting the
+#: stack).
+_MAX_DEPTH = 16
+
+
+def _check_value(value, where):
+    """Spec arguments are JSON-like: numbers, strings, booleans, None, lists."""
+    if isinstance(value, list):
+        for item in value:
+            _check_value(item, where)
+    elif not (value is None or isinstance(value, (bool, numbers.Real, str))):
+        raise ValueError(
+            f"{where}: argument values must be numbers, strings, booleans or "
+            f"lists of them, got {type(value).__name__}."
+        )
+
+
+def _build_layers(layers, depth=0):
+    if not isinstance(layers, list):
+        raise ValueError(
+            f"a Sequential's 'layers' must be a list, got {type(layers).__name__}."
+        )
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"module spec nests Sequential deeper than {_MAX_DEPTH}.")
     children = OrderedDict()
     for spec in layers:
+        if not isinstance(spec, dict):
+            raise ValueError(f"a layer spec is a dict, got {type(spec).__name__}.")
         spec = dict(spec)
-        name, kind = str(spec.pop("name")), spec.pop("type")
+        name, kind = spec.pop("name", None), spec.pop("type", None)
+        if not isinstance(name, str) or not name or "." in name or name in children:
+            raise ValueError(
+                f"layer name {name!r} in module spec: names are non-empty strings "
+                "without '.', unique within their Sequential."
+            )
         if kind == "Sequential":
-            children[name] = _build_layers(spec["layers"])
+            if set(spec) != {"layers"}:
+                raise ValueError(f"Sequential {name!r} in module spec needs 'layers'.")
+            children[name] = _build_layers(spec["layers"], depth + 1)
             continue
-        if kind not in _LAYERS:
+        if not isinstance(kind, str) or kind not in _LAYERS:
             raise ValueError(
                 f"unknown layer type {kind!r} in module spec; known: "
                 f"{', '.join(_LAYERS)}"
@@ -231,30 +267,49 @@ def _build_layers(layers):
         unknown = set(spec) - set(args) - ({"bias"} if kind in _WITH_BIAS else set())
         if unknown:
             raise ValueError(f"unknown arguments {sorted(unknown)} of layer {kind}")
-        children[name] = cls(**{k: _tupled(v) for k, v in spec.items()})
+        _check_value(list(spec.values()), f"layer {name!r} ({kind})")
+        try:
+            children[name] = cls(**{k: _tupled(v) for k, v in spec.items()})
+        except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+            raise ValueError(
+                f"layer {name!r} ({kind}) of the module spec cannot be built: {exc}"
+            ) from exc
     return nn.Sequential(children)
 
 
-def build_module(spec):
+def build_module(spec, device=None):
     """Rebuild the (untrained) ``nn.Sequential`` described by ``spec``.
 
     Parameters
     ----------
     spec : dict
         As returned by :func:`module_spec`.
+    device : str or torch.device, default=None
+        Where the parameters are created (torch's default device if None).
+        ``"meta"`` allocates nothing: the module then only describes shapes,
+        which is how :func:`load_checkpoint` checks a file before trusting
+        the sizes it declares.
 
     Returns
     -------
     torch.nn.Sequential
         In eval mode, with the spec's dtype; load weights into it with
         ``load_state_dict``.
+
+    Raises
+    ------
+    ValueError
+        For anything in ``spec`` that does not describe a network (the
+        message names the layer).
     """
     if not isinstance(spec, dict) or spec.get("type") != "Sequential":
         raise ValueError("a module spec is a dict with type 'Sequential'")
     dtype = spec.get("dtype", "float32")
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise ValueError(f"unsupported dtype {dtype!r} in module spec")
-    return _build_layers(spec["layers"]).to(_DTYPES[dtype]).eval()
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        module = _build_layers(spec.get("layers"))
+    return module.to(_DTYPES[dtype]).eval()
 
 
 def _estimator_meta(obj):
@@ -313,6 +368,13 @@ def save_module(obj, path):
 def load_checkpoint(path):
     """Read a :func:`save_module` file: ``{"module", "spec", "meta"}``.
 
+    The file is not trusted: its spec is first built on the ``meta`` device
+    (nothing is allocated for the sizes it declares), every tensor of its
+    state dict must have the name, shape and dtype that the spec implies,
+    and only then do the file's own tensors become the module's parameters
+    (``load_state_dict(assign=True)``). A small file declaring a huge layer
+    is therefore rejected without allocating that layer.
+
     Parameters
     ----------
     path : str or path-like
@@ -322,7 +384,10 @@ def load_checkpoint(path):
     ------
     ValueError
         When the file is not a skbandit module checkpoint, is of a newer
-        format version, or its weights do not fit its spec.
+        format version, its spec is malformed, or its weights do not fit its
+        spec.
+    FileNotFoundError
+        When ``path`` does not exist.
     """
     path = os.fspath(path)
     try:
@@ -333,17 +398,47 @@ def load_checkpoint(path):
         raise ValueError(f"{path} is not a readable module checkpoint: {exc}") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path} is not a skbandit module checkpoint")
-    if checkpoint.get("version", 0) > FORMAT_VERSION:
+    version = checkpoint.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{path}: checkpoint version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
         raise ValueError(
-            f"{path} has checkpoint version {checkpoint['version']}; this "
+            f"{path} has checkpoint version {version}; this "
             f"skbandit reads version {FORMAT_VERSION} (upgrade skbandit)"
         )
-    module = build_module(checkpoint["spec"])
+    meta = checkpoint.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: 'meta' must be a dict, got {type(meta).__name__}")
     try:
-        module.load_state_dict(checkpoint["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: the weights do not fit the spec: {exc}") from exc
-    return {"module": module, "spec": checkpoint["spec"], "meta": checkpoint["meta"]}
+        module = build_module(checkpoint.get("spec"), device="meta")
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid module spec: {exc}") from exc
+    state = checkpoint.get("state_dict")
+    _check_state(path, module.state_dict(), state)
+    module.load_state_dict(state, strict=True, assign=True)
+    return {"module": module, "spec": checkpoint["spec"], "meta": meta}
+
+
+def _check_state(path, expected, state):
+    """``state`` holds exactly the tensors of ``expected``: names, shapes, dtypes."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: 'state_dict' must be a dict of tensors")
+    missing, unexpected = expected.keys() - state.keys(), state.keys() - expected.keys()
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: the weights do not fit the spec: missing "
+            f"{sorted(missing)}, unexpected {sorted(map(str, unexpected))}"
+        )
+    for key, want in expected.items():
+        got = state[key]
+        if not torch.is_tensor(got) or got.layout != torch.strided:
+            raise ValueError(f"{path}: state_dict entry {key!r} is not a dense tensor")
+        if got.shape != want.shape or got.dtype != want.dtype:
+            raise ValueError(
+                f"{path}: the weights do not fit the spec: {key!r} is "
+                f"{got.dtype} {tuple(got.shape)}, the spec needs "
+                f"{want.dtype} {tuple(want.shape)}"
+            )
 
 
 def load_module(path):

@@ -22,7 +22,8 @@ from torch import nn
 
 from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor, cli
 from skbandit.benchmarks import ResultStore, _store
-from skbandit.pruning import prune
+from skbandit.policies import UCB1
+from skbandit.pruning import UnitGroup, prune
 
 pytestmark = pytest.mark.filterwarnings(
     # numpy's own warnings about the bad values themselves
@@ -73,6 +74,39 @@ def pruning(id, match, error=ValueError, **kwargs):
 def command(id, match, *argv, setup=None, suite="tabular"):
     args = dict(argv=argv, setup=setup, suite=suite)
     return Case(id, "cli", args, match, SystemExit)
+
+
+# -- broken policies -----------------------------------------------------------------
+
+
+class NaNEstimates(UCB1):
+    def _estimates(self):
+        return np.full(self.n_arms_, np.nan)
+
+
+class OutOfRangeArms(UCB1):
+    def _select(self, k):
+        return super()._select(k) + self.n_arms_
+
+
+class NoArms(UCB1):
+    def _select(self, k):
+        return np.array([], dtype=int)
+
+
+class TextOutput(nn.Module):
+    """A model whose forward returns no tensor at all.
+
+    (A tuple such as ``(logits, features)`` is pruned on its first element,
+    see ``tests/test_any_model.py``.)
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.net = _net()
+
+    def forward(self, x):
+        return {"label": "text"}
 
 
 # -- CLI fixtures ------------------------------------------------------------------
@@ -201,9 +235,17 @@ CASES = [
     ),
     fit("prune_ratio negative", "'prune_ratio' parameter", prune_ratio=-0.1),
     fit("prune_ratio NaN", "'prune_ratio' parameter", prune_ratio=float("nan")),
-    fit("budget 0", r"'budget' parameter .* range \(0.0, inf\)", budget=0),
+    fit("budget 0", r"'budget' parameter .* range \[1.0, 1000.0\]", budget=0),
     fit("budget negative", "'budget' parameter", budget=-3),
     fit("budget inf", "'budget' parameter", budget=float("inf")),
+    fit("budget below one pull", "'budget' parameter", budget=0.5),
+    fit(
+        "n_rounds beyond the neurons",
+        "n_rounds=1000000000 exceeds the 4 hidden neurons",
+        n_rounds=10**9,
+    ),
+    fit("budget above the cap", "'budget' parameter", budget=1e7),
+    fit("max_budget above the cap", "'max_budget' parameter", max_budget=1e7),
     fit("batch_size 0", "'batch_size' parameter", batch_size=0),
     fit("arms_per_round 0", "'arms_per_round' parameter", arms_per_round=0),
     fit(
@@ -212,6 +254,16 @@ CASES = [
         hidden_layer_sizes=(1,),
     ),
     fit("no hidden layer", "non-empty sequence of integers", hidden_layer_sizes=()),
+    fit(
+        "absurd hidden layer sizes",
+        r"hidden_layer_sizes=\(1000000000000,\) is too large: .* 6e\+12 parameters",
+        hidden_layer_sizes=(10**12,),
+    ),
+    fit(
+        "hidden layer sizes whose product overflows int64",
+        "is too large",
+        hidden_layer_sizes=(2**40, 2**40),
+    ),
     # ---- estimators: predict ----
     predict(
         "predict before fit",
@@ -244,6 +296,76 @@ CASES = [
         "prune budget inf",
         "budget must be",
         budget=float("inf"),
+    ),
+    pruning(
+        "prune budget below one pull",
+        r"budget must be a number in \[1, 1000\].* removed in index order",
+        budget=1e-12,
+    ),
+    pruning(
+        "prune budget above the cap",
+        r"budget must be a number in \[1, 1000\].* can run for days",
+        budget=1e7,
+    ),
+    pruning(
+        "prune max_budget above the cap",
+        r"max_budget must be a number in \[1, 1000\]",
+        budget="auto",
+        max_budget=1e7,
+    ),
+    pruning(
+        "prune n_rounds beyond the units",
+        "n_rounds=1000000000 exceeds the model's 8 prunable units",
+        n_rounds=10**9,
+    ),
+    pruning(
+        "prune policy with NaN estimates",
+        r"policy 'NaNEstimates' returned non-finite scores .* layer '0'",
+        policy=NaNEstimates(),
+    ),
+    pruning(
+        "prune policy selecting arms out of range",
+        r"OutOfRangeArms.select returned .* arms in \[0, 8\)",
+        policy=OutOfRangeArms(),
+    ),
+    pruning(
+        "prune policy selecting no arm",
+        r"NoArms.select returned .* non-empty",
+        policy=NoArms(),
+    ),
+    pruning(
+        "prune model with an output holding no tensor",
+        "the model's prediction as a tensor, its logits or the first element "
+        "of a tuple; got str",
+        model=lambda: TextOutput(),
+        error=TypeError,
+    ),
+    pruning(
+        "prune model on the meta device",
+        "tensors on the 'meta' device",
+        model=lambda: _net().to("meta"),
+    ),
+    pruning(
+        "prune UnitGroup of the wrong size",
+        r"UnitGroup '0' has 9 units \(9 rows\), but producer '0' has 8 rows",
+        groups=[UnitGroup("0", 9, ("0",), ("2",))],
+    ),
+    pruning(
+        "prune UnitGroup reading the wrong width",
+        "UnitGroup '0' spans 16 input features, but consumer '2' reads 8",
+        groups=[UnitGroup("0", 8, (), ("2",), unit_width=2)],
+    ),
+    pruning(
+        "prune UnitGroup naming a missing module",
+        "UnitGroup '0' names module 'fc', which the model does not have",
+        groups=[UnitGroup("0", 8, ("fc",), ("2",))],
+    ),
+    pruning(
+        "prune between_rounds returning None",
+        "between_rounds must return the model .* got NoneType",
+        n_rounds=2,
+        between_rounds=lambda model: None,
+        error=TypeError,
     ),
     pruning("prune batch_size 0", "batch_size must be", batch_size=0),
     pruning(
@@ -391,8 +513,14 @@ def _same_state(before, model):
     if not isinstance(model, nn.Module):
         return before == after
     return before.keys() == after.keys() and all(
-        torch.equal(before[k], after[k]) for k in before
+        _same_tensor(before[k], after[k]) for k in before
     )
+
+
+def _same_tensor(a, b):
+    if a.is_meta or b.is_meta:  # no values to compare
+        return a.is_meta and b.is_meta and a.shape == b.shape
+    return torch.equal(a, b)
 
 
 @pytest.fixture(scope="module")

@@ -58,9 +58,9 @@ def test_registry_has_every_policy_and_baseline_once_per_ratio():
     ours = [m for m in methods.values() if m.family == "ours"]
     assert [m.name for m in ours].count("none") == 1
     for ratio in ("0.3", "0.5"):
-        for policy in POLICIES + BASELINES:
+        for policy in (*POLICIES, *BASELINES, "scratch", "paper"):
             assert f"{policy}@{ratio}" in methods
-    assert len(ours) == 1 + 2 * len(POLICIES + BASELINES)
+    assert len(ours) == 1 + 2 * (len(POLICIES + BASELINES) + 2)
     peers = [m.name for m in methods.values() if m.family == "peer"]
     assert peers == [
         "sk_linear",
@@ -89,7 +89,7 @@ def test_ours_share_one_architecture():
     [
         (["ucb1@*"], ["ucb1@0.3", "ucb1@0.5"]),
         (["sk_k*", "none"], ["none", "sk_knn"]),
-        (["*@0.3"], [f"{p}@0.3" for p in POLICIES + BASELINES]),
+        (["*@0.3"], [f"{p}@0.3" for p in (*POLICIES, *BASELINES, "scratch", "paper")]),
         (["hedge@0.8"], ["hedge@0.8"]),  # an explicit ratio outside `ratios`
         (["sk_knn", "sk_k*"], ["sk_knn"]),
     ],
@@ -622,3 +622,57 @@ def test_torch_pruning_scorer_matches_torch_pruning_magnitude_pruner():
         m.weight.shape for m in theirs if hasattr(m, "weight")
     ]
     torch.testing.assert_close(ours(X), theirs(X))
+
+
+def test_control_comparisons_pair_methods_with_controls_of_their_setting():
+    from skbandit.benchmarks._reports import control_comparisons
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.9, size=6)
+    scores = pd.DataFrame(
+        {
+            "none": base,
+            "random@0.5:lstsq/ft0": base - 0.02,
+            "ucb1@0.5:lstsq/ft0": base - 0.01,
+            "random@0.5:none/ft0": base - 0.20,
+            "ucb1@0.5:none/ft0": base - 0.25,
+            "sk_knn": base - 0.05,
+        },
+        index=[f"d{i}" for i in range(6)],
+    )
+    table = control_comparisons(scores)
+    assert sorted(table.index) == ["ucb1@0.5:lstsq/ft0", "ucb1@0.5:none/ft0"]
+    # Against random of the same compensation, never across settings.
+    assert table.loc["ucb1@0.5:lstsq/ft0", "diff vs random"] == pytest.approx(0.01)
+    assert table.loc["ucb1@0.5:none/ft0", "diff vs random"] == pytest.approx(-0.05)
+    assert table.loc["ucb1@0.5:none/ft0", "diff vs none"] == pytest.approx(-0.25)
+    # Six consistent wins: the smallest two-sided exact p, 2 / 2**6.
+    assert table.loc["ucb1@0.5:lstsq/ft0", "p_holm vs random"] == pytest.approx(
+        2 / 2**6
+    )
+
+
+def test_scratch_is_the_unpruned_recipe_at_the_pruned_size():
+    from skbandit.pruning import removal_counts
+
+    method = select_methods(C, ["scratch@0.75"])["scratch@0.75"]
+    estimator = method.make(C, random_state=0)[-1]
+    sizes = OURS_DEFAULTS["hidden_layer_sizes"]
+    kept = [n - r for n, r in zip(sizes, removal_counts(list(sizes), 0.75))]
+    assert estimator.hidden_layer_sizes == tuple(kept)
+    assert estimator.policy == "none"
+    assert estimator.fine_tune_epochs == OURS_DEFAULTS["fine_tune_epochs"]
+    with pytest.raises(ValueError, match="unknown method"):
+        select_methods(C, ["scratch@0.75:lstsq"])
+
+
+def test_paper_is_the_papers_configuration_at_a_ratio():
+    from skbandit._options import PAPER_SETTINGS
+
+    method = select_methods(C, ["paper@0.75/ft0"])["paper@0.75/ft0"]
+    estimator = method.make(C, random_state=0)[-1]
+    for key, value in PAPER_SETTINGS.items():
+        assert getattr(estimator, key) == value
+    assert (estimator.prune_ratio, estimator.fine_tune_epochs) == (0.75, 0)
+    with pytest.raises(ValueError, match="unknown method"):
+        select_methods(C, ["paper@0.5:lstsq"])

@@ -413,3 +413,65 @@ def test_summary_markdown_needs_no_tabulate(table6, monkeypatch):
     assert "Friedman chi2 = " in text and "Iman-Davenport F" in text
     assert "CD = 1.254" in text
     assert "| adult (sample) | 0.763 ± 0.014 |" in text
+
+
+# ----------------------------------------------------------------------------
+# comparisons with a control: paired Wilcoxon tests, Holm's correction
+
+
+def _holm_by_hand(p):
+    """Holm (1979) literally: step down, stop at the first non-rejection."""
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    adjusted, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+@pytest.mark.parametrize(
+    "p",
+    [[0.01, 0.04, 0.03], [0.5], [0.001, 0.2, 0.03, 0.04, 0.9], [0.02, 0.02, 0.02]],
+)
+def test_holm_adjust_matches_the_step_down_procedure(p):
+    from skbandit.benchmarks import holm_adjust
+
+    np.testing.assert_allclose(holm_adjust(p), _holm_by_hand(p))
+
+
+def test_wilcoxon_holm_against_scipy_and_by_hand():
+    from scipy.stats import wilcoxon
+
+    from skbandit.benchmarks import wilcoxon_holm
+
+    control = np.array([0.90, 0.80, 0.70, 0.60, 0.85, 0.75, 0.65])
+    scores = pd.DataFrame(
+        {
+            "none": control,
+            "better": control + [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, -0.005],
+            "worse": control - [0.02, 0.01, 0.03, 0.0, 0.02, 0.04, 0.01],
+        }
+    )
+    table = wilcoxon_holm(scores, "none")
+    assert list(table.index) == ["better", "worse"]
+    assert table.loc["better", ["wins", "ties", "losses"]].tolist() == [6, 0, 1]
+    assert table.loc["worse", ["wins", "ties", "losses"]].tolist() == [0, 1, 6]
+    p_better = wilcoxon(scores["better"] - control).pvalue
+    diff_worse = (scores["worse"] - control).to_numpy()
+    p_worse = wilcoxon(diff_worse[diff_worse != 0]).pvalue
+    assert table.loc["better", "p"] == pytest.approx(p_better)
+    assert table.loc["worse", "p"] == pytest.approx(p_worse)
+    np.testing.assert_allclose(table["p_holm"], _holm_by_hand([p_better, p_worse]))
+    assert table.loc["worse", "mean_diff"] == pytest.approx(-0.13 / 7)
+    # Lower-is-better scores flip the orientation, not the p-values.
+    flipped = wilcoxon_holm(scores, "none", higher_is_better=False)
+    assert flipped.loc["worse", "wins"] == 6
+    np.testing.assert_allclose(flipped["p"], table["p"])
+
+
+def test_wilcoxon_holm_needs_the_control():
+    from skbandit.benchmarks import wilcoxon_holm
+
+    with pytest.raises(ValueError, match="control 'x'"):
+        wilcoxon_holm(pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, 3.0]}), "x")

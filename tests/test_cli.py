@@ -185,3 +185,18 @@ def test_unexpected_errors_keep_their_traceback(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(skbandit.benchmarks, "run_benchmark", broken)
     with pytest.raises(ValueError, match="a bug, not a user error"):
         cli.main(["bench", "tabular", "--db", str(tmp_path / "r.sqlite")])
+
+
+def test_perf_measures_the_issue_lines_and_gpu_only_with_cuda(monkeypatch):
+    import torch
+
+    from skbandit.benchmarks import _perf
+
+    names = [m.__name__ for m in _perf.MEASUREMENTS]
+    for name in ("small_fit", "import_time", "depth_scaling", "arm_eval"):
+        assert name in names
+    everything = (_perf.arm_eval, _perf.arm_eval_gpu)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _perf._with_cuda(everything) == (_perf.arm_eval,)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _perf._with_cuda(everything) == everything

@@ -53,6 +53,7 @@ def _doctests(module_name):
 MODULES = [name for package in PACKAGES for name in _modules(package)] + [
     "skbandit._options",
     "skbandit._lazy",
+    "skbandit._cache",
 ]
 # Only the modules that have doctests become test cases.
 DOCTEST_MODULES = [name for name in MODULES if _doctests(name)]

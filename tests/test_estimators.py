@@ -1,6 +1,7 @@
 """Behaviour of the scikit-learn estimators beyond scikit-learn's own checks."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -412,3 +413,55 @@ def test_tensor_batches_equal_dataloader(iris, monkeypatch, early_stopping):
     reference = BanditPrunedMLPClassifier(**params).fit(X, y)
     np.testing.assert_array_equal(fast.predict_proba(X), reference.predict_proba(X))
     assert fast.loss_curve_ == reference.loss_curve_
+
+
+def test_memory_retrains_instead_of_trusting_a_damaged_entry(iris, tmp_path):
+    import joblib
+    import torch
+
+    X, y = iris
+    params = dict(random_state=0, memory=str(tmp_path), **FAST)
+    fresh = BanditPrunedMLPClassifier(**FAST, random_state=0).fit(X, y)
+    BanditPrunedMLPClassifier(**params).fit(X, y)
+    (entry,) = tmp_path.rglob("output.pkl")
+    # Damage that still unpickles: one weight changed, the digest kept.
+    (module, history), digest = joblib.load(entry)
+    with torch.no_grad():
+        module[0].weight[0, 0] += 1.0
+    joblib.dump(((module, history), digest), entry)
+    with pytest.warns(RuntimeWarning, match="integrity check"):
+        again = BanditPrunedMLPClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), fresh.predict_proba(X))
+    # The entry was stored again, sound: the next fit trusts it silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        hit = BanditPrunedMLPClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(hit.predict_proba(X), fresh.predict_proba(X))
+
+
+def test_small_fits_run_on_one_thread_and_restore_the_callers(iris, monkeypatch):
+    import torch
+
+    from skbandit.estimators import _base, _threads
+
+    seen = []
+    real_prune = _base.prune
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_prune(*args, **kwargs)
+
+    monkeypatch.setattr(_base, "prune", spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        X, y = iris
+        BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+        # A large problem keeps the caller's threads.
+        monkeypatch.setattr(_threads, "SMALL_BATCH_WORK", 0)
+        BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+        assert seen == [1, 2]
+    finally:
+        torch.set_num_threads(previous)

@@ -7,8 +7,10 @@ float32 outputs are compared with ``module_(X)`` in float32 and, through the
 softmax / the target scaling, with ``predict_proba`` / ``predict``.
 """
 
+import functools
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
 from skbandit.export import (
@@ -230,3 +233,160 @@ def test_onnx_dynamo_exporter(clf_data, tmp_path):
     clf, X = clf_data
     path = export_onnx(clf, tmp_path / "clf.onnx", dynamo=True)
     _check_classifier(_run_onnx(path, X), clf, X)
+
+
+# -- untrusted files -----------------------------------------------------------------
+
+
+class _LargestAllocation(TorchDispatchMode):
+    """Records the largest tensor any torch operation returns off the meta
+    device (every allocation by a layer constructor goes through one)."""
+
+    largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for value in torch.utils._pytree.tree_leaves(out):
+            if torch.is_tensor(value) and not value.is_meta:
+                self.largest = max(self.largest, value.numel())
+        return out
+
+
+def _checkpoint(spec=None, state=None, **entries):
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    checkpoint = {
+        "format": "skbandit.module",
+        "version": 1,
+        "spec": module_spec(net) if spec is None else spec,
+        "state_dict": net.state_dict() if state is None else state,
+        "meta": {},
+    }
+    return {**checkpoint, **entries}
+
+
+def test_load_rejects_a_huge_declared_layer_without_allocating_it(tmp_path):
+    spec = {
+        "type": "Sequential",
+        "dtype": "float32",
+        "layers": [
+            {
+                "name": "0",
+                "type": "Linear",
+                "in_features": 20000,
+                "out_features": 20000,
+                "bias": True,
+            },
+        ],
+    }
+    state = {"0.weight": torch.zeros(2, 2), "0.bias": torch.zeros(2)}
+    path = tmp_path / "evil.pt"
+    torch.save(_checkpoint(spec, state), path)
+    assert path.stat().st_size < 4096
+    with _LargestAllocation() as mode:
+        with pytest.raises(ValueError, match="weights do not fit the spec"):
+            load_module(path)
+    assert mode.largest < 1000  # the file's own tiny tensors at most
+
+
+def _spec_with(layer):
+    return {"type": "Sequential", "dtype": "float32", "layers": [layer]}
+
+
+LINEAR = {"name": "0", "type": "Linear", "in_features": 3, "out_features": 4}
+MALFORMED = {
+    "spec not a dict": dict(spec=["Sequential"]),
+    "spec of another type": dict(spec={"type": "Module", "layers": []}),
+    "unknown dtype": dict(spec={"type": "Sequential", "dtype": "int8", "layers": []}),
+    "dtype not a string": dict(spec={"type": "Sequential", "dtype": 3, "layers": []}),
+    "layers not a list": dict(spec={"type": "Sequential", "layers": "0"}),
+    "layers missing": dict(spec={"type": "Sequential"}),
+    "layer not a dict": dict(spec=_spec_with("Linear")),
+    "layer without name": dict(spec=_spec_with({"type": "ReLU"})),
+    "layer name not a string": dict(spec=_spec_with({"name": 0, "type": "ReLU"})),
+    "layer name with a dot": dict(spec=_spec_with({"name": "a.b", "type": "ReLU"})),
+    "duplicate layer names": dict(
+        spec={
+            "type": "Sequential",
+            "layers": [{"name": "0", "type": "ReLU"}, {"name": "0", "type": "Tanh"}],
+        }
+    ),
+    "layer without type": dict(spec=_spec_with({"name": "0"})),
+    "layer type not a string": dict(spec=_spec_with({"name": "0", "type": ["x"]})),
+    "unknown layer type": dict(spec=_spec_with({"name": "0", "type": "Conv9d"})),
+    "unknown argument": dict(spec=_spec_with({**LINEAR, "device": "cuda"})),
+    "missing argument": dict(spec=_spec_with({"name": "0", "type": "Linear"})),
+    "string size": dict(spec=_spec_with({**LINEAR, "in_features": "3"})),
+    "float size": dict(spec=_spec_with({**LINEAR, "in_features": 2.5})),
+    "negative size": dict(spec=_spec_with({**LINEAR, "in_features": -3})),
+    "size beyond any memory": dict(
+        spec=_spec_with({**LINEAR, "in_features": 2**62, "out_features": 2**62})
+    ),
+    "dict argument": dict(spec=_spec_with({**LINEAR, "in_features": {"n": 3}})),
+    "bad padding mode": dict(
+        spec=_spec_with(
+            {
+                "name": "0",
+                "type": "Conv1d",
+                "in_channels": 1,
+                "out_channels": 1,
+                "kernel_size": 3,
+                "padding_mode": "mirror",
+            }
+        )
+    ),
+    "Sequential without layers": dict(
+        spec=_spec_with({"name": "0", "type": "Sequential"})
+    ),
+    "nested too deep": dict(
+        spec=functools.reduce(
+            lambda inner, _: _spec_with(
+                {"name": "0", "type": "Sequential", "layers": inner["layers"]}
+            ),
+            range(100),
+            _spec_with({"name": "0", "type": "ReLU"}),
+        )
+    ),
+    "state not a dict": dict(state=[torch.zeros(4, 3)]),
+    "state entry not a tensor": dict(
+        state={**_checkpoint()["state_dict"], "0.weight": [[0.0] * 3] * 4}
+    ),
+    "state entry missing": dict(state={"0.weight": torch.zeros(4, 3)}),
+    "state entry unexpected": dict(
+        state={**_checkpoint()["state_dict"], "3.weight": torch.zeros(1)}
+    ),
+    "state entry of the wrong shape": dict(
+        state={**_checkpoint()["state_dict"], "0.weight": torch.zeros(3, 4)}
+    ),
+    "state entry of the wrong dtype": dict(
+        state={**_checkpoint()["state_dict"], "0.bias": torch.zeros(4).double()}
+    ),
+    "sparse state entry": dict(
+        state={**_checkpoint()["state_dict"], "2.bias": torch.zeros(2).to_sparse()}
+    ),
+    "version not an integer": dict(version="1"),
+    "newer version": dict(version=99),
+    "meta not a dict": dict(meta=["classes"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_load_rejects_malformed_files_with_value_error(case, tmp_path):
+    entries = dict(MALFORMED[case])
+    path = tmp_path / "bad.pt"
+    spec, state = entries.pop("spec", None), entries.pop("state", None)
+    torch.save(_checkpoint(spec, state, **entries), path)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        load_module(path)
+
+
+def test_load_assigns_the_files_tensors(tmp_path):
+    net = nn.Sequential(
+        nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.Flatten(), nn.Linear(12, 2)
+    ).eval()
+    path = tmp_path / "m.pt"
+    save_module(net, path)
+    again = load_module(path)
+    assert not any(t.is_meta for t in again.state_dict().values())
+    x = torch.randn(5, 2, 6)
+    torch.testing.assert_close(again(x), net(x), rtol=0, atol=0)
+    assert all(p.requires_grad for p in again.parameters())

@@ -306,7 +306,7 @@ def small_problems(draw, task):
         prune_ratio=draw(st.floats(0, 0.9)),
         scope=draw(st.sampled_from(["layer", "global"])),
         compensate=draw(st.sampled_from(["none", "mean", "lstsq"])),
-        budget=draw(st.floats(0.5, 2)),
+        budget=draw(st.floats(1, 2)),
         max_epochs=2,
         fine_tune_epochs=1,
         batch_size=8,

@@ -5,10 +5,21 @@ import pytest
 import torch
 from torch import nn
 
-from skbandit.pruning import count_parameters, find_unit_groups, prune
-from skbandit.pruning._targets import param_cost, round_counts
+from skbandit.pruning import (
+    count_parameters,
+    find_unit_groups,
+    prune,
+    removals_by_count,
+)
+from skbandit.pruning._targets import mac_cost, param_cost, round_count
 
 from .test_pruning import make_data, make_mlp, planted_network
+
+
+def round_counts(sizes, prune_ratio, scope, n_rounds):
+    return [
+        round_count(sizes, prune_ratio, scope, n_rounds, r) for r in range(n_rounds)
+    ]
 
 
 def test_round_counts_reach_the_single_round_target():
@@ -81,27 +92,40 @@ def test_target_params_with_rounds_and_unreachable_target():
         prune(net, X, y, "magnitude", target_params=20)
 
 
-def test_target_latency_searches_fewest_removals(monkeypatch):
-    from skbandit.pruning import _prune
-
-    # A deterministic stand-in for measured latency: proportional to size.
-    def fake_latency(model, pruned, X, repeats=15):
-        return count_parameters(pruned) / count_parameters(model)
-
-    monkeypatch.setattr(_prune, "latency_ratio", fake_latency)
+def test_target_latency_removes_fewest_units_by_multiply_accumulates():
     net = make_mlp([10, 32, 32, 4])
     X, y = make_data(100, 10, "classification", 4)
+    groups = find_unit_groups(net)
     small, report = prune(net, X, y, "ucb1", target_latency=0.5, random_state=0)
-    assert report.latency_ratio <= 0.5
-    removed = sum(len(l.removed) for l in report.layers)
+    cost = mac_cost(net, groups, X[:1])
+    kept = [l.units_after for l in report.layers]
+    assert cost(kept) <= 0.5 * cost([32, 32])
+    assert cost(kept) == mac_cost(small, find_unit_groups(small), X[:1])(kept)
+    assert report.latency_ratio > 0  # measured, for information
     # one unit fewer would miss the target
-    from skbandit.pruning import removals_by_count, remove_units
-
+    removed = sum(len(l.removed) for l in report.layers)
     scores = [l.scores for l in report.layers]
-    fewer = remove_units(
-        net, find_unit_groups(net), removals_by_count(scores, removed - 1)
+    fewer = removals_by_count(scores, removed - 1)
+    assert cost([32 - len(r) for r in fewer]) > 0.5 * cost([32, 32])
+    with pytest.raises(ValueError, match="target_latency=0.01 is unreachable"):
+        prune(net, X, y, "magnitude", target_latency=0.01)
+
+
+def test_mac_cost_counts_convolution_positions():
+    torch.manual_seed(0)
+    cnn = nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3),
+        nn.Flatten(),
+        nn.Linear(96, 2),
     )
-    assert fake_latency(net, fewer, X) > 0.5
+    example = torch.zeros(1, 1, 8, 8)
+    groups = find_unit_groups(cnn, example_input=example)
+    cost = mac_cost(cnn, groups, example)
+    # 36 positions x 4 x 9, 16 positions x 6 x 4 x 9, then 96 x 2
+    assert cost([4, 6]) == 36 * 4 * 9 + 16 * 6 * 4 * 9 + 96 * 2
+    assert cost([2, 3]) == 36 * 2 * 9 + 16 * 3 * 2 * 9 + 48 * 2
 
 
 def test_auto_budget_uses_fewer_pulls_and_picks_the_same_units():
@@ -208,16 +232,7 @@ def test_set_pulls_are_always_whole_sets():
     assert {len(units) for units, _ in result.history[0]} == {7}
 
 
-def test_target_latency_sizes_the_bandit_split_without_prune_ratio(monkeypatch):
-    from skbandit.pruning import _prune
-
-    monkeypatch.setattr(
-        _prune,
-        "latency_ratio",
-        lambda model, pruned, X, repeats=15: (
-            count_parameters(pruned) / count_parameters(model)
-        ),
-    )
+def test_target_latency_sizes_the_bandit_split_without_prune_ratio():
     net = make_mlp([10, 32, 4])
     X, y = make_data(100, 10, "classification", 4)
     _, report = prune(

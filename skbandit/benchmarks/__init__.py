@@ -37,11 +37,13 @@ __getattr__, __dir__, __all__ = attach(
         "._stats": (
             "critical_difference",
             "friedman_test",
+            "holm_adjust",
             "markdown_table",
             "mean_ranks",
             "nemenyi_test",
             "plot_cd_diagram",
             "summarize",
+            "wilcoxon_holm",
         ),
         "._store": ("ResultStore", "StoreError", "integrity_check"),
         ".deep": (

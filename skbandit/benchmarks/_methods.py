@@ -26,10 +26,16 @@ import fnmatch
 import functools
 import importlib
 
-from .._options import BASELINE_NAMES, POLICY_NAMES, UNPRUNED
+from .._options import BASELINE_NAMES, PAPER_SETTINGS, POLICY_NAMES, UNPRUNED
 from ._datasets import TASKS
 from ._errors import BenchmarkInputError
-from ._names import MethodName, check_method_ratio, parse_method_name
+from ._names import (
+    PAPER,
+    SCRATCH,
+    MethodName,
+    check_method_ratio,
+    parse_method_name,
+)
 
 __all__ = [
     "Method",
@@ -117,10 +123,32 @@ def _check_task(task):
 # builders (module-level so that methods pickle)
 
 
+def _scratch_params(params):
+    """A "scratch@<ratio>" method: the unpruned recipe at the pruned size.
+
+    Every hidden layer keeps as many units as per-layer pruning at that
+    ratio would; the estimator's ``policy="none"`` then trains for the same
+    total epochs as a pruned network (training plus fine-tuning).
+    """
+    from skbandit.pruning import removal_counts
+
+    sizes = list(params["hidden_layer_sizes"])
+    removed = removal_counts(sizes, params.pop("prune_ratio"))
+    return {
+        **params,
+        "policy": UNPRUNED,
+        "hidden_layer_sizes": tuple(n - r for n, r in zip(sizes, removed)),
+    }
+
+
 def _build_ours(task, random_state, **params):
     # Imported here: skbandit.benchmarks must not import torch up front.
     import skbandit
 
+    if params["policy"] == SCRATCH:
+        params = _scratch_params(params)
+    if params["policy"] == PAPER:
+        params = {**params, **PAPER_SETTINGS}
     if params["policy"] == "tp_magnitude":
         # Imported here: torch-pruning is an optional dependency.
         from ._torch_pruning import TorchPruningMagnitude
@@ -310,7 +338,7 @@ def list_methods(task, ratios=DEFAULT_RATIOS, ours_params=None):
     methods += [
         ours_method(policy, ratio, ours_params)
         for ratio in ratios
-        for policy in POLICY_NAMES + BASELINE_NAMES
+        for policy in (*POLICY_NAMES, *BASELINE_NAMES, SCRATCH, PAPER)
     ]
     methods += [_peer_method(name, task, ours_params) for name in PEERS]
     return {m.name: m for m in methods}

@@ -24,6 +24,8 @@ from ._errors import BenchmarkInputError
 
 __all__ = [
     "EXTERNAL",
+    "SCRATCH",
+    "PAPER",
     "PRUNING_POLICIES",
     "MethodName",
     "parse_method_name",
@@ -35,8 +37,16 @@ __all__ = [
 #: only (e.g. ``"tp_magnitude@0.5"``), never part of a default grid.
 EXTERNAL = ("tp_magnitude",)
 
+#: Not pruning at all: a network of the pruned size trained from scratch for
+#: the same total epochs (``"scratch@0.75"``), the question every user asks.
+SCRATCH = "scratch"
+
+#: The paper's configuration (:data:`skbandit._options.PAPER_SETTINGS`) at a
+#: ratio: ``"paper@0.5"``, a row of every benchmark.
+PAPER = "paper"
+
 #: Every policy a pruning method name may carry.
-PRUNING_POLICIES = (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL)
+PRUNING_POLICIES = (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL, SCRATCH, PAPER)
 
 _GRAMMAR = re.compile(
     r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
@@ -113,6 +123,9 @@ class MethodName:
             object.__setattr__(self, "fine_tune_epochs", int(self.fine_tune_epochs))
         if self.pull not in (None, "set"):
             raise ValueError(f"pull must be None or 'set', got {self.pull!r}")
+        if self.policy in (SCRATCH, PAPER) and (self.compensate or self.pull):
+            # Scratch removes nothing; the paper's settings fix both.
+            raise ValueError(f"{self.policy!r} takes no compensation or pull scheme")
 
     def settings(self):
         """The pruning settings the name fixes, as keyword arguments.

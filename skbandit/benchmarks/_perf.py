@@ -28,6 +28,10 @@ __all__ = [
     "Measurement",
     "arm_eval",
     "arm_eval_conv",
+    "arm_eval_gpu",
+    "depth_scaling",
+    "import_time",
+    "small_fit",
     "cnn",
     "fit_vs_sklearn",
     "grid_reuse",
@@ -111,17 +115,37 @@ def mlp(sizes, activation="relu", seed=0):
         return build_mlp(sizes[0], sizes[1:-1], sizes[-1], activation).eval()
 
 
+def _synchronized(fn, device):
+    """``fn`` that waits for the device, so that wall time is its work."""
+    if torch.device(device).type != "cuda":
+        return fn
+
+    def run():
+        fn()
+        torch.cuda.synchronize(device)
+
+    return run
+
+
 @torch.no_grad()
-def arm_eval(sizes=(784, 256, 256, 10), batch=512, repeats=5, seed=0):
+def arm_eval(
+    sizes=(784, 256, 256, 10),
+    batch=512,
+    repeats=5,
+    seed=0,
+    device="cpu",
+    name="arm_eval",
+    target=50,
+):
     """Batched pulls vs the naive one-forward-per-arm loop, all hidden units.
 
     Returns a :class:`Measurement` whose ratio is naive time / batched time
     and whose extras hold the largest absolute difference of the two.
     """
-    net = mlp(sizes, seed=seed)
+    net = mlp(sizes, seed=seed).to(device)
     g = torch.Generator().manual_seed(seed)
-    X = torch.randn(batch, sizes[0], generator=g)
-    y = torch.randint(0, sizes[-1], (batch,), generator=g)
+    X = torch.randn(batch, sizes[0], generator=g).to(device)
+    y = torch.randint(0, sizes[-1], (batch,), generator=g).to(device)
     metric = sample_metric("loss", resolve_loss("cross_entropy"))
     groups = find_unit_groups(net)
 
@@ -143,12 +167,12 @@ def arm_eval(sizes=(784, 256, 256, 10), batch=512, repeats=5, seed=0):
         )
 
     diff = (batched() - naive()).abs().max().item()
-    t_fast = median_time(batched, repeats)
-    t_naive = median_time(naive, max(3, repeats // 2))
+    t_fast = median_time(_synchronized(batched, device), repeats)
+    t_naive = median_time(_synchronized(naive, device), max(3, repeats // 2))
     return Measurement(
-        "arm_eval",
+        name,
         t_naive / t_fast,
-        target=50,
+        target=target,
         higher_is_better=True,
         extra={"max_abs_diff": f"{diff:.2g}", "arms": sum(gr.size for gr in groups)},
     )
@@ -335,34 +359,174 @@ def scaling(widths=(128, 256, 512, 1024, 2048, 4096), budget=5, n_samples=2048):
     g = torch.Generator().manual_seed(0)
     X = torch.randn(n_samples, 32, generator=g)
     y = torch.randint(0, 10, (n_samples,), generator=g)
-    times = []
-    for width in widths:
-        net = mlp((32, width, 10))
-        times.append(
-            median_time(
-                lambda net=net: prune(
-                    net, X, y, "ucb1", 0.5, budget=budget, random_state=0
-                ),
-                repeats=3,
-            )
-        )
-    slope = np.polyfit(np.log(widths), np.log(times), 1)[0]
-    return Measurement(
+    nets = [mlp((32, width, 10)) for width in widths]
+    return _growth_exponent(
         "scaling",
-        float(slope),
+        widths,
+        nets,
+        lambda net: prune(net, X, y, "ucb1", 0.5, budget=budget, random_state=0),
         target=1.15,
+    )
+
+
+def _growth_exponent(name, sizes, nets, run, target, warmup=1):
+    """Slope of log(median time of ``run(net)``) on log(size), as a line."""
+    times = [
+        median_time(lambda net=net: run(net), repeats=3, warmup=warmup) for net in nets
+    ]
+    slope = np.polyfit(np.log(sizes), np.log(times), 1)[0]
+    return Measurement(
+        name,
+        float(slope),
+        target=target,
         extra={"seconds": "/".join(f"{t:.3f}" for t in times)},
     )
 
 
-#: Every measurement of ``skbandit bench perf``, in order.
-MEASUREMENTS = (
-    arm_eval,
-    arm_eval_conv,
-    pruned_latency,
-    pruned_latency_cnn,
-    prune_overhead,
-    fit_vs_sklearn,
-    grid_reuse,
-    scaling,
+def arm_eval_gpu():
+    """:func:`arm_eval` on CUDA at width 1024, batch 2048 (only with a GPU)."""
+    return arm_eval(
+        sizes=(784, 1024, 1024, 10),
+        batch=2048,
+        device="cuda",
+        name="arm_eval_gpu",
+        target=20,
+    )
+
+
+def _fit_seconds(make, X, y, repeats):
+    return median_time(lambda: make().fit(X, y), repeats, warmup=1)
+
+
+def small_fit(epochs=30, repeats=5):
+    """Default fits on a small data set / scikit-learn's MLPClassifier.
+
+    wine (178 x 13, standardised), hidden (32, 32), ``epochs`` epochs,
+    batch 64, the caller's thread settings (what a user gets). The ratio is
+    the default pruned fit's; the unpruned fit's is an extra.
+    """
+    import warnings
+
+    from sklearn.datasets import load_wine
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    from ..estimators import BanditPrunedMLPClassifier
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    common = dict(hidden_layer_sizes=(32, 32), batch_size=64, random_state=0)
+
+    def ours(**params):
+        return lambda: BanditPrunedMLPClassifier(max_epochs=epochs, **common, **params)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t_sklearn = _fit_seconds(
+            lambda: MLPClassifier(max_iter=epochs, tol=0.0, **common), X, y, repeats
+        )
+        t_pruned = _fit_seconds(ours(), X, y, repeats)
+        t_unpruned = _fit_seconds(ours(policy="none"), X, y, repeats)
+    return Measurement(
+        "small_fit",
+        t_pruned / t_sklearn,
+        target=1.5,
+        extra={
+            "unpruned_ratio": f"{t_unpruned / t_sklearn:.3g}",
+            "sklearn_s": f"{t_sklearn:.3f}",
+            "pruned_s": f"{t_pruned:.3f}",
+            "unpruned_s": f"{t_unpruned:.3f}",
+        },
+    )
+
+
+def _import_seconds(statement, repeats):
+    """Median seconds of a fresh interpreter running ``statement``, minus an
+    empty interpreter's start."""
+    import subprocess
+    import sys
+
+    def run(code):
+        return median_time(
+            lambda: subprocess.run([sys.executable, "-c", code], check=True),
+            repeats,
+            warmup=1,
+        )
+
+    return max(0.0, run(statement) - run("pass"))
+
+
+def import_time(repeats=5):
+    """Importing our estimator / importing torch and scikit-learn's MLP.
+
+    torch and scikit-learn are what the estimator needs; the ratio says what
+    skbandit adds on top (target: at most 20 %). ``import skbandit`` itself
+    is lazy and reported as an extra.
+    """
+    ours = _import_seconds("from skbandit import BanditPrunedMLPClassifier", repeats)
+    deps = _import_seconds(
+        "import torch, skorch; from sklearn.neural_network import MLPClassifier",
+        repeats,
+    )
+    package = _import_seconds("import skbandit", repeats)
+    return Measurement(
+        "import_time",
+        ours / deps,
+        target=1.2,
+        extra={
+            "estimator_s": f"{ours:.2f}",
+            "dependencies_s": f"{deps:.2f}",
+            "import_skbandit_s": f"{package:.3f}",
+        },
+    )
+
+
+def depth_scaling(depths=(2, 4, 8), width=128, n_samples=1024, budget=5):
+    """Growth exponent of pruning time in the number of hidden layers.
+
+    An MLP of ``depth`` hidden layers of ``width`` units, the default
+    pruning settings at ``budget`` pulls per unit; the exponent is the slope
+    of log(time) on log(depth): 1 is linear (target 1.2), 2 quadratic.
+    """
+    from ..pruning import prune
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(n_samples, 32, generator=g)
+    y = torch.randint(0, 10, (n_samples,), generator=g)
+    nets = [mlp((32, *([width] * depth), 10)) for depth in depths]
+    return _growth_exponent(
+        "depth_scaling",
+        depths,
+        nets,
+        lambda net: prune(net, X, y, budget=budget, random_state=0),
+        target=1.2,
+        warmup=0,
+    )
+
+
+def _with_cuda(measurements):
+    """The measurements, with the GPU ones only where CUDA is present."""
+    if torch.cuda.is_available():
+        return measurements
+    return tuple(m for m in measurements if m is not arm_eval_gpu)
+
+
+#: Every measurement of ``skbandit bench perf``, in order (GPU ones only
+#: where CUDA is available).
+MEASUREMENTS = _with_cuda(
+    (
+        arm_eval,
+        arm_eval_gpu,
+        arm_eval_conv,
+        pruned_latency,
+        pruned_latency_cnn,
+        prune_overhead,
+        fit_vs_sklearn,
+        small_fit,
+        import_time,
+        grid_reuse,
+        scaling,
+        depth_scaling,
+    )
 )

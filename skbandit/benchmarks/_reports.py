@@ -27,7 +27,7 @@ import pandas as pd
 from .._options import UNPRUNED
 from ._errors import BenchmarkInputError
 from ._names import parse_method_name
-from ._stats import markdown_table, summarize
+from ._stats import markdown_table, summarize, wilcoxon_holm
 from ._store import ResultStore
 
 __all__ = ["Report", "build_report", "write_report", "pruning_curve", "cost_table"]
@@ -171,6 +171,71 @@ def pruning_curve(mean_scores):
         curve.insert(0, 0.0, means[UNPRUNED])
     curve.columns.name = "ratio"
     return curve
+
+
+def _setting(name):
+    """What a method shares with its fair comparisons: ratio, compensation,
+    fine-tuning and pull scheme (everything in its name but the policy)."""
+    return dataclasses.replace(name, policy="random")
+
+
+def control_comparisons(mean_scores, alpha=0.05):
+    """Each pruning method against the unpruned net and random removal.
+
+    Methods are compared only with controls of the same setting (prune
+    ratio, compensation, fine-tuning epochs, pull scheme): ``"none"`` and
+    the random removal of that setting, by paired Wilcoxon signed-rank tests
+    over datasets, Holm-corrected within each setting and control (see
+    :func:`~skbandit.benchmarks.wilcoxon_holm`).
+
+    Parameters
+    ----------
+    mean_scores : pandas.DataFrame
+        Mean score per dataset (rows) and method (columns).
+    alpha : float, default=0.05
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        One row per pruning method with ``vs none`` and ``vs random`` mean
+        differences and Holm p-values, or None when no setting has a
+        control and two datasets.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({
+    ...     "none": [0.9, 0.8, 0.7],
+    ...     "ucb1@0.5": [0.88, 0.79, 0.69],
+    ...     "random@0.5": [0.85, 0.70, 0.66],
+    ... })
+    >>> table = control_comparisons(scores)
+    >>> table.loc["ucb1@0.5", ["diff vs none", "diff vs random"]].round(3).tolist()
+    [-0.013, 0.05]
+    """
+    complete = mean_scores.dropna()
+    if len(complete) < 2:
+        return None
+    parsed = {m: parse_method_name(m) for m in complete.columns}
+    pruned = [m for m, p in parsed.items() if p is not None and p.prune_ratio]
+    by_setting = {}
+    for method in pruned:
+        by_setting.setdefault(_setting(parsed[method]), []).append(method)
+    parts = []
+    for setting, methods in by_setting.items():
+        compared = [m for m in methods if m != str(setting)]
+        if not compared:
+            continue
+        table = pd.DataFrame(index=compared)
+        for label, control in (("none", UNPRUNED), ("random", str(setting))):
+            if control not in complete.columns:
+                continue
+            others = [m for m in table.index if m != control]
+            tests = wilcoxon_holm(complete[[control, *others]], control, alpha)
+            table[f"diff vs {label}"] = tests["mean_diff"]
+            table[f"p_holm vs {label}"] = tests["p_holm"]
+        parts.append(table)
+    return pd.concat(parts) if parts else None
 
 
 def _plot_pruning_curve(curve, metric, path):
@@ -339,6 +404,19 @@ def build_report(frame, suite, protocol=None, command=None, figures=None):
     if summary_ours is not None:
         parts += ["## (b) Pruning methods only", "", summary_ours.to_markdown(), ""]
         parts += _figure("CD diagram, pruning methods", drawn.get("cd_pruning"))
+    controls = control_comparisons(summary_all.mean)
+    if controls is not None:
+        parts += [
+            "## Against the controls, at equal setting",
+            "",
+            "Each pruning method against the unpruned network and against random "
+            "removal with the same prune ratio, compensation and fine-tuning: "
+            "mean score difference over datasets (positive = better) and "
+            "Holm-corrected p-values of paired Wilcoxon signed-rank tests.",
+            "",
+            markdown_table(controls, floatfmt=".3g"),
+            "",
+        ]
     if curve is not None:
         parts += [
             "## Pruning curve (mean score over datasets)",

@@ -32,6 +32,8 @@ __all__ = [
     "friedman_test",
     "nemenyi_test",
     "critical_difference",
+    "holm_adjust",
+    "wilcoxon_holm",
     "plot_cd_diagram",
     "summarize",
     "markdown_table",
@@ -233,6 +235,103 @@ def nemenyi_test(scores):
     values = _check_scores(scores, min_methods=2, min_datasets=2)
     p = sp.posthoc_nemenyi_friedman(values.to_numpy())
     return pd.DataFrame(p.to_numpy(), index=values.columns, columns=values.columns)
+
+
+def holm_adjust(pvalues):
+    """Holm's step-down adjusted p-values (family-wise error control).
+
+    The i-th smallest of m p-values becomes ``max_{j <= i} min(1, (m - j + 1)
+    p_(j))``; rejecting the adjusted p-values below alpha is Holm's
+    procedure (Holm, 1979).
+
+    Parameters
+    ----------
+    pvalues : array-like of float
+        Unadjusted p-values, in any order.
+
+    Returns
+    -------
+    ndarray
+        Adjusted p-values in the input order.
+
+    Examples
+    --------
+    >>> holm_adjust([0.01, 0.04, 0.03]).round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p, kind="stable")
+    factors = len(p) - np.arange(len(p))
+    stepped = np.minimum(1.0, np.maximum.accumulate(p[order] * factors))
+    adjusted = np.empty_like(p)
+    adjusted[order] = stepped
+    return adjusted
+
+
+def wilcoxon_holm(scores, control, alpha=0.05, higher_is_better=True):
+    """Every method against one control: paired Wilcoxon tests, Holm-corrected.
+
+    With many methods the Nemenyi critical difference grows until it
+    separates nothing; comparing each method with a single control (the
+    unpruned network, random removal) needs only k - 1 tests, which Holm's
+    procedure corrects (Demšar, 2006, section 3.2.2 recommends exactly this
+    for comparisons with a control).
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Datasets as rows (N >= 2), methods as columns, no NaN.
+    control : str
+        The column every other method is compared with.
+    alpha : float, default=0.05
+        Level of the family of k - 1 tests.
+    higher_is_better : bool, default=True
+        Orientation of the scores (for ``wins`` and ``mean_diff``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per method (not the control), in column order: ``mean_diff``
+        (method minus control, oriented so that positive is better),
+        ``wins``, ``ties``, ``losses`` (datasets), ``p`` (two-sided
+        Wilcoxon signed-rank, zero differences dropped; 1 when every
+        difference is zero), ``p_holm`` and ``significant`` (``p_holm <
+        alpha``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({
+    ...     "none": [0.90, 0.80, 0.70, 0.60, 0.85, 0.75],
+    ...     "a": [0.91, 0.82, 0.73, 0.64, 0.90, 0.81],
+    ...     "b": [0.90, 0.80, 0.70, 0.60, 0.85, 0.75],
+    ... })
+    >>> table = wilcoxon_holm(scores, "none")
+    >>> table[["wins", "ties", "losses"]].to_dict("index")
+    {'a': {'wins': 6, 'ties': 0, 'losses': 0}, 'b': {'wins': 0, 'ties': 6, 'losses': 0}}
+    >>> float(table.loc["a", "p"]), float(table.loc["b", "p_holm"])
+    (0.03125, 1.0)
+    """
+    values = _check_scores(scores, min_methods=2, min_datasets=2)
+    if control not in values.columns:
+        raise ValueError(f"control {control!r} is not a column of scores")
+    sign = 1.0 if higher_is_better else -1.0
+    rows = {}
+    for method in values.columns.drop(control):
+        diff = sign * (values[method] - values[control]).to_numpy(dtype=float)
+        nonzero = diff[diff != 0]
+        p = stats.wilcoxon(nonzero).pvalue if len(nonzero) else 1.0
+        rows[method] = {
+            "mean_diff": float(diff.mean()),
+            "wins": int((diff > 0).sum()),
+            "ties": int((diff == 0).sum()),
+            "losses": int((diff < 0).sum()),
+            "p": float(p),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["p_holm"] = holm_adjust(table["p"]) if len(table) else []
+    table["significant"] = table["p_holm"] < alpha
+    return table
 
 
 def critical_difference(n_methods, n_datasets, alpha=0.05):

@@ -3,6 +3,7 @@ fine-tune."""
 
 import copy
 import dataclasses
+import os
 import time
 from numbers import Integral, Real
 
@@ -13,13 +14,23 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
 
+from .._cache import verified_call
 from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
-from ..pruning import evaluate_loss, prune
-from ._training import ACTIVATIONS, OPTIMIZERS, fit_module, train_network
+from ..pruning import MAX_BUDGET, evaluate_loss, prune
+from ._threads import batch_work, threads_for
+from ._training import ACTIVATIONS, OPTIMIZERS, cached_training, fit_module
 
 __all__ = ["BaseBanditPrunedMLP", "shared_parameters_doc"]
 
 _SEED_MAX = np.iinfo(np.int32).max
+
+#: Most parameters the unpruned network may have. At 4 bytes each the
+#: weights alone take 4 GB, and training with Adam keeps four such copies
+#: (weights, gradients, two moments) plus the pruning's working copies:
+#: larger requests are nearly always a typo in ``hidden_layer_sizes``, and
+#: they would fail deep inside the allocator with a message that does not
+#: say which parameter to fix.
+_MAX_PARAMETERS = 10**9
 
 
 # The Parameters section both estimators share (numpydoc), with the defaults
@@ -27,7 +38,8 @@ _SEED_MAX = np.iinfo(np.int32).max
 _PARAMETERS_DOC = """Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
-        Width of each hidden layer before pruning (each at least 2).
+        Width of each hidden layer before pruning (each at least 2; the
+        whole network at most 10**9 parameters).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden activation.
     policy : str or policy object, default=%(policy)s
@@ -41,11 +53,13 @@ _PARAMETERS_DOC = """Parameters
     prune_ratio : float in [0, 1), default=%(prune_ratio)s
         Fraction of hidden neurons removed (per layer or overall, see
         ``scope``); a layer always keeps at least one neuron.
-    budget : float > 0 or "auto", default=%(budget)s
+    budget : float in [1, 1000] or "auto", default=%(budget)s
         Average bandit pulls per neuron, or ``"auto"``: each bandit stops as
         soon as the neurons it would remove and those it would keep are
         separated by confidence bounds (at most ``max_budget`` per neuron).
-    max_budget : float > 0, default=%(max_budget)s
+        At least one pull per neuron (fewer leaves neurons unmeasured), at
+        most :data:`skbandit.pruning.MAX_BUDGET` (1000).
+    max_budget : float in [1, 1000], default=%(max_budget)s
         Cap of pulls per neuron when ``budget="auto"``.
     pull : {"single", "set"}, default=%(pull)s
         A pull masks one neuron, or the whole set the bandit would remove
@@ -53,15 +67,19 @@ _PARAMETERS_DOC = """Parameters
     n_rounds : int, default=%(n_rounds)s
         Iterative pruning: reach the target in ``n_rounds`` geometric steps,
         re-scoring the survivors each time (bandits warm-started) and
-        fine-tuning ``fine_tune_epochs`` after every round.
+        fine-tuning ``fine_tune_epochs`` after every round. At most the
+        number of hidden neurons.
     target_params : int or float, default=%(target_params)s
         Prune to a parameter count (or a fraction of it, if < 1) instead of
         ``prune_ratio``; neurons of all layers are removed in one score
         order, so per-layer ratios follow from the scores.
     target_latency : float in (0, 1), default=%(target_latency)s
-        Prune to this fraction of the unpruned inference latency (measured
-        on the training data) with the fewest neurons removed, instead of
-        ``prune_ratio``.
+        Prune to this fraction of the unpruned inference latency with the
+        fewest neurons removed, instead of ``prune_ratio``. Latency is
+        estimated by the multiply-accumulates per sample, which are
+        deterministic, so a fixed ``random_state`` keeps the same neurons on
+        every fit; the measured ratio is reported in
+        ``pruning_.latency_ratio``.
     reward : {"loss", "accuracy"} or reward object, default=%(reward)s
         Safe-removal reward (``"accuracy"`` for classification only), see
         :class:`skbandit.pruning.LossReward` and
@@ -100,9 +118,10 @@ _PARAMETERS_DOC = """Parameters
         that differ only in pruning settings (``policy``, ``prune_ratio``,
         ``budget``, ...) then train once, also across processes: a
         ``GridSearchCV`` over pruning settings costs about one training per
-        fold. ``None`` caches nothing; a string is a cache directory. Only
-        effective with an int ``random_state`` (otherwise every fit draws new
-        weights).
+        fold. ``None`` caches nothing; a string is a cache directory
+        (created if missing; an existing file is an error). Only effective
+        with an int ``random_state`` (otherwise every fit draws new
+        weights). An entry whose contents fail their digest is retrained.
     device : str or torch.device, default="cpu"
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order and the bandit; an int gives
@@ -138,8 +157,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
             HasMethods(["score"]),
         ],
         "prune_ratio": [Interval(Real, 0, 1, closed="left")],
-        "budget": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
-        "max_budget": [Interval(Real, 0, None, closed="neither")],
+        "budget": [Interval(Real, 1, MAX_BUDGET, closed="both"), StrOptions({"auto"})],
+        "max_budget": [Interval(Real, 1, MAX_BUDGET, closed="both")],
         "pull": [StrOptions(set(PULLS))],
         "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "target_params": [Interval(Real, 0, None, closed="neither"), None],
@@ -257,6 +276,37 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
         return [int(s) for s in sizes]
 
+    def _check_n_rounds(self, sizes):
+        # Before training: prune() would only reject it after.
+        if self.n_rounds > sum(sizes):
+            raise ValueError(
+                f"n_rounds={self.n_rounds} exceeds the {sum(sizes)} hidden "
+                "neurons; use at most one round per neuron."
+            )
+
+    def _check_network_size(self, n_features, sizes, n_outputs):
+        """Refuse a network too large to allocate, before allocating it."""
+        widths = [n_features, *sizes, n_outputs]
+        # Python ints: the count of an absurd request overflows int64.
+        n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+        if n_params > _MAX_PARAMETERS:
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} is too large: "
+                f"with {n_features} features and {n_outputs} outputs the "
+                f"network would have {n_params:.3g} parameters, more than the "
+                f"{_MAX_PARAMETERS:.0e} this estimator trains."
+            )
+
+    def _check_memory(self):
+        """A cache location must be a directory (joblib fails deep inside)."""
+        location = self.memory
+        if isinstance(location, str) and os.path.exists(location):
+            if not os.path.isdir(location):
+                raise ValueError(
+                    f"memory={location!r} is a file; memory must be a cache "
+                    "directory (created if missing), a joblib.Memory or None."
+                )
+
     def _check_validation_split(self, n_samples):
         if not self.early_stopping:
             return
@@ -288,6 +338,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def _fit_unchecked(self, X, y):
         sizes = self._validate_hidden_layer_sizes()
+        self._check_n_rounds(sizes)
         X = validate_data(
             self,
             X,
@@ -306,6 +357,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "is None."
             )
         targets, n_outputs = self._encode_targets(y)
+        self._check_network_size(X.shape[1], sizes, n_outputs)
+        self._check_memory()
         if targets.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
@@ -315,11 +368,18 @@ class BaseBanditPrunedMLP(BaseEstimator):
         # Writable: torch cannot wrap read-only (e.g. joblib memmapped) arrays.
         X = np.require(X, dtype=np.float32, requirements=["C", "W"])
 
+        work = batch_work(X.shape[1], sizes, n_outputs, self.batch_size)
+        with threads_for(work):
+            return self._train_prune_tune(X, targets, sizes, n_outputs)
+
+    def _train_prune_tune(self, X, targets, sizes, n_outputs):
+        """Train, prune and fine-tune on validated data; set fitted attributes."""
         rng = check_random_state(self.random_state)
         train_seed, prune_seed, tune_seed = rng.randint(_SEED_MAX, size=3)
-        train = check_memory(self.memory).cache(train_network, ignore=["verbose"])
+        train = check_memory(self.memory).cache(cached_training, ignore=["verbose"])
         start = time.perf_counter()
-        module, history = train(
+        module, history = verified_call(
+            train,
             X,
             targets,
             hidden_layer_sizes=sizes,

@@ -13,7 +13,7 @@ from ._attention import (
     SelfAttention,
     convert_multihead_attention,
 )
-from ._bandit import BanditScorer
+from ._bandit import MAX_BUDGET, BanditScorer
 from ._finetune import fine_tune
 from ._graph import GraphGroup, GraphMember, discover_groups, find_graph_groups
 from ._masking import masked
@@ -61,6 +61,7 @@ __all__ = [
     "LayerReport",
     "METHODS",
     "LossReward",
+    "MAX_BUDGET",
     "MagnitudeScorer",
     "MultiheadSelfAttention",
     "PruningReport",

@@ -27,7 +27,7 @@ from ._pulls import evaluate_arms, trace
 from ._rewards import make_reward, sample_metric
 from ._scorers import Scores, unit_means
 
-__all__ = ["BanditScorer"]
+__all__ = ["BanditScorer", "MAX_BUDGET"]
 
 
 class _Arena:
@@ -40,7 +40,7 @@ class _Arena:
         self.policy = make_policy(policy).reset(n_arms, rng)
         self.k = min(n_arms, scorer.arms_per_round or max(1, math.ceil(n_arms / 8)))
         per_arm = scorer.max_budget if scorer.budget == "auto" else scorer.budget
-        self.total = max(1, math.ceil(per_arm * n_arms))
+        self.total = math.ceil(per_arm * n_arms)
         self.auto = scorer.budget == "auto"
         self.confidence = scorer.confidence
         self.n_remove = n_remove
@@ -64,8 +64,10 @@ class _Arena:
         if pull == "set":
             # Always a whole set: a smaller last set would change the loss
             # less and look better than every earlier one.
-            return self.policy.select(self.set_size)
-        return self.policy.select(max(1, min(self.k, self.total - self.pulls)))
+            k = self.set_size
+        else:
+            k = max(1, min(self.k, self.total - self.pulls))
+        return _checked_arms(self.policy, self.policy.select(k), self.counts.size)
 
     def set_reward(self, change):
         """Reward of a set pull: the share of earlier sets it beat.
@@ -106,6 +108,19 @@ class _Arena:
         return [values[a:b] for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
 
+def _checked_arms(policy, arms, n_arms):
+    """The arms a policy selected, checked: a user's policy may return
+    anything, and an arm that is not a unit index must not reach the pulls."""
+    arms = np.asarray(arms)
+    valid = arms.ndim == 1 and arms.size > 0 and arms.dtype.kind in "iu"
+    if not valid or arms.min() < 0 or arms.max() >= n_arms:
+        raise ValueError(
+            f"policy {type(policy).__name__}.select returned {arms!r}; it must "
+            f"return a non-empty 1-d array of integer arms in [0, {n_arms})."
+        )
+    return arms
+
+
 #: Smallest reward standard deviation a confidence bound assumes: a unit
 #: whose few rewards happen to agree is not yet known exactly.
 _MIN_STD = 0.02
@@ -136,6 +151,38 @@ def _separated(counts, sums, squares, n_remove, confidence):
     return (means[top] - radius[top]).min() > (means[rest] + radius[rest]).max()
 
 
+#: Most pulls per unit ``budget`` and ``max_budget`` may ask for. A unit's
+#: estimate is a mean of its rewards, whose noise shrinks as one over the
+#: square root of its pulls: at 1000 pulls it is about 3% of a single
+#: pull's, and more only multiplies the run time (``budget=1e7`` would run
+#: for days), which is far more likely a typo than an intent.
+MAX_BUDGET = 1000
+
+
+def _check_pulls_per_unit(name, value, alternative=""):
+    """``value`` pulls per unit must lie in ``[1, MAX_BUDGET]``.
+
+    Fewer than one pull per unit leaves units never measured: their scores
+    are the policy's prior, all equal, and the removal rule would then
+    remove them in index order.
+    """
+    options = f"a number in [1, {MAX_BUDGET}] {alternative}".rstrip()
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise ValueError(f"{name} must be {options}, got {value!r}.")
+    if not value >= 1:  # also NaN
+        raise ValueError(
+            f"{name} must be {options} (average pulls per unit), got {value!r}: "
+            "with fewer than one pull per unit some units are never measured "
+            "and would be removed in index order."
+        )
+    if value > MAX_BUDGET:
+        raise ValueError(
+            f"{name} must be {options} (average pulls per unit), got {value!r}: "
+            f"more than {MAX_BUDGET} pulls per unit barely sharpens the "
+            "estimates and can run for days."
+        )
+
+
 class BanditScorer:
     """Score units by a multi-armed bandit over masked-unit pulls.
 
@@ -143,11 +190,12 @@ class BanditScorer:
     ----------
     policy : str or policy object
         See :func:`skbandit.policies.make_policy`.
-    budget : float > 0 or "auto", default=10
+    budget : float in [1, MAX_BUDGET] or "auto", default=10
         Average pulls per arm (a bandit over ``n`` arms stops after
         ``ceil(budget * n)`` pulls), or ``"auto"``: stop when the removal
         split is settled (the LUCB-style rule of the module docstring) or
-        after ``max_budget``.
+        after ``max_budget``. At least one pull per arm (fewer would leave
+        arms unmeasured), at most :data:`MAX_BUDGET` (1000).
     batch_size : int, default=256
         Minibatch size of a pull (capped at the number of samples).
     reward : {"loss", "accuracy"} or reward object, default="loss"
@@ -167,7 +215,7 @@ class BanditScorer:
         together (as many as will be removed), and every unit of the set
         receives the set's reward: the fraction of the bandit's earlier sets
         whose removal changed the metric more (see ``_Arena.set_reward``).
-    max_budget : float, default=50
+    max_budget : float in [1, MAX_BUDGET], default=50
         Cap of pulls per arm when ``budget="auto"``.
     confidence : float in (0, 1), default=0.05
         Error probability ``delta`` of the automatic stopping rule.
@@ -199,12 +247,8 @@ class BanditScorer:
 
     def _check(self):
         auto = isinstance(self.budget, str) and self.budget == "auto"
-        if not auto and not (
-            isinstance(self.budget, numbers.Real) and 0 < self.budget < math.inf
-        ):
-            raise ValueError(
-                f"budget must be a finite number > 0 or 'auto', got {self.budget!r}."
-            )
+        if not auto:
+            _check_pulls_per_unit("budget", self.budget, "or 'auto'")
         if not (isinstance(self.batch_size, numbers.Integral) and self.batch_size >= 1):
             raise ValueError(
                 f"batch_size must be an integer >= 1, got {self.batch_size!r}."
@@ -226,12 +270,7 @@ class BanditScorer:
                 raise ValueError(
                     f"{name} must be one of {options}, got {getattr(self, name)!r}."
                 )
-        if not (
-            isinstance(self.max_budget, numbers.Real) and 0 < self.max_budget < math.inf
-        ):
-            raise ValueError(
-                f"max_budget must be a finite number > 0, got {self.max_budget!r}."
-            )
+        _check_pulls_per_unit("max_budget", self.max_budget)
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}.")
 

@@ -12,18 +12,24 @@ from torch import nn
 
 from .._options import COMPENSATIONS, DEFAULTS, check_prune_ratio
 from ._attention import convert_multihead_attention
-from ._graph import discover_groups
+from ._graph import GraphGroup, discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
 from ._selection import removals_by_count, removals_for_params
 from ._surgery import remove_units
-from ._targets import latency_ratio, param_cost, round_counts, round_param_targets
-from ._units import _flat_children, count_parameters
+from ._targets import (
+    latency_ratio,
+    mac_cost,
+    param_cost,
+    round_count,
+    round_param_target,
+)
+from ._units import _flat_children, check_unit_groups, count_parameters
 
 __all__ = ["LayerReport", "PruningReport", "prune", "evaluate_loss"]
 
-#: Rows of the pruning data that ``target_latency`` is measured on.
+#: Rows of the pruning data the reported ``latency_ratio`` is measured on.
 _LATENCY_ROWS = 1024
 
 
@@ -74,7 +80,10 @@ class PruningReport:
     n_rounds : int
         Scoring-and-removal rounds run (0 for ``policy="none"``).
     latency_ratio : float or None
-        Measured pruned / unpruned latency when ``target_latency`` was given.
+        Measured pruned / unpruned latency when ``target_latency`` was given
+        (fastest of 15 runs each on one thread, on up to 1024 rows of the
+        pruning data), for information: the units are chosen by
+        multiply-accumulates.
     """
 
     method: str
@@ -185,9 +194,10 @@ def _check_data(model, X, y, loss):
         raise ValueError("X contains NaN or infinity.")
     if y.is_floating_point() and not torch.isfinite(y).all():
         raise ValueError("y contains NaN or infinity.")
+    # One tensor: adapt_inputs wrapped a model that returns anything else.
+    out = model(X[:1])
     if not isinstance(loss, str):
         return  # a custom loss defines its own targets
-    out = model(X[:1])
     if loss == "cross_entropy":
         if y.dim() != out.dim() - 1:
             raise ValueError(
@@ -218,6 +228,12 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
     param = next(model.parameters(), None)
     if param is None:
         raise ValueError("The model has no parameters, so nothing to prune.")
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise ValueError(
+            "The model has tensors on the 'meta' device, which hold no values "
+            "to compute with; materialise its weights first (e.g. to_empty() "
+            "and load_state_dict())."
+        )
     X = _numeric_tensor(X, "X")
     y = _numeric_tensor(y, "y")
     # Only floating inputs take the model's dtype: token ids stay integers.
@@ -254,6 +270,51 @@ def _check_settings(prune_ratio, compensate, n_rounds, target_params, target_lat
             )
         if n_rounds != 1:
             raise ValueError("target_latency needs n_rounds=1.")
+
+
+def _between_rounds(between_rounds, model):
+    """``between_rounds(model)``, checked: the next round prunes what it returns."""
+    result = between_rounds(model)
+    if not isinstance(result, nn.Module):
+        raise TypeError(
+            "between_rounds must return the model to prune next (a "
+            f"torch.nn.Module), got {type(result).__name__}; return the "
+            "module it was given if it changes it in place."
+        )
+    return result.eval()
+
+
+def _check_rounds(n_rounds, groups):
+    units = sum(g.size for g in groups)
+    if n_rounds > units:
+        raise ValueError(
+            f"n_rounds={n_rounds} exceeds the model's {units} prunable units; "
+            "use at most one round per unit."
+        )
+
+
+def _check_scores(scores, groups, method):
+    """One finite score per unit: a NaN or infinite score has no rank, and
+    the removal rule would fall back to removing units in index order."""
+    if len(scores) != len(groups):
+        raise ValueError(
+            f"policy {method!r} returned scores for {len(scores)} unit groups; "
+            f"the model has {len(groups)}."
+        )
+    for group, values in zip(groups, scores):
+        values = np.asarray(values, dtype=float)
+        if values.shape != (group.size,):
+            raise ValueError(
+                f"policy {method!r} returned scores of shape {values.shape} for "
+                f"the {group.size} units of layer {group.name!r}."
+            )
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise ValueError(
+                f"policy {method!r} returned non-finite scores for "
+                f"units {bad[:10].tolist()} of layer {group.name!r}; every unit "
+                "needs a finite score to be ranked."
+            )
 
 
 def _method_name(policy):
@@ -299,7 +360,8 @@ def prune(
         returned, a plain copy for ``policy="none"``); it is put in eval mode.
         In the copy, self-attention ``nn.MultiheadAttention`` layers become
         equal :class:`MultiheadSelfAttention` layers, whose heads can be
-        pruned.
+        pruned. Its weights must hold values (not be on the ``meta``
+        device).
     X, y : array-like or torch.Tensor
         Data the pulls, baselines and compensation are computed on. ``X``
         may also be a dict or tuple of tensors (samples along dimension 0),
@@ -315,9 +377,12 @@ def prune(
     prune_ratio : float in [0, 1), default=0.5
         Fraction of units removed (per layer or overall, see ``scope``).
     loss : {"cross_entropy", "mse"} or callable, default="cross_entropy"
-    budget : float > 0 or "auto", default=10
+    budget : float in [1, 1000] or "auto", default=10
         Average pulls per unit, or ``"auto"`` (stop when the split into
-        removed and kept units is settled, at most ``max_budget``).
+        removed and kept units is settled, at most ``max_budget``). Fewer
+        than one pull per unit would leave units unmeasured, more than
+        :data:`~skbandit.pruning.MAX_BUDGET` (1000) barely sharpens the
+        estimates: both are errors.
     batch_size, reward, arms_per_round, pull, max_budget :
         Bandit settings, see :class:`BanditScorer`.
     scope : {"layer", "global"}, default="layer"
@@ -327,23 +392,28 @@ def prune(
     n_rounds : int, default=1
         Iterative pruning: reach the target in ``n_rounds`` geometric steps,
         re-scoring the surviving units each round (bandits warm-started with
-        their earlier observations).
+        their earlier observations). At most the number of prunable units.
     target_params : int or float, default=None
         Instead of ``prune_ratio``: a parameter count (or a fraction of the
         current one, if < 1) to reach, removing units of all layers in one
         score order (per-layer ratios follow from it).
     target_latency : float in (0, 1), default=None
         Instead of ``prune_ratio``: a fraction of the unpruned inference
-        latency (measured on up to 1024 rows of ``X``) to reach with the
-        fewest units removed, in one score order over all layers.
+        latency to reach with the fewest units removed, in one score order
+        over all layers. Latency is estimated by the multiply-accumulates of
+        the linear and convolution layers per sample, not timed: a decision
+        on timings would change with the machine's load, and the same
+        ``random_state`` must keep the same units. The measured ratio is
+        reported as ``latency_ratio``.
     between_rounds : callable, default=None
         ``between_rounds(model) -> model`` after every round but the last
-        (e.g. a few epochs of fine-tuning).
+        (e.g. a few epochs of fine-tuning); it must return the module.
     groups : list of UnitGroup, default=None
         The prunable units; discovered if None (:func:`discover_groups`): by
         :func:`find_unit_groups` in an ``nn.Sequential``; in any other model,
         the groups its modules declare plus those of its dependency graph
-        (:func:`find_graph_groups`).
+        (:func:`find_graph_groups`). Declared groups must match the sizes of
+        the layers they name.
     random_state : int, numpy.random.Generator or None, default=None
 
     Returns
@@ -370,14 +440,18 @@ def prune(
     model.eval()
     model, X = adapt_inputs(convert_multihead_attention(model), X)
     X, y = _as_tensors(model, X, y, loss)
-    groups = (
-        discover_groups(model, X) if groups is None else qualify(model, list(groups))
-    )
+    if groups is None:
+        groups = discover_groups(model, X)
+    else:
+        groups = qualify(model, list(groups))
+        # A GraphGroup checks its own layout where it masks.
+        check_unit_groups(model, [g for g in groups if not isinstance(g, GraphGroup)])
     if not groups:
         raise ValueError(
             "The model has no prunable units: it needs a hidden layer whose "
             "outputs feed another layer (or declare UnitGroups explicitly)."
         )
+    _check_rounds(n_rounds, groups)
     loss_fn = resolve_loss(loss)
     report = PruningReport(
         method=_method_name(policy), params_before=count_parameters(model)
@@ -411,6 +485,7 @@ def prune(
                 n_remove=None if target_latency is not None else plan.counts(r),
                 warm_start=state.history,
             )
+            _check_scores(result.scores, state.groups, report.method)
             if target_latency is not None:
                 removals = _latency_removals(
                     pruned, state.groups, result.scores, X, target_latency
@@ -423,7 +498,7 @@ def prune(
             report.time_removal += time.perf_counter() - start
             state.advance(result, removals)
             if between_rounds is not None and r < n_rounds - 1:
-                pruned = between_rounds(pruned).eval()
+                pruned = _between_rounds(between_rounds, pruned)
     report.params_after = count_parameters(pruned)
     report.loss_after = evaluate_loss(pruned, X, y, loss_fn)
     report.n_rounds = n_rounds if scorer is not None else 0
@@ -434,53 +509,55 @@ def prune(
 
 
 class _Plan:
-    """What each round removes: a count per layer/total, or a parameter target."""
+    """What each round removes: a count per layer/total, or a parameter target.
+
+    Each round's share is computed when the round starts, so a plan costs
+    the same memory for any ``n_rounds``.
+    """
 
     def __init__(self, model, groups, prune_ratio, scope, n_rounds, target_params):
-        self.scope = scope
-        sizes = [g.size for g in groups]
+        self.sizes = [g.size for g in groups]
+        self.prune_ratio, self.scope, self.n_rounds = prune_ratio, scope, n_rounds
         self.cost = param_cost(model, groups)
+        self.param_target = None
         if target_params is not None:
-            target = _param_target(target_params, self.cost(sizes))
-            self.param_targets = round_param_targets(self.cost(sizes), target, n_rounds)
-            self.plan = None
-        else:
-            self.param_targets = None
-            self.plan = round_counts(sizes, prune_ratio, scope, n_rounds)
+            self.param_target = _param_target(target_params, self.cost(self.sizes))
 
     def counts(self, r):
         """Units this round removes (per group or total), for the bandits;
         ``None`` (half of the units) when a parameter target fixes no count."""
-        return None if self.plan is None else self.plan[r]
+        if self.param_target is not None:
+            return None
+        return round_count(self.sizes, self.prune_ratio, self.scope, self.n_rounds, r)
 
     def removals(self, r, scores):
-        if self.plan is not None:
-            return removals_by_count(scores, self.plan[r])
-        return removals_for_params(scores, self.cost, self.param_targets[r])
+        if self.param_target is None:
+            return removals_by_count(scores, self.counts(r))
+        target = round_param_target(
+            self.cost(self.sizes), self.param_target, self.n_rounds, r
+        )
+        return removals_for_params(scores, self.cost, target)
 
 
 def _latency_removals(model, groups, scores, X, target):
-    """Fewest units (in one score order) whose removal meets ``target`` latency."""
-    sample = X[:_LATENCY_ROWS]
-    total = sum(g.size for g in groups) - len(groups)
+    """Fewest units, in one score order over all layers, whose removal brings
+    the multiply-accumulates per sample to ``target`` times the unpruned ones.
 
-    def meets(count):
-        candidate = remove_units(model, groups, removals_by_count(scores, count))
-        return latency_ratio(model, candidate, sample) <= target
-
-    low, high = 0, total
-    if not meets(high):
+    Multiply-accumulates (:func:`mac_cost`) stand in for latency because
+    they are deterministic: a decision on measured times changes from run
+    to run with the machine's load, so the same seed would keep different
+    units.
+    """
+    cost = mac_cost(model, groups, X[:1])
+    allowed = target * cost([g.size for g in groups])
+    smallest = cost([1] * len(groups))
+    if smallest > allowed:
         raise ValueError(
             f"target_latency={target} is unreachable: with one unit left per "
-            "layer the network is still slower than that."
+            f"layer the network still costs {smallest / (allowed / target):.3g} "
+            "of the unpruned multiply-accumulates per sample."
         )
-    while low < high:
-        middle = (low + high) // 2
-        if meets(middle):
-            high = middle
-        else:
-            low = middle + 1
-    return removals_by_count(scores, high)
+    return removals_for_params(scores, cost, allowed)
 
 
 class _RoundState:

@@ -40,6 +40,13 @@ _CHUNK_ELEMENTS = 1 << 21
 class Trace:
     """Inputs of every module of a flat sequential forward pass, and its output.
 
+    A module that writes into its input (``nn.ReLU(inplace=True)``, or one
+    that modifies a view of an earlier value) would overwrite a recorded
+    value, and pulls computed from it would be silently wrong. Every write is
+    visible in the tensors' version counters: when one happened, the pass is
+    run again with every module reading a copy of its input, so the recorded
+    values are exactly what each module was given.
+
     Parameters
     ----------
     model : torch.nn.Sequential
@@ -48,12 +55,28 @@ class Trace:
 
     def __init__(self, model, X):
         self.names, self.modules = zip(*_flat_children(model))
-        self.inputs = []
+        # Inference tensors keep no version counter: always copy with them.
+        inference = torch.is_inference_mode_enabled() or X.is_inference()
+        if inference or self._record(X, copy_inputs=False):
+            self._record(X, copy_inputs=True)
+
+    def _record(self, X, copy_inputs):
+        """Run the modules on ``X``, recording every module's input.
+
+        Returns whether a module wrote into a recorded value (always False
+        with ``copy_inputs``: each module then reads its own copy).
+        """
+        self.inputs, versions = [], []
         h = X
         for module in self.modules:
             self.inputs.append(h)
-            h = module(h)
+            if copy_inputs:
+                h = module(h.clone())
+            else:
+                versions.append(h._version)
+                h = module(h)
         self.output = h
+        return any(v._version != n for v, n in zip(self.inputs, versions))
 
     def position(self, name):
         return self.names.index(name)

@@ -145,7 +145,9 @@ def _consumer_outputs(model, names, X):
     for name in names:
 
         def hook(module, args, output, name=name):
-            captured[name] = output
+            # A copy: a later in-place module (ReLU(inplace=True)) would
+            # overwrite the output itself.
+            captured[name] = output.clone()
 
         handles.append(model.get_submodule(name).register_forward_hook(hook))
     try:

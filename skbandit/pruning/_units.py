@@ -36,6 +36,7 @@ from torch import nn
 
 __all__ = [
     "UnitGroup",
+    "check_unit_groups",
     "find_unit_groups",
     "count_parameters",
     "unit_view",
@@ -460,6 +461,62 @@ def _reads_all(consumer, group):
         family = linear  # neurons or flattened channels feed a Linear
     grouped = getattr(consumer, "groups", 1) != 1
     return family and not grouped and _n_in(consumer) == group["size"] * group["width"]
+
+
+def check_unit_groups(model, groups):
+    """Raise ``ValueError`` unless every group fits the layers it names.
+
+    Every producer must exist and hold ``group.n_rows`` rows in dimension 0
+    of each of its parameters and buffers, and every consumer must exist
+    and read ``group.n_features`` input features (dimension 1 of its
+    weight): a declared group of the wrong size would otherwise index past
+    the layers' ends in the middle of the pulls.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> check_unit_groups(net, [UnitGroup("0", 5, ("0",), ("2",))])
+    Traceback (most recent call last):
+    ...
+    ValueError: UnitGroup '0' has 5 units (5 rows), but producer '0' has 4 ...
+    """
+    for group in groups:
+        if not isinstance(group, UnitGroup):
+            raise TypeError(
+                f"groups must be UnitGroup objects, got {type(group).__name__}."
+            )
+        for name in group.producers:
+            module = _named_module(model, group, name)
+            tensors = (
+                *module.named_parameters(recurse=False),
+                *module.named_buffers(recurse=False),
+            )
+            for attr, tensor in tensors:
+                if tensor.dim() > 0 and tensor.shape[0] != group.n_rows:
+                    raise ValueError(
+                        f"UnitGroup {group.name!r} has {group.size} units "
+                        f"({group.n_rows} rows), but producer {name!r} has "
+                        f"{tensor.shape[0]} rows in {attr}."
+                    )
+        for name in group.consumers:
+            weight = getattr(_named_module(model, group, name), "weight", None)
+            if torch.is_tensor(weight) and weight.dim() >= 2:
+                if weight.shape[1] != group.n_features:
+                    raise ValueError(
+                        f"UnitGroup {group.name!r} spans {group.n_features} input "
+                        f"features, but consumer {name!r} reads {weight.shape[1]}."
+                    )
+
+
+def _named_module(model, group, name):
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        raise ValueError(
+            f"UnitGroup {group.name!r} names module {name!r}, which the model "
+            "does not have."
+        ) from None
 
 
 def count_parameters(model):

@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from ..._cache import verified_call, with_digest
 from ..._options import DEFAULTS
 from ...pruning import fine_tune
 from .._errors import BenchmarkInputError, MissingDependencyError
@@ -301,10 +302,15 @@ def train_deep_model(task, seed=0, memory=None, epochs=None, max_train=None):
     from joblib import Memory
 
     memory = memory if isinstance(memory, Memory) else Memory(memory, verbose=0)
-    cached = memory.cache(_train)
-    if cached.check_call_in_cache(name, seed, epochs, max_train):
-        return cached(name, seed, epochs, max_train)[0], 0.0
-    return cached(name, seed, epochs, max_train)
+    cached = memory.cache(_cached_training)
+    hit = cached.check_call_in_cache(name, seed, epochs, max_train)
+    model, train_time = verified_call(cached, name, seed, epochs, max_train)
+    return model, 0.0 if hit else train_time
+
+
+def _cached_training(name, seed, epochs, max_train):
+    """What the cache stores: a trained model, its training time and digest."""
+    return with_digest(_train, name, seed, epochs, max_train)
 
 
 def _train(name, seed, epochs, max_train):
