@@ -375,3 +375,11 @@ def test_untraceable_model_falls_back_to_sequential_rules():
     with pytest.warns(UserWarning, match="could not trace Untraceable"):
         small, report = prune(Untraceable(), X, y, policy="magnitude")
     assert [layer.name for layer in report.layers] == ["body.0"]
+
+
+def test_graph_groups_can_be_passed_explicitly():
+    model, X, y = build("residual_mlp")
+    groups = find_graph_groups(model, X[:4])
+    small, report = prune(model, X, y, "magnitude", groups=groups[1:])
+    assert [layer.name for layer in report.layers] == ["ups.1", "ups.0"]
+    assert small.head[0].out_features == 16
