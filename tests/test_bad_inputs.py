@@ -94,15 +94,19 @@ class NoArms(UCB1):
         return np.array([], dtype=int)
 
 
-class TupleOutput(nn.Module):
-    """A model whose forward returns ``(logits, features)``."""
+class TextOutput(nn.Module):
+    """A model whose forward returns no tensor at all.
+
+    (A tuple such as ``(logits, features)`` is pruned on its first element,
+    see ``tests/test_any_model.py``.)
+    """
 
     def __init__(self):
         super().__init__()
         self.net = _net()
 
     def forward(self, x):
-        return self.net(x), x
+        return {"label": "text"}
 
 
 # -- CLI fixtures ------------------------------------------------------------------
@@ -330,9 +334,10 @@ CASES = [
         policy=NoArms(),
     ),
     pruning(
-        "prune model with a tuple output",
-        "returns one tensor; TupleOutput returned a tuple",
-        model=lambda: TupleOutput(),
+        "prune model with an output holding no tensor",
+        "the model's prediction as a tensor, its logits or the first element "
+        "of a tuple; got str",
+        model=lambda: TextOutput(),
         error=TypeError,
     ),
     pruning(

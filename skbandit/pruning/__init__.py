@@ -8,9 +8,14 @@ ranks the units, :func:`select_removals` applies the removal rule and
 """
 
 from .._options import COMPENSATIONS
-from ._attention import SelfAttention
+from ._attention import (
+    MultiheadSelfAttention,
+    SelfAttention,
+    convert_multihead_attention,
+)
 from ._bandit import MAX_BUDGET, BanditScorer
 from ._finetune import fine_tune
+from ._graph import GraphGroup, GraphMember, discover_groups, find_graph_groups
 from ._masking import masked, refitted
 from ._obs import Refit, consumer_refits, greedy_obs_order
 from ._prune import PAPER_SETTINGS, LayerReport, PruningReport, evaluate_loss, prune
@@ -53,6 +58,8 @@ __all__ = [
     "ActivationScorer",
     "BASELINES",
     "BanditScorer",
+    "GraphGroup",
+    "GraphMember",
     "COMPENSATIONS",
     "FidelityReward",
     "LayerReport",
@@ -62,6 +69,7 @@ __all__ = [
     "MagnitudeScorer",
     "OBSScorer",
     "PAPER_SETTINGS",
+    "MultiheadSelfAttention",
     "PruningReport",
     "RIDGE",
     "RandomScorer",
@@ -70,11 +78,14 @@ __all__ = [
     "SelfAttention",
     "UnitGroup",
     "consumer_refits",
+    "convert_multihead_attention",
     "count_parameters",
+    "discover_groups",
     "evaluate_arms",
     "evaluate_arms_naive",
     "evaluate_company",
     "evaluate_loss",
+    "find_graph_groups",
     "find_unit_groups",
     "fine_tune",
     "greedy_obs_order",

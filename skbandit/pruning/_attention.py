@@ -10,13 +10,15 @@ heads nor a mask at the output projection's input is possible.
 exactly.
 """
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._units import UnitGroup
 
-__all__ = ["SelfAttention"]
+__all__ = ["SelfAttention", "MultiheadSelfAttention", "convert_multihead_attention"]
 
 
 class SelfAttention(nn.Module):
@@ -108,3 +110,158 @@ class SelfAttention(nn.Module):
                 block.qkv.bias.copy_(mha.in_proj_bias)
                 block.out.bias.copy_(mha.out_proj.bias)
         return block
+
+
+class MultiheadSelfAttention(SelfAttention):
+    """:class:`SelfAttention` called like ``nn.MultiheadAttention``.
+
+    A drop-in replacement for a self-attention ``nn.MultiheadAttention``
+    inside modules that call it with ``(query, key, value, ...)`` and read
+    ``[0]`` of the result (``nn.TransformerEncoderLayer``), so that its heads
+    can be pruned there; :func:`convert_multihead_attention` swaps it in.
+
+    Parameters
+    ----------
+    embed_dim : int
+    num_heads : int
+    bias : bool, default=True
+    batch_first : bool, default=False
+        Inputs are ``(batch, length, embed_dim)`` if True, else
+        ``(length, batch, embed_dim)``, as in ``nn.MultiheadAttention``.
+    dropout : float, default=0.0
+        Dropout on the attention weights, in training mode.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    >>> block = MultiheadSelfAttention.from_multihead_attention(mha).eval()
+    >>> x = torch.randn(3, 5, 8)
+    >>> torch.allclose(block(x, x, x)[0], mha(x, x, x)[0], atol=1e-6)
+    True
+    """
+
+    #: Read by ``nn.TransformerEncoderLayer``'s fused fast path, which only
+    #: handles ``nn.MultiheadAttention`` weights: False keeps it off.
+    _qkv_same_embed_dim = False
+
+    def __init__(self, embed_dim, num_heads, bias=True, batch_first=False, dropout=0.0):
+        super().__init__(embed_dim, num_heads, bias=bias)
+        self.batch_first = batch_first
+        self.dropout = dropout
+
+    @property
+    def in_proj_bias(self):
+        """The fused projection's bias (read by the layers that call it)."""
+        return self.qkv.bias
+
+    def forward(
+        self,
+        query,
+        key,
+        value,
+        key_padding_mask=None,
+        need_weights=False,
+        attn_mask=None,
+        average_attn_weights=True,
+        is_causal=False,
+    ):
+        """``(output, None)`` for self-attention (``query is key is value``).
+
+        Masks follow ``nn.MultiheadAttention``: boolean ``True`` or ``-inf``
+        excludes a position. Attention weights are not returned.
+        """
+        if not (query is key and key is value):
+            raise ValueError("MultiheadSelfAttention computes self-attention only.")
+        if need_weights:
+            raise ValueError("MultiheadSelfAttention does not return weights.")
+        x = query if self.batch_first else query.transpose(0, 1)
+        n, t, _ = x.shape
+        mask = _additive_mask(attn_mask, key_padding_mask, is_causal, x)
+        qkv = self.qkv(x).view(n, t, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        dropout = self.dropout if self.training else 0.0
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout
+        )
+        out = self.out(attended.transpose(1, 2).reshape(n, t, -1))
+        return (out if self.batch_first else out.transpose(0, 1)), None
+
+    @classmethod
+    def from_multihead_attention(cls, mha):
+        """The same attention as ``mha`` (self-attention, equal q/k/v widths,
+        no ``bias_k``/``bias_v`` or ``add_zero_attn``)."""
+        if not mha._qkv_same_embed_dim:
+            raise ValueError("only MultiheadAttention with equal q/k/v widths converts")
+        if mha.bias_k is not None or mha.add_zero_attn:
+            raise ValueError("bias_k/bias_v and add_zero_attn are not supported")
+        has_bias = mha.in_proj_bias is not None
+        block = cls(
+            mha.embed_dim, mha.num_heads, has_bias, mha.batch_first, mha.dropout
+        )
+        block = block.to(mha.in_proj_weight.dtype).to(mha.in_proj_weight.device)
+        with torch.no_grad():
+            block.qkv.weight.copy_(mha.in_proj_weight)
+            block.out.weight.copy_(mha.out_proj.weight)
+            if has_bias:
+                block.qkv.bias.copy_(mha.in_proj_bias)
+                block.out.bias.copy_(mha.out_proj.bias)
+        return block.train(mha.training)
+
+
+def _additive_mask(attn_mask, key_padding_mask, is_causal, x):
+    """``nn.MultiheadAttention``'s masks as one float mask (``-inf`` =
+    excluded) broadcastable to ``(batch, heads, length, length)``, or None."""
+    n, t = x.shape[:2]
+    if attn_mask is None and is_causal:
+        attn_mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+    mask = None
+    # (length, length), (batch * heads, length, length) or (batch, length).
+    for part, shape in ((attn_mask, (-1, t, t)), (key_padding_mask, (n, 1, 1, t))):
+        if part is None:
+            continue
+        if part.dtype == torch.bool:
+            part = torch.zeros(part.shape, dtype=x.dtype, device=x.device).masked_fill(
+                part, float("-inf")
+            )
+        part = part.to(x.dtype)
+        part = part.reshape(n, -1, t, t) if part.dim() == 3 else part.reshape(shape)
+        mask = part if mask is None else mask + part
+    return mask
+
+
+def convert_multihead_attention(model):
+    """``model`` with every convertible ``nn.MultiheadAttention`` replaced by
+    an equal :class:`MultiheadSelfAttention` (a copy; ``model`` itself if
+    there is none), so that attention heads are unit groups.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+    >>> type(convert_multihead_attention(layer).self_attn).__name__
+    'MultiheadSelfAttention'
+    """
+    names = [
+        name
+        for name, module in model.named_modules()
+        if name
+        and type(module) is nn.MultiheadAttention
+        and module._qkv_same_embed_dim
+        and module.bias_k is None
+        and not module.add_zero_attn
+    ]
+    if not names:
+        return model
+    model = copy.deepcopy(model)
+    for name in names:
+        parent, _, attr = name.rpartition(".")
+        owner = model.get_submodule(parent) if parent else model
+        mha = getattr(owner, attr)
+        setattr(owner, attr, MultiheadSelfAttention.from_multihead_attention(mha))
+    return model

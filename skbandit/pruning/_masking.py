@@ -58,6 +58,9 @@ def masked(model, masks, fills=None):
     handles = []
     try:
         for group, keep in masks.items():
+            if hasattr(group, "mask_hooks"):  # a group masked its own way
+                handles.extend(group.mask_hooks(model, keep, fills.get(group)))
+                continue
             # One value per consumer feature: a unit spanning several
             # features (a flattened channel, an attention head) masks all.
             keep = group.feature_values(keep)

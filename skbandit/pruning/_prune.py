@@ -11,6 +11,9 @@ import torch
 from torch import nn
 
 from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, check_prune_ratio
+from ._attention import convert_multihead_attention
+from ._graph import GraphGroup, discover_groups
+from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
 from ._rewards import resolve_loss, sample_metric
 from ._selection import removals_by_count, removals_for_params
@@ -22,12 +25,7 @@ from ._targets import (
     round_count,
     round_param_target,
 )
-from ._units import (
-    _flat_children,
-    check_unit_groups,
-    count_parameters,
-    find_unit_groups,
-)
+from ._units import _flat_children, check_unit_groups, count_parameters
 
 __all__ = ["LayerReport", "PruningReport", "PAPER_SETTINGS", "prune", "evaluate_loss"]
 
@@ -200,15 +198,8 @@ def _check_data(model, X, y, loss):
         raise ValueError("X contains NaN or infinity.")
     if y.is_floating_point() and not torch.isfinite(y).all():
         raise ValueError("y contains NaN or infinity.")
+    # One tensor: adapt_inputs wrapped a model that returns anything else.
     out = model(X[:1])
-    if not torch.is_tensor(out):
-        # Losses, pulls and traces all read the output as one tensor.
-        raise TypeError(
-            "prune needs a model that returns one tensor; "
-            f"{type(model).__name__} returned a {type(out).__name__}. Wrap it "
-            "in a module whose forward returns the tensor the loss reads (e.g. "
-            "the first element of the tuple)."
-        )
     if not isinstance(loss, str):
         return  # a custom loss defines its own targets
     if loss == "cross_entropy":
@@ -249,7 +240,8 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
         )
     X = _numeric_tensor(X, "X")
     y = _numeric_tensor(y, "y")
-    X = X.to(device=param.device, dtype=param.dtype)
+    # Only floating inputs take the model's dtype: token ids stay integers.
+    X = X.to(param.device, param.dtype if X.is_floating_point() else None)
     y = y.to(param.device)
     if y.is_floating_point():
         y = y.to(param.dtype)
@@ -378,10 +370,16 @@ def prune(
     model : torch.nn.Module
         A trained network. Its weights are left untouched (a pruned copy is
         returned, a plain copy for ``policy="none"``); it is put in eval mode.
-        Its forward must return one tensor (the output the loss reads), and
-        its weights must hold values (not be on the ``meta`` device).
+        In the copy, self-attention ``nn.MultiheadAttention`` layers become
+        equal :class:`MultiheadSelfAttention` layers, whose heads can be
+        pruned. Its weights must hold values (not be on the ``meta``
+        device).
     X, y : array-like or torch.Tensor
-        Data the pulls, baselines and compensation are computed on.
+        Data the pulls, baselines and compensation are computed on. ``X``
+        may also be a dict or tuple of tensors (samples along dimension 0),
+        passed to the model as keyword or positional inputs; integer inputs
+        (token ids) stay integers. A model returning a tuple or a Hugging
+        Face ``ModelOutput`` is scored on its logits (first element).
     policy : str or policy object, default="ucb1"
         A bandit policy (``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``,
         ``"thompson"``, ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"`` or an
@@ -438,8 +436,11 @@ default="fidelity"
         ``between_rounds(model) -> model`` after every round but the last
         (e.g. a few epochs of fine-tuning); it must return the module.
     groups : list of UnitGroup, default=None
-        The prunable units; discovered by :func:`find_unit_groups` if None.
-        Declared groups must match the sizes of the layers they name.
+        The prunable units; discovered if None (:func:`discover_groups`): by
+        :func:`find_unit_groups` in an ``nn.Sequential``; in any other model,
+        the groups its modules declare plus those of its dependency graph
+        (:func:`find_graph_groups`). Declared groups must match the sizes of
+        the layers they name.
     random_state : int, numpy.random.Generator or None, default=None
 
     Returns
@@ -464,12 +465,14 @@ default="fidelity"
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
+    model, X = adapt_inputs(convert_multihead_attention(model), X)
     X, y = _as_tensors(model, X, y, loss)
     if groups is None:
-        groups = find_unit_groups(model, example_input=X[:1])
+        groups = discover_groups(model, X)
     else:
-        groups = list(groups)
-        check_unit_groups(model, groups)
+        groups = qualify(model, list(groups))
+        # A GraphGroup checks its own layout where it masks.
+        check_unit_groups(model, [g for g in groups if not isinstance(g, GraphGroup)])
     if not groups:
         raise ValueError(
             "The model has no prunable units: it needs a hidden layer whose "
@@ -529,7 +532,7 @@ default="fidelity"
     report.layers = state.layer_reports()
     if target_latency is not None and scorer is not None:
         report.latency_ratio = latency_ratio(model, pruned, X[:_LATENCY_ROWS])
-    return pruned, report
+    return unwrap(pruned), report
 
 
 class _Plan:

@@ -359,6 +359,8 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
     -------
     values : torch.Tensor of shape (len(arms),)
     """
+    if hasattr(group, "evaluate_arms"):  # e.g. a GraphGroup: replicated batches
+        return group.evaluate_arms(model, arms, X, y, metric, fills)
     tr = tr if tr is not None else trace(model, X)
     if refit is not None and _batched_kind(tr, group) != "linear":
         return evaluate_arms_naive(model, group, arms, X, y, metric, refit=refit)

@@ -103,6 +103,15 @@ def _design(consumer, inputs, targets):
     )
 
 
+def _refit_lstsq(consumer, inputs, targets, ridge):
+    """Refit ``consumer`` on its kept ``inputs`` to reproduce ``targets``, in
+    memory (the graph groups' removal; MLP and CNN groups stream, see
+    :func:`_compensation_statistics`)."""
+    features, outputs = _design(consumer, inputs, targets)
+    gram, cross, rows = _normal_equations(features, outputs)
+    _set_refit(consumer, *_solve_ridge(gram, cross, rows, ridge))
+
+
 @torch.no_grad()
 def _set_refit(consumer, weight, bias):
     """Write a refit's ``(p, outputs)`` weights and bias into ``consumer``."""
@@ -221,6 +230,8 @@ def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE
 
 
 def _remove_group(original, pruned, group, removed, keep_mask, compensate, X, ridge):
+    if hasattr(group, "remove"):  # e.g. a GraphGroup: removed by its graph
+        return group.remove(original, pruned, removed, compensate, X, ridge)
     device = next(pruned.parameters()).device
     keep = torch.nonzero(keep_mask).flatten()
     rows = group.producer_index(keep).to(device)

@@ -1,0 +1,399 @@
+"""prune() on architectures it was never written for, with no declared groups.
+
+Each model of ``tests/any_models.py`` (ResNet, MobileNetV2, ViT,
+``nn.TransformerEncoder`` over token ids, a residual MLP with LayerNorm, a
+tiny BERT) is pruned by one ``prune(model, X, y, prune_ratio=0.5)`` call,
+then checked: parameters drop, the output shape is unchanged, and the pruned
+model computes exactly what the original computes with the removed units
+masked (float64).
+"""
+
+import dataclasses
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from skbandit.pruning import (
+    GraphGroup,
+    MultiheadSelfAttention,
+    convert_multihead_attention,
+    count_parameters,
+    discover_groups,
+    evaluate_arms,
+    evaluate_arms_naive,
+    find_graph_groups,
+    masked,
+    prune,
+    remove_units,
+    resolve_loss,
+    sample_metric,
+    unit_means,
+)
+from skbandit.pruning._inputs import adapt_inputs, model_output
+
+from .any_models import ARCHITECTURES, residual_mlp
+
+DTYPE = torch.float64
+
+
+def _transformers_available():
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _architectures():
+    needs_transformers = pytest.mark.skipif(
+        not _transformers_available(), reason="transformers not installed"
+    )
+    return [
+        pytest.param(name, marks=[needs_transformers] if name == "bert" else [])
+        for name in ARCHITECTURES
+    ]
+
+
+def build(name, n=8):
+    """``(model, X, y)`` in float64, eval mode, seeded."""
+    torch.manual_seed(0)
+    model, X, y = ARCHITECTURES[name](n)
+    model = model.to(DTYPE).eval()
+    if torch.is_tensor(X) and X.is_floating_point():
+        X = X.to(DTYPE)
+    return model, X, y
+
+
+@functools.lru_cache
+def prepared(name, n=8):
+    """``(model, X, y, groups)`` as prune sees them: attention converted,
+    dict inputs packed, groups discovered (cached: discovery traces)."""
+    model, X, y = build(name, n)
+    model, X = adapt_inputs(convert_multihead_attention(model), X)
+    return model, X, y, discover_groups(model, X)
+
+
+def predict(model, X):
+    """The model's prediction on raw (dict or tensor) inputs."""
+    with torch.no_grad():
+        out = model(**X) if isinstance(X, dict) else model(X)
+    return model_output(out)
+
+
+def _metric():
+    return sample_metric("loss", resolve_loss("cross_entropy"))
+
+
+@pytest.mark.parametrize("name", _architectures())
+def test_prune_any_model_equals_masked(name):
+    model, X, y = build(name)
+    before = predict(model, X)
+    small, report = prune(
+        model, X, y, prune_ratio=0.5, budget=1, compensate="none", random_state=0
+    )
+    assert isinstance(small, type(model))
+    assert report.layers, "no groups found"
+    assert count_parameters(small) < count_parameters(model)
+    assert report.params_after == count_parameters(small)
+    after = predict(small, X)
+    assert after.shape == before.shape
+    # The same groups, on the model as prune saw it (wrapped for dict inputs).
+    adapted, packed, _, groups = prepared(name)
+    assert [g.name for g in groups] == [layer.name for layer in report.layers]
+    masks = {}
+    for group, layer in zip(groups, report.layers):
+        assert layer.units_after == group.size - group.size // 2
+        keep = torch.ones(group.size, dtype=DTYPE)
+        keep[layer.removed] = 0
+        masks[group] = keep
+    with torch.no_grad(), masked(adapted, masks):
+        expected = adapted(packed)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+
+
+def _group_names(name):
+    return [(g.name, g.size) for g in prepared(name)[3]]
+
+
+def test_resnet_groups_couple_the_residual_stream():
+    names = _group_names("resnet")
+    # Each stage's residual stream is one group (stem or downsample as root,
+    # every block writing into it), plus each block's inner channels.
+    assert ("conv1", 8) in names and ("layers.1.0.downsample.0", 16) in names
+    assert ("layers.0.0.conv1", 8) in names and ("layers.1.1.conv1", 16) in names
+    assert len(names) == 6  # fc, the output layer, is never a group
+
+
+def test_mobilenet_groups_carry_depthwise_channels():
+    groups = {g.name: g for g in prepared("mobilenet_v2")[3]}
+    expand = groups["features.1.conv.3"]  # depthwise root, 16 hidden channels
+    assert set(expand.producers) >= {"features.1.conv.0", "features.1.conv.3"}
+    assert expand.consumers == ("features.1.conv.6",)
+
+
+def test_transformers_keep_the_residual_stream_and_attention():
+    # LayerNorm, embeddings and attention mix the units of the residual
+    # stream: only the feed-forward hidden units are groups.
+    assert _group_names("vit") == [("blocks.1.mlp.fc1", 32), ("blocks.0.mlp.fc1", 32)]
+    assert _group_names("residual_mlp") == [
+        ("head.0", 16),
+        ("ups.1", 16),
+        ("ups.0", 16),
+    ]
+
+
+@pytest.mark.skipif(not _transformers_available(), reason="transformers not installed")
+def test_bert_query_key_dimensions_are_not_a_group():
+    names = [n for n, _ in _group_names("bert")]
+    assert "bert.encoder.layer.0.intermediate.dense" in names
+    assert not any("attention.self" in n for n in names)
+
+
+def test_token_ids_stay_integer():
+    model, X, y = build("transformer_encoder")
+    assert X.dtype == torch.long
+    small, report = prune(model, X, y, policy="magnitude", prune_ratio=0.5)
+    assert small.encoder.layers[0].linear1.out_features == 16
+
+
+@pytest.mark.parametrize("name", _architectures())
+@pytest.mark.parametrize("with_fill", [False, True])
+def test_replicated_pulls_equal_naive(name, with_fill):
+    model, X, y, groups = prepared(name)
+    X, y = X[:5], y[:5]
+    for group in [g for g in groups if isinstance(g, GraphGroup)]:
+        # A few arms, one repeated (each arm costs a naive forward pass).
+        arms = [0, group.size - 1, 1, 0]
+        fill = torch.randn(group.size, dtype=DTYPE) if with_fill else None
+        fast = evaluate_arms(model, group, arms, X, y, _metric(), fill)
+        naive = evaluate_arms_naive(model, group, arms, X, y, _metric(), fill)
+        torch.testing.assert_close(fast, naive, atol=1e-5, rtol=0)
+
+
+def test_replicated_pulls_chunk(monkeypatch):
+    from skbandit.pruning import _hooks
+
+    model, X, y, (group, *_) = prepared("resnet")
+    whole = evaluate_arms(model, group, range(group.size), X, y, _metric())
+    monkeypatch.setattr(_hooks, "MAX_ROWS", 10)  # two arms per forward pass
+    chunked = evaluate_arms(model, group, range(group.size), X, y, _metric())
+    torch.testing.assert_close(chunked, whole, atol=1e-12, rtol=0)
+
+
+def test_mean_compensation_equals_mean_fill():
+    model, X, _ = build("residual_mlp", n=32)
+    groups = discover_groups(model, X)
+    removals = [[0, 3, 5], [1, 2], [4, 7, 8, 9]]
+    pruned = remove_units(model, groups, removals, compensate="mean", X=X)
+    # Group by group, each seeing the earlier ones removed, as remove_units.
+    current = model
+    for group, removed in zip(groups, removals):
+        keep = torch.ones(group.size, dtype=DTYPE)
+        keep[removed] = 0
+        (means,) = unit_means(current, [group], X)
+        with torch.no_grad(), masked(current, {group: keep}, {group: means}):
+            expected = current(X)
+        current = remove_units(current, [group], [removed], compensate="mean", X=X)
+        torch.testing.assert_close(current(X), expected, atol=1e-10, rtol=0)
+    torch.testing.assert_close(pruned(X), current(X), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["residual_mlp", "resnet"])
+def test_lstsq_refits_graph_consumers(name):
+    model, X, _ = build(name, n=32)
+    groups = discover_groups(model, X)
+    removals = [list(range(0, g.size, 2)) for g in groups]
+    full = model(X)
+    plain = remove_units(model, groups, removals)
+    refit = remove_units(model, groups, removals, compensate="lstsq", X=X)
+    assert count_parameters(refit) <= count_parameters(plain) + sum(
+        m.weight.shape[0] for m in refit.modules() if isinstance(m, nn.Conv2d)
+    )  # at most a bias per refitted convolution
+    assert (refit(X) - full).abs().mean() < (plain(X) - full).abs().mean()
+
+
+class ReflectConsumer(nn.Module):
+    """A convolution read by a convolution with reflection padding."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.b(torch.relu(self.a(x))).mean((2, 3)))
+
+
+def test_lstsq_on_a_consumer_it_cannot_refit_is_clear():
+    torch.manual_seed(0)
+    model = ReflectConsumer().to(DTYPE).eval()
+    X = torch.randn(6, 2, 5, 5, dtype=DTYPE)
+    (group,) = [g for g in find_graph_groups(model, X[:4]) if g.name == "a"]
+    assert group.consumers == ("b",)
+    with pytest.raises(ValueError, match="compensate='lstsq' refits Linear"):
+        remove_units(model, [group], [[0]], compensate="lstsq", X=X)
+
+
+def test_tuple_inputs_and_outputs():
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(3, 8)
+            self.b = nn.Linear(8, 2)
+
+        def forward(self, x, shift):
+            h = self.b(torch.relu(self.a(x) + shift[:, :1]))
+            return h, h.detach()
+
+    torch.manual_seed(0)
+    model = TwoInputs().eval()
+    X = (torch.randn(12, 3), torch.randn(12, 1))
+    small, report = prune(model, X, torch.randint(0, 2, (12,)), policy="magnitude")
+    assert small.a.out_features == 4 and small.b.in_features == 4
+    assert small(*X)[0].shape == (12, 2)
+
+
+def test_residual_mlp_graph_versus_sequential_rules():
+    # The old rules saw only the head's Sequential; the graph sees the
+    # residual blocks' hidden units too.
+    model, X, y = residual_mlp()
+    _, report = prune(model, X, y, policy="magnitude", prune_ratio=0.5)
+    assert [layer.name for layer in report.layers] == ["head.0", "ups.1", "ups.0"]
+
+
+def test_multihead_attention_heads_are_pruned():
+    model, X, y = build("transformer_encoder")
+    small, report = prune(model, X, y, policy="magnitude", prune_ratio=0.5)
+    heads = [layer for layer in report.layers if layer.name.endswith("self_attn.qkv")]
+    assert [(h.units_before, h.units_after) for h in heads] == [(4, 2), (4, 2)]
+    attention = small.encoder.layers[0].self_attn
+    assert isinstance(attention, MultiheadSelfAttention)
+    assert attention.num_heads == 2 and attention.out.in_features == 8
+    assert isinstance(model.encoder.layers[0].self_attn, nn.MultiheadAttention)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_self_attention_equals_multihead_attention(batch_first):
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, batch_first=batch_first).to(DTYPE).eval()
+    block = MultiheadSelfAttention.from_multihead_attention(mha).eval()
+    x = torch.randn(3, 5, 8, dtype=DTYPE)
+    x = x if batch_first else x.transpose(0, 1)
+    padding = torch.zeros(3, 5, dtype=torch.bool)
+    padding[0, -2:] = True
+    causal = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    per_head = torch.randn(6, 5, 5, dtype=DTYPE)
+    for masks in (
+        {},
+        {"key_padding_mask": padding},
+        {"attn_mask": causal, "key_padding_mask": padding},
+        {"attn_mask": per_head},
+    ):
+        expected = mha(x, x, x, need_weights=False, **masks)[0]
+        torch.testing.assert_close(block(x, x, x, **masks)[0], expected)
+    with pytest.raises(ValueError, match="self-attention only"):
+        block(x, x.clone(), x)
+
+
+class Concat(nn.Module):
+    """Two convolutions concatenated, read by a third (a DenseNet join)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 4, 3, padding=1)
+        self.b = nn.Conv2d(2, 6, 1)
+        self.c = nn.Conv2d(10, 4, 3)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x):
+        h = torch.relu(torch.cat([self.a(x), self.b(x)], dim=1))
+        return self.head(self.c(h).mean((2, 3)))
+
+
+def test_concatenated_channels_are_groups_with_offsets():
+    torch.manual_seed(0)
+    model = Concat().to(DTYPE).eval()
+    X = torch.randn(10, 2, 6, 6, dtype=DTYPE)
+    groups = {g.name: g for g in discover_groups(model, X)}
+    a, b = groups["a"], groups["b"]
+    assert (a.members[-1].offset, b.members[-1].offset) == (0, 4)
+    removals = [[0, 2], [1, 3, 5]]
+    pruned = remove_units(model, [a, b], removals)
+    assert pruned.c.in_channels == 5
+    masks = {}
+    for group, removed in zip([a, b], removals):
+        keep = torch.ones(group.size, dtype=DTYPE)
+        keep[removed] = 0
+        masks[group] = keep
+    with torch.no_grad(), masked(model, masks):
+        torch.testing.assert_close(pruned(X), model(X))
+    # Mean compensation finds b's channels where a's removal moved them.
+    fills = dict(zip([a, b], unit_means(model, [a, b], X)))
+    compensated = remove_units(model, [a, b], removals, compensate="mean", X=X)
+    with torch.no_grad(), masked(model, masks, fills):
+        torch.testing.assert_close(compensated(X), model(X))
+    # A group kept across a round in which its neighbour shrank has moved:
+    # a clear error, not a wrong mask.
+    moved = dataclasses.replace(b, size=3)
+    with pytest.raises(ValueError, match="find the groups again"):
+        with masked(pruned, {moved: torch.ones(3)}):
+            pass
+
+
+def test_graph_groups_over_rounds():
+    model, X, y = build("resnet")
+    small, report = prune(model, X, y, "magnitude", 0.75, n_rounds=2)
+    assert [layer.units_after for layer in report.layers] == [4, 2, 2, 2, 4, 4]
+    assert predict(small, X).shape == (8, 3)
+
+
+def test_masks_leave_the_attention_fast_path_as_they_found_it():
+    model, X, y, groups = prepared("transformer_encoder")
+    assert torch.backends.mha.get_fastpath_enabled()
+    graph = [g for g in groups if isinstance(g, GraphGroup)]
+    with masked(model, {g: torch.ones(g.size) for g in graph}):
+        assert not torch.backends.mha.get_fastpath_enabled()
+    assert torch.backends.mha.get_fastpath_enabled()
+
+
+class Untraceable(nn.Module):
+    """Reads a value through numpy, which autograd (and so tracing) refuses."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    def forward(self, x):
+        # numpy() fails on a tensor that requires grad: only when traced.
+        return self.body(x) + 0 * float(self.body[0].weight.sum().numpy())
+
+
+def test_untraceable_model_falls_back_to_sequential_rules():
+    torch.manual_seed(0)
+    X, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    with pytest.warns(UserWarning, match="could not trace Untraceable"):
+        small, report = prune(Untraceable(), X, y, policy="magnitude")
+    assert [layer.name for layer in report.layers] == ["body.0"]
+
+
+def test_graph_groups_can_be_passed_explicitly():
+    model, X, y = build("residual_mlp")
+    groups = find_graph_groups(model, X[:4])
+    small, report = prune(model, X, y, "magnitude", groups=groups[1:])
+    assert [layer.name for layer in report.layers] == ["ups.1", "ups.0"]
+    assert small.head[0].out_features == 16
+
+
+@pytest.mark.parametrize("name", _architectures())
+def test_the_default_configuration_runs_on_any_model(name):
+    # Company pulls, the fidelity reward and least-squares compensation
+    # (single pulls and in-memory refits where the group is a graph group).
+    model, X, y = build(name)
+    before = predict(model, X)
+    small, report = prune(model, X, y, budget=1, random_state=0)
+    assert count_parameters(small) < count_parameters(model)
+    after = predict(small, X)
+    assert after.shape == before.shape and torch.isfinite(after).all()
