@@ -13,6 +13,7 @@ from skbandit.pruning import (
     SelfAttention,
     UnitGroup,
     _pulls,
+    _trace,
     count_parameters,
     evaluate_arms,
     evaluate_arms_naive,
@@ -407,7 +408,7 @@ def test_transformer_graph_pulls_equal_naive(with_fill, layers, monkeypatch):
     net = make_transformer(layers=layers)
     X, y = token_batch(10)
     tr = trace(net, X)
-    assert isinstance(tr, _pulls.GraphTrace)
+    assert isinstance(tr, _trace.GraphTrace)
     torch.testing.assert_close(tr.output, net(X))
     calls = []
     original = _pulls._graph_values
