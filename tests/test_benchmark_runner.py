@@ -516,6 +516,38 @@ def _store_frame(path, frame):
             store.add_result(key, row)
 
 
+def test_cost_table_separates_phases_and_marks_cache_hits():
+    from skbandit.benchmarks._reports import cost_table
+
+    extra = [
+        {
+            "fit_times": {"train": 4.0, "prune": 1.0, "fine_tune": 0.5},
+            "train_cache_hit": False,
+        },
+        {
+            "fit_times": {"train": 0.0, "prune": 1.0, "fine_tune": 0.5},
+            "train_cache_hit": True,
+        },
+        None,
+    ]
+    frame = pd.DataFrame(
+        {
+            "method": ["ucb1@0.5", "ucb1@0.5", "sk_knn"],
+            "fit_time": [5.5, 1.5, 0.1],
+            "predict_time": [0.1, 0.1, 0.1],
+            "params_before": [100, 100, None],
+            "params_after": [50, 50, None],
+            "extra": extra,
+        }
+    )
+    costs = cost_table(frame)
+    assert costs.loc["ucb1@0.5", "train_s"] == 2.0
+    assert costs.loc["ucb1@0.5", "prune_s"] == 1.0
+    assert costs.loc["ucb1@0.5", "fine_tune_s"] == 0.5
+    assert costs.loc["ucb1@0.5", "cache_hits"] == 0.5
+    assert np.isnan(costs.loc["sk_knn", "train_s"])
+
+
 def test_report_files_and_content(tmp_path):
     db, out = tmp_path / "r.sqlite", tmp_path / "report"
     _store_frame(db, _synthetic_frame())

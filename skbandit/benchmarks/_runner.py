@@ -261,6 +261,12 @@ def _fit_and_score(method, task, X, y, train, test, seed, fit_threads, cache):
     }
     if pruning is not None:
         extra["pruning"] = pruning
+    fit_times = getattr(pipeline[-1], "fit_times_", None)
+    if fit_times is not None:
+        # Training, pruning and fine-tuning seconds apart: with a shared
+        # cache, ``fit_time`` of a cache hit holds no training.
+        extra["fit_times"] = dict(fit_times)
+        extra["train_cache_hit"] = bool(pipeline[-1].train_cache_hit_)
     messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     if messages:
         extra["warnings"] = [m[:300] for m in messages[:5]]
