@@ -31,7 +31,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 C, R = BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
-FAST = dict(hidden_layer_sizes=(4,), max_epochs=2, fine_tune_epochs=1, budget=1)
+FAST = dict(hidden_layer_sizes=(4,), max_iter=2, fine_tune_epochs=1, budget=1)
 
 RNG = np.random.default_rng(0)
 X_OK = RNG.normal(size=(30, 3))
@@ -193,7 +193,7 @@ CASES = [
     fit("unknown scope", "The 'scope' parameter", scope="network"),
     fit("unknown compensate", "The 'compensate' parameter", compensate="median"),
     fit("unknown activation", "The 'activation' parameter", activation="gelu2"),
-    fit("unknown optimizer", "The 'optimizer' parameter", optimizer="rmsprop"),
+    fit("unknown solver", "The 'solver' parameter", solver="rmsprop"),
     fit(
         "prune_ratio 1",
         r"'prune_ratio' parameter .* range \[0.0, 1.0\)",

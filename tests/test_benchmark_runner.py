@@ -133,7 +133,7 @@ def test_peers_are_scaled_pipelines(task):
             assert pipe[-1].random_state == 3
     mlp = methods["sk_mlp"].make(task, 0)[-1]
     assert mlp.hidden_layer_sizes == tuple(OURS_DEFAULTS["hidden_layer_sizes"])
-    assert mlp.max_iter == OURS_DEFAULTS["max_epochs"]
+    assert mlp.max_iter == OURS_DEFAULTS["max_iter"]
     assert mlp.batch_size == OURS_DEFAULTS["batch_size"]
     assert mlp.solver == "adam"
     assert methods["sk_forest"].make(task, 0)[-1].n_estimators == 100
@@ -148,7 +148,7 @@ def test_ours_builds_our_estimator_lazily():
     params = estimator.get_params()
     assert params["policy"] == "ucb1" and params["prune_ratio"] == 0.5
     assert params["random_state"] == 7
-    assert params["max_epochs"] == OURS_DEFAULTS["max_epochs"]
+    assert params["max_iter"] == OURS_DEFAULTS["max_iter"]
 
 
 def test_methods_pickle():
@@ -246,6 +246,17 @@ def test_store_protocol_mismatch(tmp_path):
         with pytest.raises(ProtocolMismatch, match="n_folds: stored 5"):
             store.check_protocol("tabular", {"n_folds": 3, "ours": {"h": (64, 64)}})
         assert store.protocol("tabular")["n_folds"] == 5
+
+
+def test_stores_with_the_old_parameter_names_refuse_to_resume(tmp_path):
+    """Stores written before issue 15 recorded max_epochs / lr: resuming one
+    with today's names is a ProtocolMismatch, not a silent mix."""
+    old = {k: v for k, v in OURS_DEFAULTS.items() if k not in ("max_iter",)}
+    old = {**old, "max_epochs": 60, "lr": old.pop("learning_rate_init")}
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.check_protocol("tabular", {"n_folds": 5, "ours": old})
+        with pytest.raises(ProtocolMismatch, match="ours: stored .*max_epochs"):
+            store.check_protocol("tabular", {"n_folds": 5, "ours": OURS_DEFAULTS})
 
 
 def test_store_rejects_non_sqlite_and_missing_files(tmp_path):
