@@ -164,9 +164,10 @@ CASES = [
         y=T_OK,
     ),
     fit(
-        "2-d y for classifier",
+        # (a 2-d 0/1 indicator y is multilabel, see tests/test_mlp_dropin.py)
+        "2-d multiclass y for classifier",
         "y should be a 1d array",
-        y=np.stack([Y_OK, Y_OK], 1),
+        y=np.stack([Y_OK, Y_OK + 2], 1),
     ),
     fit(
         "y length classifier",

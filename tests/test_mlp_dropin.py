@@ -2,6 +2,8 @@
 the same parameter names and meanings, sample and class weights, sparse and
 multilabel data, warm starts, fitted attributes and clear errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,6 +13,7 @@ from sklearn.datasets import (
     make_classification,
     make_multilabel_classification,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import recall_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -79,7 +82,9 @@ def test_mlpclassifier_grid_runs_unchanged(iris):
     assert len(search.cv_results_["params"]) == 4
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     # ... and is scikit-learn's grid: MLPClassifier accepts it as is.
-    GridSearchCV(MLPClassifier(), grid, cv=2, error_score="raise").fit(X[:60], y[:60])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GridSearchCV(MLPClassifier(), grid, cv=2, error_score="raise").fit(X, y)
 
 
 def test_lbfgs_is_a_clear_error(iris):
@@ -257,7 +262,9 @@ def test_multilabel_classification():
     proba = clf.predict_proba(X)
     assert proba.shape == Y.shape and np.all((proba >= 0) & (proba <= 1))
     np.testing.assert_array_equal(clf.classes_, np.arange(4))
-    theirs = MLPClassifier((16,), max_iter=40, random_state=0).fit(X, Y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPClassifier((16,), max_iter=40, random_state=0).fit(X, Y)
     assert clf.score(X, Y) > theirs.score(X, Y) - 0.15
 
 

@@ -197,7 +197,7 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         return self._fit(X, y, sample_weight)
 
     def _encode_targets(self, y):
-        if type_of_target(y) == "multilabel-indicator":
+        if type_of_target(y, input_name="y") == "multilabel-indicator":
             return self._encode_multilabel(y)
         self._multilabel = False
         y = column_or_1d(
