@@ -387,8 +387,11 @@ class BaseBanditPrunedMLP(BaseEstimator):
     # -- parameter checks ------------------------------------------------------
 
     def _validate_params(self):
+        # Before the generic check, whose message lists the names unsorted.
         _check_policy_name(self.policy)
         super()._validate_params()
+
+    def _check_training_options(self):
         if self.solver == "lbfgs":
             raise ValueError(
                 "solver='lbfgs' is not supported: pruning and fine-tuning train "
@@ -472,6 +475,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 delattr(self, name)
 
     def _fit_unchecked(self, X, y, sample_weight):
+        self._check_training_options()
         sizes = self._validate_hidden_layer_sizes()
         previous = self._warm_start_module()
         X = self._validate_X(X, reset=True)

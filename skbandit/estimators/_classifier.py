@@ -152,10 +152,47 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         random_state=None,
         verbose=0,
     ):
-        shared = dict(locals())
-        for name in ("self", "__class__", "class_weight"):
-            shared.pop(name, None)
-        super().__init__(**shared)
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            tol=tol,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            warm_start=warm_start,
+            policy=policy,
+            prune_ratio=prune_ratio,
+            budget=budget,
+            max_budget=max_budget,
+            pull=pull,
+            n_rounds=n_rounds,
+            target_params=target_params,
+            target_latency=target_latency,
+            reward=reward,
+            scope=scope,
+            compensate=compensate,
+            pull_batch_size=pull_batch_size,
+            arms_per_round=arms_per_round,
+            fine_tune_epochs=fine_tune_epochs,
+            memory=memory,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
         self.class_weight = class_weight
 
     @property
