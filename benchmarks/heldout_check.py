@@ -253,7 +253,7 @@ def markdown(frame, split):
         "",
         f"Datasets: {', '.join(DATASETS[split])}; {N_FOLDS}-fold (seed {SEED}), "
         f"at most {MAX_ROWS} rows; one MLP {OURS_DEFAULTS['hidden_layer_sizes']} "
-        f"{OURS_DEFAULTS['activation']} ({OURS_DEFAULTS['max_epochs']} epochs) per "
+        f"{OURS_DEFAULTS['activation']} ({OURS_DEFAULTS['max_iter']} epochs) per "
         "fold, pruned by every method. Mean ± standard error over dataset-folds.",
         "",
         "| method | "

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from skbandit import BanditPrunedMLPClassifier
 
 X, y = load_breast_cancer(return_X_y=True)
-network = dict(hidden_layer_sizes=(64, 64), max_epochs=30, random_state=0)
+network = dict(hidden_layer_sizes=(64, 64), max_iter=30, random_state=0)
 
 models = {
     "unpruned MLP (ours)": BanditPrunedMLPClassifier(policy="none", **network),

@@ -35,7 +35,7 @@ pipe = Pipeline(
             "net",
             BanditPrunedMLPClassifier(
                 (32,),
-                max_epochs=15,
+                max_iter=15,
                 batch_size=128,
                 fine_tune_epochs=0,  # show the effect of the removal alone
                 budget=5,

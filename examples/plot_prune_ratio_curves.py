@@ -32,7 +32,7 @@ scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
 net = BanditPrunedMLPClassifier(
-    (64,), policy="none", max_epochs=20, batch_size=64, random_state=0
+    (64,), policy="none", max_iter=20, batch_size=64, random_state=0
 ).fit(X_train, y_train)
 print(f"unpruned test accuracy: {net.score(X_test, y_test):.3f}")
 model = net.module_  # the trained torch network, 64-64-10

@@ -34,7 +34,7 @@ clf = make_pipeline(
         (64, 64),
         policy="ucb1",
         prune_ratio=0.5,
-        max_epochs=30,
+        max_iter=30,
         batch_size=128,
         fine_tune_epochs=5,
         random_state=0,

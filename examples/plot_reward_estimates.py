@@ -32,7 +32,7 @@ for policy in ["ucb1", "hedge"]:
         policy=policy,
         prune_ratio=0.5,
         budget=30,
-        max_epochs=30,
+        max_iter=30,
         batch_size=128,
         random_state=0,
     ).fit(X, y)

@@ -21,21 +21,6 @@ SUITES = ("tabular", "regression", "deep", "perf")
 EXIT_USAGE = 2
 EXIT_FAILED_CONFIGS = 1
 
-_EPILOG = """\
-examples:
-  skbandit bench tabular --quick
-  skbandit bench tabular --datasets iris,wine --methods 'ucb1@*,none,sk_*'
-  skbandit bench tabular --ratios 0.3,0.5,0.7 --folds 5 --seeds 0,1
-  skbandit bench regression --n-jobs 2 --seeds 0,1,2
-  skbandit bench tabular --backend dask --n-jobs 4
-  skbandit bench tabular --scheduler tcp://10.0.0.5:8786
-  skbandit bench tabular --list
-  skbandit bench perf
-
-Re-running the same command resumes: configurations already in --db are
-skipped, and the report is rewritten from everything stored.
-"""
-
 
 def _names(text):
     """Comma-separated names; empty items dropped."""
@@ -68,97 +53,184 @@ def _positive_int(text):
     return value
 
 
+#: What each suite runs: a short help and a description.
+_SUITE_HELP = {
+    "tabular": "classification accuracy on the offline tabular datasets",
+    "regression": "regression R^2 on the offline regression datasets",
+    "deep": "image, text and reasoning tasks on fixed train/test splits",
+    "perf": "speed ratios of the pruning backend",
+}
+
+_SUITE_DESCRIPTIONS = {
+    "tabular": """\
+Classification accuracy on the offline tabular datasets: dataset x method x
+fold x seed (stratified cross-validation), every result stored in an SQLite
+file, then report.md and figures.""",
+    "regression": """\
+Regression R^2 on the offline regression datasets: dataset x method x fold x
+seed (cross-validation), every result stored in an SQLite file, then
+report.md and figures.""",
+    "deep": """\
+The image, text and reasoning tasks on fixed train/test splits: task x
+method x seed, every result stored in an SQLite file, then report.md and
+figures.""",
+    "perf": """\
+Speed ratios of the pruning backend, one line each: batched vs naive pulls,
+pruned vs unpruned latency, our fit vs scikit-learn's.""",
+}
+
+_SUITE_EPILOGS = {
+    "tabular": """\
+examples:
+  skbandit bench tabular --quick
+  skbandit bench tabular --datasets iris,wine --methods 'ucb1@*,none,sk_*'
+  skbandit bench tabular --ratios 0.3,0.5,0.7 --folds 5 --seeds 0,1
+  skbandit bench tabular --backend dask --n-jobs 4
+  skbandit bench tabular --scheduler tcp://10.0.0.5:8786
+  skbandit bench tabular --list
+""",
+    "regression": """\
+examples:
+  skbandit bench regression --quick
+  skbandit bench regression --n-jobs 2 --seeds 0,1,2
+  skbandit bench regression --list
+""",
+    "deep": """\
+examples:
+  skbandit bench deep --quick
+  skbandit bench deep --datasets <task>,<task> --methods 'ucb1@*,none'
+  skbandit bench deep --list
+""",
+    "perf": """\
+examples:
+  skbandit bench perf
+  skbandit bench perf --n-jobs 4
+""",
+}
+
+_RESUME = """
+Re-running the same command resumes: configurations already in --db are
+skipped, and the report is rewritten from everything stored.
+"""
+
+
 def build_parser():
     """The argparse parser of the ``skbandit`` command."""
+    from ._version import __version__
+
     parser = argparse.ArgumentParser(
         prog="skbandit",
         description="Bandit neuron pruning for scikit-learn: benchmarks.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"skbandit {__version__}"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     bench = commands.add_parser(
         "bench",
         help="run a benchmark suite and report it",
-        description=(
-            "Run a benchmark suite (dataset x method x fold x seed), store every "
-            "result in an SQLite file, then write report.md and figures. "
-            "tabular: classification accuracy; regression: R^2; perf: speed "
-            "ratios of the pruning backend; deep: the image, text and "
-            "reasoning tasks (fixed splits)."
-        ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a benchmark suite and report it; "
+        "'skbandit bench SUITE --help' describes one suite.",
     )
-    bench.add_argument("suite", choices=SUITES, help="which benchmark")
-    bench.add_argument(
+    suites = bench.add_subparsers(dest="suite", metavar="SUITE")
+    suites.required = True
+    for suite in SUITES:
+        sub = suites.add_parser(
+            suite,
+            help=_SUITE_HELP[suite],
+            description=_SUITE_DESCRIPTIONS[suite],
+            epilog=_SUITE_EPILOGS[suite] + ("" if suite == "perf" else _RESUME),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if suite == "perf":
+            sub.add_argument(
+                "--n-jobs", type=int, default=1, help="torch threads (default: 1)"
+            )
+        else:
+            _add_run_arguments(sub, deep=suite == "deep")
+    return parser
+
+
+def _add_run_arguments(parser, deep):
+    """Options of a suite that runs configurations into a results store."""
+    what = "task" if deep else "dataset"
+    parser.add_argument(
         "--quick",
         action="store_true",
-        help="a few small datasets, 3 folds, the headline methods (minutes); "
-        "stored apart from full runs (bench_out/<suite>-quick*)",
+        help=f"a few small {what}s, the headline methods (minutes); stored "
+        "apart from full runs (bench_out/<suite>-quick*)",
     )
-    bench.add_argument(
-        "--datasets", type=_names, help="comma-separated dataset names (default: all)"
+    parser.add_argument(
+        "--datasets", type=_names, help=f"comma-separated {what} names (default: all)"
     )
-    bench.add_argument(
+    parser.add_argument(
         "--methods",
         type=_names,
         help="comma-separated method names or globs, e.g. 'ucb1@*,none,sk_*' "
         "(default: all; see --list)",
     )
-    bench.add_argument(
+    parser.add_argument(
         "--ratios",
         type=_numbers(float),
         default=None,
         help="comma-separated prune ratios of our methods (default: 0.5)",
     )
-    bench.add_argument(
-        "--folds", type=_positive_int, help="CV folds (default: 5; 3 with --quick)"
+    # The deep suite's splits are fixed: it accepts --folds and --max-samples
+    # only to say so (see _run_deep), and does not list them.
+    parser.add_argument(
+        "--folds",
+        type=_positive_int,
+        help=argparse.SUPPRESS if deep else "CV folds (default: 5; 3 with --quick)",
     )
-    bench.add_argument(
+    parser.add_argument(
         "--seeds",
         type=_numbers(int),
         default=None,
         help="comma-separated seeds (default: 0)",
     )
-    bench.add_argument(
+    parser.add_argument(
         "--n-jobs",
         type=int,
         default=1,
-        help="parallel joblib workers, -1 = all cores (perf: torch threads; "
-        "--backend dask without --scheduler: local Dask worker processes)",
+        help="parallel joblib workers, -1 = all cores (--backend dask without "
+        "--scheduler: local Dask worker processes)",
     )
-    bench.add_argument(
+    parser.add_argument(
         "--db", help="SQLite results file (default: bench_out/<suite>.sqlite)"
     )
-    bench.add_argument("--out", help="report folder (default: bench_out/<suite>/)")
-    bench.add_argument(
-        "--max-samples", type=_positive_int, help="cap every dataset at this many rows"
+    parser.add_argument("--out", help="report folder (default: bench_out/<suite>/)")
+    parser.add_argument(
+        "--max-samples",
+        type=_positive_int,
+        help=argparse.SUPPRESS if deep else "cap every dataset at this many rows",
     )
-    bench.add_argument(
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr"
     )
-    bench.add_argument(
+    parser.add_argument(
         "--cache",
         help="folder caching trained networks shared by methods that differ "
         "only in pruning (default: <db>.cache; 'none' disables it)",
     )
-    bench.add_argument(
+    parser.add_argument(
         "--backend",
         choices=("dask",),
         help="run the configurations on a Dask cluster: the one at --scheduler, "
         "or a local one with --n-jobs worker processes; the results file is "
         "written by this process only (pip install 'skbandit[dask]')",
     )
-    bench.add_argument(
+    parser.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="address of a running Dask scheduler, e.g. tcp://host:8786 "
         "(implies --backend dask; workers need skbandit installed)",
     )
-    bench.add_argument(
-        "--list", action="store_true", help="list the datasets and methods, then exit"
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help=f"list the {what}s and methods, then exit",
     )
-    return parser
 
 
 class UserError(Exception):

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 C, R = BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
-FAST = dict(hidden_layer_sizes=(4,), max_epochs=2, fine_tune_epochs=1, budget=1)
+FAST = dict(hidden_layer_sizes=(4,), max_iter=2, fine_tune_epochs=1, budget=1)
 
 RNG = np.random.default_rng(0)
 X_OK = RNG.normal(size=(30, 3))
@@ -198,9 +198,10 @@ CASES = [
         y=T_OK,
     ),
     fit(
-        "2-d y for classifier",
+        # (a 2-d 0/1 indicator y is multilabel, see tests/test_mlp_dropin.py)
+        "2-d multiclass y for classifier",
         "y should be a 1d array",
-        y=np.stack([Y_OK, Y_OK], 1),
+        y=np.stack([Y_OK, Y_OK + 2], 1),
     ),
     fit(
         "y length classifier",
@@ -227,7 +228,7 @@ CASES = [
     fit("unknown scope", "The 'scope' parameter", scope="network"),
     fit("unknown compensate", "The 'compensate' parameter", compensate="median"),
     fit("unknown activation", "The 'activation' parameter", activation="gelu2"),
-    fit("unknown optimizer", "The 'optimizer' parameter", optimizer="rmsprop"),
+    fit("unknown solver", "The 'solver' parameter", solver="rmsprop"),
     fit(
         "prune_ratio 1",
         r"'prune_ratio' parameter .* range \[0.0, 1.0\)",

@@ -140,7 +140,7 @@ def test_peers_are_scaled_pipelines(task):
             assert pipe[-1].random_state == 3
     mlp = methods["sk_mlp"].make(task, 0)[-1]
     assert mlp.hidden_layer_sizes == tuple(OURS_DEFAULTS["hidden_layer_sizes"])
-    assert mlp.max_iter == OURS_DEFAULTS["max_epochs"]
+    assert mlp.max_iter == OURS_DEFAULTS["max_iter"]
     assert mlp.batch_size == OURS_DEFAULTS["batch_size"]
     assert mlp.solver == "adam"
     assert methods["sk_forest"].make(task, 0)[-1].n_estimators == 100
@@ -155,7 +155,7 @@ def test_ours_builds_our_estimator_lazily():
     params = estimator.get_params()
     assert params["policy"] == "ucb1" and params["prune_ratio"] == 0.5
     assert params["random_state"] == 7
-    assert params["max_epochs"] == OURS_DEFAULTS["max_epochs"]
+    assert params["max_iter"] == OURS_DEFAULTS["max_iter"]
 
 
 def test_methods_pickle():
@@ -253,6 +253,17 @@ def test_store_protocol_mismatch(tmp_path):
         with pytest.raises(ProtocolMismatch, match="n_folds: stored 5"):
             store.check_protocol("tabular", {"n_folds": 3, "ours": {"h": (64, 64)}})
         assert store.protocol("tabular")["n_folds"] == 5
+
+
+def test_stores_with_the_old_parameter_names_refuse_to_resume(tmp_path):
+    """Stores written before issue 15 recorded max_epochs / lr: resuming one
+    with today's names is a ProtocolMismatch, not a silent mix."""
+    old = {k: v for k, v in OURS_DEFAULTS.items() if k not in ("max_iter",)}
+    old = {**old, "max_epochs": 60, "lr": old.pop("learning_rate_init")}
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        store.check_protocol("tabular", {"n_folds": 5, "ours": old})
+        with pytest.raises(ProtocolMismatch, match="ours: stored .*max_epochs"):
+            store.check_protocol("tabular", {"n_folds": 5, "ours": OURS_DEFAULTS})
 
 
 def test_store_rejects_non_sqlite_and_missing_files(tmp_path):
@@ -521,6 +532,38 @@ def _store_frame(path, frame):
                 row.pop(k) for k in ("suite", "dataset", "method", "fold", "seed")
             )
             store.add_result(key, row)
+
+
+def test_cost_table_separates_phases_and_marks_cache_hits():
+    from skbandit.benchmarks._reports import cost_table
+
+    extra = [
+        {
+            "fit_times": {"train": 4.0, "prune": 1.0, "fine_tune": 0.5},
+            "train_cache_hit": False,
+        },
+        {
+            "fit_times": {"train": 0.0, "prune": 1.0, "fine_tune": 0.5},
+            "train_cache_hit": True,
+        },
+        None,
+    ]
+    frame = pd.DataFrame(
+        {
+            "method": ["ucb1@0.5", "ucb1@0.5", "sk_knn"],
+            "fit_time": [5.5, 1.5, 0.1],
+            "predict_time": [0.1, 0.1, 0.1],
+            "params_before": [100, 100, None],
+            "params_after": [50, 50, None],
+            "extra": extra,
+        }
+    )
+    costs = cost_table(frame)
+    assert costs.loc["ucb1@0.5", "train_s"] == 2.0
+    assert costs.loc["ucb1@0.5", "prune_s"] == 1.0
+    assert costs.loc["ucb1@0.5", "fine_tune_s"] == 0.5
+    assert costs.loc["ucb1@0.5", "cache_hits"] == 0.5
+    assert np.isnan(costs.loc["sk_knn", "train_s"])
 
 
 def test_report_files_and_content(tmp_path):

@@ -19,9 +19,29 @@ def _run(capsys, *argv):
 def test_help(capsys):
     status, out, _ = _run(capsys, "bench", "--help")
     assert status == 0
+    for suite in ("tabular", "regression", "deep", "perf"):
+        assert suite in out
+
+
+def test_each_suite_has_its_own_help(capsys):
+    status, tabular, _ = _run(capsys, "bench", "tabular", "--help")
+    assert status == 0
     for option in ("--quick", "--datasets", "--methods", "--n-jobs", "--db", "--out"):
-        assert option in out
-    assert "tabular,regression,deep,perf" in out
+        assert option in tabular
+    assert "Classification accuracy" in tabular and "--folds" in tabular
+    assert "skbandit bench regression" not in tabular
+    _, deep, _ = _run(capsys, "bench", "deep", "--help")
+    assert "fixed train/test splits" in deep and "--folds" not in deep
+    _, perf, _ = _run(capsys, "bench", "perf", "--help")
+    assert "--db" not in perf and "--n-jobs" in perf
+    assert len({tabular, deep, perf}) == 3
+
+
+def test_version(capsys):
+    from skbandit import __version__
+
+    status, out, _ = _run(capsys, "--version")
+    assert status == 0 and out.strip() == f"skbandit {__version__}"
 
 
 def test_python_dash_m_help():

@@ -26,7 +26,7 @@ distributed = pytest.importorskip("dask.distributed")
 
 pytestmark = pytest.mark.dask
 
-TINY_OURS = {"hidden_layer_sizes": (8,), "max_epochs": 6, "lr": 0.05}
+TINY_OURS = {"hidden_layer_sizes": (8,), "max_iter": 6, "learning_rate_init": 0.05}
 GRID = dict(
     datasets=["iris", "wine"],
     methods=["sk_knn", "sk_linear", "ucb1@0.5", "magnitude@0.5"],

@@ -32,12 +32,12 @@ SCRIPT = textwrap.dedent(
         X, y = load_iris(return_X_y=True)
         X = (X - X.mean(0)) / X.std(0)
         clf = BanditPrunedMLPClassifier(
-            (16, 8), max_epochs=8, fine_tune_epochs=2, budget=2, lr=0.02,
+            (16, 8), max_iter=8, fine_tune_epochs=2, budget=2, learning_rate_init=0.02,
             compensate="lstsq", random_state=0,
         ).fit(X, y)
         Xd, yd = load_diabetes(return_X_y=True)
         reg = BanditPrunedMLPRegressor(
-            (12,), policy="thompson", max_epochs=8, budget=2, random_state=0,
+            (12,), policy="thompson", max_iter=8, budget=2, random_state=0,
         ).fit(Xd[:150], yd[:150])
         return clf.predict_proba(X), reg.predict(Xd)
 
@@ -102,7 +102,7 @@ def test_refit_in_process_is_byte_identical(random_state):
     params = dict(
         hidden_layer_sizes=(10,),
         policy="exp3",
-        max_epochs=5,
+        max_iter=5,
         fine_tune_epochs=1,
         budget=2,
         random_state=random_state,

@@ -21,7 +21,11 @@ from skbandit.policies import UCB1
 from skbandit.pruning import METHODS, count_parameters
 
 FAST = dict(
-    hidden_layer_sizes=(16,), max_epochs=15, lr=0.01, fine_tune_epochs=2, budget=4
+    hidden_layer_sizes=(16,),
+    max_iter=15,
+    learning_rate_init=0.01,
+    fine_tune_epochs=2,
+    budget=4,
 )
 
 
@@ -61,7 +65,7 @@ def test_cross_val_score_against_sklearn_models(iris):
     X, y = iris
     models = {
         "ours": BanditPrunedMLPClassifier(
-            (32,), max_epochs=40, lr=0.01, random_state=0
+            (32,), max_iter=40, learning_rate_init=0.01, random_state=0
         ),
         "logreg": LogisticRegression(),
         "forest": RandomForestClassifier(n_estimators=20, random_state=0),
@@ -79,7 +83,7 @@ def test_cross_val_score_against_sklearn_models(iris):
 def test_module_is_physically_smaller(iris, scope):
     X, y = iris
     clf = BanditPrunedMLPClassifier(
-        (20, 10), prune_ratio=0.5, scope=scope, random_state=0, max_epochs=10
+        (20, 10), prune_ratio=0.5, scope=scope, random_state=0, max_iter=10
     ).fit(X, y)
     # unpruned: 4*20+20 + 20*10+10 + 10*3+3 = 343 parameters
     assert clf.pruning_.params_before == 343
@@ -166,11 +170,11 @@ def test_pandas_input_string_and_categorical_labels(iris):
 
 def test_regressor_single_and_multi_output(diabetes):
     X, y = diabetes
-    reg = BanditPrunedMLPRegressor((32,), max_epochs=30, random_state=0).fit(X, y)
+    reg = BanditPrunedMLPRegressor((32,), max_iter=30, random_state=0).fit(X, y)
     assert reg.predict(X).shape == (442,)
     assert reg.score(X, y) > 0.3
     Y = np.column_stack([y, -2 * y + 5])
-    multi = BanditPrunedMLPRegressor((32,), max_epochs=30, random_state=0).fit(X, Y)
+    multi = BanditPrunedMLPRegressor((32,), max_iter=30, random_state=0).fit(X, Y)
     assert multi.predict(X).shape == (442, 2) and multi.n_outputs_ == 2
     assert multi.score(X, Y) > 0.3
 
@@ -186,11 +190,11 @@ def test_early_stopping_and_cosine_schedule(iris):
     X, y = iris
     clf = BanditPrunedMLPClassifier(
         (16,),
-        max_epochs=200,
+        max_iter=200,
         early_stopping=True,
         n_iter_no_change=3,
-        lr=0.05,
-        lr_schedule="cosine",
+        learning_rate_init=0.05,
+        learning_rate="cosine",
         fine_tune_epochs=0,
         random_state=0,
     ).fit(X, y)
@@ -198,10 +202,30 @@ def test_early_stopping_and_cosine_schedule(iris):
     assert len(clf.history_) < 200
 
 
-def test_verbose_prints_epochs(iris, capsys):
+def test_verbose_prints_one_plain_line_per_phase(iris, capsys):
     X, y = iris
     BanditPrunedMLPClassifier(verbose=1, random_state=0, **FAST).fit(X, y)
-    assert "train_loss" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "training",
+        "pruning",
+        "fine-tuning",
+    ]
+    assert lines[0].startswith("training: 15/15 epochs")
+    assert "16→8 units, 64 pulls" in lines[1]
+    assert "\x1b" not in "".join(lines)  # no ANSI colour codes
+
+
+def test_verbose_2_adds_one_line_per_epoch(iris, capsys):
+    X, y = iris
+    BanditPrunedMLPClassifier(verbose=2, random_state=0, **FAST).fit(X, y)
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    epochs = [line for line in lines if " epoch " in line]
+    assert len(epochs) == 15 + 2  # training, fine-tuning
+    assert epochs[0].startswith("training epoch 1/15, train loss ")
+    assert epochs[-1].startswith("fine-tuning epoch 2/2, train loss ")
+    assert "\x1b" not in out.out and out.err == ""  # no colours, no tqdm bars
 
 
 def test_policy_none_keeps_every_unit(iris):
@@ -282,7 +306,14 @@ BAD_FITS = [
         ValueError,
         "integers",
     ),
-    ("zero lr", {"lr": 0}, X_OK, Y_OK, ValueError, "lr"),
+    (
+        "zero learning_rate_init",
+        {"learning_rate_init": 0},
+        X_OK,
+        Y_OK,
+        ValueError,
+        "learning_rate_init",
+    ),
     ("bad scope", {"scope": "net"}, X_OK, Y_OK, ValueError, "scope"),
     ("bad compensate", {"compensate": "median"}, X_OK, Y_OK, ValueError, "compensate"),
     (
@@ -327,7 +358,9 @@ def test_regressor_rejects_accuracy_reward_and_nan_target():
 
 def test_diverging_training_raises_clear_error():
     X = X_OK * 1e6
-    reg = BanditPrunedMLPRegressor((8,), lr=1e6, optimizer="sgd", max_epochs=20)
+    reg = BanditPrunedMLPRegressor(
+        (8,), learning_rate_init=1e6, solver="sgd", max_iter=20
+    )
     with pytest.raises(ValueError, match="Training diverged"):
         reg.fit(X, X_OK[:, 0])
     assert not hasattr(reg, "module_")
@@ -363,15 +396,15 @@ def test_memory_reuses_base_network_across_pruning_settings(iris, tmp_path):
 @pytest.mark.parametrize(
     "change",
     [
-        {"max_epochs": 16},
-        {"lr": 0.02},
+        {"max_iter": 16},
+        {"learning_rate_init": 0.02},
         {"batch_size": 32},
         {"hidden_layer_sizes": (17,)},
         {"activation": "tanh"},
-        {"weight_decay": 1e-4},
-        {"optimizer": "sgd"},
+        {"alpha": 1e-3},
+        {"solver": "sgd"},
         {"random_state": 1},
-        {"lr_schedule": "cosine"},
+        {"learning_rate": "cosine"},
     ],
 )
 def test_memory_misses_when_training_changes(iris, tmp_path, change):

@@ -42,7 +42,9 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 TOL = dict(rtol=1e-5, atol=1e-5)
-FAST = dict(max_epochs=8, lr=0.02, fine_tune_epochs=1, budget=2, random_state=0)
+FAST = dict(
+    max_iter=8, learning_rate_init=0.02, fine_tune_epochs=1, budget=2, random_state=0
+)
 
 
 @pytest.fixture(scope="module")

@@ -307,7 +307,7 @@ def small_problems(draw, task):
         scope=draw(st.sampled_from(["layer", "global"])),
         compensate=draw(st.sampled_from(["none", "mean", "lstsq"])),
         budget=draw(st.floats(1, 2)),
-        max_epochs=2,
+        max_iter=2,
         fine_tune_epochs=1,
         batch_size=8,
         random_state=draw(st.integers(0, 1000)),
@@ -338,6 +338,6 @@ def test_regressor_huge_but_finite_targets_give_finite_predictions():
     X = np.random.default_rng(0).normal(size=(20, 2))
     y = X[:, 0] * 1e200
     reg = BanditPrunedMLPRegressor(
-        (4,), max_epochs=2, fine_tune_epochs=1, random_state=0
+        (4,), max_iter=2, fine_tune_epochs=1, random_state=0
     ).fit(X, y)
     assert np.all(np.isfinite(reg.predict(X)))

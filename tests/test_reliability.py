@@ -152,7 +152,7 @@ def test_target_latency_fits_are_reproducible():
         clf = BanditPrunedMLPClassifier(
             (32, 32),
             target_latency=0.4,
-            max_epochs=5,
+            max_iter=5,
             fine_tune_epochs=0,
             budget=2,
             random_state=0,
@@ -190,7 +190,7 @@ def test_memory_pointing_at_a_file_is_a_clear_error(tmp_path):
     path = tmp_path / "cache"
     path.write_text("not a directory")
     X, y = load_iris(return_X_y=True)
-    clf = BanditPrunedMLPClassifier((4,), max_epochs=1, memory=str(path))
+    clf = BanditPrunedMLPClassifier((4,), max_iter=1, memory=str(path))
     with pytest.raises(ValueError, match="memory=.*cache' is a file"):
         clf.fit(X, y)
     assert not hasattr(clf, "module_")
@@ -200,6 +200,6 @@ def test_memory_pointing_at_a_file_is_a_clear_error(tmp_path):
 def test_memory_directory_is_created_when_missing(tmp_path):
     X, y = load_iris(return_X_y=True)
     path = tmp_path / "new" / "cache"
-    params = dict(max_epochs=1, fine_tune_epochs=0, random_state=0)
+    params = dict(max_iter=1, fine_tune_epochs=0, random_state=0)
     BanditPrunedMLPClassifier((4,), memory=str(path), **params).fit(X, y)
     assert path.is_dir()

@@ -54,9 +54,9 @@ __all__ = [
 OURS_DEFAULTS = {
     "hidden_layer_sizes": (64, 64),
     "activation": "relu",
-    "max_epochs": 60,
+    "max_iter": 60,
     "batch_size": 64,
-    "lr": 1e-3,
+    "learning_rate_init": 1e-3,
     "fine_tune_epochs": 5,
     "device": "cpu",
 }
@@ -243,15 +243,16 @@ def _from_name(name, ours_params=None):
     )
 
 
+#: Our parameters that scikit-learn's MLP shares, by the same names.
+_MLP_SHARED = ("activation", "max_iter", "batch_size", "learning_rate_init")
+
+
 def _mlp_params(ours):
     """scikit-learn MLP settings matching our architecture and budget."""
     return {
         "hidden_layer_sizes": tuple(ours["hidden_layer_sizes"]),
-        "activation": ours["activation"],
         "solver": "adam",
-        "max_iter": ours["max_epochs"],
-        "batch_size": ours["batch_size"],
-        "learning_rate_init": ours["lr"],
+        **{name: ours[name] for name in _MLP_SHARED},
     }
 
 

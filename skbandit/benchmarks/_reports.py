@@ -93,8 +93,12 @@ def cost_table(frame):
         Indexed by method (first-appearance order): ``fit_s``,
         ``predict_s``, ``params_after`` (mean count, NaN when the method has
         no parameter count), ``params_ratio`` (mean after / before) and,
-        when the results recorded it, ``latency_ratio`` (mean measured
-        pruned / unpruned inference latency).
+        when the results recorded them, ``train_s``, ``prune_s`` and
+        ``fine_tune_s`` (mean seconds of each phase of our fits; NaN for
+        peers), ``cache_hits`` (share of the fits whose trained network came
+        from the cache, so that ``fit_s`` and ``train_s`` hold no training
+        for them) and ``latency_ratio`` (mean measured pruned / unpruned
+        inference latency).
 
     Examples
     --------
@@ -116,16 +120,28 @@ def cost_table(frame):
             "params_ratio": after / before,
         }
     )
-    # Measured pruned / unpruned latency, where the run recorded it (deep).
-    latency = [
-        e.get("latency_ratio") if isinstance(e, dict) else None
+    extras = [
+        e if isinstance(e, dict) else {}
         for e in frame.get("extra", [None] * len(frame))
     ]
-    if any(v is not None for v in latency):
-        table["latency_ratio"] = pd.to_numeric(pd.Series(latency, index=table.index))
+    # Seconds per phase and cache hits, where our estimators recorded them.
+    for phase in ("train", "prune", "fine_tune"):
+        _add_recorded(
+            table, f"{phase}_s", [e.get("fit_times", {}).get(phase) for e in extras]
+        )
+    _add_recorded(table, "cache_hits", [e.get("train_cache_hit") for e in extras])
+    # Measured pruned / unpruned latency, where the run recorded it (deep).
+    _add_recorded(table, "latency_ratio", [e.get("latency_ratio") for e in extras])
     costs = table.groupby("method", sort=False).mean()
     costs.index.name = "method"
     return costs
+
+
+def _add_recorded(table, column, values):
+    """Add ``values`` as a numeric column when any of them was recorded."""
+    if any(v is not None for v in values):
+        values = [float(v) if v is not None else None for v in values]
+        table[column] = pd.to_numeric(pd.Series(values, index=table.index))
 
 
 def pruning_curve(mean_scores):
@@ -426,7 +442,9 @@ def build_report(frame, suite, protocol=None, command=None, figures=None):
         ]
         parts += _figure("pruning curve", drawn.get("pruning_curve"))
     parts += [
-        "## Cost (mean per fit; params ratio = after / before pruning)",
+        "## Cost (mean per fit; params ratio = after / before pruning; "
+        "train/prune/fine_tune s = seconds of each phase; cache hits = share "
+        "of fits that loaded the trained network from the cache)",
         "",
         markdown_table(costs, floatfmt=".4g"),
         "",

@@ -3,22 +3,37 @@ fine-tune."""
 
 import copy
 import dataclasses
+import difflib
 import os
+import re
 import time
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, check_memory, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_memory,
+    validate_data,
+)
 
 from .._cache import verified_call
 from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
 from ..pruning import MAX_BUDGET, evaluate_loss, prune
 from ._threads import batch_work, threads_for
-from ._training import ACTIVATIONS, OPTIMIZERS, cached_training, fit_module
+from ._training import (
+    ACTIVATIONS,
+    SOLVERS,
+    TrainingData,
+    cached_training,
+    fit_module,
+    train_network,
+)
 
 __all__ = ["BaseBanditPrunedMLP", "shared_parameters_doc"]
 
@@ -32,6 +47,29 @@ _SEED_MAX = np.iinfo(np.int32).max
 #: say which parameter to fix.
 _MAX_PARAMETERS = 10**9
 
+#: Most values (rows x features) of a sparse ``X`` densified at once: the rows
+#: pruning sees, and the chunks ``predict`` densifies.
+_SPARSE_DENSE_VALUES = 2**22
+
+#: Optimisation parameters, scikit-learn's names, passed on to training.
+_OPTIMISATION = (
+    "solver",
+    "alpha",
+    "learning_rate",
+    "learning_rate_init",
+    "power_t",
+    "shuffle",
+    "tol",
+    "momentum",
+    "nesterovs_momentum",
+    "early_stopping",
+    "validation_fraction",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "n_iter_no_change",
+)
+
 
 # The Parameters section both estimators share (numpydoc), with the defaults
 # read from the one registry so that the docs cannot drift from the code.
@@ -42,6 +80,76 @@ _PARAMETERS_DOC = """Parameters
         whole network at most 10**9 parameters).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden activation.
+    solver : {"adam", "sgd", "adamw"}, default="adam"
+        Optimizer: Adam (``beta_1``, ``beta_2``, ``epsilon``), SGD
+        (``momentum``, ``nesterovs_momentum``, ``learning_rate``) or AdamW
+        (Adam with decoupled weight decay 0.01, torch's default, on top of
+        ``alpha``). ``"lbfgs"`` is refused with a clear error: pruning and
+        fine-tuning need minibatch training.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, as in scikit-learn: every minibatch adds
+        ``0.5 * alpha * ||W||² / s`` to its loss, ``||W||²`` the sum of the
+        squared weights of every layer (not the biases), ``s`` the batch's
+        sum of sample weights (its size when unweighted). The regressor's
+        loss is the mean squared error of standardised targets, where
+        scikit-learn's is half the squared error of raw targets, so the same
+        ``alpha`` regularises it differently.
+    batch_size : int or "auto", default="auto"
+        Training minibatch size; ``"auto"`` is ``min(200, n_samples)``. A
+        larger value is clipped to ``n_samples``.
+    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, \
+default="constant"
+        Learning-rate schedule. ``"invscaling"`` (after each epoch
+        ``learning_rate_init / (t + 1) ** power_t``, ``t`` the samples seen)
+        and ``"adaptive"`` (divide by 5 instead of stopping when ``tol`` is
+        not met, stop below 1e-6) are scikit-learn's and only used when
+        ``solver="sgd"``; ``"cosine"`` anneals to 0 over ``max_iter``
+        epochs with every solver.
+    learning_rate_init : float, default=0.001
+        Initial learning rate.
+    power_t : float, default=0.5
+        Exponent of ``learning_rate="invscaling"``.
+    max_iter : int, default=200
+        Most training epochs of the unpruned network.
+    shuffle : bool, default=True
+        Shuffle the samples every epoch.
+    tol : float, default=1e-4
+        Training stops when the training loss (or with ``early_stopping``
+        the validation score) has not improved by at least ``tol`` for more
+        than ``n_iter_no_change`` consecutive epochs.
+    momentum : float in [0, 1], default=0.9
+        SGD momentum (``solver="sgd"``).
+    nesterovs_momentum : bool, default=True
+        Nesterov momentum (``solver="sgd"`` and ``momentum > 0``).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified
+        for single-label classification), stop when its score (accuracy or
+        R²) has not improved by ``tol`` for more than ``n_iter_no_change``
+        epochs, and restore the weights of the best score.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training data held out with ``early_stopping``.
+    beta_1 : float in [0, 1), default=0.9
+        Adam's decay rate of the first moment estimates.
+    beta_2 : float in [0, 1), default=0.999
+        Adam's decay rate of the second moment estimates.
+    epsilon : float, default=1e-8
+        Adam's numerical stability term.
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement that stop training.
+    max_fun : int, default=15000
+        Only used by scikit-learn's ``solver="lbfgs"``, which is not
+        supported; accepted so that ``MLPClassifier`` grids run unchanged.
+    warm_start : bool, default=False
+        Continue training the previous fit's unpruned network (kept as
+        ``unpruned_module_``) instead of new weights, then prune it anew.
+        The data must have the same features and outputs.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes (classifier), multiplying ``sample_weight``;
+        ``"balanced"`` is ``n_samples / (n_classes * np.bincount(y))``. Not
+        for multilabel targets.
+    loss : {"squared_error", "poisson"}, default="squared_error"
+        The regressor's loss; ``"poisson"`` (scikit-learn's) is refused with
+        a clear error.
     policy : str or policy object, default=%(policy)s
         How the neurons to remove are chosen. A bandit policy:
         ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,
@@ -107,52 +215,55 @@ default=%(reward)s
         Minibatch size of a pull.
     arms_per_round : int, default=%(arms_per_round)s
         Neurons a bandit pulls per minibatch; ``None`` is an eighth of them.
-    max_epochs : int, default=100
-        Training epochs of the unpruned network.
-    batch_size : int, default=64
-        Training minibatch size.
-    lr : float, default=1e-3
-        Learning rate.
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
-    weight_decay : float, default=0.0
-    lr_schedule : {"constant", "cosine"}, default="constant"
-        Learning-rate schedule over the training epochs.
     fine_tune_epochs : int, default=%(fine_tune_epochs)s
-        Epochs of training after pruning (0 for none).
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified
-        for classification), stop when its loss has not improved for
-        ``n_iter_no_change`` epochs and restore the best weights.
-    validation_fraction : float in (0, 1), default=0.1
-    n_iter_no_change : int, default=10
+        Epochs of training after pruning (0 for none), with the optimisation
+        settings above.
     memory : str, joblib.Memory or None, default=None
         Cache of the trained, unpruned network (like ``Pipeline(memory=...)``),
-        keyed on the data, every training hyperparameter and the seed. Fits
-        that differ only in pruning settings (``policy``, ``prune_ratio``,
-        ``budget``, ...) then train once, also across processes: a
-        ``GridSearchCV`` over pruning settings costs about one training per
-        fold. ``None`` caches nothing; a string is a cache directory
-        (created if missing; an existing file is an error). Only effective
-        with an int ``random_state`` (otherwise every fit draws new
-        weights). An entry whose contents fail their digest is retrained.
+        keyed on the data, the sample weights, every training hyperparameter
+        and the seed. Fits that differ only in pruning settings (``policy``,
+        ``prune_ratio``, ``budget``, ...) then train once, also across
+        processes: a ``GridSearchCV`` over pruning settings costs about one
+        training per fold (``fit_times_`` and ``train_cache_hit_`` show it).
+        ``None`` caches nothing; a string is a cache directory (created if
+        missing; an existing file is an error). Only effective with an int
+        ``random_state`` (otherwise every fit draws new weights), and not
+        used when ``warm_start`` continues a previous fit. An entry whose
+        contents fail their digest is retrained.
     device : str or torch.device, default="cpu"
+        Where the network trains and is pruned (``"cuda"`` needs a CUDA
+        build of torch).
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch order and the bandit; an int gives
-        identical predictions on every fit.
+        Seeds weight initialisation, batch order, the validation split and
+        the bandit; an int gives identical predictions on every fit.
     verbose : int, default=0
-        1 prints one line per epoch, 2 adds a progress bar."""
+        1 prints one plain line per phase (training, pruning, fine-tuning),
+        2 adds one line per epoch."""
 
 
 def shared_parameters_doc(cls):
-    """Class decorator: fill ``%(parameters)s`` in ``cls``'s docstring."""
+    """Class decorator: fill ``%(parameters)s`` in ``cls``'s docstring with
+    the entries of the shared text that are parameters of ``cls``."""
     if cls.__doc__:  # None under python -OO
         defaults = {
             name: f'"{value}"' if isinstance(value, str) else value
             for name, value in dataclasses.asdict(DEFAULTS).items()
         }
-        parameters = _PARAMETERS_DOC % defaults
+        parameters = _own_entries(_PARAMETERS_DOC % defaults, cls._get_param_names())
         cls.__doc__ = cls.__doc__.replace("%(parameters)s", parameters)
     return cls
+
+
+def _own_entries(section, names):
+    """``section`` (a numpydoc Parameters text) without the entries of
+    parameters other than ``names``."""
+    entries = re.split(r"\n(?=    \w[\w, ]* : )", section)
+    kept = [
+        entry
+        for entry in entries[1:]
+        if set(entry.split(" : ")[0].strip().split(", ")) <= set(names)
+    ]
+    return "\n".join([entries[0], *kept])
 
 
 class BaseBanditPrunedMLP(BaseEstimator):
@@ -164,6 +275,28 @@ class BaseBanditPrunedMLP(BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "solver": [StrOptions({*SOLVERS, "lbfgs"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive", "cosine"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
         "policy": [
             StrOptions(set(METHOD_NAMES)),
             HasMethods(["reset", "select", "update"]),
@@ -181,16 +314,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         "compensate": [StrOptions(set(COMPENSATIONS))],
         "pull_batch_size": [Interval(Integral, 1, None, closed="left")],
         "arms_per_round": [Interval(Integral, 1, None, closed="left"), None],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "lr_schedule": [StrOptions({"constant", "cosine"})],
         "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "memory": [None, str, HasMethods(["cache"])],
         "device": [str, HasMethods(["__str__"])],
         "random_state": ["random_state"],
@@ -202,6 +326,25 @@ class BaseBanditPrunedMLP(BaseEstimator):
         hidden_layer_sizes=(100,),
         activation="relu",
         *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        warm_start=False,
         policy=DEFAULTS.policy,
         prune_ratio=DEFAULTS.prune_ratio,
         budget=DEFAULTS.budget,
@@ -215,16 +358,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         compensate=DEFAULTS.compensate,
         pull_batch_size=DEFAULTS.pull_batch_size,
         arms_per_round=DEFAULTS.arms_per_round,
-        max_epochs=100,
-        batch_size=64,
-        lr=1e-3,
-        optimizer="adam",
-        weight_decay=0.0,
-        lr_schedule="constant",
         fine_tune_epochs=DEFAULTS.fine_tune_epochs,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
         memory=None,
         device="cpu",
         random_state=None,
@@ -232,6 +366,25 @@ class BaseBanditPrunedMLP(BaseEstimator):
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.tol = tol
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.warm_start = warm_start
         self.policy = policy
         self.prune_ratio = prune_ratio
         self.budget = budget
@@ -245,16 +398,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.compensate = compensate
         self.pull_batch_size = pull_batch_size
         self.arms_per_round = arms_per_round
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
         self.fine_tune_epochs = fine_tune_epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
         self.memory = memory
         self.device = device
         self.random_state = random_state
@@ -266,14 +410,34 @@ class BaseBanditPrunedMLP(BaseEstimator):
         """Validate ``y``, set target attributes; return (targets, n_outputs)."""
         raise NotImplementedError
 
-    #: Loss name understood by :func:`skbandit.pruning.prune`.
+    def _class_weights(self, targets):
+        """Per-sample weights from ``class_weight`` (None: all 1)."""
+        return None
+
+    #: Loss of the pruning (a name or callable understood by
+    #: :func:`skbandit.pruning.prune`).
     _loss = None
     #: The matching torch criterion class.
     _criterion = None
     #: Whether the validation split is stratified.
     _stratify = False
+    #: ``score(y_pred, y, sample_weight)`` of the validation split (torch).
+    _validation_score = None
 
-    # -- fit ---------------------------------------------------------------------
+    # -- parameter checks ------------------------------------------------------
+
+    def _validate_params(self):
+        # Before the generic check, whose message lists the names unsorted.
+        _check_policy_name(self.policy)
+        super()._validate_params()
+
+    def _check_training_options(self):
+        if self.solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' is not supported: pruning and fine-tuning train "
+                "by minibatches; use solver='adam' (the default) or 'sgd'."
+            )
+        _check_device(self.device)
 
     def _validate_hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
@@ -333,9 +497,40 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "validation_fraction or early_stopping=False."
             )
 
-    def _fit(self, X, y):
+    def _validate_X(self, X, reset):
+        """``X`` as float (CSR when sparse); a hint to encode string features."""
         try:
-            return self._fit_unchecked(X, y)
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                accept_sparse="csr",
+                dtype=[np.float64, np.float32],
+                ensure_min_samples=2 if reset else 1,
+            )
+        except ValueError as error:
+            if "could not convert" not in str(error):
+                raise
+            raise ValueError(
+                f"{error}. X has non-numeric (e.g. string) features; encode them "
+                "first, e.g. make_pipeline(make_column_transformer("
+                "(OneHotEncoder(), categorical_columns), remainder='passthrough'), "
+                "estimator), or OrdinalEncoder."
+            ) from error
+        values = X.data if sp.issparse(X) else X
+        if values.size and np.abs(values).max() > np.finfo(np.float32).max:
+            raise ValueError(
+                "Input X contains values too large for float32 (|x| > 3.4e38), "
+                "the precision the network is trained in; rescale X (e.g. "
+                "StandardScaler)."
+            )
+        return X
+
+    # -- fit ---------------------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight):
+        try:
+            return self._fit_unchecked(X, y, sample_weight)
         except BaseException:
             self._forget_fit()
             raise
@@ -346,24 +541,16 @@ class BaseBanditPrunedMLP(BaseEstimator):
         for name in list(vars(self)):
             if (name.endswith("_") and not name.startswith("__")) or name in (
                 "_y_ndim",
+                "_multilabel",
             ):
                 delattr(self, name)
 
-    def _fit_unchecked(self, X, y):
+    def _fit_unchecked(self, X, y, sample_weight):
+        self._check_training_options()
         sizes = self._validate_hidden_layer_sizes()
         self._check_n_rounds(sizes)
-        X = validate_data(
-            self,
-            X,
-            dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
-        )
-        if X.size and np.abs(X).max() > np.finfo(np.float32).max:
-            raise ValueError(
-                "Input X contains values too large for float32 (|x| > 3.4e38), "
-                "the precision the network is trained in; rescale X (e.g. "
-                "StandardScaler)."
-            )
+        previous = self._warm_start_module()
+        X = self._validate_X(X, reset=True)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
@@ -377,39 +564,183 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
                 f"{targets.shape[0]}."
             )
+        X, targets, weights = self._weighted_rows(X, targets, sample_weight)
+        # float32, writable (torch cannot wrap read-only, e.g. joblib
+        # memmapped, arrays); a sparse X stays sparse (CSR).
+        X = (
+            X.astype(np.float32)
+            if sp.issparse(X)
+            else np.require(X, dtype=np.float32, requirements=["C", "W"])
+        )
         self._check_validation_split(X.shape[0])
-        # Writable: torch cannot wrap read-only (e.g. joblib memmapped) arrays.
-        X = np.require(X, dtype=np.float32, requirements=["C", "W"])
+        _check_warm_start(previous, X.shape[1], n_outputs)
 
-        work = batch_work(X.shape[1], sizes, n_outputs, self.batch_size)
+        work = batch_work(X.shape[1], sizes, n_outputs, self._batch_size(X.shape[0]))
         with threads_for(work):
-            return self._train_prune_tune(X, targets, sizes, n_outputs)
+            return self._train_prune_tune(
+                X, targets, weights, sizes, n_outputs, previous
+            )
 
-    def _train_prune_tune(self, X, targets, sizes, n_outputs):
+    def _train_prune_tune(self, X, targets, weights, sizes, n_outputs, previous):
         """Train, prune and fine-tune on validated data; set fitted attributes."""
         rng = check_random_state(self.random_state)
         train_seed, prune_seed, tune_seed = rng.randint(_SEED_MAX, size=3)
-        train = check_memory(self.memory).cache(cached_training, ignore=["verbose"])
-        start = time.perf_counter()
-        module, history = verified_call(
-            train,
-            X,
-            targets,
+        self.fit_times_ = {}
+        module, history = self._train(
+            X, targets, weights, sizes, n_outputs, int(train_seed), previous
+        )
+        self.unpruned_module_ = copy.deepcopy(module).eval()
+        self._record_training(history)
+        pruning_rows = self._pruning_data(X, targets, weights, prune_seed)
+        pruned, report, round_history = self._prune(
+            module, pruning_rows, X, targets, weights, prune_seed, tune_seed
+        )
+        tune_history = []
+        tune_epochs = self._final_fine_tune_epochs(report)
+        if tune_epochs:
+            tune_history, report = self._fine_tune(
+                pruned,
+                report,
+                pruning_rows,
+                TrainingData(X, targets, weights),
+                tune_epochs,
+                int(tune_seed),
+            )
+        self.module_ = pruned.eval()
+        self.pruning_ = report
+        self.history_ = history + round_history + tune_history
+        self.loss_curve_ = [row["train_loss"] for row in self.history_]
+        self.n_iter_ = len(self.history_)
+        self.coefs_, self.intercepts_ = _layers_as_numpy(self.module_)
+        return self
+
+    def _warm_start_module(self):
+        """The network ``warm_start`` continues from, or None."""
+        if self.warm_start and hasattr(self, "unpruned_module_"):
+            return self.unpruned_module_
+        return None
+
+    def _weighted_rows(self, X, targets, sample_weight):
+        """Rows and weights that training sees: ``sample_weight`` times the
+        class weights, rows of weight 0 dropped (they add nothing to any
+        weighted loss, so a zero weight equals leaving the row out)."""
+        weights = None
+        if sample_weight is not None:
+            weights = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+        class_weights = self._class_weights(targets)
+        if class_weights is not None:
+            weights = class_weights if weights is None else weights * class_weights
+        if weights is None:
+            return X, targets, None
+        keep = weights > 0
+        if keep.sum() < 2:
+            raise ValueError(
+                "sample_weight (times class_weight) must be positive for at "
+                f"least 2 samples, got {int(keep.sum())}."
+            )
+        if not keep.all():
+            X, targets, weights = X[keep], targets[keep], weights[keep]
+        return X, targets, weights
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        return min(self.batch_size, n_samples)
+
+    def _training_params(self, n_samples):
+        """Everything besides data, epochs and seed that shapes training."""
+        return dict(
+            {name: getattr(self, name) for name in _OPTIMISATION},
+            batch_size=self._batch_size(n_samples),
+            criterion=self._criterion,
+            score=self._validation_score,
+            stratify=self._stratify and self.early_stopping,
+            device=str(self.device),
+        )
+
+    def _train(self, X, targets, weights, sizes, n_outputs, seed, previous):
+        """The trained, unpruned network and its history (cached by ``memory``
+        unless continuing a warm start)."""
+        arguments = dict(
             hidden_layer_sizes=sizes,
             activation=self.activation,
             n_outputs=n_outputs,
-            epochs=self.max_epochs,
-            seed=int(train_seed),
+            epochs=self.max_iter,
+            seed=seed,
             verbose=self.verbose,
-            **self._training_params(),
+            init=previous,
+            **self._training_params(X.shape[0]),
         )
-        self.fit_time_ = time.perf_counter() - start
+        start = time.perf_counter()
+        if previous is None:
+            train = check_memory(self.memory).cache(cached_training, ignore=["verbose"])
+            self.train_cache_hit_ = bool(
+                train.check_call_in_cache(X, targets, weights, **arguments)
+            )
+            module, history = verified_call(train, X, targets, weights, **arguments)
+        else:
+            self.train_cache_hit_ = False
+            module, history = train_network(X, targets, weights, **arguments)
+        self.fit_times_["train"] = time.perf_counter() - start
+        self._log(
+            f"training: {len(history)}/{self.max_iter} epochs, "
+            f"{self.fit_times_['train']:.2f} s, loss "
+            f"{history[0]['train_loss']:.4f}→{history[-1]['train_loss']:.4f}"
+            + (" (cached)" if self.train_cache_hit_ else "")
+        )
+        return module, history
 
-        round_tuner, round_history = self._round_fine_tuner(X, targets, tune_seed)
+    def _record_training(self, history):
+        """scikit-learn's MLP attributes of the training phase."""
+        if self.early_stopping:
+            self.validation_scores_ = [row["valid_score"] for row in history]
+            self.best_validation_score_ = max(self.validation_scores_)
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = min(row["train_loss"] for row in history)
+
+    def _pruning_data(self, X, targets, weights, seed):
+        """Dense tensors of the rows pruning scores on.
+
+        All rows, except: with sample weights that are not all equal, a
+        weighted resample (with replacement, as many rows as the data) so
+        that the pulls' losses and every baseline see the weighted
+        distribution; with a sparse ``X``, at most ``2**22`` values
+        (sampled rows), densified.
+        """
+        n = X.shape[0]
+        n_rows = n
+        if sp.issparse(X):
+            n_rows = max(2, min(n, _SPARSE_DENSE_VALUES // max(X.shape[1], 1)))
+        rows = slice(None)
+        rng = np.random.default_rng(seed)
+        if weights is not None and np.ptp(weights) > 0:
+            rows = np.sort(rng.choice(n, size=n_rows, p=weights / weights.sum()))
+        elif n_rows < n:
+            rows = np.sort(rng.choice(n, size=n_rows, replace=False))
+        X_rows = X[rows]
+        if sp.issparse(X_rows):
+            X_rows = X_rows.toarray()
+        return (
+            torch.as_tensor(X_rows, device=self.device),
+            torch.as_tensor(targets[rows], device=self.device),
+        )
+
+    def _prune(self, module, pruning_rows, X, targets, weights, prune_seed, tune_seed):
+        """``(pruned, report, fine-tuning history between rounds)``."""
+        X_prune, y_prune = pruning_rows
+        round_tuner, round_history = self._round_fine_tuner(
+            X, targets, weights, tune_seed
+        )
+        start = time.perf_counter()
         pruned, report = prune(
             module.to(self.device),
-            torch.as_tensor(X, device=self.device),
-            torch.as_tensor(targets, device=self.device),
+            X_prune,
+            y_prune,
             policy=self.policy,
             prune_ratio=self.prune_ratio,
             loss=self._loss,
@@ -427,40 +758,40 @@ class BaseBanditPrunedMLP(BaseEstimator):
             compensate=self.compensate,
             random_state=prune_seed,
         )
-        history = history + round_history
-        tune_epochs = self._final_fine_tune_epochs(report)
-        if tune_epochs:
-            start = time.perf_counter()
-            history = history + fit_module(
-                pruned,
-                X,
-                targets,
-                epochs=tune_epochs,
-                seed=int(tune_seed),
-                verbose=self.verbose,
-                **self._training_params(),
-            )
-            report = dataclasses.replace(
-                report,
-                time_fine_tune=time.perf_counter() - start,
-                loss_after_fine_tune=evaluate_loss(
-                    pruned.eval(),
-                    torch.as_tensor(X, device=self.device),
-                    torch.as_tensor(targets, device=self.device),
-                    self._loss,
-                ),
-            )
-        self.module_ = pruned.eval()
-        self.pruning_ = report
-        self.history_ = history
-        self.loss_curve_ = [row["train_loss"] for row in history]
-        self.n_iter_ = len(history)
-        return self
+        between = sum(row["dur"] for row in round_history)
+        self.fit_times_["prune"] = time.perf_counter() - start - between
+        self.fit_times_["fine_tune"] = between
+        self._log(f"pruning: {_pruning_line(report)}, {self.fit_times_['prune']:.2f} s")
+        return pruned, report, round_history
+
+    def _fine_tune(self, pruned, report, pruning_rows, data, epochs, seed):
+        """Fine-tune ``pruned`` in place; its history and the updated report."""
+        start = time.perf_counter()
+        history = fit_module(
+            pruned,
+            data,
+            epochs=epochs,
+            seed=seed,
+            verbose=self.verbose,
+            phase="fine-tuning",
+            **self._training_params(len(data)),
+        )
+        elapsed = time.perf_counter() - start
+        self.fit_times_["fine_tune"] += elapsed
+        loss = evaluate_loss(pruned.eval(), *pruning_rows, self._loss)
+        self._log(
+            f"fine-tuning: {len(history)} epochs, {elapsed:.2f} s, loss "
+            f"{report.loss_after:.4f}→{loss:.4f}"
+        )
+        report = dataclasses.replace(
+            report, time_fine_tune=elapsed, loss_after_fine_tune=loss
+        )
+        return history, report
 
     def _final_fine_tune_epochs(self, report):
         """Epochs of training after the last pruning round.
 
-        Every method trains ``max_epochs + n_rounds * fine_tune_epochs``
+        Every method trains ``max_iter + n_rounds * fine_tune_epochs``
         epochs in all, whatever it removed: a pruning method fine-tunes
         between its rounds and after the last one; ``policy="none"``
         (``report.n_rounds == 0``) trains all of those epochs here, so an
@@ -470,7 +801,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             return self.fine_tune_epochs * self.n_rounds
         return self.fine_tune_epochs
 
-    def _round_fine_tuner(self, X, targets, seed):
+    def _round_fine_tuner(self, X, targets, weights, seed):
         """Fine-tuning between pruning rounds (``n_rounds > 1``) and its history.
 
         Returns ``(None, [])`` without rounds or fine-tuning.
@@ -478,6 +809,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         history = []
         if not self.fine_tune_epochs or self.n_rounds == 1:
             return None, history
+        data = TrainingData(X, targets, weights)
 
         def fine_tune(module):
             # prune() runs without gradients; training needs them back.
@@ -485,33 +817,21 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 history.extend(
                     fit_module(
                         module,
-                        X,
-                        targets,
+                        data,
                         epochs=self.fine_tune_epochs,
                         seed=int(seed),
                         verbose=self.verbose,
-                        **self._training_params(),
+                        phase="fine-tuning",
+                        **self._training_params(X.shape[0]),
                     )
                 )
             return module
 
         return fine_tune, history
 
-    def _training_params(self):
-        """Everything besides data, epochs and seed that shapes training."""
-        return dict(
-            criterion=self._criterion,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            optimizer=self.optimizer,
-            weight_decay=self.weight_decay,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change,
-            lr_schedule=None if self.lr_schedule == "constant" else self.lr_schedule,
-            stratify=self._stratify,
-            device=str(self.device),
-        )
+    def _log(self, line):
+        if self.verbose:
+            print(line, flush=True)
 
     # -- predict -------------------------------------------------------------------
 
@@ -521,12 +841,76 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
         The forward pass runs in float64 on a copy of ``module_``: in float32
         a row's result can depend on which rows share its batch (the matrix
-        kernels block rows differently), and predictions must not.
+        kernels block rows differently), and predictions must not. A sparse
+        ``X`` is densified in chunks.
         """
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._validate_X(X, reset=False)
         module = copy.deepcopy(self.module_).to(torch.float64)
         device = next(module.parameters()).device
-        X = np.require(X, dtype=np.float64, requirements=["C", "W"])
-        X = torch.as_tensor(X, device=device)
-        return module(X).cpu().numpy()
+        if not sp.issparse(X):
+            X = np.require(X, dtype=np.float64, requirements=["C", "W"])
+            return module(torch.as_tensor(X, device=device)).cpu().numpy()
+        chunk = max(1, _SPARSE_DENSE_VALUES // max(X.shape[1], 1))
+        outputs = [
+            module(torch.as_tensor(X[i : i + chunk].toarray(), device=device))
+            for i in range(0, X.shape[0], chunk)
+        ]
+        return torch.cat(outputs).cpu().numpy()
+
+
+def _check_policy_name(policy):
+    """A misspelt policy name: the sorted names and the closest one."""
+    if not isinstance(policy, str) or policy in METHOD_NAMES:
+        return
+    names = sorted(METHOD_NAMES)
+    close = difflib.get_close_matches(policy, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"The 'policy' parameter must be one of {names} or a policy or scorer "
+        f"object. Got {policy!r} instead.{hint}"
+    )
+
+
+def _check_device(device):
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={device!r} is not a torch device: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r}: CUDA is not available in this torch build; "
+            "use device='cpu'."
+        )
+
+
+def _check_warm_start(previous, n_features, n_outputs):
+    if previous is None:
+        return
+    layers = [m for m in previous if isinstance(m, torch.nn.Linear)]
+    if (layers[0].in_features, layers[-1].out_features) != (n_features, n_outputs):
+        raise ValueError(
+            "warm_start needs data of the previous fit's shape: "
+            f"{layers[0].in_features} features and {layers[-1].out_features} "
+            f"outputs, got {n_features} and {n_outputs}. Use warm_start=False."
+        )
+
+
+def _layers_as_numpy(module):
+    """``coefs_``, ``intercepts_`` in scikit-learn's layout: ``coefs_[i]`` of
+    shape ``(n_in, n_out)``."""
+    layers = [m for m in module if isinstance(m, torch.nn.Linear)]
+    coefs = [m.weight.detach().cpu().numpy().T.copy() for m in layers]
+    intercepts = [m.bias.detach().cpu().numpy().copy() for m in layers]
+    return coefs, intercepts
+
+
+def _pruning_line(report):
+    """``ucb1 64→32 / 64→32 units, 640 pulls, loss 0.3100→0.3300``."""
+    if not report.layers:
+        return f"{report.method}, nothing removed"
+    units = " / ".join(f"{l.units_before}→{l.units_after}" for l in report.layers)
+    return (
+        f"{report.method} {units} units, {report.total_pulls} pulls, "
+        f"loss {report.loss_before:.4f}→{report.loss_after:.4f}"
+    )

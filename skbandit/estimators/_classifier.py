@@ -1,13 +1,17 @@
 """BanditPrunedMLPClassifier."""
 
 import numpy as np
-from scipy.special import softmax
+import torch.nn.functional as F
+from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
+from .._options import DEFAULTS
 from ._base import BaseBanditPrunedMLP, shared_parameters_doc
 
 __all__ = ["BanditPrunedMLPClassifier"]
@@ -17,13 +21,16 @@ __all__ = ["BanditPrunedMLPClassifier"]
 class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     """Multi-layer perceptron classifier whose hidden neurons are pruned by a bandit.
 
-    ``fit`` trains the network (Adam on cross-entropy, through skorch), then
-    treats every hidden neuron as an arm of a multi-armed bandit: a pull
-    removes the neuron on a sampled minibatch and turns the change it makes
-    into a safe-removal reward in ``[0, 1]``. When the budget is spent, the
+    ``fit`` trains the network (through skorch, with the parameters and the
+    stopping rule of scikit-learn's ``MLPClassifier``), then treats every
+    hidden neuron as an arm of a multi-armed bandit: a pull removes the
+    neuron on a sampled minibatch and turns the change it makes into a
+    safe-removal reward in ``[0, 1]``. When the budget is spent, the
     ``prune_ratio`` of neurons with the highest estimated reward are removed
     physically (smaller weight matrices) and the network is fine-tuned.
-    ``predict`` runs the compact network.
+    ``predict`` runs the compact network. The loss is the cross-entropy of a
+    softmax output, or for multilabel targets (an indicator matrix) the
+    binary cross-entropy of one sigmoid output per label.
 
     The defaults are the best configuration we measured (see
     :ref:`method-defaults`): UCB1 over pulls that remove a neuron in the
@@ -40,13 +47,20 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        Class labels.
+        Class labels (``0 .. n_labels - 1`` for multilabel targets).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Feature names, when ``X`` had string column names.
     module_ : torch.nn.Sequential
         The trained, pruned (physically smaller) network; outputs logits.
+    unpruned_module_ : torch.nn.Sequential
+        The trained network before pruning (``warm_start`` continues it).
+    coefs_ : list of ndarray
+        Weights of ``module_`` in scikit-learn's layout: ``coefs_[i]`` of
+        shape ``(n_in, n_out)`` for layer ``i``.
+    intercepts_ : list of ndarray
+        Biases of ``module_``: ``intercepts_[i]`` of shape ``(n_out,)``.
     pruning_ : skbandit.pruning.PruningReport
         What was measured and removed: per layer the units before/after,
         removed indices, scores and pulls per unit; the loss before and after
@@ -54,11 +68,24 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     history_ : list of dict
         Per-epoch training record (training, then fine-tuning).
     loss_curve_ : list of float
-        Training loss per epoch.
+        Training loss (the penalised objective) of every epoch of
+        ``history_``.
     n_iter_ : int
         Epochs run (training plus fine-tuning).
-    fit_time_ : float
-        Seconds spent training the unpruned network.
+    best_loss_ : float or None
+        Lowest training loss of the training phase (None with
+        ``early_stopping``).
+    validation_scores_ : list of float or None
+        Accuracy on the validation split after each training epoch (with
+        ``early_stopping``, else None).
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; its weights were kept.
+    fit_times_ : dict
+        Seconds per phase: ``"train"`` (the unpruned network, or loading it
+        from ``memory``), ``"prune"`` (scoring and removal) and
+        ``"fine_tune"`` (between rounds and after pruning).
+    train_cache_hit_ : bool
+        Whether the trained network came from the ``memory`` cache.
 
     See Also
     --------
@@ -75,7 +102,8 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     >>> clf = make_pipeline(
     ...     StandardScaler(),
     ...     BanditPrunedMLPClassifier((32,), policy="ucb1", prune_ratio=0.5,
-    ...                               max_epochs=50, lr=1e-2, random_state=0),
+    ...                               max_iter=50, learning_rate_init=1e-2,
+    ...                               random_state=0),
     ... ).fit(X, y)
     >>> clf[-1].module_[0].out_features
     16
@@ -83,27 +111,140 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
     True
     """
 
-    _loss = "cross_entropy"
-    _criterion = nn.CrossEntropyLoss
-    _stratify = True
+    _parameter_constraints = {
+        **BaseBanditPrunedMLP._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        warm_start=False,
+        class_weight=None,
+        policy=DEFAULTS.policy,
+        prune_ratio=DEFAULTS.prune_ratio,
+        budget=DEFAULTS.budget,
+        max_budget=DEFAULTS.max_budget,
+        pull=DEFAULTS.pull,
+        n_rounds=DEFAULTS.n_rounds,
+        target_params=DEFAULTS.target_params,
+        target_latency=DEFAULTS.target_latency,
+        reward=DEFAULTS.reward,
+        scope=DEFAULTS.scope,
+        compensate=DEFAULTS.compensate,
+        pull_batch_size=DEFAULTS.pull_batch_size,
+        arms_per_round=DEFAULTS.arms_per_round,
+        fine_tune_epochs=DEFAULTS.fine_tune_epochs,
+        memory=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            tol=tol,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            warm_start=warm_start,
+            policy=policy,
+            prune_ratio=prune_ratio,
+            budget=budget,
+            max_budget=max_budget,
+            pull=pull,
+            n_rounds=n_rounds,
+            target_params=target_params,
+            target_latency=target_latency,
+            reward=reward,
+            scope=scope,
+            compensate=compensate,
+            pull_batch_size=pull_batch_size,
+            arms_per_round=arms_per_round,
+            fine_tune_epochs=fine_tune_epochs,
+            memory=memory,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.class_weight = class_weight
+
+    @property
+    def _loss(self):
+        return _binary_cross_entropy if self._multilabel else "cross_entropy"
+
+    @property
+    def _criterion(self):
+        return nn.BCEWithLogitsLoss if self._multilabel else nn.CrossEntropyLoss
+
+    @property
+    def _stratify(self):
+        return not self._multilabel
+
+    @property
+    def _validation_score(self):
+        return _subset_accuracy if self._multilabel else _accuracy
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train, prune and fine-tune the network.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Class labels (numbers, strings or a pandas categorical).
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A sparse matrix is densified one minibatch at a time.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels (numbers, strings or a pandas categorical), or a
+            multilabel indicator matrix.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of every sample in the training and fine-tuning losses;
+            pruning scores on a weighted resample of the rows (see the user
+            guide). Rows of weight 0 are left out.
 
         Returns
         -------
         self : BanditPrunedMLPClassifier
         """
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight)
 
     def _encode_targets(self, y):
+        if type_of_target(y, input_name="y") == "multilabel-indicator":
+            return self._encode_multilabel(y)
+        self._multilabel = False
         y = column_or_1d(
             np.asarray(y, dtype=object) if _is_categorical(y) else y, warn=True
         )
@@ -117,45 +258,90 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         self.classes_ = encoder.classes_
         return encoder.transform(y).astype(np.int64), len(self.classes_)
 
+    def _encode_multilabel(self, y):
+        if self.reward == "accuracy":
+            raise ValueError(
+                "reward='accuracy' needs one label per sample; use reward='loss' "
+                "with multilabel targets."
+            )
+        if self.class_weight is not None:
+            raise ValueError("class_weight is not supported for multilabel targets.")
+        self._multilabel = True
+        y = check_array(y, dtype=np.float32, input_name="y")
+        self.classes_ = np.arange(y.shape[1])
+        return y, y.shape[1]
+
+    def _class_weights(self, targets):
+        if self.class_weight is None:
+            return None
+        weights = compute_class_weight(
+            self.class_weight, classes=self.classes_, y=self.classes_[targets]
+        )
+        return weights[targets]
+
     def predict_proba(self, X):
-        """Class probabilities (softmax of the network's logits).
+        """Class probabilities: the softmax of the network's logits, or one
+        sigmoid per label for multilabel targets.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
         """
-        return softmax(self._forward(X), axis=1)
+        logits = self._forward(X)
+        return expit(logits) if self._multilabel else softmax(logits, axis=1)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
-        from scipy.special import log_softmax
-
-        return log_softmax(self._forward(X), axis=1)
+        logits = self._forward(X)
+        return log_expit(logits) if self._multilabel else log_softmax(logits, axis=1)
 
     def predict(self, X):
         """Predicted class labels.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
-        y : ndarray of shape (n_samples,)
+        y : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels, or a multilabel indicator matrix.
         """
         logits = self._forward(X)
+        if self._multilabel:
+            return (logits > 0).astype(int)
         return self.classes_[np.argmax(logits, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_label = False
+        tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags
 
 
 def _is_categorical(y):
     return getattr(getattr(y, "dtype", None), "name", None) == "category"
+
+
+def _binary_cross_entropy(output, target):
+    """Per-sample, per-label binary cross-entropy of logits (multilabel)."""
+    return F.binary_cross_entropy_with_logits(
+        output, target.to(output.dtype), reduction="none"
+    )
+
+
+def _accuracy(y_pred, y, sample_weight):
+    """Weighted accuracy of logits ``y_pred`` for class indices ``y``."""
+    correct = (y_pred.argmax(dim=1) == y).double()
+    return float((sample_weight.double() * correct).sum() / sample_weight.sum())
+
+
+def _subset_accuracy(y_pred, y, sample_weight):
+    """Weighted share of the samples with every label right (multilabel)."""
+    correct = ((y_pred > 0) == (y > 0.5)).all(dim=1).double()
+    return float((sample_weight.double() * correct).sum() / sample_weight.sum())

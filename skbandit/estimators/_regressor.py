@@ -1,10 +1,13 @@
 """BanditPrunedMLPRegressor."""
 
 import numpy as np
+import torch
 from sklearn.base import RegressorMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array
 from torch import nn
 
+from .._options import DEFAULTS
 from ._base import BaseBanditPrunedMLP, shared_parameters_doc
 
 __all__ = ["BanditPrunedMLPRegressor"]
@@ -15,7 +18,8 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     """Multi-layer perceptron regressor whose hidden neurons are pruned by a bandit.
 
     The same method as :class:`BanditPrunedMLPClassifier` with the squared
-    error as loss. Targets are standardised internally (and predictions mapped
+    error as loss, and the parameters and stopping rule of scikit-learn's
+    ``MLPRegressor``. Targets are standardised internally (and predictions mapped
     back), so one learning rate and one reward temperature suit any target
     scale. Several targets (multi-output regression) are supported.
 
@@ -29,13 +33,25 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         Number of targets.
     module_ : torch.nn.Sequential
         The pruned network; it predicts standardised targets.
+    unpruned_module_ : torch.nn.Sequential
+    coefs_, intercepts_ : list of ndarray
+        Weights (``coefs_[i]`` of shape ``(n_in, n_out)``) and biases of
+        ``module_``, scikit-learn's layout; the last layer maps to
+        standardised targets.
     y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
         Target standardisation: ``prediction = module_(X) * y_scale_ + y_mean_``.
     pruning_ : skbandit.pruning.PruningReport
     history_ : list of dict
     loss_curve_ : list of float
     n_iter_ : int
-    fit_time_ : float
+    best_loss_ : float or None
+    validation_scores_ : list of float or None
+        R² on the validation split after each training epoch (with
+        ``early_stopping``, else None).
+    best_validation_score_ : float or None
+    fit_times_ : dict
+        Seconds per phase: ``"train"``, ``"prune"``, ``"fine_tune"``.
+    train_cache_hit_ : bool
 
     See Also
     --------
@@ -51,7 +67,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     >>> reg = make_pipeline(
     ...     StandardScaler(),
     ...     BanditPrunedMLPRegressor((32, 32), policy="thompson", prune_ratio=0.25,
-    ...                              max_epochs=30, random_state=0),
+    ...                              max_iter=30, random_state=0),
     ... ).fit(X, y)
     >>> [reg[-1].module_[i].out_features for i in (0, 2)]
     [24, 24]
@@ -59,18 +75,119 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     True
     """
 
+    _parameter_constraints = {
+        **BaseBanditPrunedMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        loss="squared_error",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        tol=1e-4,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        warm_start=False,
+        policy=DEFAULTS.policy,
+        prune_ratio=DEFAULTS.prune_ratio,
+        budget=DEFAULTS.budget,
+        max_budget=DEFAULTS.max_budget,
+        pull=DEFAULTS.pull,
+        n_rounds=DEFAULTS.n_rounds,
+        target_params=DEFAULTS.target_params,
+        target_latency=DEFAULTS.target_latency,
+        reward=DEFAULTS.reward,
+        scope=DEFAULTS.scope,
+        compensate=DEFAULTS.compensate,
+        pull_batch_size=DEFAULTS.pull_batch_size,
+        arms_per_round=DEFAULTS.arms_per_round,
+        fine_tune_epochs=DEFAULTS.fine_tune_epochs,
+        memory=None,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            tol=tol,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            warm_start=warm_start,
+            policy=policy,
+            prune_ratio=prune_ratio,
+            budget=budget,
+            max_budget=max_budget,
+            pull=pull,
+            n_rounds=n_rounds,
+            target_params=target_params,
+            target_latency=target_latency,
+            reward=reward,
+            scope=scope,
+            compensate=compensate,
+            pull_batch_size=pull_batch_size,
+            arms_per_round=arms_per_round,
+            fine_tune_epochs=fine_tune_epochs,
+            memory=memory,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.loss = loss
+
     _loss = "mse"
     _criterion = nn.MSELoss
     _stratify = False
 
+    @staticmethod
+    def _validation_score(y_pred, y, sample_weight):
+        return _r2_score(y_pred, y, sample_weight)
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train, prune and fine-tune the network.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A sparse matrix is densified one minibatch at a time.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of every sample in the training and fine-tuning losses;
+            pruning scores on a weighted resample of the rows (see the user
+            guide). Rows of weight 0 are left out.
 
         Returns
         -------
@@ -78,7 +195,11 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         """
         if self.reward == "accuracy":
             raise ValueError("reward='accuracy' is for classifiers; use 'loss'.")
-        return self._fit(X, y)
+        if self.loss == "poisson":
+            raise ValueError(
+                "loss='poisson' is not supported; use loss='squared_error'."
+            )
+        return self._fit(X, y, sample_weight)
 
     def _encode_targets(self, y):
         y = check_array(
@@ -111,7 +232,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -123,4 +244,19 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
+
+
+def _r2_score(y_pred, y, sample_weight):
+    """Weighted R² averaged over the outputs, as ``sklearn.metrics.r2_score``
+    (a constant target scores 1 when predicted exactly, else 0)."""
+    y_pred = y_pred.double()
+    y = y.reshape(y_pred.shape).double()
+    w = sample_weight.double()[:, None]
+    mean = (w * y).sum(dim=0) / w.sum()
+    residual = (w * (y - y_pred) ** 2).sum(dim=0)
+    total = (w * (y - mean) ** 2).sum(dim=0)
+    exact = torch.where(residual > 0, 0.0, 1.0).double()
+    r2 = torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), exact)
+    return float(r2.mean())

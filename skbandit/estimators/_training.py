@@ -1,29 +1,32 @@
-"""Training a torch module through skorch, reproducibly.
+"""Training a torch module through skorch, reproducibly, with scikit-learn's
+MLP objective and stopping rule.
 
-skorch runs the loop (batching, shuffling, validation split, early stopping,
-learning-rate schedule, progress bar); this module only assembles the net from
-the estimator's hyperparameters and seeds it so that the same seed gives the
-same weights.
+skorch runs the loop (batching, validation split, callbacks); this module
+assembles the net from the estimator's hyperparameters, adds what
+scikit-learn's ``MLPClassifier``/``MLPRegressor`` do that skorch does not
+(the L2 penalty ``alpha``, sample weights, the ``tol``/``n_iter_no_change``
+convergence rule, ``learning_rate="invscaling"``/``"adaptive"``) and seeds it
+so that the same seed gives the same weights.
 """
 
+import copy
 import math
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import (
-    Callback,
-    EarlyStopping,
-    LRScheduler,
-    ProgressBar,
-)
+from skorch.callbacks import Callback, LRScheduler
 from skorch.dataset import ValidSplit
+from skorch.utils import to_tensor
 from torch import nn
 
 from .._cache import with_digest
 
 __all__ = [
     "ACTIVATIONS",
-    "OPTIMIZERS",
+    "SOLVERS",
+    "TrainingData",
     "build_mlp",
     "cached_training",
     "fit_module",
@@ -38,11 +41,14 @@ ACTIVATIONS = {
     "identity": nn.Identity,
 }
 
-OPTIMIZERS = {
+SOLVERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
 }
+
+#: scikit-learn's floor of the learning rate with ``learning_rate="adaptive"``.
+_MIN_ADAPTIVE_LR = 1e-6
 
 
 class seeded:
@@ -107,6 +113,45 @@ def build_mlp(n_in, hidden_layer_sizes, n_out, activation):
     return nn.Sequential(*layers)
 
 
+class TrainingData(torch.utils.data.Dataset):
+    """Inputs, targets and optional sample weights of a fit.
+
+    ``X`` may be a scipy CSR matrix: :class:`TensorBatches` densifies it one
+    minibatch at a time, never whole.
+
+    Parameters
+    ----------
+    X : ndarray of float32 or scipy.sparse.csr_matrix
+    y : ndarray
+        Encoded targets (class indices, indicator rows or scaled values).
+    sample_weight : ndarray of float or None, default=None
+        ``None`` weighs every sample 1.
+    """
+
+    def __init__(self, X, y, sample_weight=None):
+        self.X = X if sp.issparse(X) else torch.as_tensor(X)
+        self.y = torch.as_tensor(y)
+        if sample_weight is None:
+            sample_weight = np.ones(X.shape[0], dtype=np.float32)
+        self.sample_weight = torch.as_tensor(sample_weight, dtype=torch.float32)
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, i):
+        X, (y, w) = self.rows(slice(i, i + 1))
+        return X[0], (y[0], w[0])
+
+    def rows(self, index):
+        """``(X, (y, sample_weight))`` of ``index`` (a tensor or a slice)."""
+        if sp.issparse(self.X):
+            rows = index.numpy() if torch.is_tensor(index) else index
+            X = torch.from_numpy(self.X[rows].toarray())
+        else:
+            X = self.X[index]
+        return X, (self.y[index], self.sample_weight[index])
+
+
 class _DivergenceGuard(Callback):
     """Stop with a clear error as soon as the training loss is not finite."""
 
@@ -115,8 +160,9 @@ class _DivergenceGuard(Callback):
         if not math.isfinite(loss):
             raise ValueError(
                 f"Training diverged: the training loss is {loss} at epoch "
-                f"{len(net.history)}. Lower `lr`, scale the features (e.g. "
-                "StandardScaler) or check the data for extreme values."
+                f"{len(net.history)}. Lower `learning_rate_init`, scale the "
+                "features (e.g. StandardScaler) or check the data for extreme "
+                "values."
             )
 
 
@@ -125,140 +171,327 @@ class TensorBatches:
 
     torch's ``DataLoader`` fetches and collates every sample separately,
     which on small tabular networks costs more than the arithmetic. This
-    iterator indexes the whole ``X`` and ``y`` once per batch, and draws from
-    torch's global generator exactly as a ``DataLoader`` with a
-    ``RandomSampler`` does (one base seed per epoch, one sampler seed when
-    shuffling), so a fit gives the same batches, bit for bit.
+    iterator indexes the whole data once per batch, and draws from torch's
+    global generator exactly as a ``DataLoader`` with a ``RandomSampler``
+    does (one base seed per epoch, one sampler seed when shuffling).
 
     Parameters
     ----------
-    dataset : skorch.dataset.Dataset or torch.utils.data.Subset of one
+    dataset : TrainingData or torch.utils.data.Subset of one
     batch_size : int
     shuffle : bool, default=False
     """
 
     def __init__(self, dataset, batch_size, shuffle=False):
-        self.X, self.y = _tensors(dataset)
+        self.indices = None
+        if isinstance(dataset, torch.utils.data.Subset):
+            dataset, self.indices = dataset.dataset, torch.as_tensor(dataset.indices)
+        self.data = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
 
     def __len__(self):
-        return math.ceil(len(self.X) / self.batch_size)
+        return math.ceil(self._n_rows() / self.batch_size)
+
+    def _n_rows(self):
+        return len(self.data) if self.indices is None else len(self.indices)
 
     def __iter__(self):
-        n = len(self.X)
+        n = self._n_rows()
         torch.empty((), dtype=torch.int64).random_()  # DataLoader's base seed
-        order = None
+        order = self.indices
         if self.shuffle:
             seed = int(torch.empty((), dtype=torch.int64).random_().item())
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+            order = perm if order is None else order[perm]
         for start in range(0, n, self.batch_size):
             stop = min(start + self.batch_size, n)
-            index = order[start:stop] if order is not None else slice(start, stop)
-            yield self.X[index], self.y[index]
+            yield self.data.rows(
+                slice(start, stop) if order is None else order[start:stop]
+            )
 
 
-def _tensors(dataset):
-    """Whole ``(X, y)`` tensors of a skorch dataset or a subset of one."""
-    indices = None
-    if isinstance(dataset, torch.utils.data.Subset):
-        dataset, indices = dataset.dataset, torch.as_tensor(dataset.indices)
-    X, y = torch.as_tensor(dataset.X), torch.as_tensor(dataset.y)
-    if indices is not None:
-        X, y = X[indices], y[indices]
-    return X, y
+class _Net(NeuralNet):
+    """skorch net whose loss is scikit-learn's MLP objective.
+
+    The loss of a minibatch is the sample-weighted mean of the per-sample
+    losses plus ``0.5 * alpha * ||W||² / s``, where ``||W||²`` sums the squared
+    weights of every ``Linear`` layer (not the biases) and ``s`` is the
+    batch's sum of sample weights (its size when unweighted), exactly as
+    ``MLPClassifier``'s ``alpha``. The criterion must not reduce
+    (``criterion__reduction="none"``).
+    """
+
+    def __init__(self, *args, alpha=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alpha = alpha
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y, w = y_true
+        losses = self.criterion_(y_pred, to_tensor(y, device=self.device))
+        if losses.dim() > 1:
+            losses = losses.flatten(1).mean(dim=1)
+        w = to_tensor(w, device=self.device).to(losses.dtype)
+        total = w.sum()
+        loss = (w * losses).sum() / total
+        if self.alpha:
+            squares = sum(
+                m.weight.pow(2).sum()
+                for m in self.module_.modules()
+                if isinstance(m, nn.Linear)
+            )
+            loss = loss + 0.5 * self.alpha * squares / total
+        return loss
 
 
-def _callbacks(early_stopping, n_iter_no_change, lr_schedule, epochs, verbose):
+class _ValidationScore(Callback):
+    """Record ``valid_score`` (``score(y_pred, y, sample_weight)``, higher is
+    better: accuracy or R²) of every epoch on the validation split."""
+
+    def __init__(self, score):
+        self.score = score
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._batches = []
+
+    def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
+        if not training:
+            self._batches.append((y_pred.detach().cpu(), batch[1]))
+
+    def on_epoch_end(self, net, **kwargs):
+        y_pred = torch.cat([p for p, _ in self._batches])
+        y = torch.cat([y for _, (y, _) in self._batches])
+        w = torch.cat([w for _, (_, w) in self._batches])
+        net.history.record("valid_score", float(self.score(y_pred, y.cpu(), w)))
+
+
+class _Convergence(Callback):
+    """scikit-learn's MLP stopping rule.
+
+    An epoch does not improve when the training loss is not below the best
+    one by more than ``tol`` (or, with ``early_stopping``, the validation
+    score not above the best one by more than ``tol``). After more than
+    ``n_iter_no_change`` such epochs in a row training stops, or with
+    ``adaptive`` the learning rate is divided by 5 (stopping once it is at or
+    below 1e-6). With ``early_stopping`` the weights of the best validation
+    score are restored at the end.
+    """
+
+    def __init__(self, tol, n_iter_no_change, early_stopping, adaptive):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.adaptive = adaptive
+
+    def on_train_begin(self, net, **kwargs):
+        self._best = -math.inf if self.early_stopping else math.inf
+        self._best_state = None
+        self._count = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.early_stopping:
+            value = net.history[-1, "valid_score"]
+            self._count = self._count + 1 if value < self._best + self.tol else 0
+            if value > self._best:
+                self._best = value
+                self._best_state = copy.deepcopy(net.module_.state_dict())
+        else:
+            value = net.history[-1, "train_loss"]
+            self._count = self._count + 1 if value > self._best - self.tol else 0
+            self._best = min(self._best, value)
+        if self._count > self.n_iter_no_change:
+            self._count = 0
+            if not self.adaptive or _learning_rate(net) <= _MIN_ADAPTIVE_LR:
+                raise KeyboardInterrupt  # skorch's way to end training early
+            _set_learning_rate(net, _learning_rate(net) / 5.0)
+
+    def on_train_end(self, net, **kwargs):
+        if self._best_state is not None:
+            net.module_.load_state_dict(self._best_state)
+
+
+class _InvScaling(Callback):
+    """``learning_rate="invscaling"``: after each epoch the learning rate is
+    ``learning_rate_init / (t + 1) ** power_t``, ``t`` the samples seen."""
+
+    def __init__(self, power_t):
+        self.power_t = power_t
+
+    def on_epoch_end(self, net, dataset_train=None, **kwargs):
+        seen = len(net.history) * len(dataset_train)
+        _set_learning_rate(net, net.lr / (seen + 1) ** self.power_t)
+
+
+class _EpochLog(Callback):
+    """One plain line per epoch (``verbose >= 2``), no colours or tables."""
+
+    def __init__(self, phase):
+        self.phase = phase
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        parts = [f"{self.phase} epoch {row['epoch']}/{net.max_epochs}"]
+        parts += [
+            f"{key.replace('_', ' ')} {row[key]:.4f}"
+            for key in ("train_loss", "valid_loss", "valid_score")
+            if key in row
+        ]
+        print(", ".join(parts) + f", {row['dur']:.2f} s", flush=True)
+
+
+def _learning_rate(net):
+    return net.optimizer_.param_groups[0]["lr"]
+
+
+def _set_learning_rate(net, lr):
+    for group in net.optimizer_.param_groups:
+        group["lr"] = lr
+
+
+def _optimizer_params(solver, momentum, nesterovs_momentum, beta_1, beta_2, epsilon):
+    """skorch ``optimizer__*`` settings of ``solver``, scikit-learn's names."""
+    if solver == "sgd":
+        return {
+            "optimizer__momentum": momentum,
+            "optimizer__nesterov": bool(nesterovs_momentum and momentum > 0),
+        }
+    return {"optimizer__betas": (beta_1, beta_2), "optimizer__eps": epsilon}
+
+
+def _callbacks(params, score, epochs, phase, verbose):
+    solver, schedule = params["solver"], params["learning_rate"]
+    early_stopping = params["early_stopping"]
     callbacks = [("divergence_guard", _DivergenceGuard())]
     if early_stopping:
-        callbacks.append(
-            (
-                "early_stopping",
-                EarlyStopping(
-                    monitor="valid_loss",
-                    patience=n_iter_no_change,
-                    load_best=True,
-                    sink=print if verbose else (lambda *a, **k: None),
-                ),
-            )
+        callbacks.append(("valid_score", _ValidationScore(score)))
+    callbacks.append(
+        (
+            "convergence",
+            _Convergence(
+                params["tol"],
+                params["n_iter_no_change"],
+                early_stopping,
+                adaptive=solver == "sgd" and schedule == "adaptive",
+            ),
         )
-    if lr_schedule == "cosine":
+    )
+    if solver == "sgd" and schedule == "invscaling":
+        callbacks.append(("invscaling", _InvScaling(params["power_t"])))
+    if schedule == "cosine":
         callbacks.append(
             (
                 "lr_scheduler",
                 LRScheduler(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=epochs),
             )
         )
-    if verbose > 1:
-        callbacks.append(("progress_bar", ProgressBar()))
+    if verbose >= 2:
+        callbacks.append(("epoch_log", _EpochLog(phase)))
     return callbacks
 
 
 def fit_module(
     module,
-    X,
-    y,
+    data,
     *,
     criterion,
+    score,
     epochs,
-    batch_size,
-    lr,
-    optimizer,
-    weight_decay,
-    early_stopping,
-    validation_fraction,
-    n_iter_no_change,
-    lr_schedule,
     stratify,
     device,
     verbose,
     seed,
+    phase="training",
+    **params,
 ):
     """Train ``module`` in place with skorch; return its training history.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    data : TrainingData
+    criterion : type
+        Loss class, instantiated with ``reduction="none"``.
+    score : callable
+        ``score(y_pred, y, sample_weight) -> float``, higher is better; the
+        validation score with ``early_stopping``.
+    epochs : int
+        Most epochs.
+    stratify : bool
+        Stratify the validation split by ``data.y``.
+    device : str
+    verbose : int
+        ``>= 2`` prints one line per epoch.
+    seed : int
+    phase : str, default="training"
+        Name of the phase in the printed lines.
+    **params
+        The estimator's optimisation parameters (scikit-learn's names):
+        ``solver``, ``learning_rate_init``, ``alpha``, ``batch_size``,
+        ``shuffle``, ``tol``, ``n_iter_no_change``, ``early_stopping``,
+        ``validation_fraction``, ``learning_rate``, ``power_t``,
+        ``momentum``, ``nesterovs_momentum``, ``beta_1``, ``beta_2``,
+        ``epsilon``.
 
     Returns
     -------
     history : list of dict
-        One entry per epoch (``epoch``, ``train_loss``, ``valid_loss`` when
-        validating, ``dur``).
+        One entry per epoch (``epoch``, ``train_loss``, ``valid_loss`` and
+        ``valid_score`` when validating, ``dur``).
     """
     train_split = (
-        ValidSplit(validation_fraction, stratified=stratify, random_state=seed)
-        if early_stopping
+        ValidSplit(
+            params["validation_fraction"], stratified=stratify, random_state=seed
+        )
+        if params["early_stopping"]
         else None
     )
-    net = NeuralNet(
+    net = _Net(
         module=module,
         criterion=criterion,
-        optimizer=OPTIMIZERS[optimizer],
-        optimizer__weight_decay=weight_decay,
-        lr=lr,
+        criterion__reduction="none",
+        optimizer=SOLVERS[params["solver"]],
+        **_optimizer_params(
+            params["solver"],
+            params["momentum"],
+            params["nesterovs_momentum"],
+            params["beta_1"],
+            params["beta_2"],
+            params["epsilon"],
+        ),
+        alpha=params["alpha"],
+        lr=params["learning_rate_init"],
         max_epochs=epochs,
-        batch_size=batch_size,
+        batch_size=params["batch_size"],
         iterator_train=TensorBatches,
         iterator_valid=TensorBatches,
-        iterator_train__shuffle=True,
+        iterator_train__shuffle=params["shuffle"],
         train_split=train_split,
-        callbacks=_callbacks(
-            early_stopping, n_iter_no_change, lr_schedule, epochs, verbose
-        ),
+        callbacks=_callbacks(params, score, epochs, phase, verbose),
+        callbacks__print_log=None,  # _EpochLog prints plain lines instead
         device=device,
-        verbose=verbose,
+        verbose=0,
     )
-    if not verbose:
-        # Printing is skorch's largest per-epoch cost on small data.
-        net.set_params(callbacks__print_log=None)
     with seeded(seed):
-        net.fit(X, y)
-    keys = ("epoch", "train_loss", "valid_loss", "dur")
+        net.fit(data, data.y.numpy() if stratify else None)
+    keys = ("epoch", "train_loss", "valid_loss", "valid_score", "dur")
     return [{k: row[k] for k in keys if k in row} for row in net.history]
 
 
 def train_network(
-    X, y, *, hidden_layer_sizes, activation, n_outputs, epochs, seed, verbose, **params
+    X,
+    y,
+    sample_weight,
+    *,
+    hidden_layer_sizes,
+    activation,
+    n_outputs,
+    seed,
+    verbose,
+    init=None,
+    **params,
 ):
-    """Build an MLP with seeded weights and train it; a pure function of its
+    """Build an MLP with seeded weights (or start from a copy of ``init``) and
+    train it on ``TrainingData(X, y, sample_weight)``; a pure function of its
     arguments, so that ``joblib.Memory`` can cache it (see the estimators'
     ``memory`` parameter).
 
@@ -267,18 +500,20 @@ def train_network(
     module : torch.nn.Sequential
     history : list of dict
     """
-    with seeded(seed):
-        module = build_mlp(X.shape[1], hidden_layer_sizes, n_outputs, activation)
-    history = fit_module(
-        module, X, y, epochs=epochs, seed=seed, verbose=verbose, **params
-    )
+    if init is not None:
+        module = copy.deepcopy(init)
+    else:
+        with seeded(seed):
+            module = build_mlp(X.shape[1], hidden_layer_sizes, n_outputs, activation)
+    data = TrainingData(X, y, sample_weight)
+    history = fit_module(module, data, seed=seed, verbose=verbose, **params)
     return module, history
 
 
-def cached_training(X, y, *, verbose, **params):
+def cached_training(X, y, weights, *, verbose, **params):
     """What ``memory=`` stores: :func:`train_network`'s output and its digest.
 
     The digest lets :func:`skbandit._cache.verified_call` retrain instead of
     trusting a damaged cache entry.
     """
-    return with_digest(train_network, X, y, verbose=verbose, **params)
+    return with_digest(train_network, X, y, weights, verbose=verbose, **params)

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import html
 import numbers
 import time
 from dataclasses import asdict, dataclass, field
@@ -115,6 +116,43 @@ class PruningReport:
         out["units_after"] = [l.units_after for l in self.layers]
         out["total_pulls"] = self.total_pulls
         return out
+
+    def __repr__(self):
+        units = ", ".join(f"{l.units_before}→{l.units_after}" for l in self.layers)
+        return (
+            f"PruningReport(method={self.method!r}, units=[{units}], "
+            f"params={self.params_before}→{self.params_after}, "
+            f"loss={self.loss_before:.4g}→{self.loss_after:.4g}, "
+            f"pulls={self.total_pulls})"
+        )
+
+    def to_frame(self):
+        """One row per unit group: ``units_before``, ``units_after``,
+        ``removed`` (count), ``pulls`` (total, 0 for baselines) and
+        ``mean_score``; indexed by the group's ``name``.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        import pandas as pd
+
+        rows = [
+            {
+                "name": l.name,
+                "units_before": l.units_before,
+                "units_after": l.units_after,
+                "removed": len(l.removed),
+                "pulls": 0 if l.pulls is None else int(np.sum(l.pulls)),
+                "mean_score": float(np.mean(l.scores)) if len(l.scores) else None,
+            }
+            for l in self.layers
+        ]
+        columns = ["name", "units_before", "units_after", "removed", "pulls"]
+        return pd.DataFrame(rows, columns=[*columns, "mean_score"]).set_index("name")
+
+    def _repr_html_(self):
+        return f"<p>{html.escape(repr(self))}</p>" + self.to_frame()._repr_html_()
 
 
 @torch.no_grad()

@@ -1,0 +1,343 @@
+"""Our estimators as drop-ins for scikit-learn's MLPClassifier / MLPRegressor:
+the same parameter names and meanings, sample and class weights, sparse and
+multilabel data, warm starts, fitted attributes and clear errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.datasets import (
+    load_iris,
+    make_classification,
+    make_multilabel_classification,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import recall_score
+from sklearn.model_selection import GridSearchCV
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
+
+from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
+from skbandit.estimators._training import _Net
+
+FAST = dict(
+    hidden_layer_sizes=(16,),
+    max_iter=15,
+    batch_size=32,
+    learning_rate_init=0.01,
+    fine_tune_epochs=2,
+    budget=4,
+    random_state=0,
+)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def imbalanced():
+    X, y = make_classification(
+        400, 6, n_informative=3, weights=[0.92, 0.08], class_sep=0.6, random_state=1
+    )
+    return StandardScaler().fit_transform(X), y
+
+
+# -- parameters ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (BanditPrunedMLPClassifier, MLPClassifier),
+        (BanditPrunedMLPRegressor, MLPRegressor),
+    ],
+)
+def test_every_mlp_parameter_has_the_same_name_and_default(ours, theirs):
+    mine, sklearn = ours().get_params(), theirs().get_params()
+    assert set(sklearn) <= set(mine)
+    assert {k: mine[k] for k in sklearn} == sklearn
+
+
+def test_mlpclassifier_grid_runs_unchanged(iris):
+    X, y = iris
+    grid = {
+        "hidden_layer_sizes": [(16,)],
+        "alpha": [1e-4, 1e-3],
+        "learning_rate_init": [1e-3],
+        "max_iter": [20],
+        "solver": ["adam", "sgd"],
+        "batch_size": [32],
+    }
+    search = GridSearchCV(
+        BanditPrunedMLPClassifier(fine_tune_epochs=1, budget=2, random_state=0),
+        grid,
+        cv=3,
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    # ... and is scikit-learn's grid: MLPClassifier accepts it as is.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        GridSearchCV(MLPClassifier(), grid, cv=2, error_score="raise").fit(X, y)
+
+
+def test_lbfgs_is_a_clear_error(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="solver='lbfgs' is not supported"):
+        BanditPrunedMLPClassifier(solver="lbfgs").fit(X, y)
+
+
+def test_alpha_is_sklearns_l2_penalty():
+    """loss = weighted mean loss + 0.5 * alpha * ||W||² / sum of batch weights."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)
+    )
+    net = _Net(module, criterion=torch.nn.CrossEntropyLoss, alpha=0.3)
+    net.set_params(criterion__reduction="none").initialize()
+    X, y = torch.randn(5, 3), torch.tensor([0, 1, 1, 0, 1])
+    w = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0])
+    with torch.no_grad():
+        losses = torch.nn.functional.cross_entropy(module(X), y, reduction="none")
+        squares = module[0].weight.pow(2).sum() + module[2].weight.pow(2).sum()
+        expected = (w * losses).sum() / w.sum() + 0.5 * 0.3 * squares / w.sum()
+        loss = net.get_loss(module(X), (y, w), X)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_tol_stops_training_as_sklearn_does(iris, early_stopping):
+    """With a tolerance no epoch can meet, both stop after the same epochs."""
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(8,),
+        tol=100.0,
+        n_iter_no_change=3,
+        max_iter=50,
+        early_stopping=early_stopping,
+        random_state=0,
+    )
+    # fine_tune_epochs=0: "none" otherwise trains a pruned net's fine-tuning
+    # epochs too (equal budgets), which scikit-learn's MLP does not have.
+    ours = BanditPrunedMLPClassifier(policy="none", fine_tune_epochs=0, **params)
+    ours.fit(X, y)
+    theirs = MLPClassifier(**params).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 5
+    if early_stopping:
+        assert len(ours.validation_scores_) == 5
+        assert ours.best_validation_score_ == max(ours.validation_scores_)
+        assert ours.best_loss_ is None
+    else:
+        assert ours.validation_scores_ is None and ours.best_validation_score_ is None
+        assert ours.best_loss_ == min(ours.loss_curve_)
+
+
+@pytest.mark.parametrize("learning_rate", ["invscaling", "adaptive", "cosine"])
+def test_sgd_learning_rate_schedules(iris, learning_rate):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(
+        solver="sgd", learning_rate=learning_rate, **FAST
+    ).fit(X, y)
+    assert clf.score(X, y) > 0.6
+
+
+@pytest.mark.parametrize("learning_rate", ["constant", "adaptive"])
+def test_adaptive_learning_rate_divides_instead_of_stopping(iris, learning_rate):
+    """With ``"adaptive"``, epochs without improvement divide the learning
+    rate by 5 until it is below 1e-6, as in scikit-learn."""
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(8,),
+        solver="sgd",
+        learning_rate=learning_rate,
+        tol=100.0,
+        n_iter_no_change=2,
+        max_iter=30,
+        random_state=0,
+    )
+    ours = BanditPrunedMLPClassifier(policy="none", fine_tune_epochs=0, **params)
+    ours.fit(X, y)
+    theirs = MLPClassifier(**params).fit(X, y)
+    assert (
+        ours.n_iter_ == theirs.n_iter_ == {"constant": 4, "adaptive": 19}[learning_rate]
+    )
+
+
+# -- sample and class weights ----------------------------------------------------
+
+
+def test_zero_weights_equal_dropping_the_rows(iris):
+    X, y = iris
+    keep = np.random.default_rng(0).random(len(y)) > 0.3
+    weighted = BanditPrunedMLPClassifier(**FAST).fit(X, y, sample_weight=keep * 1.0)
+    dropped = BanditPrunedMLPClassifier(**FAST).fit(X[keep], y[keep])
+    np.testing.assert_array_equal(weighted.predict_proba(X), dropped.predict_proba(X))
+
+
+def test_uniform_weights_equal_no_weights(iris):
+    X, y = iris
+    ones = BanditPrunedMLPClassifier(**FAST).fit(X, y, sample_weight=np.ones(len(y)))
+    plain = BanditPrunedMLPClassifier(**FAST).fit(X, y)
+    np.testing.assert_allclose(ones.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+
+
+def test_weights_raise_minority_recall(imbalanced):
+    X, y = imbalanced
+    params = dict(FAST, max_iter=40)
+    plain = BanditPrunedMLPClassifier(**params).fit(X, y)
+    weights = compute_sample_weight("balanced", y)
+    weighted = BanditPrunedMLPClassifier(**params).fit(X, y, sample_weight=weights)
+    assert (
+        recall_score(y, weighted.predict(X)) > recall_score(y, plain.predict(X)) + 0.1
+    )
+
+
+def test_balanced_class_weight_equals_balanced_sample_weight(imbalanced):
+    X, y = imbalanced
+    by_class = BanditPrunedMLPClassifier(class_weight="balanced", **FAST).fit(X, y)
+    by_sample = BanditPrunedMLPClassifier(**FAST).fit(
+        X, y, sample_weight=compute_sample_weight("balanced", y)
+    )
+    np.testing.assert_array_equal(by_class.predict_proba(X), by_sample.predict_proba(X))
+    by_dict = BanditPrunedMLPClassifier(class_weight={0: 1.0, 1: 11.5}, **FAST)
+    assert recall_score(y, by_dict.fit(X, y).predict(X)) > 0.5
+
+
+def test_task_specific_parameters(iris):
+    """As in scikit-learn: class_weight is the classifier's, loss the
+    regressor's (squared error only)."""
+    X, y = iris
+    assert "class_weight" not in BanditPrunedMLPRegressor().get_params()
+    assert "loss" not in BanditPrunedMLPClassifier().get_params()
+    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
+        BanditPrunedMLPRegressor(loss="poisson").fit(X, y)
+
+
+def test_weighted_regression(iris):
+    X, y = iris
+    target = X[:, 0] + (y == 2) * 3.0
+    weights = np.where(y == 2, 5.0, 1.0)
+    reg = BanditPrunedMLPRegressor(**FAST).fit(X, target, sample_weight=weights)
+    assert reg.score(X, target, sample_weight=weights) > 0.5
+
+
+# -- sparse and multilabel data ----------------------------------------------------
+
+
+def test_sparse_X_is_never_densified_whole(monkeypatch):
+    X, y = make_classification(3000, 2000, n_informative=10, random_state=0)
+    X[np.abs(X) < 1.5] = 0
+    X = sp.csr_matrix(X)
+    toarray = sp.csr_matrix.toarray
+
+    def rows_only(matrix, *args, **kwargs):
+        assert matrix.shape[0] < X.shape[0], "the whole matrix was densified"
+        return toarray(matrix, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", rows_only)
+    monkeypatch.setattr(sp.csr_matrix, "todense", rows_only)
+    params = dict(FAST, hidden_layer_sizes=(8,), max_iter=5, batch_size=200)
+    clf = BanditPrunedMLPClassifier(**params).fit(X, y)
+    assert clf.score(X, y) > 0.7
+    assert clf.predict_proba(X).shape == (3000, 2)
+
+
+def test_sparse_and_dense_fits_agree(iris):
+    X, y = iris
+    sparse = BanditPrunedMLPClassifier(**FAST).fit(sp.csr_matrix(X), y)
+    dense = BanditPrunedMLPClassifier(**FAST).fit(X, y)
+    np.testing.assert_allclose(
+        sparse.predict_proba(sp.csr_matrix(X)), dense.predict_proba(X), atol=1e-6
+    )
+
+
+def test_multilabel_classification():
+    X, Y = make_multilabel_classification(300, 10, n_classes=4, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    clf = BanditPrunedMLPClassifier(**dict(FAST, max_iter=40)).fit(X, Y)
+    assert clf.predict(X).shape == Y.shape
+    assert set(np.unique(clf.predict(X))) <= {0, 1}
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_array_equal(clf.classes_, np.arange(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPClassifier((16,), max_iter=40, random_state=0).fit(X, Y)
+    assert clf.score(X, Y) > theirs.score(X, Y) - 0.15
+
+
+# -- warm start and fitted attributes ---------------------------------------------
+
+
+def test_warm_start_continues_training(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(**dict(FAST, max_iter=5, tol=0.0)).fit(X, y)
+    first = clf.loss_curve_[:5]
+    clf.set_params(warm_start=True).fit(X, y)
+    assert clf.loss_curve_[0] < first[0]
+    assert clf.loss_curve_[0] < first[-1] + 0.05
+    with pytest.raises(ValueError, match="warm_start needs data"):
+        clf.fit(X[:, :3], y)
+
+
+def test_coefs_and_intercepts_describe_the_pruned_network(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(**dict(FAST, hidden_layer_sizes=(16, 8))).fit(X, y)
+    assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 4), (4, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(8,), (4,), (3,)]
+    hidden = X
+    for W, b in zip(clf.coefs_[:-1], clf.intercepts_[:-1]):
+        hidden = np.maximum(hidden @ W + b, 0)
+    logits = hidden @ clf.coefs_[-1] + clf.intercepts_[-1]
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(1)])
+
+
+def test_fit_times_separate_the_phases_and_show_cache_hits(iris, tmp_path):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(memory=str(tmp_path), **FAST).fit(X, y)
+    assert set(clf.fit_times_) == {"train", "prune", "fine_tune"}
+    assert all(t >= 0 for t in clf.fit_times_.values())
+    assert not clf.train_cache_hit_
+    clf.set_params(policy="thompson").fit(X, y)
+    assert clf.train_cache_hit_
+
+
+def test_pruning_report_is_short_and_tabular(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(**dict(FAST, hidden_layer_sizes=(16, 8))).fit(X, y)
+    text = repr(clf.pruning_)
+    assert len(text) < 200 and "units=[16→8, 8→4]" in text
+    frame = clf.pruning_.to_frame()
+    assert list(frame["units_after"]) == [8, 4]
+    assert list(frame["removed"]) == [8, 4]
+    assert frame["pulls"].sum() == clf.pruning_.total_pulls
+    assert "<table" in clf.pruning_._repr_html_()
+
+
+# -- clear errors ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
+def test_cuda_without_cuda_is_a_clear_error(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="CUDA is not available in this torch build"):
+        BanditPrunedMLPClassifier(device="cuda").fit(X, y)
+
+
+def test_misspelt_policy_suggests_the_closest_name(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="Did you mean 'ucb1'") as error:
+        BanditPrunedMLPClassifier(policy="ucb").fit(X, y)
+    assert "['activation', 'epsilon_greedy', 'exp3'" in str(error.value)
+
+
+def test_string_features_hint_at_encoding():
+    X = np.array([["blue", 1.0], ["red", 2.0], ["blue", 3.0]], dtype=object)
+    with pytest.raises(ValueError, match="OneHotEncoder"):
+        BanditPrunedMLPClassifier().fit(X, [0, 1, 0])
