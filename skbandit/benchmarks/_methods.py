@@ -57,6 +57,10 @@ OURS_DEFAULTS = {
     "max_iter": 60,
     "batch_size": 64,
     "learning_rate_init": 1e-3,
+    # A fixed budget: no L2 penalty and no tolerance stop, so every method
+    # trains exactly its epochs (scikit-learn's MLP peer shares both).
+    "alpha": 0.0,
+    "tol": 0.0,
     "fine_tune_epochs": 5,
     "device": "cpu",
 }
@@ -244,7 +248,14 @@ def _from_name(name, ours_params=None):
 
 
 #: Our parameters that scikit-learn's MLP shares, by the same names.
-_MLP_SHARED = ("activation", "max_iter", "batch_size", "learning_rate_init")
+_MLP_SHARED = (
+    "activation",
+    "max_iter",
+    "batch_size",
+    "learning_rate_init",
+    "alpha",
+    "tol",
+)
 
 
 def _mlp_params(ours):
