@@ -3,9 +3,7 @@ fine-tune."""
 
 import copy
 import dataclasses
-import difflib
 import os
-import re
 import time
 from numbers import Integral, Real
 
@@ -25,6 +23,13 @@ from sklearn.utils.validation import (
 from .._cache import verified_call
 from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
 from ..pruning import MAX_BUDGET, evaluate_loss, prune
+from ._checks import (
+    check_device,
+    check_policy_name,
+    check_warm_start,
+    layers_as_numpy,
+    pruning_line,
+)
 from ._threads import batch_work, threads_for
 from ._training import (
     ACTIVATIONS,
@@ -35,7 +40,7 @@ from ._training import (
     train_network,
 )
 
-__all__ = ["BaseBanditPrunedMLP", "shared_parameters_doc"]
+__all__ = ["BaseBanditPrunedMLP"]
 
 _SEED_MAX = np.iinfo(np.int32).max
 
@@ -69,201 +74,6 @@ _OPTIMISATION = (
     "epsilon",
     "n_iter_no_change",
 )
-
-
-# The Parameters section both estimators share (numpydoc), with the defaults
-# read from the one registry so that the docs cannot drift from the code.
-_PARAMETERS_DOC = """Parameters
-    ----------
-    hidden_layer_sizes : array-like of int, default=(100,)
-        Width of each hidden layer before pruning (each at least 2; the
-        whole network at most 10**9 parameters).
-    activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
-        Hidden activation.
-    solver : {"adam", "sgd", "adamw"}, default="adam"
-        Optimizer: Adam (``beta_1``, ``beta_2``, ``epsilon``), SGD
-        (``momentum``, ``nesterovs_momentum``, ``learning_rate``) or AdamW
-        (Adam with decoupled weight decay 0.01, torch's default, on top of
-        ``alpha``). ``"lbfgs"`` is refused with a clear error: pruning and
-        fine-tuning need minibatch training.
-    alpha : float, default=0.0001
-        Strength of the L2 penalty, as in scikit-learn: every minibatch adds
-        ``0.5 * alpha * ||W||² / s`` to its loss, ``||W||²`` the sum of the
-        squared weights of every layer (not the biases), ``s`` the batch's
-        sum of sample weights (its size when unweighted). The regressor's
-        loss is the mean squared error of standardised targets, where
-        scikit-learn's is half the squared error of raw targets, so the same
-        ``alpha`` regularises it differently.
-    batch_size : int or "auto", default="auto"
-        Training minibatch size; ``"auto"`` is ``min(200, n_samples)``. A
-        larger value is clipped to ``n_samples``.
-    learning_rate : {"constant", "invscaling", "adaptive", "cosine"}, \
-default="constant"
-        Learning-rate schedule. ``"invscaling"`` (after each epoch
-        ``learning_rate_init / (t + 1) ** power_t``, ``t`` the samples seen)
-        and ``"adaptive"`` (divide by 5 instead of stopping when ``tol`` is
-        not met, stop below 1e-6) are scikit-learn's and only used when
-        ``solver="sgd"``; ``"cosine"`` anneals to 0 over ``max_iter``
-        epochs with every solver.
-    learning_rate_init : float, default=0.001
-        Initial learning rate.
-    power_t : float, default=0.5
-        Exponent of ``learning_rate="invscaling"``.
-    max_iter : int, default=200
-        Most training epochs of the unpruned network.
-    shuffle : bool, default=True
-        Shuffle the samples every epoch.
-    tol : float, default=1e-4
-        Training stops when the training loss (or with ``early_stopping``
-        the validation score) has not improved by at least ``tol`` for more
-        than ``n_iter_no_change`` consecutive epochs.
-    momentum : float in [0, 1], default=0.9
-        SGD momentum (``solver="sgd"``).
-    nesterovs_momentum : bool, default=True
-        Nesterov momentum (``solver="sgd"`` and ``momentum > 0``).
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified
-        for single-label classification), stop when its score (accuracy or
-        R²) has not improved by ``tol`` for more than ``n_iter_no_change``
-        epochs, and restore the weights of the best score.
-    validation_fraction : float in (0, 1), default=0.1
-        Share of the training data held out with ``early_stopping``.
-    beta_1 : float in [0, 1), default=0.9
-        Adam's decay rate of the first moment estimates.
-    beta_2 : float in [0, 1), default=0.999
-        Adam's decay rate of the second moment estimates.
-    epsilon : float, default=1e-8
-        Adam's numerical stability term.
-    n_iter_no_change : int, default=10
-        Epochs without ``tol`` improvement that stop training.
-    max_fun : int, default=15000
-        Only used by scikit-learn's ``solver="lbfgs"``, which is not
-        supported; accepted so that ``MLPClassifier`` grids run unchanged.
-    warm_start : bool, default=False
-        Continue training the previous fit's unpruned network (kept as
-        ``unpruned_module_``) instead of new weights, then prune it anew.
-        The data must have the same features and outputs.
-    class_weight : dict, "balanced" or None, default=None
-        Weights of the classes (classifier), multiplying ``sample_weight``;
-        ``"balanced"`` is ``n_samples / (n_classes * np.bincount(y))``. Not
-        for multilabel targets.
-    loss : {"squared_error", "poisson"}, default="squared_error"
-        The regressor's loss; ``"poisson"`` (scikit-learn's) is refused with
-        a clear error.
-    policy : str or policy object, default=%(policy)s
-        How the neurons to remove are chosen. A bandit policy:
-        ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,
-        ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"``, or an object
-        following :class:`skbandit.policies.BasePolicy`; a baseline:
-        ``"magnitude"`` (smallest incoming-weight norm), ``"activation"``
-        (least varying activation), ``"random"``, ``"obs"`` (greedy optimal
-        brain surgeon on the next layer's least-squares refit); or ``"none"``
-        (no pruning, trained for as many epochs as a pruned network). One
-        ``GridSearchCV`` grid can therefore compare every method.
-    prune_ratio : float in [0, 1), default=%(prune_ratio)s
-        Fraction of hidden neurons removed (per layer or overall, see
-        ``scope``); a layer always keeps at least one neuron.
-    budget : float in [1, 1000] or "auto", default=%(budget)s
-        Average bandit pulls per neuron, or ``"auto"``: each bandit stops as
-        soon as the neurons it would remove and those it would keep are
-        separated by confidence bounds (at most ``max_budget`` per neuron).
-        At least one pull per neuron (fewer leaves neurons unmeasured), at
-        most :data:`skbandit.pruning.MAX_BUDGET` (1000).
-    max_budget : float in [1, 1000], default=%(max_budget)s
-        Cap of pulls per neuron when ``budget="auto"``.
-    pull : {"company", "single", "set"}, default=%(pull)s
-        What a pull removes: one neuron on top of the rest of the bandit's
-        current removal plan (its marginal cost in the company it will be
-        removed with), one neuron alone (the paper's), or the whole planned
-        set (combinatorial feedback, every neuron of the set shares its
-        reward).
-    n_rounds : int, default=%(n_rounds)s
-        Iterative pruning: reach the target in ``n_rounds`` geometric steps,
-        re-scoring the survivors each time (bandits warm-started) and
-        fine-tuning ``fine_tune_epochs`` after every round. At most the
-        number of hidden neurons.
-    target_params : int or float, default=%(target_params)s
-        Prune to a parameter count (or a fraction of it, if < 1) instead of
-        ``prune_ratio``; neurons of all layers are removed in one score
-        order, so per-layer ratios follow from the scores.
-    target_latency : float in (0, 1), default=%(target_latency)s
-        Prune to this fraction of the unpruned inference latency with the
-        fewest neurons removed, instead of ``prune_ratio``. Latency is
-        estimated by the multiply-accumulates per sample, which are
-        deterministic, so a fixed ``random_state`` keeps the same neurons on
-        every fit; the measured ratio is reported in
-        ``pruning_.latency_ratio``.
-    reward : {"fidelity", "loss", "accuracy"} or reward object, \
-default=%(reward)s
-        Safe-removal reward: how little the outputs move from the unpruned
-        network's (:class:`skbandit.pruning.FidelityReward`; for regression
-        the mean squared change of the standardised predictions), the loss
-        change (:class:`skbandit.pruning.LossReward`, the paper's) or the
-        accuracy change (:class:`skbandit.pruning.AccuracyReward`,
-        classification only).
-    scope : {"layer", "global"}, default=%(scope)s
-        One bandit and one ratio per layer, or one over the whole network.
-    compensate : {"lstsq", "mean", "none"}, default=%(compensate)s
-        What replaces the removed neurons' contribution to the next layer,
-        see :func:`skbandit.pruning.remove_units`: a least-squares refit of
-        the next layer, the mean activation folded into its bias, or nothing
-        (``"none"``, the zeroing of the original method). The pulls remove a
-        neuron the same way. ``**PAPER_SETTINGS``
-        (:data:`skbandit.pruning.PAPER_SETTINGS`) gives the paper's
-        configuration.
-    pull_batch_size : int, default=%(pull_batch_size)s
-        Minibatch size of a pull.
-    arms_per_round : int, default=%(arms_per_round)s
-        Neurons a bandit pulls per minibatch; ``None`` is an eighth of them.
-    fine_tune_epochs : int, default=%(fine_tune_epochs)s
-        Epochs of training after pruning (0 for none), with the optimisation
-        settings above.
-    memory : str, joblib.Memory or None, default=None
-        Cache of the trained, unpruned network (like ``Pipeline(memory=...)``),
-        keyed on the data, the sample weights, every training hyperparameter
-        and the seed. Fits that differ only in pruning settings (``policy``,
-        ``prune_ratio``, ``budget``, ...) then train once, also across
-        processes: a ``GridSearchCV`` over pruning settings costs about one
-        training per fold (``fit_times_`` and ``train_cache_hit_`` show it).
-        ``None`` caches nothing; a string is a cache directory (created if
-        missing; an existing file is an error). Only effective with an int
-        ``random_state`` (otherwise every fit draws new weights), and not
-        used when ``warm_start`` continues a previous fit. An entry whose
-        contents fail their digest is retrained.
-    device : str or torch.device, default="cpu"
-        Where the network trains and is pruned (``"cuda"`` needs a CUDA
-        build of torch).
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch order, the validation split and
-        the bandit; an int gives identical predictions on every fit.
-    verbose : int, default=0
-        1 prints one plain line per phase (training, pruning, fine-tuning),
-        2 adds one line per epoch."""
-
-
-def shared_parameters_doc(cls):
-    """Class decorator: fill ``%(parameters)s`` in ``cls``'s docstring with
-    the entries of the shared text that are parameters of ``cls``."""
-    if cls.__doc__:  # None under python -OO
-        defaults = {
-            name: f'"{value}"' if isinstance(value, str) else value
-            for name, value in dataclasses.asdict(DEFAULTS).items()
-        }
-        parameters = _own_entries(_PARAMETERS_DOC % defaults, cls._get_param_names())
-        cls.__doc__ = cls.__doc__.replace("%(parameters)s", parameters)
-    return cls
-
-
-def _own_entries(section, names):
-    """``section`` (a numpydoc Parameters text) without the entries of
-    parameters other than ``names``."""
-    entries = re.split(r"\n(?=    \w[\w, ]* : )", section)
-    kept = [
-        entry
-        for entry in entries[1:]
-        if set(entry.split(" : ")[0].strip().split(", ")) <= set(names)
-    ]
-    return "\n".join([entries[0], *kept])
 
 
 class BaseBanditPrunedMLP(BaseEstimator):
@@ -428,7 +238,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def _validate_params(self):
         # Before the generic check, whose message lists the names unsorted.
-        _check_policy_name(self.policy)
+        check_policy_name(self.policy)
         super()._validate_params()
 
     def _check_training_options(self):
@@ -437,7 +247,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "solver='lbfgs' is not supported: pruning and fine-tuning train "
                 "by minibatches; use solver='adam' (the default) or 'sgd'."
             )
-        _check_device(self.device)
+        check_device(self.device)
 
     def _validate_hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
@@ -573,7 +383,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             else np.require(X, dtype=np.float32, requirements=["C", "W"])
         )
         self._check_validation_split(X.shape[0])
-        _check_warm_start(previous, X.shape[1], n_outputs)
+        check_warm_start(previous, X.shape[1], n_outputs)
 
         work = batch_work(X.shape[1], sizes, n_outputs, self._batch_size(X.shape[0]))
         with threads_for(work):
@@ -611,7 +421,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.history_ = history + round_history + tune_history
         self.loss_curve_ = [row["train_loss"] for row in self.history_]
         self.n_iter_ = len(self.history_)
-        self.coefs_, self.intercepts_ = _layers_as_numpy(self.module_)
+        self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
         return self
 
     def _warm_start_module(self):
@@ -761,7 +571,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         between = sum(row["dur"] for row in round_history)
         self.fit_times_["prune"] = time.perf_counter() - start - between
         self.fit_times_["fine_tune"] = between
-        self._log(f"pruning: {_pruning_line(report)}, {self.fit_times_['prune']:.2f} s")
+        self._log(f"pruning: {pruning_line(report)}, {self.fit_times_['prune']:.2f} s")
         return pruned, report, round_history
 
     def _fine_tune(self, pruned, report, pruning_rows, data, epochs, seed):
@@ -857,60 +667,3 @@ class BaseBanditPrunedMLP(BaseEstimator):
             for i in range(0, X.shape[0], chunk)
         ]
         return torch.cat(outputs).cpu().numpy()
-
-
-def _check_policy_name(policy):
-    """A misspelt policy name: the sorted names and the closest one."""
-    if not isinstance(policy, str) or policy in METHOD_NAMES:
-        return
-    names = sorted(METHOD_NAMES)
-    close = difflib.get_close_matches(policy, names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(
-        f"The 'policy' parameter must be one of {names} or a policy or scorer "
-        f"object. Got {policy!r} instead.{hint}"
-    )
-
-
-def _check_device(device):
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device={device!r} is not a torch device: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={str(device)!r}: CUDA is not available in this torch build; "
-            "use device='cpu'."
-        )
-
-
-def _check_warm_start(previous, n_features, n_outputs):
-    if previous is None:
-        return
-    layers = [m for m in previous if isinstance(m, torch.nn.Linear)]
-    if (layers[0].in_features, layers[-1].out_features) != (n_features, n_outputs):
-        raise ValueError(
-            "warm_start needs data of the previous fit's shape: "
-            f"{layers[0].in_features} features and {layers[-1].out_features} "
-            f"outputs, got {n_features} and {n_outputs}. Use warm_start=False."
-        )
-
-
-def _layers_as_numpy(module):
-    """``coefs_``, ``intercepts_`` in scikit-learn's layout: ``coefs_[i]`` of
-    shape ``(n_in, n_out)``."""
-    layers = [m for m in module if isinstance(m, torch.nn.Linear)]
-    coefs = [m.weight.detach().cpu().numpy().T.copy() for m in layers]
-    intercepts = [m.bias.detach().cpu().numpy().copy() for m in layers]
-    return coefs, intercepts
-
-
-def _pruning_line(report):
-    """``ucb1 64→32 / 64→32 units, 640 pulls, loss 0.3100→0.3300``."""
-    if not report.layers:
-        return f"{report.method}, nothing removed"
-    units = " / ".join(f"{l.units_before}→{l.units_after}" for l in report.layers)
-    return (
-        f"{report.method} {units} units, {report.total_pulls} pulls, "
-        f"loss {report.loss_before:.4f}→{report.loss_after:.4f}"
-    )

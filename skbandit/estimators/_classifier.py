@@ -12,7 +12,8 @@ from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
 from .._options import DEFAULTS
-from ._base import BaseBanditPrunedMLP, shared_parameters_doc
+from ._base import BaseBanditPrunedMLP
+from ._docs import shared_parameters_doc
 
 __all__ = ["BanditPrunedMLPClassifier"]
 

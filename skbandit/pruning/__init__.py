@@ -18,9 +18,10 @@ from ._finetune import fine_tune
 from ._graph import GraphGroup, GraphMember, discover_groups, find_graph_groups
 from ._masking import masked, refitted
 from ._obs import Refit, consumer_refits, greedy_obs_order
-from ._prune import PAPER_SETTINGS, LayerReport, PruningReport, evaluate_loss, prune
+from ._prune import PAPER_SETTINGS, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, evaluate_company, trace
 from ._registry import METHODS, make_scorer
+from ._report import LayerReport, PruningReport
 from ._rewards import (
     AccuracyReward,
     FidelityReward,

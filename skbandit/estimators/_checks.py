@@ -1,0 +1,72 @@
+"""Checks and conversions the estimators' ``fit`` uses (small, pure helpers)."""
+
+import difflib
+
+import torch
+
+from .._options import METHOD_NAMES
+
+__all__ = [
+    "check_device",
+    "check_policy_name",
+    "check_warm_start",
+    "layers_as_numpy",
+    "pruning_line",
+]
+
+
+def check_policy_name(policy):
+    """A misspelt policy name: the sorted names and the closest one."""
+    if not isinstance(policy, str) or policy in METHOD_NAMES:
+        return
+    names = sorted(METHOD_NAMES)
+    close = difflib.get_close_matches(policy, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"The 'policy' parameter must be one of {names} or a policy or scorer "
+        f"object. Got {policy!r} instead.{hint}"
+    )
+
+
+def check_device(device):
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device={device!r} is not a torch device: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r}: CUDA is not available in this torch build; "
+            "use device='cpu'."
+        )
+
+
+def check_warm_start(previous, n_features, n_outputs):
+    if previous is None:
+        return
+    layers = [m for m in previous if isinstance(m, torch.nn.Linear)]
+    if (layers[0].in_features, layers[-1].out_features) != (n_features, n_outputs):
+        raise ValueError(
+            "warm_start needs data of the previous fit's shape: "
+            f"{layers[0].in_features} features and {layers[-1].out_features} "
+            f"outputs, got {n_features} and {n_outputs}. Use warm_start=False."
+        )
+
+
+def layers_as_numpy(module):
+    """``coefs_``, ``intercepts_`` in scikit-learn's layout: ``coefs_[i]`` of
+    shape ``(n_in, n_out)``."""
+    layers = [m for m in module if isinstance(m, torch.nn.Linear)]
+    coefs = [m.weight.detach().cpu().numpy().T.copy() for m in layers]
+    intercepts = [m.bias.detach().cpu().numpy().copy() for m in layers]
+    return coefs, intercepts
+
+
+def pruning_line(report):
+    """``ucb1 64→32 / 64→32 units, 640 pulls, loss 0.3100→0.3300``."""
+    if not report.layers:
+        return f"{report.method}, nothing removed"
+    units = " / ".join(f"{l.units_before}→{l.units_after}" for l in report.layers)
+    return (
+        f"{report.method} {units} units, {report.total_pulls} pulls, "
+        f"loss {report.loss_before:.4f}→{report.loss_after:.4f}"
+    )
