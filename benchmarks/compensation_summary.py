@@ -1,4 +1,4 @@
-"""Issue 10's comparison: what removal costs before fine-tuning, per compensation.
+"""What removal costs before fine-tuning, per compensation.
 
 Reads a results store written by::
 

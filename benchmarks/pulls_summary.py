@@ -1,4 +1,4 @@
-"""Single-unit vs set pulls (issue 10): which ranks units better for removal?
+"""Single-unit vs set pulls: which ranks units better for removal?
 
 Reads a store written by::
 

@@ -199,8 +199,31 @@ def _benchmark_reports():
         # The report first, then any other page of the run (e.g. summary.md).
         pages = sorted(n[:-3] for n in os.listdir(folder) if n.endswith(".md"))
         for page in sorted(pages, key=lambda n: n != "report"):
-            reports.append(os.path.relpath(os.path.join(target, page), HERE))
+            path = os.path.relpath(os.path.join(target, page), HERE)
+            reports.append(f"{_page_title(os.path.basename(folder), page)} <{path}>")
     return [name.replace(os.sep, "/") for name in reports]
+
+
+#: Toctree titles of the committed runs: one name per run, so that reports
+#: of the same suite stay apart; runs made before the current defaults and
+#: equal-epochs protocol say so.
+_RUN_TITLES = {
+    "heldout": "Held-out check of the defaults",
+    "tabular": "Tabular classification",
+    "regression": "Tabular regression (before the current defaults)",
+    "deep": "Deep tasks (before the current defaults)",
+    "compensation-tabular": "Compensation, tabular (before the current defaults)",
+    "compensation-regression": "Compensation, regression (before the current defaults)",
+    "compensation-deep": "Compensation, deep tasks (before the current defaults)",
+    "pulls-tabular": "Single vs set pulls, tabular (before the current defaults)",
+}
+_PAGE_TITLES = {"report": "", "summary": "summary", "tuning": "choice of the defaults"}
+
+
+def _page_title(run, page):
+    title = _RUN_TITLES.get(run, run)
+    detail = _PAGE_TITLES.get(page, page)
+    return f"{title}: {detail}" if detail else title
 
 
 def _write_results_include():
