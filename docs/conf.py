@@ -210,7 +210,7 @@ def _benchmark_reports():
 _RUN_TITLES = {
     "heldout": "Held-out check of the defaults",
     "tabular": "Tabular classification",
-    "regression": "Tabular regression (before the current defaults)",
+    "regression": "Tabular regression",
     "deep": "Deep tasks (before the current defaults)",
     "compensation-tabular": "Compensation, tabular (before the current defaults)",
     "compensation-regression": "Compensation, regression (before the current defaults)",
