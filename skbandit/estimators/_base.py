@@ -484,7 +484,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
             **self._training_params(X.shape[0]),
         )
         start = time.perf_counter()
-        if previous is None:
+        # Cache (and checksum) only when there is a cache: a plain fit, or
+        # one continuing a warm start, trains directly.
+        if previous is None and self.memory is not None:
             train = check_memory(self.memory).cache(cached_training, ignore=["verbose"])
             self.train_cache_hit_ = bool(
                 train.check_call_in_cache(X, targets, weights, **arguments)
