@@ -121,8 +121,24 @@ def test_parse_method_name():
     assert str(full) == "thompson@0.25:lstsq/ft0+set"
 
 
+@pytest.mark.parametrize("pull", ["company", "single", "set"])
+def test_method_name_carries_every_pull_scheme(pull):
+    name = parse_method_name(f"ucb1@0.75/ft0+{pull}")
+    assert name == MethodName("ucb1", 0.75, None, 0, pull)
+    assert name.settings()["pull"] == pull
+    assert str(name) == f"ucb1@0.75/ft0+{pull}"
+
+
 @pytest.mark.parametrize(
-    "name", ["ucb1@0", "ucb1@1", "ucb1@-0.5", "ucb1@0.5:median", "ucb1@0.5/ftx"]
+    "name",
+    [
+        "ucb1@0",
+        "ucb1@1",
+        "ucb1@-0.5",
+        "ucb1@0.5:median",
+        "ucb1@0.5/ftx",
+        "ucb1@0.5+pairs",
+    ],
 )
 def test_parse_method_name_rejects_out_of_grammar(name):
     assert parse_method_name(name) is None

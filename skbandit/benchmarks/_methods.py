@@ -203,8 +203,8 @@ def ours_method(
     fine_tune_epochs : int or None
         When given, overrides the default and is appended to the name
         (``"ucb1@0.5:lstsq/ft0"``).
-    pull : {"single", "set"} or None
-        ``"set"`` selects set pulls and appends ``"+set"`` to the name.
+    pull : {"company", "single", "set"} or None
+        When given, the pull scheme, appended to the name (``"ucb1@0.5+set"``).
 
     Returns
     -------
@@ -224,7 +224,7 @@ def ours_method(
         None if policy == UNPRUNED else prune_ratio,
         compensate,
         fine_tune_epochs,
-        "set" if pull == "set" else None,
+        pull,
     )
     return _from_name(name, ours_params)
 

@@ -1,7 +1,7 @@
 """The method-name grammar every suite, report and the command line share.
 
 One of our pruning methods is named
-``<policy>@<ratio>[:<compensate>][/ft<epochs>][+set]``, for example
+``<policy>@<ratio>[:<compensate>][/ft<epochs>][+<pull>]``, for example
 ``"ucb1@0.5"``, ``"magnitude@0.75:lstsq/ft0"`` or
 ``"thompson@0.5:mean/ft0+set"``; the unpruned network is ``"none"``. The
 policy is a name of :data:`skbandit._options.METHOD_NAMES` or of
@@ -17,6 +17,7 @@ from .._options import (
     BASELINE_NAMES,
     COMPENSATIONS,
     POLICY_NAMES,
+    PULLS,
     UNPRUNED,
     check_prune_ratio,
 )
@@ -51,7 +52,8 @@ PRUNING_POLICIES = (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL, SCRATCH, PAPER)
 _GRAMMAR = re.compile(
     r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
     rf"(?::(?P<compensate>{'|'.join(COMPENSATIONS)}))?"
-    r"(?:/ft(?P<ft>[0-9]+))?(?P<set>\+set)?$"
+    r"(?:/ft(?P<ft>[0-9]+))?"
+    rf"(?:\+(?P<pull>{'|'.join(PULLS)}))?$"
 )
 
 
@@ -85,8 +87,8 @@ class MethodName:
         None: the suite's default.
     fine_tune_epochs : int or None
         None: the suite's default.
-    pull : {"set"} or None
-        None: the suite's default (single-unit pulls).
+    pull : {"company", "single", "set"} or None
+        None: the suite's default (``DEFAULTS.pull``).
 
     Examples
     --------
@@ -121,8 +123,8 @@ class MethodName:
             )
         if self.fine_tune_epochs is not None:
             object.__setattr__(self, "fine_tune_epochs", int(self.fine_tune_epochs))
-        if self.pull not in (None, "set"):
-            raise ValueError(f"pull must be None or 'set', got {self.pull!r}")
+        if self.pull is not None and self.pull not in PULLS:
+            raise ValueError(f"pull must be one of {PULLS} or None, got {self.pull!r}")
         if self.policy in (SCRATCH, PAPER) and (self.compensate or self.pull):
             # Scratch removes nothing; the paper's settings fix both.
             raise ValueError(f"{self.policy!r} takes no compensation or pull scheme")
@@ -151,8 +153,8 @@ class MethodName:
             name += f":{self.compensate}"
         if self.fine_tune_epochs is not None:
             name += f"/ft{self.fine_tune_epochs}"
-        if self.pull == "set":
-            name += "+set"
+        if self.pull is not None:
+            name += f"+{self.pull}"
         return name
 
 
@@ -188,7 +190,7 @@ fine_tune_epochs=None, pull=None)
             float(match["ratio"]),
             match["compensate"],
             match["ft"],
-            "set" if match["set"] else None,
+            match["pull"],
         )
     except ValueError:
         return None

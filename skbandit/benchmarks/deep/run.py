@@ -123,9 +123,9 @@ def run_task(
         Fraction of the units of every group removed.
     budget : float, default=10
         Average bandit pulls per unit.
-    compensate : {"none", "mean", "lstsq"}, default="none"
+    compensate : {"none", "mean", "lstsq"}, default="lstsq"
         See :func:`skbandit.pruning.remove_units`.
-    pull : {"single", "set"}, default="single"
+    pull : {"company", "single", "set"}, default="company"
         Pull scheme of the bandit policies (see :func:`~skbandit.pruning.prune`).
     reward : {"fidelity", "loss", "accuracy"}, default="fidelity"
         What a pull measures (see :func:`~skbandit.pruning.prune`).
@@ -228,7 +228,7 @@ def _method_options(method):
     if name is None or name.policy not in DEEP_METHODS:
         raise ValueError(
             f"unknown deep method {method!r}; methods: {', '.join(DEEP_METHODS)} "
-            "as '<method>@<ratio>[:<compensate>][/ft<epochs>][+set]'"
+            "as '<method>@<ratio>[:<compensate>][/ft<epochs>][+<pull>]'"
         )
     if name.policy == PAPER:
         # run_task prunes in one round; the rest of the paper's settings
@@ -250,7 +250,7 @@ def run_deep_config(task, method, seed=0, cache=None, **kwargs):
     task : str
     method : str
         A :data:`DEEP_METHODS` name, or a benchmark method name
-        ``"<method>@<prune_ratio>[:<compensate>][/ft<epochs>][+set]"`` (e.g.
+        ``"<method>@<prune_ratio>[:<compensate>][/ft<epochs>][+<pull>]"`` (e.g.
         ``"ucb1@0.5"``, ``"ucb1@0.5:lstsq"``; ``"none"``).
     seed : int, default=0
     cache : str or joblib.Memory, optional
