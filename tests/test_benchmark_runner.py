@@ -129,6 +129,18 @@ def test_method_name_carries_every_pull_scheme(pull):
     assert str(name) == f"ucb1@0.75/ft0+{pull}"
 
 
+def test_unpruned_method_takes_fine_tuning_epochs_only():
+    assert parse_method_name("none/ft0") == MethodName("none", fine_tune_epochs=0)
+    assert str(MethodName("none", fine_tune_epochs=3)) == "none/ft3"
+    for name in ("none@0.5", "none:lstsq", "none/ft0+set"):
+        assert parse_method_name(name) is None
+    chosen = select_methods(C, ["none", "none/ft0"])
+    assert (
+        chosen["none"].params["fine_tune_epochs"] == OURS_DEFAULTS["fine_tune_epochs"]
+    )
+    assert chosen["none/ft0"].params["fine_tune_epochs"] == 0
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -717,6 +729,25 @@ def test_control_comparisons_pair_methods_with_controls_of_their_setting():
     assert table.loc["ucb1@0.5:lstsq/ft0", "p_holm vs random"] == pytest.approx(
         2 / 2**6
     )
+
+
+def test_control_comparisons_take_the_unpruned_net_trained_as_long():
+    from skbandit.benchmarks._reports import control_comparisons
+
+    base = np.linspace(0.6, 0.9, 6)
+    scores = pd.DataFrame(
+        {
+            "none": base + 0.03,
+            "none/ft0": base,
+            "ucb1@0.5:lstsq/ft0": base - 0.01,
+            "ucb1@0.5:lstsq": base + 0.01,
+        },
+        index=[f"d{i}" for i in range(6)],
+    )
+    table = control_comparisons(scores)
+    # Without fine-tuning against "none/ft0", with it against "none".
+    assert table.loc["ucb1@0.5:lstsq/ft0", "diff vs none"] == pytest.approx(-0.01)
+    assert table.loc["ucb1@0.5:lstsq", "diff vs none"] == pytest.approx(-0.02)
 
 
 def test_scratch_is_the_unpruned_recipe_at_the_pruned_size():

@@ -183,6 +183,12 @@ def test_run_deep_config_paper_runs_the_papers_settings():
     assert values["extra"]["units_after"] == [64, 64]
 
 
+def test_run_deep_config_unpruned_without_fine_tuning_is_the_trained_net():
+    values = run_deep_config("parity-mlp", "none/ft0", **SMOKE)
+    assert values["extra"]["settings"]["fine_tune_epochs"] == 0
+    assert values["score"] == values["extra"]["accuracy_pruned"]
+
+
 def test_run_task_rejects_unknown_method():
     with pytest.raises(ValueError, match="unknown deep method"):
         run_task("parity-mlp", "no_such_method", **SMOKE)

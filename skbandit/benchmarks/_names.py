@@ -3,7 +3,9 @@
 One of our pruning methods is named
 ``<policy>@<ratio>[:<compensate>][/ft<epochs>][+<pull>]``, for example
 ``"ucb1@0.5"``, ``"magnitude@0.75:lstsq/ft0"`` or
-``"thompson@0.5:mean/ft0+set"``; the unpruned network is ``"none"``. The
+``"thompson@0.5:mean/ft0+set"``; the unpruned network is ``"none"``
+(``"none/ft<epochs>"``: trained for that many extra epochs, ``"none/ft0"``
+the trained network itself, the control of methods without fine-tuning). The
 policy is a name of :data:`skbandit._options.METHOD_NAMES` or of
 :data:`EXTERNAL` (scorers from other libraries); the ratio lies in (0, 1);
 the optional parts override the suite's compensation, fine-tuning epochs and
@@ -57,6 +59,9 @@ _GRAMMAR = re.compile(
 )
 
 
+_UNPRUNED_GRAMMAR = re.compile(rf"^{UNPRUNED}(?:/ft(?P<ft>[0-9]+))?$")
+
+
 def format_ratio(ratio):
     """The ratio as a method name writes it (``0.5``, ``0.25``)."""
     return format(ratio, "g")
@@ -105,9 +110,16 @@ class MethodName:
     pull: str = None
 
     def __post_init__(self):
+        if self.fine_tune_epochs is not None:
+            object.__setattr__(self, "fine_tune_epochs", int(self.fine_tune_epochs))
         if self.policy == UNPRUNED:
-            if self.prune_ratio is not None:
-                raise ValueError("the unpruned method 'none' takes no prune ratio")
+            # Its fine-tuning epochs are the extra epochs it trains: "none/ft0"
+            # is the trained network itself, the fair control without fine-tuning.
+            if (self.prune_ratio, self.compensate, self.pull) != (None, None, None):
+                raise ValueError(
+                    "the unpruned method 'none' takes no prune ratio, "
+                    "compensation or pull scheme"
+                )
             return
         if self.policy not in PRUNING_POLICIES:
             raise ValueError(
@@ -121,8 +133,6 @@ class MethodName:
             raise ValueError(
                 f"compensate must be one of {COMPENSATIONS}, got {self.compensate!r}"
             )
-        if self.fine_tune_epochs is not None:
-            object.__setattr__(self, "fine_tune_epochs", int(self.fine_tune_epochs))
         if self.pull is not None and self.pull not in PULLS:
             raise ValueError(f"pull must be one of {PULLS} or None, got {self.pull!r}")
         if self.policy in (SCRATCH, PAPER) and (self.compensate or self.pull):
@@ -146,9 +156,9 @@ class MethodName:
         return {k: v for k, v in settings.items() if v is not None}
 
     def __str__(self):
-        if self.policy == UNPRUNED:
-            return UNPRUNED
-        name = f"{self.policy}@{format_ratio(self.prune_ratio)}"
+        name = self.policy
+        if self.prune_ratio is not None:
+            name += f"@{format_ratio(self.prune_ratio)}"
         if self.compensate is not None:
             name += f":{self.compensate}"
         if self.fine_tune_epochs is not None:
@@ -174,13 +184,16 @@ def parse_method_name(name):
 fine_tune_epochs=None, pull=None)
     >>> parse_method_name("none").policy
     'none'
+    >>> parse_method_name("none/ft0").fine_tune_epochs
+    0
     >>> parse_method_name("sk_knn") is None
     True
     >>> parse_method_name("ucb1@1.5") is None
     True
     """
-    if name == UNPRUNED:
-        return MethodName(UNPRUNED)
+    unpruned = _UNPRUNED_GRAMMAR.match(name)
+    if unpruned is not None:
+        return MethodName(UNPRUNED, fine_tune_epochs=unpruned["ft"])
     match = _GRAMMAR.match(name)
     if match is None or match["policy"] not in PRUNING_POLICIES:
         return None

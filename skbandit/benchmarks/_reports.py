@@ -26,7 +26,7 @@ import pandas as pd
 
 from .._options import UNPRUNED
 from ._errors import BenchmarkInputError
-from ._names import parse_method_name
+from ._names import MethodName, parse_method_name
 from ._stats import markdown_table, summarize, wilcoxon_holm
 from ._store import ResultStore
 
@@ -195,13 +195,25 @@ def _setting(name):
     return dataclasses.replace(name, policy="random")
 
 
+def _unpruned_control(setting, methods):
+    """The unpruned net trained as long as ``setting``'s methods, if run.
+
+    ``"none/ft0"`` for methods without fine-tuning, when ``methods`` has it;
+    otherwise ``"none"``.
+    """
+    same_epochs = str(MethodName(UNPRUNED, fine_tune_epochs=setting.fine_tune_epochs))
+    return same_epochs if same_epochs in methods else UNPRUNED
+
+
 def control_comparisons(mean_scores, alpha=0.05):
     """Each pruning method against the unpruned net and random removal.
 
     Methods are compared only with controls of the same setting (prune
-    ratio, compensation, fine-tuning epochs, pull scheme): ``"none"`` and
-    the random removal of that setting, by paired Wilcoxon signed-rank tests
-    over datasets, Holm-corrected within each setting and control (see
+    ratio, compensation, fine-tuning epochs, pull scheme): the unpruned net
+    (``"none/ft<epochs>"`` when run, so that both train equally long, else
+    ``"none"``) and the random removal of that setting, by paired Wilcoxon
+    signed-rank tests over datasets, Holm-corrected within each setting and
+    control (see
     :func:`~skbandit.benchmarks.wilcoxon_holm`).
 
     Parameters
@@ -243,7 +255,8 @@ def control_comparisons(mean_scores, alpha=0.05):
         if not compared:
             continue
         table = pd.DataFrame(index=compared)
-        for label, control in (("none", UNPRUNED), ("random", str(setting))):
+        unpruned = _unpruned_control(setting, complete.columns)
+        for label, control in (("none", unpruned), ("random", str(setting))):
             if control not in complete.columns:
                 continue
             others = [m for m in table.index if m != control]

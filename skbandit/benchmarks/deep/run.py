@@ -222,9 +222,9 @@ def run_task(
 
 def _method_options(method):
     """``(policy, run_task options)`` of a benchmark method name."""
-    if "@" not in method:
-        return method, {}
     name = parse_method_name(method)
+    if name is None and "@" not in method:
+        return method, {}
     if name is None or name.policy not in DEEP_METHODS:
         raise ValueError(
             f"unknown deep method {method!r}; methods: {', '.join(DEEP_METHODS)} "
