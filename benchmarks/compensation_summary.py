@@ -1,37 +1,48 @@
-"""What removal costs before fine-tuning, per compensation.
+"""What removal costs before fine-tuning, per selection and compensation.
 
 Reads a results store written by::
 
-    skbandit bench tabular --methods "none,<m>@0.5:<c>/ft<e>,..." \\
+    skbandit bench tabular \\
+        --methods "none,none/ft0,<m>@<r>:<c>/ft0,...,paper@<r>/ft0" \\
         --db benchmarks/results/compensation-tabular.sqlite
 
-(every selection method ``<m>``, including Torch-Pruning's ``tp_magnitude``,
-with compensation ``<c>`` in none/mean/lstsq and ``<e>`` in 0/5 fine-tuning
-epochs, all pruning the same trained networks), and prints:
+(selection methods ``<m>``, Torch-Pruning's criteria included, with
+compensation ``<c>``, at prune ratios ``<r>``, all pruning the same trained
+networks without fine-tuning; the same for ``regression`` and ``deep``) and
+prints, per prune ratio:
 
-* the mean score drop against the unpruned network (``none``) per method,
-  compensation and fine-tuning, as a markdown table;
-* mean ranks, Friedman and Nemenyi over the no-fine-tuning methods (a CD
-  diagram is saved next to the store's report);
-* the last line ``compensation: best=<method> drop=<d> tp_drop=<t>
-  ratio=<d/t> target=0.333 ok|MISS``: the best no-fine-tuning setting's mean
-  drop over Torch-Pruning magnitude's (no compensation, no fine-tuning).
+* the mean drop against the unpruned trained network (``none/ft0``), in
+  points (100 x accuracy or R²), per method and compensation, as markdown;
+* the selections compared at equal compensation: each one against random
+  removal of the same compensation (Wilcoxon signed-rank over datasets, Holm
+  within the ratio and compensation);
+* one line ``compensation: prune_ratio=<r> default=<d> obs=<o> ... best=<m>``
+  with the headline settings' drops (``default`` is UCB1 with the package's
+  default pulls and least-squares compensation).
 
-Usage: ``python benchmarks/compensation_summary.py [db] [suite] [out]``, or
-``python benchmarks/compensation_summary.py deep [db]`` for the deep suite
-(before/after fine-tuning from one run, see :func:`deep_main`).
+Usage: ``python benchmarks/compensation_summary.py [db] [suite]``.
 """
 
 import sys
 
-import numpy as np
 import pandas as pd
 
-from skbandit.benchmarks import plot_cd_diagram, summarize
-from skbandit.benchmarks._store import ResultStore
+from skbandit._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS
+from skbandit.benchmarks import ResultStore, wilcoxon_holm
+from skbandit.benchmarks._names import PAPER, parse_method_name
 
-TARGET = 1 / 3
-REFERENCE = "tp_magnitude@0.5:none/ft0"
+CONTROL = "none/ft0"
+#: The line's columns: label -> (selection, compensation).
+HEADLINE = {
+    "default": ("ucb1", "lstsq"),
+    "obs": ("obs", "lstsq"),
+    "random_lstsq": ("random", "lstsq"),
+    "magnitude_lstsq": ("magnitude", "lstsq"),
+    "tp_magnitude_lstsq": ("tp_magnitude", "lstsq"),
+    "tp_taylor_lstsq": ("tp_taylor", "lstsq"),
+    "random_none": ("random", "none"),
+    "paper": (PAPER, PAPER_SETTINGS["compensate"]),
+}
 
 
 def mean_scores(db, suite):
@@ -41,128 +52,106 @@ def mean_scores(db, suite):
     return frame.pivot_table(index="dataset", columns="method", values="score")
 
 
-def drop_table(scores):
-    """Mean drop vs ``none`` per selection method x compensation x fine-tuning."""
-    drops = scores.drop(columns="none").rsub(scores["none"], axis=0).mean()
-    rows = []
-    for name, drop in drops.items():
-        selection, rest = name.split("@")
-        ratio, variant = rest.split(":")
-        compensation, epochs = variant.split("/ft")
-        rows.append((selection, compensation, int(epochs), drop))
-    table = pd.DataFrame(rows, columns=["method", "compensate", "ft", "drop"])
-    return table.pivot_table(
-        index="method", columns=["ft", "compensate"], values="drop"
-    ).sort_values((0, "lstsq"))
+def drops(scores, control=CONTROL):
+    """Per-dataset drop against ``control`` in points, one column per method,
+    indexed by (selection, compensation, prune ratio) of the pruning methods."""
+    points = scores.rsub(scores[control], axis=0) * 100
+    parsed = {m: parse_method_name(m) for m in points.columns}
+    kept = {m: p for m, p in parsed.items() if p is not None and p.prune_ratio}
+    points = points[list(kept)]
+    points.columns = pd.MultiIndex.from_tuples(
+        [(p.policy, _compensation(p), p.prune_ratio) for p in kept.values()],
+        names=["method", "compensate", "ratio"],
+    )
+    return points
 
 
-def _ours(drops):
-    """Our settings only: Torch-Pruning's criterion is the reference."""
-    return drops[[m for m in drops.index if not m.startswith("tp_")]]
+def _compensation(name):
+    """The compensation a parsed method name runs with."""
+    if name.policy == PAPER:
+        return PAPER_SETTINGS["compensate"]
+    return name.compensate or DEFAULTS.compensate
+
+
+def _cell(value):
+    if isinstance(value, float):
+        if pd.isna(value):
+            return ""
+        return f"{value:.3g}" if 0 < abs(value) < 0.01 else f"{value:.2f}"
+    return str(value)
 
 
 def markdown(table):
-    header = ["method"] + [f"ft{ft} {c}" for ft, c in table.columns]
+    """``table`` as a markdown table, numbers to two decimals (p-values to
+    three significant digits)."""
+    header = [table.index.name or "", *map(str, table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method, row in table.iterrows():
-        lines.append(f"| {method} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+    for key, row in table.iterrows():
+        cells = [_cell(v) for v in row]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def main(
-    db="benchmarks/results/compensation-tabular.sqlite",
-    suite="tabular",
-    out="benchmarks/results/compensation-tabular",
-):
-    scores = mean_scores(db, suite)
-    table = drop_table(scores)
-    print(
-        "Mean score drop vs the unpruned network (lower is better), 50 % of "
-        "hidden units removed:\n"
-    )
-    print(markdown(table))
-    no_ft = [m for m in scores.columns if m.endswith("/ft0")]
-    summary = summarize(
-        scores[no_ft]
-        .stack()
-        .rename("score")
-        .reset_index()
-        .rename(columns={"level_1": "method"})
-        .assign(fold=0, seed=0)
-    )
-    print(
-        f"\nFriedman (no fine-tuning, {len(no_ft)} settings): "
-        f"chi2 = {summary.friedman.statistic:.3f}, p = {summary.friedman.pvalue:.3g}; "
-        f"CD = {summary.cd:.3f}"
-    )
-    print(
-        "Best mean ranks:",
-        ", ".join(f"{m} ({r:.2f})" for m, r in summary.ranks.head(5).items()),
-    )
-    plot_cd_diagram(
-        summary.ranks,
-        summary.cd,
-        path=f"{out}/cd_no_finetune.png",
-        title=f"{suite}: removal without fine-tuning",
-    )
-    drops = scores[no_ft].rsub(scores["none"], axis=0).mean()
-    best = _ours(drops).idxmin()
-    reference = drops[REFERENCE]
-    ratio = drops[best] / reference if reference > 0 else np.inf
-    verdict = "ok" if ratio <= TARGET else "MISS"
-    print(
-        f"compensation: best={best} drop={drops[best]:.4f} "
-        f"tp_drop={reference:.4f} ratio={ratio:.3f} target={TARGET:.3f} {verdict}"
-    )
+def drop_table(points, ratio):
+    """Mean drop per method (rows) and compensation (columns) at ``ratio``."""
+    at_ratio = points.xs(ratio, axis=1, level="ratio").mean()
+    table = at_ratio.unstack("compensate")
+    table = table[[c for c in COMPENSATIONS if c in table.columns]]
+    return table.sort_values(list(table.columns[::-1]))
 
 
-def deep_main(db="benchmarks/results/compensation-deep.sqlite"):
-    """The same comparison on the deep suite (``skbandit bench deep`` with
-    methods ``<m>@0.5:<c>``): each configuration records the accuracy before
-    fine-tuning (``extra["accuracy_pruned"]``) and after (``score``)."""
-    with ResultStore(db, create=False) as store:
-        frame = store.results_frame("deep")
-    frame["before"] = [e["accuracy_pruned"] for e in frame["extra"]]
-    before = frame.pivot_table(index="dataset", columns="method", values="before")
-    after = frame.pivot_table(index="dataset", columns="method", values="score")
-    # Only tasks where every setting ran (lstsq cannot refit a convolution),
-    # so that every column averages over the same tasks.
-    complete = before.dropna().index
-    before, after = before.loc[complete], after.loc[complete]
-    print(f"Tasks compared ({len(complete)}): {', '.join(complete)}\n")
+def against_random(points, ratio):
+    """Mean drop difference and Holm p of each selection vs random removal
+    of the same compensation at ``ratio`` (negative: loses less)."""
     rows = []
-    for name in before.columns.drop("none"):
-        selection, _, compensation = name.partition(":")
-        rows.append(
-            (
-                selection.split("@")[0],
-                compensation,
-                (before["none"] - before[name]).mean(),
-                (after["none"] - after[name]).mean(),
-            )
-        )
-    table = pd.DataFrame(rows, columns=["method", "compensate", "before", "after"])
-    wide = table.pivot_table(
-        index="method", columns="compensate", values=["before", "after"]
+    at_ratio = points.xs(ratio, axis=1, level="ratio")
+    for compensation in at_ratio.columns.get_level_values("compensate").unique():
+        same = at_ratio.xs(compensation, axis=1, level="compensate")
+        if "random" not in same.columns or same.shape[1] < 2:
+            continue
+        # wilcoxon_holm compares scores (higher is better): negate the drops.
+        tests = wilcoxon_holm(-same, "random")
+        for method, test in tests.iterrows():
+            rows.append((method, compensation, -test["mean_diff"], test["p_holm"]))
+    return pd.DataFrame(
+        rows, columns=["method", "compensate", "drop - random's", "p_holm"]
     )
+
+
+def headline_line(points, ratio):
+    """The ``compensation: prune_ratio=...`` line at ``ratio``."""
+    at_ratio = points.xs(ratio, axis=1, level="ratio").mean()
+    values = {
+        label: at_ratio.get(key)
+        for label, key in HEADLINE.items()
+        if key in at_ratio.index
+    }
+    best = at_ratio.idxmin()
+    fields = " ".join(f"{label}={value:.2f}" for label, value in values.items())
+    return (
+        f"compensation: prune_ratio={ratio:g} {fields} "
+        f"best={best[0]}:{best[1]} best_drop={at_ratio.min():.2f}"
+    )
+
+
+def main(db="benchmarks/results/compensation-tabular.sqlite", suite="tabular"):
+    points = drops(mean_scores(db, suite))
+    ratios = sorted(points.columns.get_level_values("ratio").unique())
     print(
-        "Mean accuracy drop vs the unpruned network, 50 % removed, before and "
-        "after the task's fine-tuning:\n"
+        f"Datasets: {len(points)}. Mean drop against the unpruned trained "
+        "network (none/ft0), in points of the score (lower is better), no "
+        "fine-tuning.\n"
     )
-    print(wide.round(4).to_string())
-    drops = before.drop(columns="none").rsub(before["none"], axis=0).mean()
-    reference = drops["tp_magnitude@0.5:none"]
-    best = _ours(drops).idxmin()
-    ratio = drops[best] / reference if reference > 0 else np.inf
-    verdict = "ok" if ratio <= TARGET else "MISS"
-    print(
-        f"compensation: best={best} drop={drops[best]:.4f} "
-        f"tp_drop={reference:.4f} ratio={ratio:.3f} target={TARGET:.3f} {verdict}"
-    )
+    lines = []
+    for ratio in ratios:
+        print(f"## {ratio:.0%} of the hidden units removed\n")
+        print(markdown(drop_table(points, ratio)))
+        print("\nAgainst random removal with the same compensation:\n")
+        print(markdown(against_random(points, ratio).set_index("method")))
+        print()
+        lines.append(headline_line(points, ratio))
+    print("```\n" + "\n".join(lines) + "\n```")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["deep"]:
-        deep_main(*sys.argv[2:])
-    else:
-        main(*sys.argv[1:])
+    main(*sys.argv[1:])
