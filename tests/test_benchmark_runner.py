@@ -750,6 +750,29 @@ def test_control_comparisons_take_the_unpruned_net_trained_as_long():
     assert table.loc["ucb1@0.5:lstsq", "diff vs none"] == pytest.approx(-0.02)
 
 
+def test_control_comparisons_against_scratch_at_the_same_ratio_and_epochs():
+    from skbandit.benchmarks._reports import control_comparisons
+
+    base = np.linspace(0.6, 0.9, 6)
+    scores = pd.DataFrame(
+        {
+            "none": base,
+            "scratch@0.75": base - 0.02,
+            "ucb1@0.75": base - 0.01,
+            "ucb1@0.75:lstsq": base - 0.005,
+            "ucb1@0.75/ft0": base - 0.05,
+            "ucb1@0.5": base,
+        },
+        index=[f"d{i}" for i in range(6)],
+    )
+    table = control_comparisons(scores)
+    assert table.loc["ucb1@0.75", "diff vs scratch"] == pytest.approx(0.01)
+    assert table.loc["ucb1@0.75:lstsq", "diff vs scratch"] == pytest.approx(0.015)
+    # No scratch network at 50 %, nor one without fine-tuning.
+    assert np.isnan(table.loc["ucb1@0.5", "diff vs scratch"])
+    assert np.isnan(table.loc["ucb1@0.75/ft0", "diff vs scratch"])
+
+
 def test_scratch_is_the_unpruned_recipe_at_the_pruned_size():
     from skbandit.pruning import removal_counts
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .._options import UNPRUNED
 from ._errors import BenchmarkInputError
-from ._names import MethodName, parse_method_name
+from ._names import SCRATCH, MethodName, parse_method_name
 from ._stats import markdown_table, summarize, wilcoxon_holm
 from ._store import ResultStore
 
@@ -205,15 +205,26 @@ def _unpruned_control(setting, methods):
     return same_epochs if same_epochs in methods else UNPRUNED
 
 
+def _scratch_control(setting):
+    """The network of ``setting``'s pruned size trained from scratch for as
+    many epochs (compensation and pulls do not apply to it)."""
+    return str(
+        MethodName(
+            SCRATCH, setting.prune_ratio, fine_tune_epochs=setting.fine_tune_epochs
+        )
+    )
+
+
 def control_comparisons(mean_scores, alpha=0.05):
-    """Each pruning method against the unpruned net and random removal.
+    """Each pruning method against the unpruned net, random removal and scratch.
 
     Methods are compared only with controls of the same setting (prune
     ratio, compensation, fine-tuning epochs, pull scheme): the unpruned net
     (``"none/ft<epochs>"`` when run, so that both train equally long, else
-    ``"none"``) and the random removal of that setting, by paired Wilcoxon
-    signed-rank tests over datasets, Holm-corrected within each setting and
-    control (see
+    ``"none"``), the random removal of that setting and, when run, a network
+    of the pruned size trained from scratch for as many epochs
+    (``"scratch@<ratio>"``), by paired Wilcoxon signed-rank tests over
+    datasets, Holm-corrected within each setting and control (see
     :func:`~skbandit.benchmarks.wilcoxon_holm`).
 
     Parameters
@@ -255,8 +266,12 @@ def control_comparisons(mean_scores, alpha=0.05):
         if not compared:
             continue
         table = pd.DataFrame(index=compared)
-        unpruned = _unpruned_control(setting, complete.columns)
-        for label, control in (("none", unpruned), ("random", str(setting))):
+        controls = (
+            ("none", _unpruned_control(setting, complete.columns)),
+            ("random", str(setting)),
+            ("scratch", _scratch_control(setting)),
+        )
+        for label, control in controls:
             if control not in complete.columns:
                 continue
             others = [m for m in table.index if m != control]
@@ -438,8 +453,10 @@ def build_report(frame, suite, protocol=None, command=None, figures=None):
         parts += [
             "## Against the controls, at equal setting",
             "",
-            "Each pruning method against the unpruned network and against random "
-            "removal with the same prune ratio, compensation and fine-tuning: "
+            "Each pruning method against the unpruned network trained as long, "
+            "random removal with the same prune ratio, compensation and "
+            "fine-tuning, and (where run) a network of the pruned size trained "
+            "from scratch for the same epochs: "
             "mean score difference over datasets (positive = better) and "
             "Holm-corrected p-values of paired Wilcoxon signed-rank tests.",
             "",
