@@ -20,7 +20,9 @@ prints, per prune ratio:
   with the headline settings' drops (``default`` is UCB1 with the package's
   default pulls and least-squares compensation).
 
-Usage: ``python benchmarks/compensation_summary.py [db] [suite]``.
+Usage: ``python benchmarks/compensation_summary.py [db] [suite] [before]``;
+``before`` reads a deep store run with fine-tuning (``skbandit bench deep``)
+at the accuracy it recorded right after removal.
 """
 
 import sys
@@ -45,17 +47,27 @@ HEADLINE = {
 }
 
 
-def mean_scores(db, suite):
-    """Mean score per (dataset, method) over folds and seeds."""
+def mean_scores(db, suite, before_fine_tuning=False):
+    """Mean score per (dataset, method) over folds and seeds.
+
+    With ``before_fine_tuning``, the deep suite's test accuracy right after
+    removal (``extra["accuracy_pruned"]``), so that a store run with
+    fine-tuning also answers without it; ``none`` is then the trained
+    network itself, named :data:`CONTROL`.
+    """
     with ResultStore(db, create=False) as store:
         frame = store.results_frame(suite)
+    if before_fine_tuning:
+        frame["score"] = [extra["accuracy_pruned"] for extra in frame["extra"]]
+        frame["method"] = frame["method"].replace("none", CONTROL)
     return frame.pivot_table(index="dataset", columns="method", values="score")
 
 
 def drops(scores, control=CONTROL):
     """Per-dataset drop against ``control`` in points, one column per method,
-    indexed by (selection, compensation, prune ratio) of the pruning methods."""
-    points = scores.rsub(scores[control], axis=0) * 100
+    indexed by (selection, compensation, prune ratio) of the pruning methods;
+    only datasets where every method ran, so that all average the same."""
+    points = scores.dropna().rsub(scores[control], axis=0).dropna() * 100
     parsed = {m: parse_method_name(m) for m in points.columns}
     kept = {m: p for m, p in parsed.items() if p is not None and p.prune_ratio}
     points = points[list(kept)]
@@ -134,13 +146,15 @@ def headline_line(points, ratio):
     )
 
 
-def main(db="benchmarks/results/compensation-tabular.sqlite", suite="tabular"):
-    points = drops(mean_scores(db, suite))
+def main(
+    db="benchmarks/results/compensation-tabular.sqlite", suite="tabular", when="ft0"
+):
+    points = drops(mean_scores(db, suite, before_fine_tuning=when == "before"))
     ratios = sorted(points.columns.get_level_values("ratio").unique())
     print(
-        f"Datasets: {len(points)}. Mean drop against the unpruned trained "
-        "network (none/ft0), in points of the score (lower is better), no "
-        "fine-tuning.\n"
+        f"Datasets ({len(points)}): {', '.join(points.index)}. Mean drop "
+        "against the unpruned trained network (none/ft0), in points of the "
+        "score (lower is better), no fine-tuning.\n"
     )
     lines = []
     for ratio in ratios:
