@@ -639,6 +639,23 @@ def test_pruning_curve_averages_over_datasets():
     )
 
 
+def test_pruning_curve_one_row_per_setting_from_its_own_control():
+    scores = pd.DataFrame(
+        {
+            "none": [0.9, 0.8],
+            "none/ft0": [0.8, 0.7],
+            "ucb1@0.5:lstsq/ft0": [0.8, 0.6],
+            "ucb1@0.9:lstsq/ft0": [0.6, 0.4],
+            "ucb1@0.5:none/ft0": [0.5, 0.3],
+            "ucb1@0.9:none/ft0": [0.3, 0.1],
+        }
+    )
+    curve = pruning_curve(scores)
+    assert list(curve.index) == ["ucb1:lstsq/ft0", "ucb1:none/ft0"]
+    assert curve.loc["ucb1:none/ft0"].round(2).tolist() == [0.75, 0.4, 0.2]
+    assert curve.loc["ucb1:lstsq/ft0", 0.0] == pytest.approx(0.75)  # none/ft0
+
+
 def test_report_without_tests_or_ours(tmp_path):
     frame = _synthetic_frame(datasets=("a",))
     frame = frame[frame["method"].isin(["sk_knn", "sk_tree"])]

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .._options import UNPRUNED
 from ._errors import BenchmarkInputError
-from ._names import SCRATCH, MethodName, parse_method_name
+from ._names import SCRATCH, MethodName, format_ratio, parse_method_name
 from ._stats import markdown_table, summarize, wilcoxon_holm
 from ._store import ResultStore
 
@@ -157,9 +157,11 @@ def pruning_curve(mean_scores):
     Returns
     -------
     pandas.DataFrame or None
-        Policies as rows, ratios as columns (ascending), plus the unpruned
-        score in column ``0.0`` of every row when ``"none"`` was run. None
-        when fewer than two ratios are present.
+        One row per method setting (its name without the ratio, e.g.
+        ``"ucb1"`` or ``"ucb1:lstsq/ft0"``), ratios as columns (ascending),
+        plus the unpruned score in column ``0.0`` when the unpruned net
+        trained as long (see :func:`control_comparisons`) was run. None when
+        fewer than two ratios are present.
 
     Examples
     --------
@@ -178,15 +180,23 @@ def pruning_curve(mean_scores):
         return None
     means = complete.mean(axis=0)
     rows = pd.DataFrame(
-        [(parsed[m].policy, parsed[m].prune_ratio, means[m]) for m in pruned],
-        columns=["policy", "ratio", "score"],
+        [(_curve_label(parsed[m]), parsed[m].prune_ratio, means[m]) for m in pruned],
+        columns=["method", "ratio", "score"],
     )
-    curve = rows.pivot(index="policy", columns="ratio", values="score")
-    curve = curve.reindex(index=list(dict.fromkeys(rows["policy"])))
-    if UNPRUNED in means:
-        curve.insert(0, 0.0, means[UNPRUNED])
+    curve = rows.pivot(index="method", columns="ratio", values="score")
+    labels = dict(zip(rows["method"], pruned))
+    curve = curve.reindex(index=list(labels))
+    unpruned = [_unpruned_control(parsed[m], means.index) for m in labels.values()]
+    if all(name in means for name in unpruned):
+        curve.insert(0, 0.0, means[unpruned].to_numpy())
     curve.columns.name = "ratio"
     return curve
+
+
+def _curve_label(name):
+    """A method's name without its ratio: one curve per setting
+    (``"ucb1"``, ``"ucb1:lstsq/ft0"``)."""
+    return str(name).replace(f"@{format_ratio(name.prune_ratio)}", "", 1)
 
 
 def _setting(name):
