@@ -293,19 +293,48 @@ def control_comparisons(mean_scores, alpha=0.05):
 
 
 def _plot_pruning_curve(curve, metric, path):
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.4, 4.2))
+    # One colour per selection method, one line style per compensation, so
+    # that a suite comparing compensations stays readable.
+    policies = list(dict.fromkeys(_label_parts(label)[0] for label in curve.index))
+    colors = colormaps["tab20"].colors
+    figure = Figure(figsize=(7.5, 4.2))
     ax = figure.add_subplot()
-    for policy, row in curve.iterrows():
+    for label, row in curve.iterrows():
         row = row.dropna()
-        style = "-o" if policy in HEADLINE_POLICIES else "--."
-        ax.plot(row.index, row.to_numpy(), style, label=policy)
+        policy, compensation = _label_parts(label)
+        headline = policy in HEADLINE_POLICIES
+        ax.plot(
+            row.index,
+            row.to_numpy(),
+            linestyle=_COMPENSATION_STYLES.get(compensation, "-" if headline else "--"),
+            marker="o" if headline else ".",
+            color=colors[policies.index(policy) % len(colors)],
+            label=label,
+        )
     ax.set_xlabel("prune ratio (0 = unpruned network)")
     ax.set_ylabel(f"mean {metric} over datasets")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", ncol=2)
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1))
     figure.savefig(path, dpi=150, bbox_inches="tight")
+
+
+#: Line styles of the pruning curve by compensation (default: solid/dashed).
+_COMPENSATION_STYLES = {"none": ":", "mean": "-."}
+
+
+def _label_parts(label):
+    """``(policy, compensation or None)`` of a :func:`pruning_curve` label.
+
+    >>> _label_parts("ucb1:none/ft0"), _label_parts("paper/ft0")
+    (('ucb1', 'none'), ('paper', None))
+    """
+    policy, _, rest = label.partition(":")
+    policy = policy.split("/")[0].split("+")[0]
+    compensation = rest.split("/")[0].split("+")[0] or None
+    return policy, compensation
 
 
 def _friedman_line(label, summary):
