@@ -205,17 +205,16 @@ def _benchmark_reports():
 
 
 #: Toctree titles of the committed runs: one name per run, so that reports
-#: of the same suite stay apart; runs made before the current defaults and
-#: equal-epochs protocol say so.
+#: of the same suite stay apart.
 _RUN_TITLES = {
     "heldout": "Held-out check of the defaults",
     "tabular": "Tabular classification",
     "regression": "Tabular regression",
-    "deep": "Deep tasks (before the current defaults)",
-    "compensation-tabular": "Compensation, tabular (before the current defaults)",
-    "compensation-regression": "Compensation, regression (before the current defaults)",
-    "compensation-deep": "Compensation, deep tasks (before the current defaults)",
-    "pulls-tabular": "Single vs set pulls, tabular (before the current defaults)",
+    "deep": "Deep tasks",
+    "compensation-tabular": "Without fine-tuning, per compensation: tabular",
+    "compensation-regression": "Without fine-tuning, per compensation: regression",
+    "compensation-deep": "Without fine-tuning, per compensation: deep tasks",
+    "pulls-tabular": "Company, single and set pulls: tabular",
 }
 _PAGE_TITLES = {"report": "", "summary": "summary", "tuning": "choice of the defaults"}
 
