@@ -20,9 +20,10 @@ prints, per prune ratio:
   with the headline settings' drops (``default`` is UCB1 with the package's
   default pulls and least-squares compensation).
 
-Usage: ``python benchmarks/compensation_summary.py [db] [suite] [before]``;
-``before`` reads a deep store run with fine-tuning (``skbandit bench deep``)
-at the accuracy it recorded right after removal.
+Usage: ``python benchmarks/compensation_summary.py [db] [suite] [ft0|before]
+[datasets]``; ``before`` reads a deep store run with fine-tuning
+(``skbandit bench deep``) at the accuracy it recorded right after removal;
+``datasets`` (comma-separated) restricts the summary to those datasets.
 """
 
 import sys
@@ -147,9 +148,15 @@ def headline_line(points, ratio):
 
 
 def main(
-    db="benchmarks/results/compensation-tabular.sqlite", suite="tabular", when="ft0"
+    db="benchmarks/results/compensation-tabular.sqlite",
+    suite="tabular",
+    when="ft0",
+    datasets=None,
 ):
-    points = drops(mean_scores(db, suite, before_fine_tuning=when == "before"))
+    scores = mean_scores(db, suite, before_fine_tuning=when == "before")
+    if datasets:
+        scores = scores.loc[datasets.split(",")]
+    points = drops(scores)
     ratios = sorted(points.columns.get_level_values("ratio").unique())
     print(
         f"Datasets ({len(points)}): {', '.join(points.index)}. Mean drop "
