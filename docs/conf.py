@@ -190,7 +190,7 @@ def _benchmark_reports():
         if os.path.basename(path) != "README.md":
             reports.append(os.path.relpath(path, HERE)[: -len(".md")])
     pattern = os.path.join(ROOT, "benchmarks", "results", "*", "*.md")
-    folders = sorted({os.path.dirname(p) for p in glob.glob(pattern)})
+    folders = sorted({os.path.dirname(p) for p in glob.glob(pattern)}, key=_run_order)
     for folder in folders:
         target = os.path.join(HERE, "generated", "results", os.path.basename(folder))
         for name in os.listdir(folder):
@@ -217,6 +217,13 @@ _RUN_TITLES = {
     "pulls-tabular": "Company, single and set pulls: tabular",
 }
 _PAGE_TITLES = {"report": "", "summary": "summary", "tuning": "choice of the defaults"}
+
+
+def _run_order(folder):
+    """Runs in :data:`_RUN_TITLES` order (headline suites first), others after."""
+    run = os.path.basename(folder)
+    runs = list(_RUN_TITLES)
+    return (runs.index(run) if run in runs else len(runs), run)
 
 
 def _page_title(run, page):
