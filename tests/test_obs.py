@@ -251,6 +251,21 @@ def test_company_terms_equal_the_refits_without_each_context():
         torch.testing.assert_close(z - torch.outer(delta[i], rows[j]), expected)
 
 
+def test_company_terms_of_a_cached_plan_equal_a_fresh_refit_exactly():
+    net, (X, _) = _net(), _data()
+    groups = find_unit_groups(net)
+    (refit, _) = consumer_refits(net, groups, X)
+    H = torch.relu(net[0](X)).detach()
+    arms = [0, 2, 3, 5, 8, 11]
+    # The plan changes and comes back: the terms kept for it must not drift.
+    for plan in ([2, 3, 8], [2, 3, 8], [1, 3], [2, 3, 8]):
+        fresh = Refit.from_gram(refit.gram, refit.cross)
+        for ours, expected in zip(
+            refit.company_terms(H, arms, plan), fresh.company_terms(H, arms, plan)
+        ):
+            assert torch.equal(ours, expected)
+
+
 @pytest.mark.parametrize("fill", ["zero", "mean", "lstsq"])
 @pytest.mark.parametrize("g", [0, 1])
 def test_company_pulls_equal_naive_removal_with_the_plan(fill, g):

@@ -354,7 +354,10 @@ class BanditScorer:
             output = tr.output if tr is not None else model(xb)
             # Fidelity compares with the unpruned network's own outputs.
             yb = output if reward.metric == "fidelity" else y[rows]
-            base = metric(output, yb).mean().item()
+            # Company pulls measure before and after each removal themselves;
+            # only single and set pulls compare with the unpruned network.
+            if self.pull != "company":
+                base = metric(output, yb).mean().item()
             for arena in arenas:
                 if arena.done:
                     continue

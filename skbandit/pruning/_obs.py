@@ -173,10 +173,7 @@ class Refit:
         """
         plan = torch.as_tensor(plan, dtype=torch.long, device=self.coef.device)
         arms = torch.as_tensor(arms, dtype=torch.long, device=self.coef.device)
-        columns = self.gram_inv[:, plan]
-        M = self._plan_inverse(plan)
-        coef = self.coef - columns @ (M @ self.coef[plan])
-        coef[plan] = 0.0
+        columns, M, coef = self._plan_terms(plan)
         A = _with_bias(H)
         rows = coef[:-1].clone()
         delta = A.new_empty(len(arms), A.shape[0])
@@ -188,7 +185,7 @@ class Refit:
         outside = arms[~inside]
         if len(outside):
             c = self.gram_inv[:, outside] - columns @ (
-                M @ self.gram_inv[plan][:, outside]
+                M @ self.gram_inv[plan[:, None], outside]
             )
             c[plan] = 0.0
             diag = c[outside, torch.arange(len(outside), device=c.device)]
@@ -197,23 +194,28 @@ class Refit:
         if len(restored):
             W = -(columns @ M[:, position[restored]])
             W[plan] = 0.0  # w_j lives on the kept inputs
-            schur = torch.diagonal(self.gram[restored][:, restored]) - (
-                self.gram[:, restored] * W
-            ).sum(0)
+            schur = self.gram[restored, restored] - (self.gram[:, restored] * W).sum(0)
             B = (self.cross[restored] - self.gram[restored] @ coef) / schur[:, None]
             rows[restored] = B
             delta[inside] = (A @ W - A[:, restored]).T
         return A @ coef, rows, delta
 
-    def _plan_inverse(self, plan):
-        """:math:`(G^{-1}_{SS})^{-1}`, kept for the last plan (plans repeat
-        from one round to the next once the bandit has settled)."""
+    def _plan_terms(self, plan):
+        """:math:`G^{-1}_{:S}`, :math:`M = (G^{-1}_{SS})^{-1}` and
+        :math:`\\beta^{(-S)}` (zero on :math:`S`) of ``plan``, kept for the
+        last plan: plans repeat from one round to the next once the bandit
+        has settled, and these are the :math:`O(p\\,|S|^2)` part of a call.
+        The cached tensors are shared, never written to."""
         key = plan.cpu().numpy().tobytes()
         if self._plan_cache.get("key") != key:
-            block = self.gram_inv[plan][:, plan]
+            columns = self.gram_inv[:, plan]
+            block = columns[plan]
             eye = torch.eye(len(plan), dtype=block.dtype, device=block.device)
-            self._plan_cache.update(key=key, inverse=torch.linalg.solve(block, eye))
-        return self._plan_cache["inverse"]
+            M = torch.linalg.solve(block, eye)
+            coef = self.coef - columns @ (M @ self.coef[plan])
+            coef[plan] = 0.0
+            self._plan_cache.update(key=key, terms=(columns, M, coef))
+        return self._plan_cache["terms"]
 
 
 def _with_bias(H):
