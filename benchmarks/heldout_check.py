@@ -22,14 +22,18 @@ Two splits of datasets, never mixed:
 
 Each run prints one line per ratio::
 
-    <split>: ratio=0.75 default=<drop> obs=<drop> random_lstsq=<drop> ... ok|MISS
+    <split>: ratio=0.75 default=<drop> obs=<drop> ... p_random=<p> p_obs=<p> \
+        gap_obs=<default - obs> ci95_obs=<low>,<high> ok|MISS
 
 (the tuning split's lines judge the chosen candidate, and a last line names
 it). ``ok`` means the default's (chosen candidate's) mean drop is at most
 ``obs``'s, and below
 random + least-squares by a one-sided paired Wilcoxon signed-rank test over
 the (dataset, fold) pairs at p < 0.05 (``p_random``; ``p_obs`` is the
-two-sided paired test against ``obs``, for information). Rows are cached in
+two-sided paired test against ``obs``, ``gap_obs`` the mean paired
+difference from ``obs`` and ``ci95_obs`` its 95 % t-interval, for
+information: a gap inside a wide interval is a tie the check cannot
+break). Rows are cached in
 ``benchmarks/results/heldout/<split>.csv`` (an interrupted run resumes) and a
 markdown table is written to ``benchmarks/results/heldout/<split>.md``
 (``summary.md`` for the held-out split).
@@ -48,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 from scipy.stats import wilcoxon
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import LabelEncoder, StandardScaler
@@ -206,12 +211,20 @@ def _paired_p(gap, alternative):
     return wilcoxon(gap, alternative=alternative).pvalue if (gap != 0).any() else 1.0
 
 
+def _mean_interval(gap, level=0.95):
+    """Mean of paired differences and its Student-t confidence interval."""
+    half = stats.t.ppf(0.5 + level / 2, gap.size - 1) * stats.sem(gap)
+    return gap.mean(), gap.mean() - half, gap.mean() + half
+
+
 def verdicts(frame, chosen):
     """Per ratio: mean drops of every method and the ok|MISS verdict.
 
     ``p_random``: one-sided, ``chosen`` drops less than random + least
-    squares; ``p_obs``: two-sided, ``chosen`` and ``obs`` differ (reported,
-    not part of the verdict).
+    squares; ``p_obs``: two-sided, ``chosen`` and ``obs`` differ, and
+    ``gap_obs`` / ``ci95_obs`` the mean of ``chosen``'s drop minus ``obs``'s
+    over the (dataset, fold) pairs and its 95 % t-interval: how large a
+    difference the check could detect (reported, not part of the verdict).
     """
     lines = []
     for ratio, part in frame.groupby("ratio"):
@@ -221,6 +234,7 @@ def verdicts(frame, chosen):
         means = pivot.mean()
         p_random = _paired_p(pivot[chosen] - pivot[RANDOM], "less")
         p_obs = _paired_p(pivot[chosen] - pivot[GREEDY], "two-sided")
+        gap, low, high = _mean_interval((pivot[chosen] - pivot[GREEDY]).to_numpy())
         ok = means[chosen] <= means[GREEDY] and p_random < 0.05
         drops = " ".join(
             f"{m}={means[m]:.2f}" for m in [chosen, *means.index.drop(chosen)]
@@ -229,6 +243,7 @@ def verdicts(frame, chosen):
             (
                 ratio,
                 f"ratio={ratio} {drops} p_random={p_random:.3g} p_obs={p_obs:.3g} "
+                f"gap_obs={gap:.2f} ci95_obs={low:.2f},{high:.2f} "
                 f"{'ok' if ok else 'MISS'}",
             )
         )
