@@ -14,6 +14,7 @@ from skbandit.pruning import (
     UnitGroup,
     _pulls,
     _trace,
+    consumer_refits,
     count_parameters,
     evaluate_arms,
     evaluate_arms_naive,
@@ -422,6 +423,28 @@ def test_transformer_graph_pulls_equal_naive(with_fill, layers, monkeypatch):
         naive = evaluate_arms_naive(net, group, arms, X, y, _metric(), fill)
         torch.testing.assert_close(fast, naive, atol=1e-10, rtol=0)
     assert len(calls) == 2 * layers  # every group took the graph path
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_transformer_compensated_graph_pulls_equal_naive(layers, monkeypatch):
+    net = make_transformer(layers=layers)
+    X, y = token_batch(10)
+    tr = trace(net, X)
+    groups = find_unit_groups(net)
+    refits = consumer_refits(net, groups, X)
+    calls = []
+    original = _pulls._graph_refit_values
+    monkeypatch.setattr(
+        _pulls, "_graph_refit_values", lambda *a: calls.append(1) or original(*a)
+    )
+    compensated = [(g, r) for g, r in zip(groups, refits) if r is not None]
+    assert compensated
+    for group, refit in compensated:
+        arms = [0, group.size - 1, 1, 0]  # repeats allowed
+        fast = evaluate_arms(net, group, arms, X, y, _metric(), tr=tr, refit=refit)
+        naive = evaluate_arms_naive(net, group, arms, X, y, _metric(), refit=refit)
+        torch.testing.assert_close(fast, naive, atol=1e-10, rtol=0)
+    assert len(calls) == len(compensated)  # every one took the graph path
 
 
 def test_user_model_graph_pulls_equal_naive():

@@ -13,7 +13,9 @@ the reference that the fast path is tested against.
 ``Linear`` consumer (see :mod:`._obs`): still a rank-1 change of the
 refit pre-activation, ``z' = A beta - u_j beta_j^T``, so they take the same
 batched path with ``u_j`` in place of ``h_j - f_j`` and the refit's
-coefficients in place of the consumer's weights.
+coefficients in place of the consumer's weights. On a traced model the
+consumer's refit output, ``z - u_j beta_j^T`` per arm, is stacked and only the
+operations after the consumer run on it (:meth:`GraphTrace.run_after`).
 
 A model that is not an ``nn.Sequential`` (a transformer, a user's module) is
 traced with ``torch.fx`` instead (:class:`GraphTrace`): one forward pass
@@ -59,14 +61,10 @@ def _graph_consumer(tr, group):
     return node if h.shape[group.feature_dim] == group.n_features else None
 
 
-def _graph_values(tr, node, group, arms, fills, y, metric):
-    """Mean metric per arm: the downstream graph on stacked masked inputs.
-
-    Each variant is one slice of a ``vmap``: it sees the whole minibatch as
-    the real forward pass does, so the result is exact for any model.
-    """
-    h = tr.values[node.args[0]]
-    dim = group.feature_dim % h.dim()
+def _graph_chunk(tr, node, numel):
+    """Variants per ``vmap`` call downstream of ``node``: the stacked values
+    (``numel`` elements per variant, or the largest downstream value) stay
+    within 4 x :data:`_CHUNK_ELEMENTS`."""
     largest = max(
         (
             v.numel()
@@ -75,7 +73,31 @@ def _graph_values(tr, node, group, arms, fills, y, metric):
         ),
         default=1,
     )
-    chunk = max(1, 4 * _CHUNK_ELEMENTS // max(largest, h.numel()))
+    return max(1, 4 * _CHUNK_ELEMENTS // max(largest, numel))
+
+
+def _vmap_metric(run, stacked, y, metric):
+    """Mean metric of each variant of ``stacked`` through ``run``.
+
+    Each variant is one slice of a ``vmap``: it sees the whole minibatch as
+    the real forward pass does, so the result is exact for any model.
+    """
+    with warnings.catch_warnings():
+        # Operations without a batching rule (e.g. CPU flash attention)
+        # run once per variant: slower, still exact, still no prefix.
+        warnings.filterwarnings("ignore", message="There is a performance drop")
+        out = torch.func.vmap(run)(stacked)
+    n = stacked.shape[0]
+    out = out.reshape(-1, *out.shape[2:])
+    targets = y.expand(n, *y.shape).reshape(-1, *y.shape[1:])
+    return metric(out, targets).view(n, -1).mean(dim=1)
+
+
+def _graph_values(tr, node, group, arms, fills, y, metric):
+    """Mean metric per arm: the downstream graph on stacked masked inputs."""
+    h = tr.values[node.args[0]]
+    dim = group.feature_dim % h.dim()
+    chunk = _graph_chunk(tr, node, h.numel())
     shape = [1] * (h.dim() + 1)
     shape[dim + 1] = -1
     fill = None
@@ -91,15 +113,45 @@ def _graph_values(tr, node, group, arms, fills, y, metric):
         stacked = h.unsqueeze(0) * keep
         if fill is not None:
             stacked = stacked + (1 - keep) * fill
-        with warnings.catch_warnings():
-            # Operations without a batching rule (e.g. CPU flash attention)
-            # run once per variant: slower, still exact, still no prefix.
-            warnings.filterwarnings("ignore", message="There is a performance drop")
-            out = torch.func.vmap(lambda v: tr.run_from(node, v))(stacked)
-        out = out.reshape(-1, *out.shape[2:])
-        targets = y.expand(len(part), *y.shape).reshape(-1, *y.shape[1:])
-        values.append(metric(out, targets).view(len(part), -1).mean(dim=1))
+        values.append(_vmap_metric(lambda v: tr.run_from(node, v), stacked, y, metric))
     return torch.cat(values)
+
+
+def _graph_refit_values(tr, node, z, weight, arms, delta, y, metric):
+    """Mean metric per arm when the consumer call ``node`` returns
+    ``z - delta[i] * weight[:, arms[i]]`` (``z`` its output flattened to
+    rows x outputs): the batched compensated pulls of a traced model."""
+    shape = tr.values[node].shape
+    chunk = _graph_chunk(tr, node, z.numel())
+    values = []
+    for i in range(0, len(arms), chunk):
+        part = arms[i : i + chunk]
+        stacked = z - delta[i : i + chunk, :, None] * weight[:, part].T[:, None, :]
+        stacked = stacked.view(len(part), *shape)
+        values.append(_vmap_metric(lambda v: tr.run_after(node, v), stacked, y, metric))
+    return torch.cat(values)
+
+
+def _graph_refit_consumer(tr, group, refit):
+    """The consumer's graph node if compensated pulls of ``group`` can run
+    batched on the traced graph (a ``Linear`` consumer reading one feature
+    per unit along its last dimension), else None."""
+    if refit is None or not isinstance(tr, GraphTrace) or group.unit_width != 1:
+        return None
+    node = _graph_consumer(tr, group)
+    if node is None:
+        return None
+    h = tr.values[node.args[0]]
+    if group.feature_dim % h.dim() != h.dim() - 1:
+        return None
+    consumer = tr.model.get_submodule(node.target)
+    return node if isinstance(consumer, nn.Linear) else None
+
+
+def _flat_input(tr, node):
+    """The consumer's input as rows x features."""
+    h = tr.values[node.args[0]]
+    return h.reshape(-1, h.shape[-1])
 
 
 def _batched_kind(tr, group):
@@ -156,6 +208,16 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
     if hasattr(group, "evaluate_arms"):  # e.g. a GraphGroup: replicated batches
         return group.evaluate_arms(model, arms, X, y, metric, fills)
     tr = tr if tr is not None else trace(model, X)
+    node = _graph_refit_consumer(tr, group, refit)
+    if node is not None:
+        arms = torch.as_tensor(arms, dtype=torch.long, device=X.device)
+        if len(arms) == 0:
+            return tr.output.new_empty(0)
+        z, weight, delta = _refit_rank1(_flat_input(tr, node), refit, arms)
+        try:
+            return _graph_refit_values(tr, node, z, weight, arms, delta, y, metric)
+        except (RuntimeError, NotImplementedError):
+            pass  # an operation vmap cannot batch: the naive loop is exact
     if refit is not None and _batched_kind(tr, group) != "linear":
         return evaluate_arms_naive(model, group, arms, X, y, metric, refit=refit)
     if isinstance(tr, GraphTrace):
@@ -326,6 +388,16 @@ def _company_naive(model, group, arms, plan, X, y, metric, fills, refit):
     return torch.stack(before), torch.stack(after)
 
 
+def _refit_rank1(h, refit, arms):
+    """Refit pre-activation ``A beta``, the refit's weights ``beta[:-1]^T``
+    and ``u_j`` per arm (arms x rows), in ``h``'s dtype: removing arm ``j``
+    turns the consumer's output into ``z - u_j beta_j^T``."""
+    z = refit.pre_activation(h).to(h.dtype)
+    weight = refit.coef[:-1].T.to(h.dtype)
+    delta = refit.direction(h, arms).T.to(h.dtype)
+    return z, weight, delta
+
+
 def _refit_terms(h, refit, arms, suffix, y, metric):
     """The rank-1 terms of compensated pulls on the consumer input ``h``.
 
@@ -333,9 +405,7 @@ def _refit_terms(h, refit, arms, suffix, y, metric):
     refit's weights ``beta[:-1]^T`` (shaped like the consumer's weight),
     ``u_j`` per arm (arms x rows) and the metric of the refit network.
     """
-    z = refit.pre_activation(h).to(h.dtype)
-    weight = refit.coef[:-1].T.to(h.dtype)
-    delta = refit.direction(h, arms).T.to(h.dtype)
+    z, weight, delta = _refit_rank1(h, refit, arms)
     out = z.clone()
     for module in suffix:
         out = _apply(module, out)

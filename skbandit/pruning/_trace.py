@@ -203,18 +203,27 @@ class GraphTrace:
 
     def run_from(self, node, value):
         """The model output when the module call ``node`` reads ``value``."""
+
+        def call(load):
+            args = (value, *torch.fx.node.map_arg(node.args[1:], load))
+            kwargs = torch.fx.node.map_arg(node.kwargs, load)
+            return self.model.get_submodule(node.target)(*args, **kwargs)
+
+        return self._rerun(node, call)
+
+    def run_after(self, node, value):
+        """The model output when the module call ``node`` returns ``value``."""
+        return self._rerun(node, lambda load: value)
+
+    def _rerun(self, node, call):
+        """Re-run ``node`` (its value: ``call(load)``) and what follows it."""
         new = {}
 
         def load(n):
             return new[n] if n in new else self.values[n]
 
         for n in self.downstream(node):
-            if n is node:
-                args = (value, *torch.fx.node.map_arg(node.args[1:], load))
-                kwargs = torch.fx.node.map_arg(node.kwargs, load)
-                new[n] = self.model.get_submodule(n.target)(*args, **kwargs)
-            else:
-                new[n] = _run_node(self.model, n, load)
+            new[n] = call(load) if n is node else _run_node(self.model, n, load)
             if n.op == "output":
                 return new[n]
         return self.output  # the module does not reach the output
