@@ -447,6 +447,21 @@ def test_transformer_compensated_graph_pulls_equal_naive(layers, monkeypatch):
     assert len(calls) == len(compensated)  # every one took the graph path
 
 
+def test_transformer_compensated_pulls_equal_compensated_removal():
+    net = make_transformer()
+    X, y = token_batch(10)
+    groups = find_unit_groups(net)
+    refits = consumer_refits(net, groups, X)
+    for group, refit in [(g, r) for g, r in zip(groups, refits) if r is not None]:
+        arms = [0, group.size - 1, 1]
+        pulls = evaluate_arms(net, group, arms, X, y, _metric(), refit=refit)
+        for arm, value in zip(arms, pulls):
+            removals = [[arm] if g is group else [] for g in groups]
+            small = remove_units(net, groups, removals, "lstsq", X)
+            removal = _metric()(small(X), y).mean()
+            torch.testing.assert_close(value, removal, atol=1e-10, rtol=0)
+
+
 def test_user_model_graph_pulls_equal_naive():
     torch.manual_seed(0)
     net = Residual().to(DTYPE).eval()

@@ -152,6 +152,20 @@ def test_consumer_gram_is_the_same_in_row_chunks(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
 
 
+def test_refit_of_sequence_inputs_equals_compensated_removal():
+    # A Linear consumer reading (samples, positions, features): the ridge
+    # penalty counts rows (samples x positions), as the removal's refit does.
+    net, (X, _) = _net().double(), _data(n=40)
+    X = X.double().view(8, 5, 5)
+    groups = find_unit_groups(net)
+    refit = consumer_refits(net, groups, X)[0]
+    small = remove_units(net, groups, [[2, 7], []], "lstsq", X)
+    coef = refit.without([2, 7]).coef
+    kept = [j for j in range(12) if j not in (2, 7)]
+    torch.testing.assert_close(coef[kept].T, small[2].weight, rtol=0, atol=1e-10)
+    torch.testing.assert_close(coef[-1], small[2].bias, rtol=0, atol=1e-10)
+
+
 def test_obs_scorer_is_greedy_layer_by_layer():
     net, (X, y) = _net(), _data()
     groups = find_unit_groups(net)

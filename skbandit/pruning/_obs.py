@@ -257,7 +257,11 @@ def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
         Z = Z.reshape(-1, Z.shape[-1]).double()
         gram = A.T @ A if gram is None else gram.addmm_(A.T, A)
         cross = A.T @ Z if cross is None else cross.addmm_(A.T, Z)
-    penalty = torch.full((gram.shape[0],), ridge * X.shape[0], dtype=gram.dtype)
+    # Rows, not samples: a consumer reading (samples, positions, features)
+    # regresses one row per position, and the removal's refit
+    # (remove_units) penalises by that count too.
+    rows = float(gram[-1, -1])  # the bias column's sum of ones
+    penalty = torch.full((gram.shape[0],), ridge * rows, dtype=gram.dtype)
     penalty[-1] = 0.0
     return gram + torch.diag(penalty.to(gram.device)), cross
 
