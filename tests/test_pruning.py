@@ -87,6 +87,35 @@ def test_find_unit_groups_batchnorm_dropout_and_conv():
     ]
 
 
+def test_grouped_convolutions_do_not_produce_groups():
+    # A grouped (or depthwise) convolution's output channels are tied to its
+    # input groups: removing some of them leaves a conv whose channel count
+    # does not divide into its groups (torch error), or silently reassigns
+    # channels to the wrong input group. Only its consumer side is excluded
+    # by the rules, so its outputs must not be a group either.
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, groups=8),  # depthwise
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, groups=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 12, 1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(12, 3),
+    ).eval()
+    X = torch.randn(32, 3, 12, 12)
+    y = torch.randint(0, 3, (32,))
+    groups = find_unit_groups(net, example_input=X[:1])
+    assert [(g.name, g.consumers) for g in groups] == [("6", ("10",))]
+    small, report = prune(net, X, y, policy="magnitude", random_state=0)
+    assert [(r.name, r.units_after) for r in report.layers] == [("6", 6)]
+    assert small(X).shape == (32, 3)
+
+
 def test_find_unit_groups_rejects_non_sequential():
     with pytest.raises(TypeError, match="nn.Sequential"):
         find_unit_groups(nn.Linear(3, 2))

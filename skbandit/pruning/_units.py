@@ -284,8 +284,9 @@ def find_unit_groups(model, example_input=None):
 
     * In every ``nn.Sequential`` of the model (the model itself, or one inside
       any submodule, e.g. a transformer block's feed-forward part), a
-      ``Linear`` / ``Conv`` layer followed, possibly through activations,
-      dropout, batch normalisation and (for channels) pooling, by another
+      ``Linear`` / ``Conv`` layer (not a grouped or depthwise one) followed,
+      possibly through activations, dropout, batch normalisation and (for
+      channels) pooling, by another
       layer that reads all of its outputs is a group. A convolution read by a
       ``Linear`` after ``nn.Flatten`` is a group of channels, each spanning
       ``H * W`` features of the ``Linear`` input (``unit_width``); it is
@@ -396,6 +397,11 @@ def _sequential_groups(seq, prefix, shapes):
                         unit_width=open_group["width"],
                     )
                 )
+            if getattr(module, "groups", 1) != 1:
+                # A grouped (depthwise) convolution's output channels belong
+                # to its input groups: removing some breaks that layout.
+                open_group = None
+                continue
             open_group = {
                 "producers": [name],
                 "size": _n_out(module),
