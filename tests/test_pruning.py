@@ -489,6 +489,18 @@ def test_prune_errors():
         prune(net, X, y, policy="magnitude", prune_ratio=1.0)
 
 
+@pytest.mark.parametrize("policy", ["ucb1", "magnitude", "activation"])
+@pytest.mark.parametrize("pull", ["company", "single"])
+def test_prune_bfloat16_model(policy, pull):
+    # numpy has no bfloat16: scores and pull values must leave torch as
+    # float64, not fail with "Got unsupported ScalarType BFloat16".
+    net = make_mlp([4, 8, 6, 2], dtype=torch.bfloat16)
+    X, y = make_data(64, 4, "classification", 2)
+    small, report = prune(net, X, y, policy=policy, pull=pull, random_state=0)
+    assert [r.units_after for r in report.layers] == [4, 3]
+    assert small(X.bfloat16()).dtype == torch.bfloat16
+
+
 def test_explicit_groups_for_non_sequential_model_use_naive_pulls():
     class TwoBranch(nn.Module):
         def __init__(self):
