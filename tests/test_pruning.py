@@ -116,6 +116,33 @@ def test_grouped_convolutions_do_not_produce_groups():
     assert small(X).shape == (32, 3)
 
 
+def test_module_repeated_in_a_sequential_is_not_a_group():
+    # The same Linear twice in a chain reads its own output: removing its
+    # output units also removes inputs of its second call, and the input
+    # units of its first call are the outputs of another layer. Removal
+    # failed deep in torch ("mat1 and mat2 shapes cannot be multiplied"),
+    # or with compensate="none" silently pruned the wrong inputs.
+    torch.manual_seed(0)
+    shared = nn.Linear(8, 8)
+    net = nn.Sequential(
+        nn.Linear(4, 8),
+        nn.ReLU(),
+        shared,
+        nn.ReLU(),
+        shared,
+        nn.ReLU(),
+        nn.Linear(8, 6),
+        nn.ReLU(),
+        nn.Linear(6, 2),
+    ).eval()
+    assert [(g.name, g.consumers) for g in find_unit_groups(net)] == [("6", ("8",))]
+    X, y = make_data(40, 4, "classification", 2)
+    for compensate in ("lstsq", "mean", "none"):
+        small, report = prune(net, X, y, compensate=compensate, random_state=0)
+        assert [(r.name, r.units_after) for r in report.layers] == [("6", 3)]
+        assert small[2] is small[4] and small(X).shape == (40, 2)
+
+
 def test_find_unit_groups_rejects_non_sequential():
     with pytest.raises(TypeError, match="nn.Sequential"):
         find_unit_groups(nn.Linear(3, 2))
