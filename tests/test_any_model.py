@@ -237,6 +237,28 @@ def test_lstsq_on_a_consumer_it_cannot_refit_is_clear():
         remove_units(model, [group], [[0]], compensate="lstsq", X=X)
 
 
+def test_lstsq_on_a_layer_that_reads_its_own_units_is_clear():
+    # A Linear applied twice (tied weights) both produces and consumes the
+    # units of its group; the refit of its input columns cannot reproduce
+    # outputs it no longer has ("shape '[16, 16]' is invalid ...").
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.o = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.b(torch.relu(self.a(x))))
+            return self.o(torch.relu(self.b(h)))
+
+    torch.manual_seed(0)
+    model = Tied().eval()
+    X, y = torch.randn(32, 6), torch.randint(0, 2, (32,))
+    with pytest.raises(ValueError, match="'b' reads the units it produces"):
+        prune(model, X, y, compensate="lstsq", random_state=0)
+    small, report = prune(model, X, y, compensate="mean", random_state=0)
+    assert small.b.weight.shape == (4, 4)
+
+
 def test_tuple_inputs_and_outputs():
     class TwoInputs(nn.Module):
         def __init__(self):
