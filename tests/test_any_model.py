@@ -278,6 +278,38 @@ def test_tuple_inputs_and_outputs():
     assert small(*X)[0].shape == (12, 2)
 
 
+@pytest.mark.parametrize("wrap", ["tuple", "dict"])
+def test_one_input_tuple_or_dict_output_traces_and_equals_tensor_output(wrap):
+    # One tensor in, a tuple or dict out: torch.fx traces the adapter, and
+    # model_output must stop at the traced logits (a Proxy, whose every
+    # attribute is another Proxy) instead of looping until memory runs out.
+    class Net(nn.Module):
+        def __init__(self, wrap):
+            super().__init__()
+            self.wrap = wrap
+            self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            out = self.b(torch.relu(self.a(x)))
+            if self.wrap == "tuple":
+                return out, x
+            if self.wrap == "dict":
+                return {"logits": out, "aux": x}
+            return out
+
+    torch.manual_seed(0)
+    plain = Net(None).eval()
+    wrapped = Net(wrap).eval()
+    wrapped.load_state_dict(plain.state_dict())
+    X, y = torch.randn(40, 5), torch.randint(0, 3, (40,))
+    small, report = prune(wrapped, X, y, random_state=0)
+    expected, expected_report = prune(plain, X, y, random_state=0)
+    assert [r.removed.tolist() for r in report.layers] == [
+        r.removed.tolist() for r in expected_report.layers
+    ]
+    assert torch.allclose(model_output(small(X)), expected(X))
+
+
 def test_residual_mlp_graph_versus_sequential_rules():
     # The old rules saw only the head's Sequential; the graph sees the
     # residual blocks' hidden units too.
