@@ -53,6 +53,19 @@ def _positive_int(text):
     return value
 
 
+def _n_jobs(text):
+    """joblib's ``n_jobs``: a nonzero integer (-1 = all cores)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a nonzero integer (-1 = all cores), got {text!r}"
+        )
+    return value
+
+
 #: What each suite runs: a short help and a description.
 _SUITE_HELP = {
     "tabular": "classification accuracy on the offline tabular datasets",
@@ -191,7 +204,7 @@ def _add_run_arguments(parser, deep):
     )
     parser.add_argument(
         "--n-jobs",
-        type=int,
+        type=_n_jobs,
         default=1,
         help="parallel joblib workers, -1 = all cores (--backend dask without "
         "--scheduler: local Dask worker processes)",

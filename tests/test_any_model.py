@@ -237,6 +237,28 @@ def test_lstsq_on_a_consumer_it_cannot_refit_is_clear():
         remove_units(model, [group], [[0]], compensate="lstsq", X=X)
 
 
+def test_lstsq_on_a_layer_that_reads_its_own_units_is_clear():
+    # A Linear applied twice (tied weights) both produces and consumes the
+    # units of its group; the refit of its input columns cannot reproduce
+    # outputs it no longer has ("shape '[16, 16]' is invalid ...").
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.o = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.b(torch.relu(self.a(x))))
+            return self.o(torch.relu(self.b(h)))
+
+    torch.manual_seed(0)
+    model = Tied().eval()
+    X, y = torch.randn(32, 6), torch.randint(0, 2, (32,))
+    with pytest.raises(ValueError, match="'b' reads the units it produces"):
+        prune(model, X, y, compensate="lstsq", random_state=0)
+    small, report = prune(model, X, y, compensate="mean", random_state=0)
+    assert small.b.weight.shape == (4, 4)
+
+
 def test_tuple_inputs_and_outputs():
     class TwoInputs(nn.Module):
         def __init__(self):
@@ -254,6 +276,38 @@ def test_tuple_inputs_and_outputs():
     small, report = prune(model, X, torch.randint(0, 2, (12,)), policy="magnitude")
     assert small.a.out_features == 4 and small.b.in_features == 4
     assert small(*X)[0].shape == (12, 2)
+
+
+@pytest.mark.parametrize("wrap", ["tuple", "dict"])
+def test_one_input_tuple_or_dict_output_traces_and_equals_tensor_output(wrap):
+    # One tensor in, a tuple or dict out: torch.fx traces the adapter, and
+    # model_output must stop at the traced logits (a Proxy, whose every
+    # attribute is another Proxy) instead of looping until memory runs out.
+    class Net(nn.Module):
+        def __init__(self, wrap):
+            super().__init__()
+            self.wrap = wrap
+            self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            out = self.b(torch.relu(self.a(x)))
+            if self.wrap == "tuple":
+                return out, x
+            if self.wrap == "dict":
+                return {"logits": out, "aux": x}
+            return out
+
+    torch.manual_seed(0)
+    plain = Net(None).eval()
+    wrapped = Net(wrap).eval()
+    wrapped.load_state_dict(plain.state_dict())
+    X, y = torch.randn(40, 5), torch.randint(0, 3, (40,))
+    small, report = prune(wrapped, X, y, random_state=0)
+    expected, expected_report = prune(plain, X, y, random_state=0)
+    assert [r.removed.tolist() for r in report.layers] == [
+        r.removed.tolist() for r in expected_report.layers
+    ]
+    assert torch.allclose(model_output(small(X)), expected(X))
 
 
 def test_residual_mlp_graph_versus_sequential_rules():

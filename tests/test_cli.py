@@ -79,6 +79,18 @@ def test_bad_input_exits_2_without_traceback(capsys, tmp_path, argv, message):
     assert not db.exists()
 
 
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_bad_n_jobs_is_a_usage_error(capsys, tmp_path, value):
+    # --n-jobs 0 reached joblib and ended in its traceback ("n_jobs == 0 in
+    # Parallel has no meaning").
+    db = tmp_path / "r.sqlite"
+    argv = ["--datasets", "iris", "--db", str(db), "--n-jobs", value]
+    status, out, err = _run(capsys, "bench", "tabular", *argv)
+    assert status == 2
+    assert "--n-jobs" in err and "Traceback" not in err + out
+    assert not db.exists()
+
+
 def test_corrupt_db_exits_2_naming_it(capsys, tmp_path):
     db = tmp_path / "broken.sqlite"
     db.write_bytes(b"not sqlite " * 200)

@@ -87,6 +87,62 @@ def test_find_unit_groups_batchnorm_dropout_and_conv():
     ]
 
 
+def test_grouped_convolutions_do_not_produce_groups():
+    # A grouped (or depthwise) convolution's output channels are tied to its
+    # input groups: removing some of them leaves a conv whose channel count
+    # does not divide into its groups (torch error), or silently reassigns
+    # channels to the wrong input group. Only its consumer side is excluded
+    # by the rules, so its outputs must not be a group either.
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, groups=8),  # depthwise
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, groups=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 12, 1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(12, 3),
+    ).eval()
+    X = torch.randn(32, 3, 12, 12)
+    y = torch.randint(0, 3, (32,))
+    groups = find_unit_groups(net, example_input=X[:1])
+    assert [(g.name, g.consumers) for g in groups] == [("6", ("10",))]
+    small, report = prune(net, X, y, policy="magnitude", random_state=0)
+    assert [(r.name, r.units_after) for r in report.layers] == [("6", 6)]
+    assert small(X).shape == (32, 3)
+
+
+def test_module_repeated_in_a_sequential_is_not_a_group():
+    # The same Linear twice in a chain reads its own output: removing its
+    # output units also removes inputs of its second call, and the input
+    # units of its first call are the outputs of another layer. Removal
+    # failed deep in torch ("mat1 and mat2 shapes cannot be multiplied"),
+    # or with compensate="none" silently pruned the wrong inputs.
+    torch.manual_seed(0)
+    shared = nn.Linear(8, 8)
+    net = nn.Sequential(
+        nn.Linear(4, 8),
+        nn.ReLU(),
+        shared,
+        nn.ReLU(),
+        shared,
+        nn.ReLU(),
+        nn.Linear(8, 6),
+        nn.ReLU(),
+        nn.Linear(6, 2),
+    ).eval()
+    assert [(g.name, g.consumers) for g in find_unit_groups(net)] == [("6", ("8",))]
+    X, y = make_data(40, 4, "classification", 2)
+    for compensate in ("lstsq", "mean", "none"):
+        small, report = prune(net, X, y, compensate=compensate, random_state=0)
+        assert [(r.name, r.units_after) for r in report.layers] == [("6", 3)]
+        assert small[2] is small[4] and small(X).shape == (40, 2)
+
+
 def test_find_unit_groups_rejects_non_sequential():
     with pytest.raises(TypeError, match="nn.Sequential"):
         find_unit_groups(nn.Linear(3, 2))
@@ -458,6 +514,18 @@ def test_prune_errors():
         prune(net, X, y, policy="ucb1", budget=0)
     with pytest.raises(ValueError, match="prune_ratio"):
         prune(net, X, y, policy="magnitude", prune_ratio=1.0)
+
+
+@pytest.mark.parametrize("policy", ["ucb1", "magnitude", "activation"])
+@pytest.mark.parametrize("pull", ["company", "single"])
+def test_prune_bfloat16_model(policy, pull):
+    # numpy has no bfloat16: scores and pull values must leave torch as
+    # float64, not fail with "Got unsupported ScalarType BFloat16".
+    net = make_mlp([4, 8, 6, 2], dtype=torch.bfloat16)
+    X, y = make_data(64, 4, "classification", 2)
+    small, report = prune(net, X, y, policy=policy, pull=pull, random_state=0)
+    assert [r.units_after for r in report.layers] == [4, 3]
+    assert small(X.bfloat16()).dtype == torch.bfloat16
 
 
 def test_explicit_groups_for_non_sequential_model_use_naive_pulls():

@@ -412,6 +412,7 @@ def _single_values(model, groups, arena, arms, xb, yb, metric, fills, refits, tr
                 model, groups[g], units, xb, yb, metric, fill, tr, refit=refits[g]
             )
             .cpu()
+            .double()
             .numpy()
         )
     return values
@@ -437,7 +438,9 @@ def _company_values(model, groups, arena, arms, xb, yb, metric, fills, refits, t
             )
             b = metric(tr.output if tr is not None else model(xb), yb).mean()
             b = b.expand(len(units))
-        before[positions], after[positions] = b.cpu().numpy(), a.cpu().numpy()
+        # float64 on the way out: numpy has no bfloat16.
+        before[positions] = b.cpu().double().numpy()
+        after[positions] = a.cpu().double().numpy()
     return before, after
 
 

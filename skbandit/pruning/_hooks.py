@@ -82,6 +82,8 @@ def remove_graph_units(group, pruned, removed, compensate, X, ridge):
     """
     removed = torch.as_tensor(removed, dtype=torch.long).flatten().tolist()
     consumers = [m.name for m in group.members if m.consumes]
+    if compensate == "lstsq":
+        check_refittable(group)
     dg = graph_of(pruned, group.example_input)
     root = pruned.get_submodule(group.members[0].name)
     prune_out = dg.get_pruner_of_module(root).prune_out_channels
@@ -102,6 +104,21 @@ def remove_graph_units(group, pruned, removed, compensate, X, ridge):
         for name in sorted(consumers, key=order.__getitem__):
             inputs = _consumer_inputs_raw(pruned, name, X)
             _refit_lstsq(pruned.get_submodule(name), inputs, targets[name], ridge)
+
+
+def check_refittable(group):
+    """``ValueError`` when a consumer of ``group`` also produces its units (a
+    layer applied to its own output, e.g. with tied weights): the refit of
+    its kept inputs cannot reproduce the outputs it loses."""
+    producers = {m.name for m in group.members if not m.consumes}
+    for member in group.members:
+        if member.consumes and member.name in producers:
+            raise ValueError(
+                f"compensate='lstsq' cannot refit {member.name!r}: "
+                f"{member.name!r} reads the units it produces (a layer applied "
+                f"to its own output) in group {group.name!r}; use "
+                "compensate='mean' or 'none'."
+            )
 
 
 def _consumer_items(dg, tp_group, names):

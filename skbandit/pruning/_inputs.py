@@ -39,7 +39,10 @@ def model_output(out):
     >>> model_output((torch.ones(2), torch.zeros(2)))
     tensor([1., 1.])
     """
-    while not torch.is_tensor(out):
+    # A torch.fx Proxy (the adapter traced for the fast pulls) stands for a
+    # tensor; every attribute of it is another Proxy, so asking it for
+    # ``logits`` would never end.
+    while not (torch.is_tensor(out) or isinstance(out, torch.fx.Proxy)):
         if getattr(out, "logits", None) is not None:
             out = out.logits
         elif isinstance(out, dict) and out:

@@ -12,6 +12,7 @@ from torch import nn
 from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, check_prune_ratio
 from ._attention import convert_multihead_attention
 from ._graph import GraphGroup, discover_groups
+from ._hooks import check_refittable
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
@@ -399,6 +400,10 @@ default="fidelity"
             "outputs feed another layer (or declare UnitGroups explicitly)."
         )
     _check_rounds(n_rounds, groups)
+    if compensate == "lstsq":  # before scoring, not after it
+        for group in groups:
+            if isinstance(group, GraphGroup):
+                check_refittable(group)
     loss_fn = resolve_loss(loss)
     report = PruningReport(
         method=_method_name(policy), params_before=count_parameters(model)

@@ -146,7 +146,7 @@ class MagnitudeScorer:
 
     def score(self, model, groups, X, y, loss_fn, rng, **context):
         return Scores(
-            [-unit_weights(model, g).norm(dim=1).cpu().numpy() for g in groups]
+            [-unit_weights(model, g).norm(dim=1).cpu().double().numpy() for g in groups]
         )
 
 
@@ -161,7 +161,7 @@ class ActivationScorer:
             lambda t, d: t.std(d),
             lambda n, mean, m2: (m2 / max(n - 1, 1)).sqrt(),
         )
-        return Scores([-std.cpu().numpy() for std in stds])
+        return Scores([-std.cpu().double().numpy() for std in stds])
 
 
 class RandomScorer:

@@ -29,6 +29,7 @@ hand with :class:`UnitGroup`.
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -238,11 +239,16 @@ def unit_weights(model, group):
     return blocks.transpose(0, 1).reshape(group.size, -1)
 
 
-def _flat_children(model):
-    """Named leaf-level children of a (possibly nested) ``nn.Sequential``."""
-    for name, child in model.named_children():
+def _flat_children(model, remove_duplicate=True):
+    """Named leaf-level children of a (possibly nested) ``nn.Sequential``;
+    with ``remove_duplicate=False`` a module listed twice is yielded twice."""
+    if remove_duplicate:
+        children = model.named_children()
+    else:
+        children = ((n, m) for n, m in model._modules.items() if m is not None)
+    for name, child in children:
         if isinstance(child, nn.Sequential):
-            for sub_name, sub in _flat_children(child):
+            for sub_name, sub in _flat_children(child, remove_duplicate):
                 yield f"{name}.{sub_name}", sub
         else:
             yield name, child
@@ -284,8 +290,9 @@ def find_unit_groups(model, example_input=None):
 
     * In every ``nn.Sequential`` of the model (the model itself, or one inside
       any submodule, e.g. a transformer block's feed-forward part), a
-      ``Linear`` / ``Conv`` layer followed, possibly through activations,
-      dropout, batch normalisation and (for channels) pooling, by another
+      ``Linear`` / ``Conv`` layer (not a grouped or depthwise one) followed,
+      possibly through activations, dropout, batch normalisation and (for
+      channels) pooling, by another
       layer that reads all of its outputs is a group. A convolution read by a
       ``Linear`` after ``nn.Flatten`` is a group of channels, each spanning
       ``H * W`` features of the ``Linear`` input (``unit_width``); it is
@@ -381,8 +388,15 @@ def _input_shapes(model, example_input):
 def _sequential_groups(seq, prefix, shapes):
     """Groups of the flattened chain of ``seq`` (names prefixed)."""
     groups, open_group = [], None
-    for local, module in _flat_children(seq):
+    chain = list(_flat_children(seq, remove_duplicate=False))
+    # A layer listed twice reads its own output: its units are not separable.
+    counts = Counter(id(m) for _, m in chain)
+    repeated = {key for key, count in counts.items() if count > 1}
+    for local, module in chain:
         name = _join(prefix, local)
+        if id(module) in repeated and isinstance(module, (*_PRODUCERS, *_NORMS)):
+            open_group = None
+            continue
         if isinstance(module, _PRODUCERS):
             if open_group is not None and _reads_all(module, open_group):
                 linear = isinstance(module, nn.Linear)
@@ -396,6 +410,11 @@ def _sequential_groups(seq, prefix, shapes):
                         unit_width=open_group["width"],
                     )
                 )
+            if getattr(module, "groups", 1) != 1:
+                # A grouped (depthwise) convolution's output channels belong
+                # to its input groups: removing some breaks that layout.
+                open_group = None
+                continue
             open_group = {
                 "producers": [name],
                 "size": _n_out(module),
