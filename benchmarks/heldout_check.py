@@ -53,6 +53,7 @@ Usage::
 import argparse
 import os
 import time
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -175,9 +176,7 @@ def load(name):
     :data:`MAX_ROWS` samples of a river generator."""
     if name not in SYNTH:
         return load_dataset(name, max_samples=MAX_ROWS, random_state=SEED)
-    from itertools import islice
-
-    from river.datasets import synth
+    from river.datasets import synth  # optional: only the fresh split
 
     kind, settings = SYNTH[name]
     rows = list(islice(getattr(synth, kind)(**settings), MAX_ROWS))
