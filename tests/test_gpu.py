@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from skbandit import BanditPrunedMLPClassifier
+from skbandit.benchmarks._perf import cnn
+from skbandit.benchmarks.deep import TransformerClassifier
 from skbandit.pruning import (
     _pulls,
     consumer_refits,
@@ -85,6 +87,47 @@ def test_cuda_batched_pulls_equal_naive(compensated):
         naive = evaluate_arms_naive(net, group, arms, X, y, METRIC, fill, refits[i])
         assert fast.device.type == "cuda"
         torch.testing.assert_close(fast, naive, atol=1e-5, rtol=0)
+
+
+@cuda
+def test_cuda_conv_pulls_equal_naive():
+    net = cnn(channels=8).to("cuda")
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(64, 1, 8, 8, generator=g).to("cuda")
+    y = torch.randint(0, 10, (64,), generator=g).to("cuda")
+    group = find_unit_groups(net, example_input=X[:1])[0]
+    arms = range(group.size)
+    torch.testing.assert_close(
+        evaluate_arms(net, group, arms, X, y, METRIC),
+        evaluate_arms_naive(net, group, arms, X, y, METRIC),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+@cuda
+@pytest.mark.parametrize("compensated", [False, True])
+def test_cuda_traced_transformer_pulls_equal_naive(compensated):
+    """The torch.fx graph path (vmap over the stacked variants) on CUDA."""
+    torch.manual_seed(0)
+    net = TransformerClassifier(30, 3, 7, dim=16, num_heads=4, ffn_dim=12)
+    net = net.eval().to("cuda")
+    g = torch.Generator().manual_seed(0)
+    X = torch.randint(1, 30, (32, 7), generator=g).to("cuda")
+    y = torch.randint(0, 3, (32,), generator=g).to("cuda")
+    groups = find_unit_groups(net)
+    refits = consumer_refits(net, groups, X) if compensated else [None] * len(groups)
+    tr = trace(net, X)
+    for group, refit in zip(groups, refits):
+        if compensated and refit is None:
+            continue
+        arms = [0, group.size - 1, 1, 0]
+        torch.testing.assert_close(
+            evaluate_arms(net, group, arms, X, y, METRIC, tr=tr, refit=refit),
+            evaluate_arms_naive(net, group, arms, X, y, METRIC, refit=refit),
+            atol=1e-4,
+            rtol=0,
+        )
 
 
 @cuda
