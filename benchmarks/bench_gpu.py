@@ -16,6 +16,9 @@ measurement from this run, ``name: key=value ...``:
   difference of their predicted probabilities, and how often their labels
   agree; ``cpu_threads_diff`` is the same difference between two CPU fits
   that differ only in their thread count.
+- ``fit_split`` (one line per device and policy): the same fits' seconds
+  of training, pruning and fine-tuning (``fit_times_``), unpruned
+  (``policy="none"``) and with the default UCB1 pruning.
 """
 
 import time
@@ -143,6 +146,37 @@ def fit_line(n=20000, n_features=40):
     )
 
 
+def fit_split_lines(n=20000, n_features=40):
+    """Where the time of a fit goes (``fit_times_``), unpruned and pruned,
+    on CUDA and on the CPU; the second of two fits each (the first warms)."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(
+        n, n_features, n_informative=20, n_classes=5, random_state=0
+    )
+    X = X.astype(np.float32)
+    for device in ("cuda", "cpu"):
+        for policy in ("none", "ucb1"):
+            for _ in range(2):
+                start = time.perf_counter()
+                est = BanditPrunedMLPClassifier(
+                    (256, 256),
+                    max_iter=5,
+                    device=device,
+                    policy=policy,
+                    random_state=0,
+                ).fit(X, y)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                seconds = time.perf_counter() - start
+            parts = " ".join(f"{k}={v:.2f}" for k, v in est.fit_times_.items())
+            print(
+                f"fit_split: device={device} policy={policy} "
+                f"total_s={seconds:.2f} {parts}",
+                flush=True,
+            )
+
+
 def main():
     if not torch.cuda.is_available():
         raise SystemExit("bench_gpu.py needs CUDA")
@@ -150,6 +184,7 @@ def main():
     chunk_lines()
     prune_line()
     fit_line()
+    fit_split_lines()
 
 
 if __name__ == "__main__":
