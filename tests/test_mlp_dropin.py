@@ -13,7 +13,7 @@ from sklearn.datasets import (
     make_classification,
     make_multilabel_classification,
 )
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.metrics import recall_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -225,6 +225,19 @@ def test_weighted_regression(iris):
     weights = np.where(y == 2, 5.0, 1.0)
     reg = BanditPrunedMLPRegressor(**FAST).fit(X, target, sample_weight=weights)
     assert reg.score(X, target, sample_weight=weights) > 0.5
+
+
+def test_column_vector_y_is_one_target_as_in_mlpregressor(iris):
+    X, y = iris
+    column = (X[:, 0] + y)[:, None]
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        MLPRegressor(max_iter=5).fit(X, column)
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        reg = BanditPrunedMLPRegressor(**FAST).fit(X, column)
+    flat = BanditPrunedMLPRegressor(**FAST).fit(X, column.ravel())
+    assert reg.predict(X).shape == (len(X),)
+    assert reg.n_outputs_ == 1
+    np.testing.assert_array_equal(reg.predict(X), flat.predict(X))
 
 
 # -- sparse and multilabel data ----------------------------------------------------

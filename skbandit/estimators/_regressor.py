@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
 from .._options import DEFAULTS
@@ -208,6 +208,9 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         )
         if y.ndim > 2:
             raise ValueError(f"y must be 1d or 2d, got shape {y.shape}.")
+        if y.ndim == 2 and y.shape[1] == 1:
+            # As MLPRegressor: a column vector is one target, predicted 1d.
+            y = column_or_1d(y, warn=True)
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = y2.shape[1]
