@@ -433,6 +433,27 @@ def test_untraceable_model_falls_back_to_sequential_rules():
     assert [layer.name for layer in report.layers] == ["body.0"]
 
 
+class _Recurrent(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(4, 8, batch_first=True)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h, _ = self.gru(x)
+        return self.out(h[:, -1])
+
+
+def test_a_model_without_prunable_units_says_how_to_declare_them():
+    X, y = torch.randn(20, 5, 4), torch.randint(0, 3, (20,))
+    with pytest.raises(
+        TypeError,
+        match=r"No prunable units found in _Recurrent.*"
+        r"prune\(\.\.\., groups=",
+    ):
+        prune(_Recurrent(), X, y, budget=1)
+
+
 def test_graph_groups_can_be_passed_explicitly():
     model, X, y = build("residual_mlp")
     groups = find_graph_groups(model, X[:4])

@@ -1,6 +1,7 @@
 """Tests of the torch pruning engine: units, pulls, rewards, scorers, surgery."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -632,3 +633,16 @@ def test_lstsq_compensation_exact_for_conv_linear_combination(padding):
     torch.testing.assert_close(small(X), net(X), atol=1e-5, rtol=0)
     dropped = remove_units(net, groups, [[3]])
     assert (dropped(X) - net(X)).abs().max() > 1e-2
+
+
+def test_a_ratio_that_removes_nothing_warns():
+    net = make_mlp([6, 8, 8, 3])
+    X, y = make_data(40, 6, "classification", 3)
+    with pytest.warns(UserWarning, match=r"prune_ratio=0.1 removes no unit.*\[8, 8\]"):
+        small, report = prune(net, X, y, prune_ratio=0.1, budget=1, random_state=0)
+    assert report.params_after == report.params_before
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # zero on purpose, or one unit: silent
+        prune(net, X, y, prune_ratio=0.0, budget=1, random_state=0)
+        prune(net, X, y, prune_ratio=0.13, budget=1, random_state=0)
+        prune(net, X, y, prune_ratio=0.1, scope="global", budget=1, random_state=0)

@@ -472,7 +472,8 @@ def discover_groups(model, X):
     their fast pulls). Any other model gets the groups its modules declare
     (e.g. :class:`SelfAttention` heads) and, for the layers those do not
     cover, :func:`find_graph_groups`; without either it falls back to
-    :func:`find_unit_groups` (and its error).
+    :func:`find_unit_groups` (the ``nn.Sequential`` chains inside the
+    model), and raises ``TypeError`` if there are none.
 
     Parameters
     ----------
@@ -512,7 +513,16 @@ def discover_groups(model, X):
         found = []
     found = [g for g in found if covered.isdisjoint((*g.producers, *g.consumers))]
     if not declared and not found:
-        return find_unit_groups(model, example_input=X[:1])
+        try:  # nn.Sequential chains inside the model, if any
+            return find_unit_groups(model, example_input=X[:1])
+        except TypeError:
+            raise TypeError(
+                f"No prunable units found in {type(model).__name__}: its "
+                "dependency graph gave no group whose removal equals masking "
+                "it, it holds no nn.Sequential chain and no module declares "
+                "unit_groups(name). Declare the groups with UnitGroup and "
+                "pass them as prune(..., groups=[...])."
+            ) from None
     if isinstance(model, InputAdapter):  # report the user's layer names
         found = [replace(g, name=g.name.removeprefix(PREFIX)) for g in found]
     return declared + found

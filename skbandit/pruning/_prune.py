@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import numbers
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
 from ._rewards import resolve_loss, sample_metric
-from ._selection import removals_by_count, removals_for_params
+from ._selection import removal_counts, removals_by_count, removals_for_params
 from ._surgery import remove_units
 from ._targets import (
     latency_ratio,
@@ -424,6 +425,14 @@ default="fidelity"
     pruned = model if scorer is not None else copy.deepcopy(model)
     if scorer is not None:
         plan = _Plan(model, groups, prune_ratio, scope, n_rounds, target_params)
+        if target_latency is None and plan.removes_nothing():
+            warnings.warn(
+                f"prune_ratio={prune_ratio} removes no unit: it rounds down to "
+                f"zero for unit groups of sizes {plan.sizes} (scope={scope!r}); "
+                "raise prune_ratio to remove at least one.",
+                UserWarning,
+                stacklevel=2,
+            )
         rng = np.random.default_rng(random_state)
         for r in range(n_rounds):
             start = time.perf_counter()
@@ -481,6 +490,13 @@ class _Plan:
         if self.param_target is not None:
             return None
         return round_count(self.sizes, self.prune_ratio, self.scope, self.n_rounds, r)
+
+    def removes_nothing(self):
+        """Whether a positive ``prune_ratio`` rounds down to no unit at all."""
+        if self.param_target is not None or self.prune_ratio == 0:
+            return False
+        counts = removal_counts(self.sizes, self.prune_ratio, self.scope)
+        return np.sum(counts) == 0
 
     def removals(self, r, scores):
         if self.param_target is None:
