@@ -23,7 +23,7 @@ Two splits of datasets, never mixed:
   and never looked at before this check was written (after ``heldout``'s
   75 % comparison with ``obs`` came out a tie): ``ImageSegments`` and seven
   of river's generators with fixed settings and seed 0 (:data:`SYNTH`).
-  Needs the optional ``river`` package (``pip install river``).
+  Needs ``river`` (in the ``bench`` extra).
 
 Each run prints one line per ratio::
 

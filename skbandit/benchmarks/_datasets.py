@@ -443,7 +443,7 @@ _CLASSIFICATION_SPECS = [
         source="river.datasets.ImageSegments()",
         description="UCI image segmentation, 7 classes (str labels); iterated "
         "into a table of the 18 features river ships (the constant "
-        "region-pixel-count is absent). Needs the optional `river` package. "
+        "region-pixel-count is absent). Needs `river` (the bench extra). "
         "Size: 2310 x 18.",
         target="",
         requires=("river",),
