@@ -638,8 +638,11 @@ def test_lstsq_compensation_exact_for_conv_linear_combination(padding):
 def test_a_ratio_that_removes_nothing_warns():
     net = make_mlp([6, 8, 8, 3])
     X, y = make_data(40, 6, "classification", 3)
-    with pytest.warns(UserWarning, match=r"prune_ratio=0.1 removes no unit.*\[8, 8\]"):
+    with pytest.warns(
+        UserWarning, match=r"prune_ratio=0.1 removes no unit.*\[8, 8\]"
+    ) as record:
         small, report = prune(net, X, y, prune_ratio=0.1, budget=1, random_state=0)
+    assert record[0].filename == __file__  # points at the caller
     assert report.params_after == report.params_before
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # zero on purpose, or one unit: silent

@@ -431,7 +431,7 @@ default="fidelity"
                 f"zero for unit groups of sizes {plan.sizes} (scope={scope!r}); "
                 "raise prune_ratio to remove at least one.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller, past torch.no_grad's wrapper
             )
         rng = np.random.default_rng(random_state)
         for r in range(n_rounds):
