@@ -1,17 +1,16 @@
 """The pruning backend on CUDA: fast paths against the references there.
 
 Skipped without a GPU (CI has none); run on a CUDA machine with
-``pytest tests/test_gpu.py``. The chunk bound for accelerators is tested on
-the CPU as well, through the bound itself.
+``pytest tests/test_gpu.py``. The chunking and the deterministic per-arm
+sums that the GPU path uses are tested on the CPU as well.
 """
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from skbandit import BanditPrunedMLPClassifier
-from skbandit.benchmarks._perf import cnn
+from skbandit.benchmarks._perf import cnn, mlp
 from skbandit.benchmarks.deep import TransformerClassifier
 from skbandit.pruning import (
     _pulls,
@@ -32,14 +31,8 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 METRIC = sample_metric("loss", resolve_loss("cross_entropy"))
 
 
-def _mlp(sizes, device, seed=0):
-    torch.manual_seed(seed)
-    layers = []
-    for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers).eval().to(device)
+def _mlp(sizes, device):
+    return mlp(sizes).to(device)
 
 
 def _data(n, n_in, n_out, device, seed=0):
@@ -56,19 +49,37 @@ def test_chunk_bound_depends_on_the_device():
     assert _pulls._ACCELERATOR_CHUNK_ELEMENTS > _pulls._CHUNK_ELEMENTS
 
 
-def test_accelerator_sized_chunks_equal_naive_on_cpu(monkeypatch):
-    """One chunk holding every arm (as on a GPU) gives the reference values."""
+@pytest.mark.parametrize("elements", [64 * 24, 1 << 27])
+def test_chunk_bounds_change_the_chunks_not_the_values(elements, monkeypatch):
+    """Many small chunks (the CPU's) or one holding every arm (a GPU's)."""
     net = _mlp([6, 40, 24, 3], "cpu")
     X, y = _data(64, 6, 3, "cpu")
-    monkeypatch.setattr(_pulls, "_CHUNK_ELEMENTS", _pulls._ACCELERATOR_CHUNK_ELEMENTS)
-    for group in find_unit_groups(net):
-        arms = range(group.size)
-        torch.testing.assert_close(
-            evaluate_arms(net, group, arms, X, y, METRIC),
-            evaluate_arms_naive(net, group, arms, X, y, METRIC),
-            atol=1e-5,
-            rtol=0,
-        )
+    group = find_unit_groups(net)[0]
+    chunks = []
+    chunk_values = _pulls._chunk_values
+    monkeypatch.setattr(_pulls, "_chunk_elements", lambda tensor: elements)
+    monkeypatch.setattr(
+        _pulls, "_chunk_values", lambda *a: chunks.append(1) or chunk_values(*a)
+    )
+    fast = evaluate_arms(net, group, range(40), X, y, METRIC)
+    assert len(chunks) == (40 if elements < 1 << 20 else 1)
+    torch.testing.assert_close(
+        fast,
+        evaluate_arms_naive(net, group, range(40), X, y, METRIC),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_dense_arm_sums_equal_index_add():
+    """The CUDA sums (dense, deterministic) against the CPU's ``index_add_``."""
+    g = torch.Generator().manual_seed(0)
+    delta = torch.randn(5, 7, generator=g).relu()  # zeros: skipped pairs
+    pairs = torch.nonzero(delta.reshape(-1)).squeeze(1)
+    change = torch.randn(len(pairs), generator=g, dtype=torch.float64)
+    by_index = torch.zeros(5, dtype=torch.float64).index_add_(0, pairs // 7, change)
+    dense = _pulls._dense_arm_sums(change, pairs, delta.shape)
+    torch.testing.assert_close(dense, by_index, atol=1e-12, rtol=0)
 
 
 @cuda
@@ -77,7 +88,7 @@ def test_cuda_batched_pulls_equal_naive(compensated):
     net = _mlp([20, 256, 128, 5], "cuda")
     X, y = _data(512, 20, 5, "cuda")
     groups = find_unit_groups(net)
-    refits = consumer_refits(net, groups, X) if compensated else [None] * 2
+    refits = consumer_refits(net, groups, X) if compensated else [None] * len(groups)
     fills = None if compensated else unit_means(net, groups, X)
     tr = trace(net, X)
     for i, group in enumerate(groups):
@@ -90,7 +101,9 @@ def test_cuda_batched_pulls_equal_naive(compensated):
 
 
 @cuda
-def test_cuda_conv_pulls_equal_naive():
+def test_cuda_conv_pulls_equal_naive(monkeypatch):
+    # cuDNN may use TF32 for convolutions, which rounds to 1e-3
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     net = cnn(channels=8).to("cuda")
     g = torch.Generator().manual_seed(0)
     X = torch.randn(64, 1, 8, 8, generator=g).to("cuda")
@@ -128,6 +141,17 @@ def test_cuda_traced_transformer_pulls_equal_naive(compensated):
             atol=1e-4,
             rtol=0,
         )
+
+
+@cuda
+def test_cuda_pulls_are_deterministic():
+    net = _mlp([20, 256, 128, 5], "cuda")
+    X, y = _data(512, 20, 5, "cuda")
+    group = find_unit_groups(net)[0]
+    first = evaluate_arms(net, group, range(group.size), X, y, METRIC)
+    for _ in range(3):
+        again = evaluate_arms(net, group, range(group.size), X, y, METRIC)
+        assert torch.equal(again, first)
 
 
 @cuda

@@ -464,6 +464,10 @@ def _declares_units(model):
     return any(callable(getattr(m, "unit_groups", None)) for m in model.modules())
 
 
+def _holds_sequential(model):
+    return any(isinstance(m, nn.Sequential) for m in model.modules())
+
+
 def discover_groups(model, X):
     """The prunable units of ``model``: sequential and declared, then from
     the dependency graph.
@@ -472,8 +476,8 @@ def discover_groups(model, X):
     their fast pulls). Any other model gets the groups its modules declare
     (e.g. :class:`SelfAttention` heads) and, for the layers those do not
     cover, :func:`find_graph_groups`; without either it falls back to
-    :func:`find_unit_groups` (the ``nn.Sequential`` chains inside the
-    model), and raises ``TypeError`` if there are none.
+    :func:`find_unit_groups` on the ``nn.Sequential`` chains inside the
+    model.
 
     Parameters
     ----------
@@ -485,6 +489,12 @@ def discover_groups(model, X):
     Returns
     -------
     groups : list of UnitGroup or GraphGroup
+
+    Raises
+    ------
+    TypeError
+        If no way finds a group: no declared units, no ``nn.Sequential``
+        chain and nothing from the dependency graph.
 
     Examples
     --------
@@ -513,16 +523,15 @@ def discover_groups(model, X):
         found = []
     found = [g for g in found if covered.isdisjoint((*g.producers, *g.consumers))]
     if not declared and not found:
-        try:  # nn.Sequential chains inside the model, if any
-            return find_unit_groups(model, example_input=X[:1])
-        except TypeError:
+        if not _declares_units(model) and not _holds_sequential(model):
             raise TypeError(
-                f"No prunable units found in {type(model).__name__}: its "
-                "dependency graph gave no group whose removal equals masking "
-                "it, it holds no nn.Sequential chain and no module declares "
+                f"No prunable units found in {type(model).__name__}: no group "
+                "of its dependency graph could be removed as masked, it "
+                "holds no nn.Sequential chain and no module declares "
                 "unit_groups(name). Declare the groups with UnitGroup and "
                 "pass them as prune(..., groups=[...])."
-            ) from None
+            )
+        return find_unit_groups(model, example_input=X[:1])
     if isinstance(model, InputAdapter):  # report the user's layer names
         found = [replace(g, name=g.name.removeprefix(PREFIX)) for g in found]
     return declared + found

@@ -427,9 +427,10 @@ default="fidelity"
         plan = _Plan(model, groups, prune_ratio, scope, n_rounds, target_params)
         if target_latency is None and plan.removes_nothing():
             warnings.warn(
-                f"prune_ratio={prune_ratio} removes no unit: it rounds down to "
-                f"zero for unit groups of sizes {plan.sizes} (scope={scope!r}); "
-                "raise prune_ratio to remove at least one.",
+                f"prune_ratio={prune_ratio} removes no unit from unit groups "
+                f"of sizes {plan.sizes} (scope={scope!r}): the count rounds "
+                "down to zero, and every group keeps at least one unit. The "
+                "network is returned unchanged.",
                 UserWarning,
                 stacklevel=3,  # the caller, past torch.no_grad's wrapper
             )

@@ -50,16 +50,26 @@ _CHUNK_ELEMENTS = 1 << 21
 
 #: The same bound on an accelerator (512 MiB of float32 per buffer): each
 #: chunk costs kernel launches and one host sync (``nonzero``), so a GPU
-#: needs chunks of many arms to be busy; 2 MiB chunks held one arm of a
-#: 1024-unit layer at batch 2048 and ran barely faster than the naive loop.
+#: needs chunks of many arms to be busy; 2 ** 21-element chunks held one arm
+#: of a 1024-unit layer at batch 2048 and ran barely faster than the naive
+#: loop.
 _ACCELERATOR_CHUNK_ELEMENTS = 1 << 27
+
+#: On CUDA a stacked tensor also takes at most this share of the free
+#: memory: a chunk holds a few such tensors at once, and cards have less.
+_FREE_MEMORY_SHARE = 16
 
 
 def _chunk_elements(tensor):
-    """The stacked-tensor bound for chunks of arms computed on ``tensor``'s device."""
+    """The bound, in elements, of a stacked tensor of chunks of arms computed
+    on ``tensor``'s device."""
     if tensor.device.type == "cpu":
         return _CHUNK_ELEMENTS
-    return _ACCELERATOR_CHUNK_ELEMENTS
+    bound = _ACCELERATOR_CHUNK_ELEMENTS
+    if tensor.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(tensor.device)
+        bound = min(bound, free // (_FREE_MEMORY_SHARE * tensor.element_size()))
+    return max(1, bound)
 
 
 def _graph_consumer(tr, group):
@@ -75,19 +85,22 @@ def _graph_consumer(tr, group):
     return node if h.shape[group.feature_dim] == group.n_features else None
 
 
-def _graph_chunk(tr, node, numel):
-    """Variants per ``vmap`` call downstream of ``node``: the stacked values
-    (``numel`` elements per variant, or the largest downstream value) stay
-    within 4 x :func:`_chunk_elements`."""
-    largest = max(
-        (
-            v.numel()
-            for v in map(tr.values.get, tr.downstream(node))
-            if torch.is_tensor(v)
-        ),
-        default=1,
-    )
-    return max(1, 4 * _chunk_elements(tr.output) // max(largest, numel))
+def _graph_chunk(tr, node, stacked):
+    """Variants per ``vmap`` call downstream of ``node``, ``stacked`` being
+    one variant's input to what follows.
+
+    On the CPU the largest of it and the downstream values stays within
+    4 x :data:`_CHUNK_ELEMENTS` (cache-sized chunks). On an accelerator,
+    where chunks are large, every downstream value of a chunk is alive at
+    once until the metric, so their sum stays within :func:`_chunk_elements`.
+    """
+    sizes = [
+        v.numel() for v in map(tr.values.get, tr.downstream(node)) if torch.is_tensor(v)
+    ]
+    if stacked.device.type == "cpu":
+        largest = max(sizes, default=1)
+        return max(1, 4 * _CHUNK_ELEMENTS // max(largest, stacked.numel()))
+    return max(1, _chunk_elements(stacked) // (sum(sizes) + stacked.numel()))
 
 
 def _vmap_metric(run, stacked, y, metric):
@@ -111,7 +124,7 @@ def _graph_values(tr, node, group, arms, fills, y, metric):
     """Mean metric per arm: the downstream graph on stacked masked inputs."""
     h = tr.values[node.args[0]]
     dim = group.feature_dim % h.dim()
-    chunk = _graph_chunk(tr, node, h.numel())
+    chunk = _graph_chunk(tr, node, h)
     shape = [1] * (h.dim() + 1)
     shape[dim + 1] = -1
     fill = None
@@ -136,7 +149,7 @@ def _graph_refit_values(tr, node, z, weight, arms, delta, y, metric):
     ``z - delta[i] * weight[:, arms[i]]`` (``z`` its output flattened to
     rows x outputs): the batched compensated pulls of a traced model."""
     shape = tr.values[node].shape
-    chunk = _graph_chunk(tr, node, z.numel())
+    chunk = _graph_chunk(tr, node, z)
     values = []
     for i in range(0, len(arms), chunk):
         part = arms[i : i + chunk]
@@ -535,8 +548,27 @@ def _chunk_values(z, weight, arms, delta, suffix, y, metric, base, buffers):
         out = _apply(module, out)
     # Accumulate in float64: the per-arm sums subtract nearly equal totals.
     change = (metric(out, y[rows]) - base[rows]).double()
-    sums = base.double().sum().expand(len(arms)).clone().index_add_(0, arm_pos, change)
+    sums = _arm_totals(base.double().sum(), change, arm_pos, pairs, delta.shape)
     return (sums / z.shape[0]).to(z.dtype)
+
+
+def _arm_totals(total, change, arm_pos, pairs, shape):
+    """``total`` plus the summed ``change`` of each arm's pairs.
+
+    ``index_add_`` adds in order on the CPU but atomically, in no fixed
+    order, on CUDA; there the pairs are scattered into the dense
+    ``shape = (arms, samples)`` grid (each once) and summed by rows, so
+    that the same inputs give the same sums.
+    """
+    if change.device.type == "cpu":
+        return total.expand(shape[0]).clone().index_add_(0, arm_pos, change)
+    return total + _dense_arm_sums(change, pairs, shape)
+
+
+def _dense_arm_sums(change, pairs, shape):
+    dense = change.new_zeros(shape[0] * shape[1])
+    dense[pairs] = change
+    return dense.view(shape).sum(dim=1)
 
 
 @torch.no_grad()
