@@ -143,6 +143,16 @@ def test_pickle_round_trip(iris):
     assert unfitted.get_params() == clf.get_params()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
+def test_a_pickled_gpu_fit_predicts_on_the_cpu_where_cuda_is_missing(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+    clf.device = "cuda"  # as if fitted there: its modules pickle on the CPU
+    with pytest.warns(UserWarning, match="fitted with device='cuda'.*on the CPU"):
+        again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
 def test_policy_object_is_not_mutated(iris):
     X, y = iris
     policy = UCB1(c=1.0)

@@ -5,6 +5,11 @@ Skipped without a GPU (CI has none); run on a CUDA machine with
 sums that the GPU path uses are tested on the CPU as well.
 """
 
+import os
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -190,3 +195,36 @@ def test_cuda_estimator_fits_and_predicts():
     # 0.975 on the CPU: the two devices differ in the last bits only
     assert est.score(X, y) > 0.9
     np.testing.assert_allclose(again.fit(X, y).predict_proba(X), proba, atol=1e-5)
+
+
+@cuda
+def test_cuda_fit_pickles_and_loads_without_cuda(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 8)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    est = BanditPrunedMLPClassifier((16,), max_iter=50, device="cuda")
+    est.fit(X, y)
+    path = tmp_path / "fit.pkl"
+    path.write_bytes(pickle.dumps(est))
+    assert next(est.module_.parameters()).device.type == "cuda"  # not moved
+    again = pickle.loads(path.read_bytes())
+    assert next(again.module_.parameters()).device.type == "cuda"
+    np.testing.assert_allclose(again.predict_proba(X), est.predict_proba(X))
+    # where CUDA is missing: a warning, and CPU predictions
+    np.save(tmp_path / "X.npy", X)
+    code = (
+        "import pickle, sys, warnings, numpy as np\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    est = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "assert any('on the CPU' in str(x.message) for x in w)\n"
+        "np.save(sys.argv[3], est.predict_proba(np.load(sys.argv[2])))\n"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    out = tmp_path / "proba.npy"
+    subprocess.run(
+        [sys.executable, "-c", code, str(path), str(tmp_path / "X.npy"), str(out)],
+        check=True,
+        env=env,
+    )
+    np.testing.assert_allclose(np.load(out), est.predict_proba(X), atol=1e-6)

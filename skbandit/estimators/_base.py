@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import os
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -344,6 +345,43 @@ class BaseBanditPrunedMLP(BaseEstimator):
         except BaseException:
             self._forget_fit()
             raise
+
+    #: Fitted attributes that hold torch modules.
+    _MODULE_ATTRIBUTES = ("module_", "unpruned_module_")
+
+    def __getstate__(self):
+        # Tensors pickle with their device, and a GPU fit's pickle would not
+        # load where CUDA is missing: fitted modules travel on the CPU. A
+        # copy: BaseEstimator may hand back the instance's own __dict__.
+        state = dict(super().__getstate__())
+        for name in self._MODULE_ATTRIBUTES:
+            module = state.get(name)
+            if module is not None and any(
+                p.device.type != "cpu" for p in module.parameters()
+            ):
+                state[name] = copy.deepcopy(module).cpu()
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        fitted = [
+            n for n in self._MODULE_ATTRIBUTES if getattr(self, n, None) is not None
+        ]
+        if not fitted or torch.device(self.device).type == "cpu":
+            return
+        try:
+            check_device(self.device)
+        except ValueError:
+            warnings.warn(
+                f"This estimator was fitted with device={str(self.device)!r}, "
+                "which this machine does not have: it predicts on the CPU. "
+                "Set device='cpu' before refitting it here.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return
+        for name in fitted:
+            setattr(self, name, getattr(self, name).to(self.device))
 
     def _forget_fit(self):
         """Drop every fitted attribute: a failed fit leaves the estimator
