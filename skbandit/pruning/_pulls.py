@@ -243,6 +243,8 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
         z, weight, delta = _refit_rank1(_flat_input(tr, node), refit, arms)
         try:
             return _graph_refit_values(tr, node, z, weight, arms, delta, y, metric)
+        except torch.cuda.OutOfMemoryError:
+            _warn_out_of_memory(group)
         except (RuntimeError, NotImplementedError):
             pass  # an operation vmap cannot batch: the naive loop is exact
     if refit is not None and _batched_kind(tr, group) != "linear":
@@ -255,6 +257,8 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
                 return tr.output.new_empty(0)
             try:
                 return _graph_values(tr, node, group, arms, fills, y, metric)
+            except torch.cuda.OutOfMemoryError:
+                _warn_out_of_memory(group)
             except (RuntimeError, NotImplementedError):
                 pass  # an operation vmap cannot batch: the naive loop is exact
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
@@ -280,6 +284,18 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
         if fills is not None:
             delta = delta - fills[arms][:, None]
     return _linear_values(z, weight, arms, delta, suffix, y, metric, base)
+
+
+def _warn_out_of_memory(group):
+    # The naive loop needs one forward pass of memory, so it still runs.
+    warnings.warn(
+        f"Out of GPU memory for the batched pulls of {group.name!r}: they run "
+        "one forward pass per arm instead (slower, same values). A smaller "
+        "pull minibatch (prune's batch_size, the estimators' "
+        "pull_batch_size) keeps them batched.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _linear_values(z, weight, arms, delta, suffix, y, metric, base):
