@@ -524,7 +524,7 @@ def export_onnx(obj, path, example_inputs=None, opset_version=None, dynamo=False
     dynamo : bool, default=False
         False uses torch's TorchScript-based exporter, which needs only the
         ``onnx`` package; True the ``torch.export``-based one (needs
-        ``onnxscript``).
+        ``onnxscript``; both are in the ``export`` extra).
 
     Returns
     -------
