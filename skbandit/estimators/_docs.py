@@ -174,10 +174,13 @@ default=%(reward)s
         contents fail their digest is retrained.
     device : str or torch.device, default="cpu"
         Where the network trains and is pruned (``"cuda"`` needs a CUDA
-        build of torch).
+        build of torch). A fitted estimator pickles its networks on the
+        CPU, so it also loads, and predicts on the CPU, where that device
+        is missing.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order, the validation split and
-        the bandit; an int gives identical predictions on every fit.
+        the bandit; an int gives identical predictions on every fit on the
+        same device, torch build and thread count.
     verbose : int, default=0
         1 prints one plain line per phase (training, pruning, fine-tuning),
         2 adds one line per epoch."""
