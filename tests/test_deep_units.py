@@ -473,20 +473,24 @@ def test_user_model_graph_pulls_equal_naive():
     torch.testing.assert_close(fast, naive, atol=1e-10, rtol=0)
 
 
-def test_graph_pulls_out_of_gpu_memory_warn_and_run_naive(monkeypatch):
+@pytest.mark.parametrize("compensated", [False, True])
+def test_graph_pulls_out_of_gpu_memory_warn_and_run_naive(compensated, monkeypatch):
     torch.manual_seed(0)
     net = Residual().to(DTYPE).eval()
     X = torch.randn(9, 5, dtype=DTYPE)
     y = torch.randint(0, 3, (9,))
     group = UnitGroup("hidden", 6, ("hidden",), ("out",))
+    refit = consumer_refits(net, [group], X)[0] if compensated else None
 
     def out_of_memory(*args):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
-    monkeypatch.setattr(_pulls, "_graph_values", out_of_memory)
-    with pytest.warns(UserWarning, match="Out of GPU memory.*'hidden'"):
-        fast = evaluate_arms(net, group, range(6), X, y, _metric())
-    naive = evaluate_arms_naive(net, group, range(6), X, y, _metric())
+    for path in ("_graph_values", "_graph_refit_values"):
+        monkeypatch.setattr(_pulls, path, out_of_memory)
+    with pytest.warns(UserWarning, match="Out of GPU memory.*'hidden'") as record:
+        fast = evaluate_arms(net, group, range(6), X, y, _metric(), refit=refit)
+    assert record[0].filename == __file__  # points at the caller
+    naive = evaluate_arms_naive(net, group, range(6), X, y, _metric(), refit=refit)
     torch.testing.assert_close(fast, naive, atol=0, rtol=0)
 
 

@@ -143,14 +143,33 @@ def test_pickle_round_trip(iris):
     assert unfitted.get_params() == clf.get_params()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available")
-def test_a_pickled_gpu_fit_predicts_on_the_cpu_where_cuda_is_missing(iris):
+@pytest.mark.parametrize("device", ["cuda", "cuda:3", "mps", "xpu"])
+def test_a_pickled_gpu_fit_predicts_on_the_cpu_where_its_device_is_missing(
+    iris, device
+):
     X, y = iris
     clf = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
-    clf.device = "cuda"  # as if fitted there: its modules pickle on the CPU
-    with pytest.warns(UserWarning, match="fitted with device='cuda'.*on the CPU"):
-        again = pickle.loads(pickle.dumps(clf))
+    wanted = torch.device(device)
+    if wanted.type == "cuda" and torch.cuda.device_count() > (wanted.index or 0):
+        pytest.skip("this machine has that device")
+    # What __getstate__ writes for a fit whose networks were on ``device``
+    state = clf.__getstate__()
+    state["_pickled_from"] = device
+    again = BanditPrunedMLPClassifier.__new__(BanditPrunedMLPClassifier)
+    with pytest.warns(UserWarning, match=f"fitted on '{device}'.*on the CPU"):
+        again.__setstate__(state)
+    assert not hasattr(again, "_pickled_from")
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+def test_a_cpu_fit_pickles_without_a_device_note(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+    clf.device = "cuda"  # the parameter alone: its networks are on the CPU
+    assert "_pickled_from" not in clf.__getstate__()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pickle.loads(pickle.dumps(clf))
 
 
 def test_policy_object_is_not_mutated(iris):

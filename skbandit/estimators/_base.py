@@ -77,6 +77,12 @@ _OPTIMISATION = (
 )
 
 
+def _parameter_device(module):
+    """The device of ``module``'s parameters (None: no module or none)."""
+    parameter = next(module.parameters(), None) if module is not None else None
+    return None if parameter is None else parameter.device
+
+
 class BaseBanditPrunedMLP(BaseEstimator):
     """Base class for bandit-pruned MLP estimators. Do not use directly."""
 
@@ -351,37 +357,39 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def __getstate__(self):
         # Tensors pickle with their device, and a GPU fit's pickle would not
-        # load where CUDA is missing: fitted modules travel on the CPU. A
-        # copy: BaseEstimator may hand back the instance's own __dict__.
+        # load where CUDA is missing: fitted modules travel on the CPU, with
+        # the device they were on. A copy: BaseEstimator may hand back the
+        # instance's own __dict__.
         state = dict(super().__getstate__())
         for name in self._MODULE_ATTRIBUTES:
-            module = state.get(name)
-            if module is not None and any(
-                p.device.type != "cpu" for p in module.parameters()
-            ):
-                state[name] = copy.deepcopy(module).cpu()
+            device = _parameter_device(state.get(name))
+            if device is not None and device.type != "cpu":
+                state[name] = copy.deepcopy(state[name]).cpu()
+                state["_pickled_from"] = str(device)
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        device = state.pop("_pickled_from", None)
         super().__setstate__(state)
-        fitted = [
-            n for n in self._MODULE_ATTRIBUTES if getattr(self, n, None) is not None
-        ]
-        if not fitted or torch.device(self.device).type == "cpu":
+        if device is None:
             return
+        fitted = [n for n in self._MODULE_ATTRIBUTES if n in state]
         try:
-            check_device(self.device)
-        except ValueError:
+            check_device(device)
+            moved = {name: getattr(self, name).to(device) for name in fitted}
+        except (ValueError, RuntimeError, AssertionError):
+            # No such device here (torch asserts for builds without one).
             warnings.warn(
-                f"This estimator was fitted with device={str(self.device)!r}, "
-                "which this machine does not have: it predicts on the CPU. "
-                "Set device='cpu' before refitting it here.",
+                f"This estimator was fitted on {device!r}, which this machine "
+                "does not have: it predicts on the CPU. Set device='cpu' "
+                "before refitting it here.",
                 UserWarning,
                 stacklevel=2,
             )
             return
-        for name in fitted:
-            setattr(self, name, getattr(self, name).to(self.device))
+        for name, module in moved.items():
+            setattr(self, name, module)
 
     def _forget_fit(self):
         """Drop every fitted attribute: a failed fit leaves the estimator

@@ -294,7 +294,7 @@ def _warn_out_of_memory(group):
         "pull minibatch (prune's batch_size, the estimators' "
         "pull_batch_size) keeps them batched.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,  # evaluate_arms' caller, past torch.no_grad's wrapper
     )
 
 
