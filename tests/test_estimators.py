@@ -466,6 +466,24 @@ def test_rounds_fine_tune_between_rounds(iris):
     assert clf.n_iter_ == 15 + 2 * 2 + 2
 
 
+def test_every_fine_tuning_draws_its_own_batch_order(iris, monkeypatch):
+    from skbandit.estimators import _base
+
+    seeds = []
+    fit_module = _base.fit_module
+
+    def recording(*args, seed, phase="training", **kwargs):
+        seeds.append((phase, seed))
+        return fit_module(*args, seed=seed, phase=phase, **kwargs)
+
+    monkeypatch.setattr(_base, "fit_module", recording)
+    X, y = iris
+    BanditPrunedMLPClassifier(random_state=0, n_rounds=3, **FAST).fit(X, y)
+    tunings = [seed for phase, seed in seeds if phase == "fine-tuning"]
+    assert len(tunings) == 3  # two between rounds, the final one
+    assert len(set(tunings)) == 3
+
+
 def test_target_params_and_auto_budget(iris):
     X, y = iris
     params = {**FAST, "budget": "auto", "max_budget": 8}

@@ -668,6 +668,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         if not self.fine_tune_epochs or self.n_rounds == 1:
             return None, history
         data = TrainingData(X, targets, weights)
+        # Each phase draws its own batch order: one seed per round between
+        # rounds, derived from the final fine-tuning's.
+        rounds = np.random.SeedSequence(int(seed)).generate_state(self.n_rounds - 1)
+        seeds = iter(rounds)
 
         def fine_tune(module):
             # prune() runs without gradients; training needs them back.
@@ -677,7 +681,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                         module,
                         data,
                         epochs=self.fine_tune_epochs,
-                        seed=int(seed),
+                        seed=int(next(seeds)),
                         verbose=self.verbose,
                         phase="fine-tuning",
                         **self._training_params(X.shape[0]),
