@@ -55,9 +55,13 @@ _CHUNK_ELEMENTS = 1 << 21
 #: loop.
 _ACCELERATOR_CHUNK_ELEMENTS = 1 << 27
 
-#: On CUDA a stacked tensor also takes at most this share of the free
+#: On CUDA a stacked tensor also takes at most this share of the card's
 #: memory: a chunk holds a few such tensors at once, and cards have less.
-_FREE_MEMORY_SHARE = 16
+#: The card's total, not its free memory: free memory changes from call to
+#: call, and chunk sizes that followed it would make the sums (and so the
+#: bandit) differ between runs; torch also caches the total, while asking
+#: for free memory is a driver call on every round's pulls.
+_MEMORY_SHARE = 32
 
 
 def _chunk_elements(tensor):
@@ -67,8 +71,8 @@ def _chunk_elements(tensor):
         return _CHUNK_ELEMENTS
     bound = _ACCELERATOR_CHUNK_ELEMENTS
     if tensor.device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(tensor.device)
-        bound = min(bound, free // (_FREE_MEMORY_SHARE * tensor.element_size()))
+        total = torch.cuda.get_device_properties(tensor.device).total_memory
+        bound = min(bound, total // (_MEMORY_SHARE * tensor.element_size()))
     return max(1, bound)
 
 
