@@ -1,19 +1,44 @@
-"""Cached trained networks that are verified before they are trusted.
+"""A cache of trained networks that holds only tensors and plain data.
 
-joblib recomputes a cache entry that fails to unpickle, but an entry whose
-bytes were damaged and still unpickle (a flipped bit in a weight array)
-would be used silently and change every result built on it. The cached
-function therefore returns its value together with a SHA-256 digest of the
-value's contents, and :func:`verified_call` recomputes (and re-stores) any
-entry whose contents no longer match its digest.
+The estimators' ``memory=``, ``skbandit bench``'s cache folder and the deep
+suite share it. A cache folder may be written by anyone who can write to the
+disk, so nothing read from it is trusted:
+
+* **No code runs on load.** An entry is one ``torch.save`` file of a flat
+  dict of tensors, strings and numbers, read with
+  ``torch.load(weights_only=True)``: torch's restricted unpickler refuses any
+  class or callable, so a crafted pickle raises instead of executing. The
+  network is rebuilt by the caller from the call's own arguments, and only its
+  state dict comes from the file.
+* **An entry answers one call.** The file name is the SHA-256 *key* of the
+  call (the function's namespace, its arguments with arrays hashed by
+  contents, and the versions of skbandit and torch), and the file stores its
+  key again: an entry copied over another (another fold's network, which has
+  seen this fold's test rows) is detected.
+* **Damaged contents are detected.** The file stores a digest of its key and
+  contents, checked after loading.
+
+An entry that fails any check is discarded with a :class:`RuntimeWarning` and
+recomputed, and the new entry replaces it. Entries are written to a temporary
+file and renamed, so concurrent workers never read half a file.
 """
 
 import hashlib
+import json
+import os
+import tempfile
+import types
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 
-__all__ = ["content_digest", "with_digest", "verified_call"]
+from ._version import __version__
+
+__all__ = ["TensorCache", "content_digest"]
+
+#: Bumped when the layout of an entry changes: older entries are then misses.
+_FORMAT = 1
 
 
 def _feed(hasher, obj):
@@ -22,6 +47,9 @@ def _feed(hasher, obj):
 
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
+    if sp.issparse(obj):
+        obj = obj.tocsr()
+        obj = (obj.shape, obj.data, obj.indices, obj.indptr)
     hasher.update(type(obj).__name__.encode())
     if isinstance(obj, torch.Tensor):
         obj = obj.detach().cpu().contiguous().numpy()
@@ -29,12 +57,16 @@ def _feed(hasher, obj):
         hasher.update(f"{obj.dtype}{obj.shape}".encode())
         hasher.update(np.ascontiguousarray(obj).tobytes())
     elif isinstance(obj, dict):
-        for key, value in obj.items():
+        for key in sorted(obj, key=repr):
             _feed(hasher, key)
-            _feed(hasher, value)
+            _feed(hasher, obj[key])
     elif isinstance(obj, (list, tuple)):
+        hasher.update(str(len(obj)).encode())
         for value in obj:
             _feed(hasher, value)
+    elif isinstance(obj, (type, types.FunctionType, types.MethodType)):
+        # Classes and functions by name: their repr holds a memory address.
+        hasher.update(f"{obj.__module__}.{obj.__qualname__}".encode())
     else:
         hasher.update(repr(obj).encode())
 
@@ -45,8 +77,8 @@ def content_digest(obj):
     Parameters
     ----------
     obj : object
-        Nested tuples, lists and dicts of torch modules, tensors, arrays and
-        plain values.
+        Nested tuples, lists and dicts of torch modules, tensors, arrays,
+        sparse matrices, classes, functions and plain values.
 
     Returns
     -------
@@ -69,37 +101,166 @@ def content_digest(obj):
     return hasher.hexdigest()
 
 
-def with_digest(func, *args, **kwargs):
-    """``(func(*args, **kwargs), its content digest)``: what a cache stores."""
-    value = func(*args, **kwargs)
-    return value, content_digest(value)
+def _location(memory):
+    """The folder of ``memory`` (a path or a ``joblib.Memory``), or None."""
+    from joblib import Memory
+
+    if isinstance(memory, Memory):
+        return memory.location
+    return None if memory is None else os.fspath(memory)
 
 
-def verified_call(cached, *args, **kwargs):
-    """Call a cached ``(value, digest)`` function; recompute a damaged entry.
+class TensorCache:
+    """Entries of tensors and JSON metadata under ``<folder>/skbandit-cache``.
 
     Parameters
     ----------
-    cached : joblib.memory.MemorizedFunc or NotMemorizedFunc
-        ``memory.cache(f)`` of a function ``f`` returning ``(value,
-        content_digest(value))``.
-    *args, **kwargs
-        Its arguments.
+    memory : str, path-like, joblib.Memory or None
+        The cache folder (created when first written), or a ``joblib.Memory``
+        whose ``location`` is used. ``None`` (or a ``Memory`` without a
+        location) caches nothing.
+    namespace : str
+        What the entries hold (e.g. ``"mlp-training"``): part of every key,
+        and the subfolder of the entries.
 
-    Returns
-    -------
-    object
-        ``value``, from the cache when its contents match the stored digest,
-        else recomputed (with a warning) and stored again.
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> cache = TensorCache(tempfile.mkdtemp(), "doc")
+    >>> key = cache.key(x=np.arange(3), seed=0)
+    >>> cache.load(key) is None
+    True
+    >>> cache.store(key, {"w": torch.ones(2)}, {"epochs": 3})
+    >>> tensors, meta = cache.load(key)
+    >>> tensors["w"].tolist(), meta
+    ([1.0, 1.0], {'epochs': 3})
     """
-    value, digest = cached(*args, **kwargs)
-    if content_digest(value) == digest:
-        return value
-    warnings.warn(
-        "a cached trained network failed its integrity check (the cache file "
-        "was damaged); training it again",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-    (value, _), _ = cached.call(*args, **kwargs)
-    return value
+
+    def __init__(self, memory, namespace):
+        location = _location(memory)
+        self.folder = (
+            None
+            if location is None
+            else os.path.join(location, "skbandit-cache", namespace)
+        )
+        self.namespace = namespace
+
+    @property
+    def enabled(self):
+        """Whether entries are stored at all."""
+        return self.folder is not None
+
+    def key(self, **call):
+        """SHA-256 key of a call: its arguments, namespace and the versions.
+
+        Arrays (and tensors, sparse matrices) count by contents, classes and
+        functions by name, everything else by ``repr``.
+        """
+        import torch
+
+        versions = {"skbandit": __version__, "torch": torch.__version__}
+        return content_digest((_FORMAT, self.namespace, versions, call))
+
+    def _path(self, key):
+        return os.path.join(self.folder, f"{key}.pt")
+
+    def load(self, key):
+        """``(tensors, meta)`` of the entry of ``key``, or None on a miss.
+
+        An entry that cannot be read safely, answers another call or fails
+        its digest is a miss, with a :class:`RuntimeWarning`; the next
+        :meth:`store` replaces it.
+        """
+        if not self.enabled or not os.path.exists(self._path(key)):
+            return None
+        try:
+            tensors, meta = self._read(key)
+        except Exception as exc:  # any unreadable entry is recomputed
+            warnings.warn(
+                f"discarding the cache entry {self._path(key)!r}: {exc}; "
+                "computing it again",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+        return tensors, meta
+
+    def _read(self, key):
+        import torch
+
+        with warnings.catch_warnings():
+            # torch's note on a foreign pickle protocol: the entry is refused
+            # anyway, with a warning of ours that says why.
+            warnings.simplefilter("ignore", UserWarning)
+            entry = torch.load(self._path(key), map_location="cpu", weights_only=True)
+        if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
+            raise ValueError("it is not an entry of this cache's format")
+        if entry.get("key") != key:
+            raise ValueError("it answers another call (an entry copied over this one)")
+        tensors, meta = entry.get("tensors"), entry.get("meta")
+        if not isinstance(tensors, dict) or not all(
+            isinstance(name, str) and isinstance(value, torch.Tensor)
+            for name, value in tensors.items()
+        ):
+            raise ValueError("its tensors are not a dict of named tensors")
+        if not isinstance(meta, str):
+            raise ValueError("its metadata is not JSON text")
+        if entry.get("digest") != content_digest((key, tensors, meta)):
+            raise ValueError("its contents fail their digest (damaged)")
+        return tensors, json.loads(meta)
+
+    def get_or_compute(self, key, compute, encode, decode):
+        """``(value, hit)``: the cached value of ``key``, or ``compute()``'s.
+
+        Parameters
+        ----------
+        key : str
+            From :meth:`key`.
+        compute : callable
+            ``compute() -> value`` on a miss.
+        encode : callable
+            ``encode(value) -> (tensors, meta)``: what is stored.
+        decode : callable
+            ``decode(tensors, meta) -> value``; an entry it cannot decode (a
+            state dict of other shapes, say) is recomputed with a warning.
+        """
+        entry = self.load(key)
+        if entry is not None:
+            try:
+                return decode(*entry), True
+            except Exception as exc:  # a well-formed entry of the wrong shape
+                warnings.warn(
+                    f"discarding the cache entry {self._path(key)!r}: it does "
+                    f"not decode ({exc}); computing it again",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        value = compute()
+        self.store(key, *encode(value))
+        return value, False
+
+    def store(self, key, tensors, meta):
+        """Write the entry of ``key``: named tensors and JSON-able ``meta``."""
+        import torch
+
+        if not self.enabled:
+            return
+        tensors = {name: value.detach().cpu() for name, value in tensors.items()}
+        # default=float: numpy scalars in training histories are plain numbers
+        meta = json.dumps(meta, sort_keys=True, default=float)
+        entry = {
+            "format": _FORMAT,
+            "key": key,
+            "tensors": tensors,
+            "meta": meta,
+            "digest": content_digest((key, tensors, meta)),
+        }
+        os.makedirs(self.folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(entry, file)
+            os.replace(temporary, self._path(key))
+        except BaseException:
+            os.unlink(temporary)
+            raise

@@ -400,7 +400,7 @@ def test_diverging_training_raises_clear_error():
 
 def _cache_calls(memory_dir):
     """Number of cached training results stored under ``memory_dir``."""
-    return sum(1 for _ in memory_dir.rglob("output.pkl"))
+    return sum(1 for _ in memory_dir.rglob("*.pt"))
 
 
 def test_memory_reuses_base_network_across_pruning_settings(iris, tmp_path):
@@ -516,26 +516,26 @@ def test_tensor_batches_equal_dataloader(iris, monkeypatch, early_stopping):
 
 
 def test_memory_retrains_instead_of_trusting_a_damaged_entry(iris, tmp_path):
-    import joblib
     import torch
 
     X, y = iris
     params = dict(random_state=0, memory=str(tmp_path), **FAST)
     fresh = BanditPrunedMLPClassifier(**FAST, random_state=0).fit(X, y)
     BanditPrunedMLPClassifier(**params).fit(X, y)
-    (entry,) = tmp_path.rglob("output.pkl")
-    # Damage that still unpickles: one weight changed, the digest kept.
-    (module, history), digest = joblib.load(entry)
-    with torch.no_grad():
-        module[0].weight[0, 0] += 1.0
-    joblib.dump(((module, history), digest), entry)
-    with pytest.warns(RuntimeWarning, match="integrity check"):
+    (entry,) = tmp_path.rglob("*.pt")
+    # Damage that still loads: one weight changed, the digest kept.
+    stored = torch.load(entry, weights_only=True)
+    stored["tensors"]["0.weight"][0, 0] += 1.0
+    torch.save(stored, entry)
+    with pytest.warns(RuntimeWarning, match="fail their digest"):
         again = BanditPrunedMLPClassifier(**params).fit(X, y)
+    assert not again.train_cache_hit_
     np.testing.assert_array_equal(again.predict_proba(X), fresh.predict_proba(X))
     # The entry was stored again, sound: the next fit trusts it silently.
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         hit = BanditPrunedMLPClassifier(**params).fit(X, y)
+    assert hit.train_cache_hit_
     np.testing.assert_array_equal(hit.predict_proba(X), fresh.predict_proba(X))
 
 

@@ -408,8 +408,8 @@ def run_benchmark(
         leaves the parallelism to ``n_jobs``; None leaves the libraries'
         defaults.
     cache : str or None, default=None
-        Folder of a ``joblib.Memory`` cache for our estimators' trained
-        networks (their ``memory`` parameter): methods that differ only in
+        Cache folder of our estimators' trained networks (their ``memory``
+        parameter; tensors only, never unpickled): methods that differ only in
         pruning settings train once per fold and seed. It changes no result,
         so it is not part of the protocol; the stored ``fit_time`` of a
         cache hit is the pruning and fine-tuning time only.

@@ -11,17 +11,16 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.sparse as sp
 import torch
+from joblib import Memory
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
-    check_memory,
     validate_data,
 )
 
-from .._cache import verified_call
 from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
 from ..pruning import MAX_BUDGET, evaluate_loss, prune
 from ._checks import (
@@ -132,7 +131,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         "pull_batch_size": [Interval(Integral, 1, None, closed="left")],
         "arms_per_round": [Interval(Integral, 1, None, closed="left"), None],
         "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
-        "memory": [None, str, HasMethods(["cache"])],
+        "memory": [None, str, os.PathLike, Memory],
         "device": [str, HasMethods(["__str__"])],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -292,9 +291,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
 
     def _check_memory(self):
-        """A cache location must be a directory (joblib fails deep inside)."""
+        """A cache location must be a directory, not a file."""
         location = self.memory
-        if isinstance(location, str) and os.path.exists(location):
+        if isinstance(location, (str, os.PathLike)) and os.path.exists(location):
             if not os.path.isdir(location):
                 raise ValueError(
                     f"memory={location!r} is a file; memory must be a cache "
@@ -530,14 +529,11 @@ class BaseBanditPrunedMLP(BaseEstimator):
             **self._training_params(X.shape[0]),
         )
         start = time.perf_counter()
-        # Cache (and checksum) only when there is a cache: a plain fit, or
-        # one continuing a warm start, trains directly.
+        # A warm start continues the previous network: nothing to cache.
         if previous is None and self.memory is not None:
-            train = check_memory(self.memory).cache(cached_training, ignore=["verbose"])
-            self.train_cache_hit_ = bool(
-                train.check_call_in_cache(X, targets, weights, **arguments)
+            (module, history), self.train_cache_hit_ = cached_training(
+                self.memory, X, targets, weights, **arguments
             )
-            module, history = verified_call(train, X, targets, weights, **arguments)
         else:
             self.train_cache_hit_ = False
             module, history = train_network(X, targets, weights, **arguments)

@@ -160,18 +160,22 @@ default=%(reward)s
     fine_tune_epochs : int, default=%(fine_tune_epochs)s
         Epochs of training after pruning (0 for none), with the optimisation
         settings above.
-    memory : str, joblib.Memory or None, default=None
+    memory : str, path-like, joblib.Memory or None, default=None
         Cache of the trained, unpruned network (like ``Pipeline(memory=...)``),
-        keyed on the data, the sample weights, every training hyperparameter
-        and the seed. Fits that differ only in pruning settings (``policy``,
-        ``prune_ratio``, ``budget``, ...) then train once, also across
-        processes: a ``GridSearchCV`` over pruning settings costs about one
-        training per fold (``fit_times_`` and ``train_cache_hit_`` show it).
-        ``None`` caches nothing; a string is a cache directory (created if
-        missing; an existing file is an error). Only effective with an int
-        ``random_state`` (otherwise every fit draws new weights), and not
-        used when ``warm_start`` continues a previous fit. An entry whose
-        contents fail their digest is retrained.
+        keyed on the data, the sample weights, every training hyperparameter,
+        the seed and the versions of skbandit and torch. Fits that differ only
+        in pruning settings (``policy``, ``prune_ratio``, ``budget``, ...)
+        then train once, also across processes: a ``GridSearchCV`` over
+        pruning settings costs about one training per fold (``fit_times_``
+        and ``train_cache_hit_`` show it). ``None`` caches nothing; a path is
+        a cache directory (created if missing; an existing file is an error);
+        of a ``joblib.Memory`` only its ``location`` is used. Only effective
+        with an int ``random_state`` (otherwise every fit draws new weights),
+        and not used when ``warm_start`` continues a previous fit. Entries are
+        state dicts and JSON read with ``torch.load(weights_only=True)``, so a
+        crafted file in the folder cannot run code; an entry that cannot be
+        read, answers another call or fails its digest is retrained with a
+        ``RuntimeWarning`` and replaced.
     device : str or torch.device, default="cpu"
         Where the network trains and is pruned (``"cuda"`` needs a CUDA
         build of torch). A fitted estimator pickles its networks on the

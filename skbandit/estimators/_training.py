@@ -21,7 +21,7 @@ from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
 from torch import nn
 
-from .._cache import with_digest
+from .._cache import TensorCache
 
 __all__ = [
     "ACTIVATIONS",
@@ -492,7 +492,7 @@ def train_network(
 ):
     """Build an MLP with seeded weights (or start from a copy of ``init``) and
     train it on ``TrainingData(X, y, sample_weight)``; a pure function of its
-    arguments, so that ``joblib.Memory`` can cache it (see the estimators'
+    arguments, so that :func:`cached_training` can cache it (see the estimators'
     ``memory`` parameter).
 
     Returns
@@ -510,10 +510,36 @@ def train_network(
     return module, history
 
 
-def cached_training(X, y, weights, *, verbose, **params):
-    """What ``memory=`` stores: :func:`train_network`'s output and its digest.
+def cached_training(memory, X, y, sample_weight, *, verbose, **params):
+    """:func:`train_network` through the cache folder ``memory``.
 
-    The digest lets :func:`skbandit._cache.verified_call` retrain instead of
-    trusting a damaged cache entry.
+    The entry holds the network's state dict and the history (see
+    :class:`skbandit._cache.TensorCache`): nothing in it is unpickled, and
+    the network is rebuilt from ``params``. ``verbose`` is not part of the key.
+
+    Returns
+    -------
+    (module, history) : tuple
+        As :func:`train_network`.
+    hit : bool
+        Whether they came from the cache.
     """
-    return with_digest(train_network, X, y, weights, verbose=verbose, **params)
+    cache = TensorCache(memory, "mlp-training")
+    key = cache.key(X=X, y=y, sample_weight=sample_weight, **params)
+
+    def decode(state, meta):
+        module = build_mlp(
+            X.shape[1],
+            params["hidden_layer_sizes"],
+            params["n_outputs"],
+            params["activation"],
+        )
+        module.load_state_dict(state)
+        return module.to(params["device"]), meta["history"]
+
+    return cache.get_or_compute(
+        key,
+        lambda: train_network(X, y, sample_weight, verbose=verbose, **params),
+        lambda value: (value[0].state_dict(), {"history": value[1]}),
+        decode,
+    )

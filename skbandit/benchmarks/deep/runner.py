@@ -212,9 +212,9 @@ def run_deep_benchmark(
         Threads of BLAS, OpenMP and torch inside each configuration (restored
         after); None leaves the libraries' defaults.
     cache : str or None, default=None
-        Folder of a ``joblib.Memory`` cache of trained networks: every method
-        of one task and seed prunes the same trained network (training time 0
-        on a cache hit).
+        Cache folder of trained networks (tensors only, never unpickled):
+        every method of one task and seed prunes the same trained network
+        (training time 0 on a cache hit).
     backend : {None, "dask"}, default=None
         None: joblib's local process pool; ``"dask"``: a Dask cluster, as in
         :func:`run_benchmark`.

@@ -2,7 +2,7 @@
 
 A task is a dataset and a model trained with a fixed recipe
 (:class:`DeepTask`); :data:`DEEP_TASKS` lists them, :func:`train_deep_model`
-trains one (or loads it from a ``joblib.Memory`` cache) and
+trains one (or loads its state dict from a cache folder) and
 :func:`deep_protocol` records what makes results comparable.
 """
 
@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from ..._cache import verified_call, with_digest
+from ..._cache import TensorCache
 from ..._options import DEFAULTS
 from ...pruning import fine_tune
 from .._errors import BenchmarkInputError, MissingDependencyError
@@ -297,20 +297,22 @@ def train_deep_model(task, seed=0, memory=None, epochs=None, max_train=None):
         Seconds of training (0.0 on a cache hit).
     """
     name = get_deep_task(task).name
-    if memory is None:
-        return _train(name, seed, epochs, max_train)
-    from joblib import Memory
+    cache = TensorCache(memory, "deep-training")
+    key = cache.key(task=name, seed=seed, epochs=epochs, max_train=max_train)
 
-    memory = memory if isinstance(memory, Memory) else Memory(memory, verbose=0)
-    cached = memory.cache(_cached_training)
-    hit = cached.check_call_in_cache(name, seed, epochs, max_train)
-    model, train_time = verified_call(cached, name, seed, epochs, max_train)
+    def decode(state, meta):
+        data = load_deep_data(name, max_train=max_train)
+        model = make_deep_model(name, data.meta, seed)
+        model.load_state_dict(state)
+        return model.eval(), meta["train_time"]
+
+    (model, train_time), hit = cache.get_or_compute(
+        key,
+        lambda: _train(name, seed, epochs, max_train),
+        lambda value: (value[0].state_dict(), {"train_time": value[1]}),
+        decode,
+    )
     return model, 0.0 if hit else train_time
-
-
-def _cached_training(name, seed, epochs, max_train):
-    """What the cache stores: a trained model, its training time and digest."""
-    return with_digest(_train, name, seed, epochs, max_train)
 
 
 def _train(name, seed, epochs, max_train):
