@@ -185,7 +185,13 @@ def load(name):
 
 def folds(name):
     """``(fold, X_train, y_train, X_test, y_test)`` of one dataset, scaled."""
-    X, y = load(name)
+    return split_folds(*load(name))
+
+
+def split_folds(X, y):
+    """``(fold, X_train, y_train, X_test, y_test)`` of a feature table ``X``
+    and labels ``y``: stratified, shuffled (seed :data:`SEED`), features
+    standardised on each training part."""
     X = X.to_numpy(dtype=np.float32)
     y = LabelEncoder().fit_transform(y)
     splitter = StratifiedKFold(N_FOLDS, shuffle=True, random_state=SEED)
