@@ -1626,10 +1626,9 @@ def _cache_files(folder):
 
 
 def _entries(folder):
-    """Joblib entry folders (those holding an output.pkl), in creation order."""
-    found = [
-        os.path.dirname(p) for p in _cache_files(folder) if p.endswith("output.pkl")
-    ]
+    """Files holding one cached result each, in creation order: joblib's
+    ``output.pkl`` or skbandit's ``<key>.pt``."""
+    found = [p for p in _cache_files(folder) if p.endswith(("output.pkl", ".pt"))]
     return sorted(found, key=os.path.getmtime)
 
 
@@ -1645,10 +1644,9 @@ def poison(folder, ctx, every_file=True):
             fh.write(payload)
 
 
-def swap_entries(folder, source, target):
-    shutil.copyfile(
-        os.path.join(source, "output.pkl"), os.path.join(target, "output.pkl")
-    )
+def swap_entries(source, target):
+    """Copy one cached result over another's (e.g. another fold's network)."""
+    shutil.copyfile(source, target)
 
 
 def estimator_fits(cache):
@@ -1729,7 +1727,7 @@ def cache_attack(runner, attack):
 
 def _swap_first_over_second(cache, ctx):
     first, second = _entries(cache)[:2]
-    swap_entries(cache, first, second)
+    swap_entries(first, second)
 
 
 ATTACKS = {
