@@ -342,6 +342,16 @@ CASES = [
         error=TypeError,
     ),
     pruning(
+        "prune random_state a string",
+        r"random_state must be None, an int >= 0 or a numpy.random.Generator",
+        random_state="x",
+    ),
+    pruning(
+        "prune random_state negative",
+        r"random_state must be None, an int >= 0 .* got -1",
+        random_state=-1,
+    ),
+    pruning(
         "prune model on the meta device",
         "tensors on the 'meta' device",
         model=lambda: _net().to("meta"),
@@ -583,7 +593,9 @@ def _check_prune(case, tmp_path, capsys, fitted):
     y = kwargs.pop("y", torch.arange(32) % 3)
     before = _state(model)
     problems = _raises(
-        lambda: prune(model, X, y, random_state=0, **kwargs), case.error, case.match
+        lambda: prune(model, X, y, **{"random_state": 0, **kwargs}),
+        case.error,
+        case.match,
     )
     if not _same_state(before, model):
         problems.append("the model passed in was modified")

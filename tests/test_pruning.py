@@ -460,6 +460,15 @@ def test_activation_baseline_removes_constant_units():
     assert report.layers[0].removed.tolist() == [1, 4]
 
 
+def test_integer_X_of_a_linear_first_layer_is_read_as_floats():
+    net = make_mlp([4, 8, 3])
+    X, y = make_data(60, 4, "classification", 3)
+    X_int = (X * 10).round()
+    as_float = prune(net, X_int, y, "magnitude", 0.5, random_state=0)[1]
+    as_int = prune(net, X_int.long(), y, "magnitude", 0.5, random_state=0)[1]
+    assert as_int.loss_after == as_float.loss_after
+
+
 def test_prune_is_deterministic_under_seed():
     net = make_mlp([6, 16, 16, 3])
     X, y = make_data(100, 6, "classification", 3)

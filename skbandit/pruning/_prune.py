@@ -162,8 +162,11 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
         )
     X = _numeric_tensor(X, "X")
     y = _numeric_tensor(y, "y")
-    # Only floating inputs take the model's dtype: token ids stay integers.
-    X = X.to(param.device, param.dtype if X.is_floating_point() else None)
+    # Floating inputs, and any input of a model that starts with a Linear or
+    # Conv layer (which cannot read integers), take the model's dtype; token
+    # ids for an embedding stay integers.
+    as_float = X.is_floating_point() or _first_layer(model) is not None
+    X = X.to(param.device, param.dtype if as_float else None)
     y = y.to(param.device)
     if y.is_floating_point():
         y = y.to(param.dtype)
@@ -171,8 +174,19 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
     return X, y
 
 
-def _check_settings(prune_ratio, compensate, n_rounds, target_params, target_latency):
+def _check_settings(
+    prune_ratio, compensate, n_rounds, target_params, target_latency, random_state
+):
     check_prune_ratio(prune_ratio)
+    if not (
+        random_state is None
+        or isinstance(random_state, np.random.Generator)
+        or (isinstance(random_state, numbers.Integral) and random_state >= 0)
+    ):
+        raise ValueError(
+            "random_state must be None, an int >= 0 or a numpy.random.Generator, "
+            f"got {random_state!r}."
+        )
     if compensate not in COMPENSATIONS:
         raise ValueError(
             f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
@@ -383,7 +397,9 @@ default="fidelity"
     >>> small[0].out_features, report.params_after < report.params_before
     (8, True)
     """
-    _check_settings(prune_ratio, compensate, n_rounds, target_params, target_latency)
+    _check_settings(
+        prune_ratio, compensate, n_rounds, target_params, target_latency, random_state
+    )
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
