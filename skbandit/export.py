@@ -384,8 +384,10 @@ def load_checkpoint(path):
     ------
     ValueError
         When the file is not a skbandit module checkpoint, is of a newer
-        format version, its spec is malformed, or its weights do not fit its
-        spec.
+        format version, its spec is malformed, its weights do not fit its
+        spec or are not finite, or its ``meta`` does not fit the network
+        (``classes``, ``y_mean`` or ``y_scale`` not one per output,
+        ``n_features_in`` not the first layer's input width).
     FileNotFoundError
         When ``path`` does not exist.
     """
@@ -415,6 +417,7 @@ def load_checkpoint(path):
         raise ValueError(f"{path}: invalid module spec: {exc}") from exc
     state = checkpoint.get("state_dict")
     _check_state(path, module.state_dict(), state)
+    _check_meta(path, module, meta)
     module.load_state_dict(state, strict=True, assign=True)
     return {"module": module, "spec": checkpoint["spec"], "meta": meta}
 
@@ -439,6 +442,84 @@ def _check_state(path, expected, state):
                 f"{got.dtype} {tuple(got.shape)}, the spec needs "
                 f"{want.dtype} {tuple(want.shape)}"
             )
+        # A NaN or infinite weight makes every prediction through it NaN.
+        if got.is_floating_point() and not torch.isfinite(got).all():
+            raise ValueError(
+                f"{path}: state_dict entry {key!r} holds NaN or infinite values"
+            )
+
+
+def _check_meta(path, module, meta):
+    """What turns outputs into predictions fits the network: one class (or
+    one ``y_mean`` / ``y_scale``) per output, as many features as its first
+    layer reads. Otherwise ``classes[argmax]`` would name the wrong class,
+    or the scaling broadcast one target's statistics to another."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if any(key in meta for key in ("classes", "y_mean", "y_scale")):
+        if not linears:
+            raise ValueError(
+                f"{path}: meta describes an estimator's outputs, but the network "
+                "has no Linear output layer"
+            )
+        n_outputs = linears[-1].out_features
+    if "classes" in meta:
+        classes = meta["classes"]
+        if not isinstance(classes, list) or not all(
+            isinstance(c, (numbers.Real, str)) for c in classes
+        ):
+            raise ValueError(
+                f"{path}: meta['classes'] must be a list of numbers or strings, "
+                f"got {type(classes).__name__}"
+            )
+        if len(classes) != n_outputs:
+            raise ValueError(
+                f"{path}: meta['classes'] has {len(classes)} classes, but the "
+                f"network has {n_outputs} outputs"
+            )
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"{path}: meta['classes'] has duplicates")
+    for key in ("y_mean", "y_scale"):
+        if key in meta:
+            _check_statistics(path, key, meta[key], n_outputs)
+    n_features = meta.get("n_features_in")
+    # The layer that reads the features (normalisations keep their width).
+    readers = (nn.Linear, nn.Conv1d, nn.Conv2d)
+    first = next((m for m in module.modules() if isinstance(m, readers)), None)
+    if n_features is not None and isinstance(first, nn.Linear):
+        if n_features != first.in_features:
+            raise ValueError(
+                f"{path}: meta['n_features_in'] is {n_features!r}, but the "
+                f"network's first layer reads {first.in_features}"
+            )
+    names = meta.get("feature_names_in")
+    if names is not None and (not isinstance(names, list) or len(names) != n_features):
+        raise ValueError(
+            f"{path}: meta['feature_names_in'] has "
+            f"{len(names) if isinstance(names, list) else 'no list of'} names, "
+            f"but n_features_in is {n_features!r}"
+        )
+
+
+def _check_statistics(path, key, values, n_outputs):
+    """``y_mean`` / ``y_scale``: one finite number per output (a scale > 0)."""
+    positive = key == "y_scale"
+    if not isinstance(values, list) or not all(
+        isinstance(v, numbers.Real)
+        and not isinstance(v, bool)
+        and np.isfinite(v)
+        and (v > 0 or not positive)
+        for v in values
+    ):
+        raise ValueError(
+            f"{path}: meta[{key!r}] must hold finite numbers"
+            + (" > 0" if positive else "")
+            + ", one per output"
+        )
+    if len(values) != n_outputs:
+        raise ValueError(
+            f"{path}: meta[{key!r}] has {len(values)} values, but the network "
+            f"has {n_outputs} outputs"
+        )
 
 
 def load_module(path):

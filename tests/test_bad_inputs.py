@@ -46,6 +46,13 @@ def _with(X, index, value):
     return X
 
 
+def _labels(index, value):
+    """String labels (``Y_OK`` as "a"/"b") with ``value`` at ``index``."""
+    y = np.where(Y_OK, "b", "a").astype(object)
+    y[index] = value
+    return y
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     id: str
@@ -58,8 +65,11 @@ class Case:
         return self.id
 
 
-def fit(id, match, X=X_OK, y=Y_OK, est=C, error=ValueError, **params):
-    return Case(id, "fit", dict(est=est, X=X, y=y, params=params), match, error)
+def fit(
+    id, match, X=X_OK, y=Y_OK, est=C, error=ValueError, sample_weight=None, **params
+):
+    args = dict(est=est, X=X, y=y, sample_weight=sample_weight, params=params)
+    return Case(id, "fit", args, match, error)
 
 
 def predict(id, match, X, est=C, fitted=True, error=ValueError):
@@ -215,6 +225,44 @@ CASES = [
         y=T_OK[:10],
     ),
     fit("X beyond float32", "float32", X=X_OK * 1e39),
+    fit(
+        "sample_weight beyond float32",
+        "sample_weight .*too large for float32",
+        sample_weight=np.full(30, 1e39),
+    ),
+    fit(
+        "sample_weight near float64's limit",
+        "sample_weight .*too large for float32",
+        sample_weight=np.r_[1e308, np.ones(29)],
+    ),
+    fit(
+        "sample_weight summing beyond float32",
+        "sample_weight .*too large for float32",
+        sample_weight=np.full(30, 1e38),
+    ),
+    fit(
+        "class_weight beyond float32",
+        "class_weight .*too large for float32",
+        class_weight={0: 1, 1: 1e38},
+    ),
+    fit("None in string labels", "Input y contains None", y=_labels(3, None)),
+    fit("NaN in string labels", "Input y contains NaN", y=_labels(3, np.nan)),
+    fit(
+        "multilabel y with a 2",
+        "multilabel indicator .* 0 and 1, got 2 ",
+        y=np.stack([np.r_[2, Y_OK[1:]], 1 - Y_OK], 1),
+    ),
+    fit(
+        "multilabel y of -1 and 1",
+        "only 0 and 1, got -1",
+        y=np.stack([2 * Y_OK - 1, 1 - 2 * Y_OK], 1),
+    ),
+    fit(
+        "multiclass-multioutput y",
+        "y should be a 1d array of class labels or a multilabel indicator .* 0 and "
+        "1, got 2",
+        y=np.stack([Y_OK, 1 - Y_OK, np.arange(30) % 3], 1),
+    ),
     # ---- estimators: parameters ----
     fit("unknown policy", "The 'policy' parameter", policy="greedy"),
     fit("unknown reward", "The 'reward' parameter", reward="auc"),
@@ -229,6 +277,32 @@ CASES = [
     fit("unknown compensate", "The 'compensate' parameter", compensate="median"),
     fit("unknown activation", "The 'activation' parameter", activation="gelu2"),
     fit("unknown solver", "The 'solver' parameter", solver="rmsprop"),
+    fit(
+        "class_weight negative",
+        "class_weight must map each class to a finite, non-negative number, got -1 "
+        "for class 0",
+        class_weight={0: -1, 1: 1},
+    ),
+    fit(
+        "class_weight slightly negative",
+        "class_weight must map .* got -1e-09 for class 0",
+        class_weight={0: -1e-9, 1: 1},
+    ),
+    fit(
+        "class_weight NaN",
+        "class_weight must map .* finite.* got nan for class 0",
+        class_weight={0: np.nan, 1: 1},
+    ),
+    fit(
+        "class_weight inf",
+        "class_weight must map .* finite.* got inf for class 1",
+        class_weight={0: 1, 1: np.inf},
+    ),
+    fit(
+        "class_weight not a number",
+        "class_weight must map .* number, got 'heavy' for class 1",
+        class_weight={0: 1, 1: "heavy"},
+    ),
     fit(
         "prune_ratio 1",
         r"'prune_ratio' parameter .* range \[0.0, 1.0\)",
@@ -558,7 +632,11 @@ def _raises(call, error, match):
 def _check_fit(case, tmp_path, capsys, fitted):
     a = case.args
     est = a["est"](random_state=0, **{**FAST, **a["params"]})
-    problems = _raises(lambda: est.fit(a["X"], a["y"]), case.error, case.match)
+    problems = _raises(
+        lambda: est.fit(a["X"], a["y"], sample_weight=a["sample_weight"]),
+        case.error,
+        case.match,
+    )
     if problems:
         return problems
     if _fitted_attributes(est):

@@ -395,6 +395,95 @@ def test_diverging_training_raises_clear_error():
     assert not hasattr(reg, "module_")
 
 
+def test_missing_labels_in_pandas_targets_are_named():
+    labels = np.where(Y_OK, "b", "a")
+    categorical = pd.Series(labels, dtype="category")
+    categorical[3] = np.nan
+    strings = pd.Series(labels, dtype="string")
+    strings[3] = pd.NA
+    objects = pd.Series(labels, dtype=object)
+    objects[3] = None
+    for y, match in [(categorical, "NaN"), (strings, "NaN"), (objects, "None")]:
+        clf = BanditPrunedMLPClassifier(random_state=0, **FAST)
+        with pytest.raises(ValueError, match=f"Input y contains {match}"):
+            clf.fit(X_OK, y)
+
+
+def test_a_class_weighted_zero_keeps_its_class():
+    """As scikit-learn: a weight of 0 is allowed. The class is not learned,
+    but it stays a class (``classes_``, a ``predict_proba`` column): the
+    model's output has the shape the labels promise."""
+    clf = BanditPrunedMLPClassifier(class_weight={0: 0.0, 1: 1.0}, **FAST)
+    clf.fit(X_OK, Y_OK)
+    np.testing.assert_array_equal(clf.classes_, [0, 1])
+    assert clf.predict_proba(X_OK).shape == (30, 2)
+    assert clf.module_[-1].out_features == 2
+
+
+# -- warm start ------------------------------------------------------------------
+
+
+@pytest.fixture
+def warm():
+    clf = BanditPrunedMLPClassifier(warm_start=True, random_state=0, **FAST)
+    return clf.fit(X_OK, Y_OK)
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        (
+            dict(hidden_layer_sizes=(8,)),
+            r"hidden_layer_sizes=\(8,\) differs from the previous fit's \(16,\)",
+        ),
+        (
+            dict(hidden_layer_sizes=(16, 16)),
+            r"hidden_layer_sizes=\(16, 16\) differs from the previous fit's \(16,\)",
+        ),
+        (
+            dict(activation="tanh"),
+            "activation='tanh' differs from the previous fit's 'relu'",
+        ),
+    ],
+)
+def test_warm_start_refuses_a_changed_architecture(warm, change, match):
+    warm.set_params(**change)
+    with pytest.raises(ValueError, match=match + ".* warm_start=False"):
+        warm.fit(X_OK, Y_OK)
+    # Without warm_start the new architecture is built.
+    warm.set_params(warm_start=False).fit(X_OK, Y_OK)
+    assert warm.unpruned_module_[0].out_features == warm.hidden_layer_sizes[0]
+
+
+@pytest.mark.parametrize(
+    "y,shown",
+    [
+        (Y_OK + 1, r"\[1 2\]"),  # the same number of outputs, other meanings
+        (np.where(Y_OK, "b", "a"), r"\['a' 'b'\]"),
+        (np.arange(30) % 3, r"\[0 1 2\]"),
+    ],
+)
+def test_warm_start_refuses_other_classes(warm, y, shown):
+    with pytest.raises(
+        ValueError,
+        match=r"warm_start can only be used where `y` has the same classes as in "
+        r"the previous call to fit. Previously got \[0 1\], `y` has " + shown,
+    ):
+        warm.fit(X_OK, y)
+
+
+def test_warm_start_refuses_multilabel_after_classes(warm):
+    with pytest.raises(ValueError, match="warm_start .* multilabel"):
+        warm.fit(X_OK, np.stack([Y_OK, 1 - Y_OK], 1))
+
+
+def test_warm_start_continues_with_the_same_classes(warm):
+    before = warm.unpruned_module_
+    warm.fit(X_OK, Y_OK[::-1])  # the same classes in another order
+    assert warm.unpruned_module_ is not before
+    np.testing.assert_array_equal(warm.classes_, [0, 1])
+
+
 # -- caching the trained network ----------------------------------------------
 
 

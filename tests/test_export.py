@@ -384,6 +384,93 @@ def test_load_rejects_malformed_files_with_value_error(case, tmp_path):
         load_module(path)
 
 
+def _state_with(key, index, value):
+    state = {k: v.clone() for k, v in _checkpoint()["state_dict"].items()}
+    state[key][index] = value
+    return state
+
+
+# The checkpoint's network (see _checkpoint) reads 3 features, outputs 2.
+WRONG_VALUES = {
+    "NaN weight": (
+        dict(state=_state_with("0.weight", (1, 2), float("nan"))),
+        "state_dict entry '0.weight' holds NaN or infinite values",
+    ),
+    "infinite bias": (
+        dict(state=_state_with("2.bias", 1, float("-inf"))),
+        "state_dict entry '2.bias' holds NaN or infinite values",
+    ),
+    "too many classes": (
+        dict(meta={"classes": [0, 1, 2]}),
+        r"meta\['classes'\] has 3 classes, but the network has 2 outputs",
+    ),
+    "too few classes": (
+        dict(meta={"classes": ["a"]}),
+        r"meta\['classes'\] has 1 classes, but the network has 2 outputs",
+    ),
+    "classes not a list": (
+        dict(meta={"classes": "ab"}),
+        r"meta\['classes'\] must be a list of numbers or strings, got str",
+    ),
+    "duplicate classes": (
+        dict(meta={"classes": ["a", "a"]}),
+        r"meta\['classes'\] has duplicates",
+    ),
+    "y_mean too long": (
+        dict(meta={"y_mean": [0.0, 1.0, 2.0], "y_scale": [1.0, 1.0]}),
+        r"meta\['y_mean'\] has 3 values, but the network has 2 outputs",
+    ),
+    "y_scale too short": (
+        dict(meta={"y_mean": [0.0, 1.0], "y_scale": [1.0]}),
+        r"meta\['y_scale'\] has 1 values, but the network has 2 outputs",
+    ),
+    "y_mean not finite": (
+        dict(meta={"y_mean": [0.0, float("nan")], "y_scale": [1.0, 1.0]}),
+        r"meta\['y_mean'\] must hold finite numbers",
+    ),
+    "y_scale not numbers": (
+        dict(meta={"y_mean": [0.0, 1.0], "y_scale": ["1", 1.0]}),
+        r"meta\['y_scale'\] must hold finite numbers",
+    ),
+    "y_scale zero": (
+        dict(meta={"y_mean": [0.0, 1.0], "y_scale": [1.0, 0.0]}),
+        r"meta\['y_scale'\] must hold finite numbers > 0",
+    ),
+    "n_features_in not the first layer's": (
+        dict(meta={"n_features_in": 5}),
+        r"meta\['n_features_in'\] is 5, but the network's first layer reads 3",
+    ),
+    "feature names of another length": (
+        dict(meta={"n_features_in": 3, "feature_names_in": ["a", "b"]}),
+        r"meta\['feature_names_in'\] has 2 names, but n_features_in is 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_VALUES))
+def test_load_rejects_values_that_would_predict_wrongly(case, tmp_path):
+    """Weights and meta that fit the spec's shapes but could only give wrong
+    (or NaN) predictions: the message names the entry."""
+    entries, match = WRONG_VALUES[case]
+    entries = dict(entries)
+    path = tmp_path / "bad.pt"
+    state = entries.pop("state", None)
+    torch.save(_checkpoint(None, state, **entries), path)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + match):
+        load_checkpoint(path)
+
+
+def test_load_accepts_meta_that_fits(clf_data, reg_data, tmp_path):
+    for estimator, _ in (clf_data, reg_data):
+        save_module(estimator, tmp_path / "m.pt")
+        assert load_checkpoint(tmp_path / "m.pt")["meta"]
+    multilabel = BanditPrunedMLPClassifier((6,), **FAST).fit(
+        clf_data[1], np.eye(3, dtype=int)[clf_data[0].predict(clf_data[1])]
+    )
+    save_module(multilabel, tmp_path / "m.pt")
+    assert load_checkpoint(tmp_path / "m.pt")["meta"]["classes"] == [0, 1, 2]
+
+
 def test_load_assigns_the_files_tensors(tmp_path):
     net = nn.Sequential(
         nn.Conv1d(2, 3, 3), nn.BatchNorm1d(3), nn.Flatten(), nn.Linear(12, 2)

@@ -27,6 +27,7 @@ from ._checks import (
     check_device,
     check_policy_name,
     check_warm_start,
+    check_warm_start_network,
     layers_as_numpy,
     pruning_line,
 )
@@ -74,6 +75,30 @@ _OPTIMISATION = (
     "epsilon",
     "n_iter_no_change",
 )
+
+
+def _check_float32_weights(weights, sample_weight, class_weights):
+    """Training sums the weights of a batch in float32: a sum beyond its range
+    is inf and every loss NaN, which would read as a diverged training."""
+    with np.errstate(over="ignore"):
+        total = weights.sum()
+    largest = np.finfo(np.float32).max
+    if total <= largest:
+        return
+    name = " times ".join(
+        name
+        for name, given in (
+            ("sample_weight", sample_weight),
+            ("class_weight", class_weights),
+        )
+        if given is not None
+    )
+    raise ValueError(
+        f"{name} is too large for float32, the precision the network is "
+        f"trained in: the weights sum to {total:.3g}, more than {largest:.3g}. "
+        "Divide them by a constant (e.g. their mean): the loss is their "
+        "weighted mean, so only the weight of the alpha penalty changes."
+    )
 
 
 def _parameter_device(module):
@@ -405,6 +430,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
         sizes = self._validate_hidden_layer_sizes()
         self._check_n_rounds(sizes)
         previous = self._warm_start_module()
+        check_warm_start_network(
+            previous, sizes, self.hidden_layer_sizes, self.activation
+        )
         X = self._validate_X(X, reset=True)
         if y is None:
             raise ValueError(
@@ -489,6 +517,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             weights = class_weights if weights is None else weights * class_weights
         if weights is None:
             return X, targets, None
+        _check_float32_weights(weights, sample_weight, class_weights)
         keep = weights > 0
         if keep.sum() < 2:
             raise ValueError(

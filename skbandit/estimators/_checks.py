@@ -5,11 +5,13 @@ import difflib
 import torch
 
 from .._options import METHOD_NAMES
+from ._training import ACTIVATIONS
 
 __all__ = [
     "check_device",
     "check_policy_name",
     "check_warm_start",
+    "check_warm_start_network",
     "layers_as_numpy",
     "pruning_line",
 ]
@@ -49,6 +51,29 @@ def check_warm_start(previous, n_features, n_outputs):
             "warm_start needs data of the previous fit's shape: "
             f"{layers[0].in_features} features and {layers[-1].out_features} "
             f"outputs, got {n_features} and {n_outputs}. Use warm_start=False."
+        )
+
+
+def check_warm_start_network(previous, sizes, hidden_layer_sizes, activation):
+    """A warm start continues the previous network: refuse parameters that
+    describe another one (training would silently keep the old one)."""
+    if previous is None:
+        return
+    layers = [m for m in previous if isinstance(m, torch.nn.Linear)]
+    fitted_sizes = tuple(m.out_features for m in layers[:-1])
+    if tuple(sizes) != fitted_sizes:
+        raise ValueError(
+            f"hidden_layer_sizes={hidden_layer_sizes!r} differs from the previous "
+            f"fit's {fitted_sizes}: warm_start continues that network. Use "
+            "warm_start=False to train the new architecture."
+        )
+    names = {cls: name for name, cls in ACTIVATIONS.items()}
+    fitted_activation = names.get(type(previous[1]))
+    if activation != fitted_activation:
+        raise ValueError(
+            f"activation={activation!r} differs from the previous fit's "
+            f"{fitted_activation!r}: warm_start continues that network. Use "
+            "warm_start=False to train with the new activation."
         )
 
 

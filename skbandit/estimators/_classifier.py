@@ -1,6 +1,10 @@
 """BanditPrunedMLPClassifier."""
 
+import sys
+from numbers import Real
+
 import numpy as np
+import scipy.sparse as sp
 import torch.nn.functional as F
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, _fit_context
@@ -229,8 +233,8 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             A sparse matrix is densified one minibatch at a time.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels (numbers, strings or a pandas categorical), or a
-            multilabel indicator matrix.
+            Class labels (numbers, strings or a pandas categorical; none
+            missing), or a multilabel indicator matrix of 0 and 1.
         sample_weight : array-like of shape (n_samples,), default=None
             Weight of every sample in the training and fine-tuning losses;
             pruning scores on a weighted resample of the rows (see the user
@@ -243,8 +247,23 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         return self._fit(X, y, sample_weight)
 
     def _encode_targets(self, y):
-        if type_of_target(y, input_name="y") == "multilabel-indicator":
-            return self._encode_multilabel(y)
+        _check_missing_labels(y)
+        # Before classes_ is replaced: what a warm start continues from.
+        previous = None
+        if self._warm_start_module() is not None:
+            previous = (self.classes_, self._multilabel)
+        kind = type_of_target(y, input_name="y")
+        if kind == "multilabel-indicator":
+            encoded = self._encode_multilabel(y)
+        else:
+            if kind == "multiclass-multioutput":
+                _refuse_multioutput(y)
+            encoded = self._encode_labels(y)
+        if previous is not None:
+            self._check_warm_start_classes(*previous)
+        return encoded
+
+    def _encode_labels(self, y):
         self._multilabel = False
         y = column_or_1d(
             np.asarray(y, dtype=object) if _is_categorical(y) else y, warn=True
@@ -267,14 +286,42 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
             )
         if self.class_weight is not None:
             raise ValueError("class_weight is not supported for multilabel targets.")
+        y = check_array(y, dtype=None, input_name="y")
+        # scikit-learn calls any 2-d y of two values multilabel ({-1, 1},
+        # {0, 2}); the sigmoid outputs' targets must be 0 or 1.
+        other = _other_than_0_1(y)
+        if other is not None:
+            raise ValueError(
+                "A multilabel indicator y (one column per label) must hold only "
+                f"0 and 1, got {other!r}."
+            )
         self._multilabel = True
-        y = check_array(y, dtype=np.float32, input_name="y")
         self.classes_ = np.arange(y.shape[1])
-        return y, y.shape[1]
+        return y.astype(np.float32), y.shape[1]
+
+    def _check_warm_start_classes(self, classes, multilabel):
+        """A warm start reuses the output units: their meanings must not change."""
+        if multilabel != self._multilabel:
+            before, now = ("class labels", "a multilabel indicator matrix")
+            if multilabel:
+                before, now = now, before
+            raise ValueError(
+                "warm_start can only be used where `y` is of the same type as in "
+                f"the previous call to fit: previously {before}, now {now}. Use "
+                "warm_start=False."
+            )
+        if not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                "warm_start can only be used where `y` has the same classes as in "
+                f"the previous call to fit. Previously got {classes}, `y` has "
+                f"{self.classes_}"
+            )
 
     def _class_weights(self, targets):
         if self.class_weight is None:
             return None
+        if isinstance(self.class_weight, dict):
+            _check_class_weight(self.class_weight)
         weights = compute_class_weight(
             self.class_weight, classes=self.classes_, y=self.classes_[targets]
         )
@@ -327,6 +374,67 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
 
 def _is_categorical(y):
     return getattr(getattr(y, "dtype", None), "name", None) == "category"
+
+
+def _shown(value):
+    """``value`` as Python shows it (``-1``, not ``np.int64(-1)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_missing_labels(y):
+    """Name a missing label (None, NaN, pandas' NA) in ``y``.
+
+    scikit-learn sorts the labels first and fails on comparing ``None`` or
+    NaN with a string ("'<' not supported"); NaN in a numeric ``y`` is
+    already named by ``type_of_target``.
+    """
+    if sp.issparse(y):
+        return
+    values = np.asarray(y, dtype=object) if _is_categorical(y) else np.asarray(y)
+    if values.dtype != object:
+        return
+    values = values.ravel()
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        # Also pandas' NA, which cannot be compared (and is only made by pandas).
+        missing = pandas.isna(values)
+    else:
+        missing = (values != values) | np.equal(values, None)
+    if missing.any():
+        first = values[np.argmax(missing)]
+        raise ValueError(f"Input y contains {'None' if first is None else 'NaN'}.")
+
+
+def _other_than_0_1(y):
+    """The first value of ``y`` that is neither 0 nor 1, or None."""
+    values = np.asarray(y)
+    if values.dtype.kind not in "biuf":
+        # Strings compare elementwise with numbers only as Python objects.
+        values = values.astype(object)
+    other = values[(values != 0) & (values != 1)]
+    return _shown(other.flat[0]) if other.size else None
+
+
+def _refuse_multioutput(y):
+    """A 2-d ``y`` that is not an indicator matrix (several labels per sample
+    but of more than two values): not supported, as in MLPClassifier."""
+    raise ValueError(
+        "y should be a 1d array of class labels or a multilabel indicator matrix "
+        "(one column per label) of 0 and 1, got "
+        f"{_other_than_0_1(y)!r} in a y of shape {np.shape(y)}; "
+        "multiclass-multioutput targets are not supported."
+    )
+
+
+def _check_class_weight(class_weight):
+    """Every weight finite and non-negative, as ``sample_weight``'s (a
+    negative or NaN weight would drop the class's rows without a word)."""
+    for label, weight in class_weight.items():
+        if not (isinstance(weight, Real) and np.isfinite(weight) and weight >= 0):
+            raise ValueError(
+                "class_weight must map each class to a finite, non-negative "
+                f"number, got {_shown(weight)!r} for class {_shown(label)!r}."
+            )
 
 
 def _binary_cross_entropy(output, target):

@@ -84,11 +84,17 @@ default="constant"
     warm_start : bool, default=False
         Continue training the previous fit's unpruned network (kept as
         ``unpruned_module_``) instead of new weights, then prune it anew.
-        The data must have the same features and outputs.
+        The data must have the same features and outputs (for the
+        classifier the same classes), and ``hidden_layer_sizes`` and
+        ``activation`` those of that network: any change raises a
+        ``ValueError`` (set ``warm_start=False`` to train a new network).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes (classifier), multiplying ``sample_weight``;
         ``"balanced"`` is ``n_samples / (n_classes * np.bincount(y))``. Not
-        for multilabel targets.
+        for multilabel targets. Weights must be finite and non-negative. As
+        in scikit-learn a class may weigh 0: its samples are left out of
+        training, but it stays in ``classes_`` (and has its output and
+        ``predict_proba`` column), so it is hardly ever predicted.
     loss : {"squared_error", "poisson"}, default="squared_error"
         The regressor's loss; ``"poisson"`` (scikit-learn's) is refused with
         a clear error.
