@@ -9,7 +9,7 @@ as a table (``to_frame``) and a plot (``plot``).
 
 import copy
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -53,6 +53,9 @@ class PruningPath:
         wins over the tolerance).
     score_name : str, default="score"
         What ``scores`` measure, for the table and the plot.
+    score_after_fine_tune : float or None, default=None
+        Score of the chosen network after a final fine-tuning (set by the
+        estimators; None when not fine-tuned).
 
     Examples
     --------
@@ -76,9 +79,7 @@ class PruningPath:
     max_score_drop: float
     chosen: int
     score_name: str = "score"
-    #: Validation score of the chosen network after the final fine-tuning
-    #: (None when it was not fine-tuned).
-    score_after_fine_tune: float = field(default=None)
+    score_after_fine_tune: float = None
 
     def __len__(self):
         return len(self.scores)
