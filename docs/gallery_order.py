@@ -8,6 +8,7 @@ ORDER = (
     "plot_compare_sklearn.py",
     "plot_grid_search.py",
     "plot_prune_ratio_curves.py",
+    "plot_choosing_the_size.py",
     "plot_reward_estimates.py",
     "plot_prune_cnn.py",
     "plot_custom_policy.py",

@@ -14,6 +14,12 @@ from ._version import __version__
 
 __getattr__, __dir__, _names = attach(
     __name__,
-    {".estimators": ("BanditPrunedMLPClassifier", "BanditPrunedMLPRegressor")},
+    {
+        ".estimators": (
+            "BanditPrunedMLPClassifier",
+            "BanditPrunedMLPRegressor",
+            "smallest_within_tolerance",
+        )
+    },
 )
 __all__ = [*_names, "__version__"]

@@ -5,7 +5,14 @@ architecture outside an estimator (benchmarks, export).
 """
 
 from ._classifier import BanditPrunedMLPClassifier
+from ._refit import candidate_size, smallest_within_tolerance
 from ._regressor import BanditPrunedMLPRegressor
 from ._training import build_mlp
 
-__all__ = ["BanditPrunedMLPClassifier", "BanditPrunedMLPRegressor", "build_mlp"]
+__all__ = [
+    "BanditPrunedMLPClassifier",
+    "BanditPrunedMLPRegressor",
+    "build_mlp",
+    "candidate_size",
+    "smallest_within_tolerance",
+]

@@ -31,6 +31,7 @@ from ._checks import (
     layers_as_numpy,
     pruning_line,
 )
+from ._path import MAX_SCORE_DROP, PATH_STEP, check_auto_settings, fit_path
 from ._threads import batch_work, threads_for
 from ._training import (
     ACTIVATIONS,
@@ -143,7 +144,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
             HasMethods(["reset", "select", "update"]),
             HasMethods(["score"]),
         ],
-        "prune_ratio": [Interval(Real, 0, 1, closed="left")],
+        "prune_ratio": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
+        "max_score_drop": [Interval(Real, 0, None, closed="left")],
+        "path_step": [Interval(Real, 0, 1, closed="neither")],
         "budget": [Interval(Real, 1, MAX_BUDGET, closed="both"), StrOptions({"auto"})],
         "max_budget": [Interval(Real, 1, MAX_BUDGET, closed="both")],
         "pull": [StrOptions(set(PULLS))],
@@ -188,6 +191,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
         warm_start=False,
         policy=DEFAULTS.policy,
         prune_ratio=DEFAULTS.prune_ratio,
+        max_score_drop=MAX_SCORE_DROP,
+        path_step=PATH_STEP,
         budget=DEFAULTS.budget,
         max_budget=DEFAULTS.max_budget,
         pull=DEFAULTS.pull,
@@ -228,6 +233,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.warm_start = warm_start
         self.policy = policy
         self.prune_ratio = prune_ratio
+        self.max_score_drop = max_score_drop
+        self.path_step = path_step
         self.budget = budget
         self.max_budget = max_budget
         self.pull = pull
@@ -369,9 +376,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     # -- fit ---------------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight):
+    def _fit(self, X, y, sample_weight, validation_data=None):
         try:
-            return self._fit_unchecked(X, y, sample_weight)
+            return self._fit_unchecked(X, y, sample_weight, validation_data)
         except BaseException:
             self._forget_fit()
             raise
@@ -425,8 +432,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
             ):
                 delattr(self, name)
 
-    def _fit_unchecked(self, X, y, sample_weight):
+    def _fit_unchecked(self, X, y, sample_weight, validation_data):
         self._check_training_options()
+        check_auto_settings(self, validation_data)
         sizes = self._validate_hidden_layer_sizes()
         self._check_n_rounds(sizes)
         previous = self._warm_start_module()
@@ -461,14 +469,31 @@ class BaseBanditPrunedMLP(BaseEstimator):
         work = batch_work(X.shape[1], sizes, n_outputs, self._batch_size(X.shape[0]))
         with threads_for(work):
             return self._train_prune_tune(
-                X, targets, weights, sizes, n_outputs, previous
+                X, targets, weights, sizes, n_outputs, previous, validation_data
             )
 
-    def _train_prune_tune(self, X, targets, weights, sizes, n_outputs, previous):
+    def _train_prune_tune(
+        self, X, targets, weights, sizes, n_outputs, previous, validation_data
+    ):
         """Train, prune and fine-tune on validated data; set fitted attributes."""
         rng = check_random_state(self.random_state)
         train_seed, prune_seed, tune_seed = rng.randint(_SEED_MAX, size=3)
         self.fit_times_ = {}
+        if self.prune_ratio == "auto":
+            seeds = (int(train_seed), prune_seed, int(tune_seed))
+            return fit_path(
+                self,
+                X,
+                targets,
+                weights,
+                sizes,
+                n_outputs,
+                previous,
+                seeds,
+                validation_data=validation_data,
+            )
+        # A fixed ratio has no path to choose along.
+        self.path_ = self.chosen_ = None
         module, history = self._train(
             X, targets, weights, sizes, n_outputs, int(train_seed), previous
         )
@@ -489,9 +514,13 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 tune_epochs,
                 int(tune_seed),
             )
+        return self._set_fitted(pruned, report, history + round_history + tune_history)
+
+    def _set_fitted(self, pruned, report, history):
+        """Set the attributes of the fitted network; return ``self``."""
         self.module_ = pruned.eval()
         self.pruning_ = report
-        self.history_ = history + round_history + tune_history
+        self.history_ = history
         self.loss_curve_ = [row["train_loss"] for row in self.history_]
         self.n_iter_ = len(self.history_)
         self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
@@ -624,28 +653,34 @@ class BaseBanditPrunedMLP(BaseEstimator):
             module.to(self.device),
             X_prune,
             y_prune,
-            policy=self.policy,
             prune_ratio=self.prune_ratio,
-            loss=self._loss,
-            budget=self.budget,
-            max_budget=self.max_budget,
-            pull=self.pull,
             n_rounds=self.n_rounds,
             target_params=self.target_params,
             target_latency=self.target_latency,
             between_rounds=round_tuner,
-            batch_size=self.pull_batch_size,
-            reward=self.reward,
-            scope=self.scope,
-            arms_per_round=self.arms_per_round,
-            compensate=self.compensate,
             random_state=prune_seed,
+            **self._prune_settings(),
         )
         between = sum(row["dur"] for row in round_history)
         self.fit_times_["prune"] = time.perf_counter() - start - between
         self.fit_times_["fine_tune"] = between
         self._log(f"pruning: {pruning_line(report)}, {self.fit_times_['prune']:.2f} s")
         return pruned, report, round_history
+
+    def _prune_settings(self):
+        """How every pruning of this estimator scores and removes units."""
+        return dict(
+            policy=self.policy,
+            loss=self._loss,
+            budget=self.budget,
+            max_budget=self.max_budget,
+            pull=self.pull,
+            batch_size=self.pull_batch_size,
+            reward=self.reward,
+            scope=self.scope,
+            arms_per_round=self.arms_per_round,
+            compensate=self.compensate,
+        )
 
     def _fine_tune(self, pruned, report, pruning_rows, data, epochs, seed):
         """Fine-tune ``pruned`` in place; its history and the updated report."""

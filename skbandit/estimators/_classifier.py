@@ -18,6 +18,7 @@ from torch import nn
 from .._options import DEFAULTS
 from ._base import BaseBanditPrunedMLP
 from ._docs import shared_parameters_doc
+from ._path import MAX_SCORE_DROP, PATH_STEP
 
 __all__ = ["BanditPrunedMLPClassifier"]
 
@@ -91,6 +92,13 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         ``"fine_tune"`` (between rounds and after pruning).
     train_cache_hit_ : bool
         Whether the trained network came from the ``memory`` cache.
+    path_ : skbandit.pruning.PruningPath or None
+        With ``prune_ratio="auto"``: per step of the pruning path the units
+        per layer, parameters, MAC ratio and validation accuracy, the
+        chosen step, ``to_frame()`` and ``plot()``. None for a numeric
+        ``prune_ratio`` (one prune, no path).
+    chosen_ : int or None
+        Index in ``path_`` of the network kept (None without a path).
 
     See Also
     --------
@@ -148,6 +156,8 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         class_weight=None,
         policy=DEFAULTS.policy,
         prune_ratio=DEFAULTS.prune_ratio,
+        max_score_drop=MAX_SCORE_DROP,
+        path_step=PATH_STEP,
         budget=DEFAULTS.budget,
         max_budget=DEFAULTS.max_budget,
         pull=DEFAULTS.pull,
@@ -189,6 +199,8 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
             warm_start=warm_start,
             policy=policy,
             prune_ratio=prune_ratio,
+            max_score_drop=max_score_drop,
+            path_step=path_step,
             budget=budget,
             max_budget=max_budget,
             pull=pull,
@@ -225,7 +237,7 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         return _subset_accuracy if self._multilabel else _accuracy
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, validation_data=None):
         """Train, prune and fine-tune the network.
 
         Parameters
@@ -239,12 +251,17 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
             Weight of every sample in the training and fine-tuning losses;
             pruning scores on a weighted resample of the rows (see the user
             guide). Rows of weight 0 are left out.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, \
+sample_weight_val), default=None
+            With ``prune_ratio="auto"``: the rows the size is chosen on,
+            instead of a ``validation_fraction`` of ``X`` (then all of
+            ``X`` trains). An error with a numeric ``prune_ratio``.
 
         Returns
         -------
         self : BanditPrunedMLPClassifier
         """
-        return self._fit(X, y, sample_weight)
+        return self._fit(X, y, sample_weight, validation_data)
 
     def _encode_targets(self, y):
         _check_missing_labels(y)
@@ -316,6 +333,19 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
                 f"the previous call to fit. Previously got {classes}, `y` has "
                 f"{self.classes_}"
             )
+
+    def _encode_validation_targets(self, y):
+        """``y`` of ``validation_data`` encoded as the training targets."""
+        if self._multilabel:
+            return check_array(y, dtype=np.float32, input_name="y_val")
+        y = column_or_1d(np.asarray(y, dtype=object) if _is_categorical(y) else y)
+        unseen = ~np.isin(y, self.classes_)
+        if unseen.any():
+            raise ValueError(
+                "validation_data has labels that y does not have: "
+                f"{np.unique(y[unseen])!r}."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64)
 
     def _class_weights(self, targets):
         if self.class_weight is None:

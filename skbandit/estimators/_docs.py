@@ -108,9 +108,32 @@ default="constant"
         brain surgeon on the next layer's least-squares refit); or ``"none"``
         (no pruning, trained for as many epochs as a pruned network). One
         ``GridSearchCV`` grid can therefore compare every method.
-    prune_ratio : float in [0, 1), default=%(prune_ratio)s
+    prune_ratio : float in [0, 1) or "auto", default=%(prune_ratio)s
         Fraction of hidden neurons removed (per layer or overall, see
-        ``scope``); a layer always keeps at least one neuron.
+        ``scope``); a layer always keeps at least one neuron. ``"auto"``
+        finds the size: the trained network is pruned in nested steps of
+        ``path_step`` down to one neuron per layer (each step prunes the
+        previous one with the same ``policy``, ``budget``, ``compensate``,
+        ...), every step is scored (``score``: accuracy or R²) on
+        validation rows, and the smallest network whose score is at most
+        ``max_score_drop`` below the unpruned network's is kept and
+        fine-tuned. The validation rows are ``validation_data`` passed to
+        ``fit`` or a ``validation_fraction`` of the data (stratified for a
+        classifier; the rows ``early_stopping`` holds out, if on), which
+        then neither trains without ``early_stopping`` nor prunes nor
+        fine-tunes. ``target_params`` and ``target_latency`` become hard
+        limits: the path's first step prunes to them and the chosen network
+        is never larger. See ``path_`` and :ref:`choosing-size`. Needs a
+        pruning ``policy`` (not ``"none"``) and ``n_rounds=1``.
+    max_score_drop : float >= 0, default=0.01
+        With ``prune_ratio="auto"``: the largest drop of the validation
+        score (accuracy, or R²) below the unpruned network's that the kept
+        network may have, before the final fine-tuning.
+    path_step : float in (0, 1), default=0.2
+        With ``prune_ratio="auto"``: the fraction of the remaining neurons
+        of each layer (``scope="layer"``) or of all of them
+        (``scope="global"``) that every step removes, rounded down but at
+        least one neuron of the widest layer (or overall).
     budget : float in [1, 1000] or "auto", default=%(budget)s
         Average bandit pulls per neuron, or ``"auto"``: each bandit stops as
         soon as the neurons it would remove and those it would keep are

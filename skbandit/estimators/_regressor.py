@@ -10,6 +10,7 @@ from torch import nn
 from .._options import DEFAULTS
 from ._base import BaseBanditPrunedMLP
 from ._docs import shared_parameters_doc
+from ._path import MAX_SCORE_DROP, PATH_STEP
 
 __all__ = ["BanditPrunedMLPRegressor"]
 
@@ -53,6 +54,11 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     fit_times_ : dict
         Seconds per phase: ``"train"``, ``"prune"``, ``"fine_tune"``.
     train_cache_hit_ : bool
+    path_ : skbandit.pruning.PruningPath or None
+        With ``prune_ratio="auto"``: the pruning path, scored by validation
+        R² (see :class:`BanditPrunedMLPClassifier`); None otherwise.
+    chosen_ : int or None
+        Index in ``path_`` of the network kept.
 
     See Also
     --------
@@ -108,6 +114,8 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         warm_start=False,
         policy=DEFAULTS.policy,
         prune_ratio=DEFAULTS.prune_ratio,
+        max_score_drop=MAX_SCORE_DROP,
+        path_step=PATH_STEP,
         budget=DEFAULTS.budget,
         max_budget=DEFAULTS.max_budget,
         pull=DEFAULTS.pull,
@@ -149,6 +157,8 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
             warm_start=warm_start,
             policy=policy,
             prune_ratio=prune_ratio,
+            max_score_drop=max_score_drop,
+            path_step=path_step,
             budget=budget,
             max_budget=max_budget,
             pull=pull,
@@ -177,7 +187,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         return _r2_score(y_pred, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, validation_data=None):
         """Train, prune and fine-tune the network.
 
         Parameters
@@ -189,6 +199,11 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
             Weight of every sample in the training and fine-tuning losses;
             pruning scores on a weighted resample of the rows (see the user
             guide). Rows of weight 0 are left out.
+        validation_data : tuple (X_val, y_val) or (X_val, y_val, \
+sample_weight_val), default=None
+            With ``prune_ratio="auto"``: the rows the size is chosen on,
+            instead of a ``validation_fraction`` of ``X`` (then all of
+            ``X`` trains). An error with a numeric ``prune_ratio``.
 
         Returns
         -------
@@ -200,7 +215,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
             raise ValueError(
                 "loss='poisson' is not supported; use loss='squared_error'."
             )
-        return self._fit(X, y, sample_weight)
+        return self._fit(X, y, sample_weight, validation_data)
 
     def _encode_targets(self, y):
         y = check_array(
@@ -230,6 +245,16 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         # A constant target has nothing to scale.
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
         return targets.astype(np.float32), self.n_outputs_
+
+    def _encode_validation_targets(self, y):
+        """``y`` of ``validation_data`` standardised as the training targets."""
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y_val")
+        y2 = y.reshape(len(y), -1)
+        if y2.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"validation_data has {y2.shape[1]} targets, y has {self.n_outputs_}."
+            )
+        return ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
 
     def predict(self, X):
         """Predicted targets.

