@@ -11,7 +11,7 @@ names stays cheap.
 import dataclasses
 import numbers
 
-from .policies import POLICIES
+from .policies import BEST_SET_POLICIES, POLICIES
 
 __all__ = [
     "UNPRUNED",
@@ -30,8 +30,9 @@ __all__ = [
 
 #: ``policy="none"``: train, do not prune.
 UNPRUNED = "none"
-#: Bandit policies, by the name ``policy=`` accepts.
-POLICY_NAMES = tuple(POLICIES)
+#: Bandit policies, by the name ``policy=`` accepts: regret-minimising ones,
+#: then the uniform control and the best-set identification ones.
+POLICY_NAMES = (*POLICIES, *BEST_SET_POLICIES)
 #: Deterministic (or random) scorers that rank units without a bandit.
 BASELINE_NAMES = ("magnitude", "activation", "random", "obs")
 #: Every name ``policy=`` accepts.
