@@ -22,6 +22,7 @@ __all__ = [
     "PULLS",
     "REWARDS",
     "SCOPES",
+    "PRIORS",
     "PruningDefaults",
     "DEFAULTS",
     "PAPER_SETTINGS",
@@ -46,6 +47,8 @@ PULLS = ("company", "single", "set")
 REWARDS = ("fidelity", "loss", "accuracy")
 #: Where ``prune_ratio`` applies: each layer, or all units together.
 SCOPES = ("layer", "global")
+#: Closed-form scores ``prior=`` may start the bandits from (or None).
+PRIORS = ("obs", "magnitude")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +73,8 @@ class PruningDefaults:
     compensate: str = "lstsq"
     pull_batch_size: int = 256
     arms_per_round: int = None
+    prior: str = None
+    prior_weight: int = 2
     fine_tune_epochs: int = 5
 
 
