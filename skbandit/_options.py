@@ -11,7 +11,7 @@ names stays cheap.
 import dataclasses
 import numbers
 
-from .policies import POLICIES
+from .policies import BEST_SET_POLICIES, POLICIES
 
 __all__ = [
     "UNPRUNED",
@@ -22,6 +22,7 @@ __all__ = [
     "PULLS",
     "REWARDS",
     "SCOPES",
+    "PRIORS",
     "PruningDefaults",
     "DEFAULTS",
     "PAPER_SETTINGS",
@@ -30,8 +31,9 @@ __all__ = [
 
 #: ``policy="none"``: train, do not prune.
 UNPRUNED = "none"
-#: Bandit policies, by the name ``policy=`` accepts.
-POLICY_NAMES = tuple(POLICIES)
+#: Bandit policies, by the name ``policy=`` accepts: regret-minimising ones,
+#: then the uniform control and the best-set identification ones.
+POLICY_NAMES = (*POLICIES, *BEST_SET_POLICIES)
 #: Deterministic (or random) scorers that rank units without a bandit.
 BASELINE_NAMES = ("magnitude", "activation", "random", "obs")
 #: Every name ``policy=`` accepts.
@@ -45,6 +47,8 @@ PULLS = ("company", "single", "set")
 REWARDS = ("fidelity", "loss", "accuracy")
 #: Where ``prune_ratio`` applies: each layer, or all units together.
 SCOPES = ("layer", "global")
+#: Closed-form scores ``prior=`` may start the bandits from (or None).
+PRIORS = ("obs", "magnitude")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,8 @@ class PruningDefaults:
     compensate: str = "lstsq"
     pull_batch_size: int = 256
     arms_per_round: int = None
+    prior: str = None
+    prior_weight: int = 2
     fine_tune_epochs: int = 5
 
 

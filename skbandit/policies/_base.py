@@ -41,11 +41,24 @@ class BasePolicy(metaclass=ABCMeta):
     **Fitted state** is allocated by :meth:`reset` and its attribute names end
     with an underscore. Calling :meth:`reset` again starts a fresh run.
 
+    **What the caller knows.** :meth:`reset` optionally takes, keyword
+    only, how many arms will be chosen in the end (``n_select``: the units
+    to remove), the total number of pulls the caller will make
+    (``budget``) and *prior* estimates: ``prior_means`` in ``[0, 1]``
+    folded in as ``prior_weight`` pseudo-pulls per arm (added to
+    ``counts_`` and ``sums_``, as if each arm had already returned its
+    prior mean that many times), so a policy starts from what a closed form
+    already knows. Regret-minimising policies ignore ``n_select`` and
+    ``budget``; best-set identification policies
+    (:mod:`skbandit.policies._best_set`) need them. Without these keywords
+    every policy behaves exactly as before they existed.
+
     **Duck typing.** Code that drives a policy only relies on ``reset``,
     ``select``, ``update``, ``estimates_`` and, when present, the class
-    attributes ``full_information`` and ``allows_repeats`` (both ``False``
-    when missing) and the optional method ``probabilities``. A user-written
-    policy may implement exactly these instead of subclassing.
+    attributes ``full_information``, ``allows_repeats``, ``takes_context``
+    and ``best_set`` (all ``False`` when missing) and the optional method
+    ``probabilities``. A user-written policy may implement exactly these
+    instead of subclassing.
 
     **Subclassing.** A subclass lists its hyper-parameters explicitly in
     ``__init__`` (no ``*args``/``**kwargs``) and implements the hooks
@@ -56,7 +69,13 @@ class BasePolicy(metaclass=ABCMeta):
     - ``_init_state()``: allocate policy-specific state at reset;
     - ``_update(arms, rewards)``: policy-specific learning from checked
       feedback. It runs *before* the shared bookkeeping, so it may reject the
-      feedback without leaving the policy half updated.
+      feedback without leaving the policy half updated;
+    - ``_check_context(n_select, budget)``: raise :class:`ValueError` when
+      the policy needs what the caller did not say;
+    - ``_fold_prior(weights, means)``: fold the prior into policy-specific
+      state (the shared counts and sums already hold it);
+    - ``_refresh()``: recompute derived state whenever the counts changed
+      (after the prior is folded in and after every update).
 
     Attributes
     ----------
@@ -69,15 +88,36 @@ class BasePolicy(metaclass=ABCMeta):
         several times (draws with replacement) and ``k`` may exceed
         ``n_arms_``. Otherwise the ``k`` arms are distinct and
         ``k <= n_arms_``.
+    takes_context : bool
+        Class attribute, True for every subclass: :meth:`reset` accepts the
+        keywords ``n_select``, ``budget``, ``prior_means`` and
+        ``prior_weight``. A duck-typed policy without it is reset with
+        ``n_arms`` and ``rng`` only.
+    best_set : bool
+        Class attribute. When True the policy identifies the best
+        ``n_select`` arms (pure exploration): :meth:`reset` needs
+        ``n_select``, :meth:`select` may return *fewer* than ``k`` arms (at
+        least one: only the arms still worth pulling) and the attribute
+        ``done_`` turns True once the set is identified, when the caller
+        may stop pulling.
     n_arms_ : int
         Number of arms, set by :meth:`reset`.
     rng_ : numpy.random.Generator
         Random generator used for every random choice of the policy.
     counts_ : ndarray of shape (n_arms_,), dtype int
         Number of pulls of each arm (a repeated arm in one update counts once
-        per occurrence).
+        per occurrence), plus its prior pseudo-pulls.
     sums_ : ndarray of shape (n_arms_,), dtype float
-        Sum of the rewards observed for each arm.
+        Sum of the rewards observed for each arm, plus its prior's
+        ``prior_weight_ * prior_means_``.
+    n_select_ : int or None
+        How many arms will be chosen in the end, as given to :meth:`reset`.
+    budget_ : int or None
+        Total pulls the caller will make, as given to :meth:`reset`.
+    prior_weight_ : int
+        Pseudo-pulls of the prior per arm (0 without a prior).
+    prior_means_ : ndarray of shape (n_arms_,) or None
+        The prior means given to :meth:`reset`.
     n_rounds_ : int
         Number of completed rounds, i.e. calls to :meth:`update`.
     estimates_ : ndarray of shape (n_arms_,), dtype float
@@ -91,6 +131,8 @@ class BasePolicy(metaclass=ABCMeta):
 
     full_information = False
     allows_repeats = False
+    takes_context = True
+    best_set = False
 
     # -- hyper-parameters (scikit-learn conventions) -------------------------
 
@@ -160,7 +202,16 @@ class BasePolicy(metaclass=ABCMeta):
 
     # -- the protocol ---------------------------------------------------------
 
-    def reset(self, n_arms, rng=None):
+    def reset(
+        self,
+        n_arms,
+        rng=None,
+        *,
+        n_select=None,
+        budget=None,
+        prior_means=None,
+        prior_weight=1,
+    ):
         """Validate the hyper-parameters and start a fresh run on ``n_arms`` arms.
 
         Parameters
@@ -171,6 +222,19 @@ class BasePolicy(metaclass=ABCMeta):
             Source of randomness, passed through :func:`numpy.random.default_rng`:
             a ``Generator`` is used as is (shared with the caller, not copied),
             an int seeds a new one, None draws fresh OS entropy.
+        n_select : int or None, default=None
+            How many arms will be chosen in the end (the units to remove), in
+            ``[0, n_arms]``; None: unknown. Needed by best-set policies.
+        budget : int or None, default=None
+            Total pulls the caller will make from the first :meth:`select`
+            on, at least 1; None: unknown. Needed by fixed-budget policies.
+        prior_means : array-like of shape (n_arms,) or None, default=None
+            Prior estimate of each arm's mean reward, in ``[0, 1]``.
+        prior_weight : int, default=1
+            Pseudo-pulls the prior counts for, per arm (an integer >= 0, as
+            it is folded into the integer ``counts_``); ignored without
+            ``prior_means``. A prior of weight ``w`` weighs as much as ``w``
+            rewards actually observed.
 
         Returns
         -------
@@ -180,21 +244,46 @@ class BasePolicy(metaclass=ABCMeta):
         Raises
         ------
         ValueError
-            If ``n_arms`` or a hyper-parameter is invalid; the message names it.
+            If ``n_arms``, a keyword or a hyper-parameter is invalid; the
+            message names it.
+
+        Examples
+        --------
+        >>> from skbandit.policies import UCB1
+        >>> policy = UCB1().reset(3, rng=0, prior_means=[0.9, 0.1, 0.5],
+        ...                       prior_weight=2)
+        >>> policy.counts_, policy.estimates_
+        (array([2, 2, 2]), array([0.9, 0.1, 0.5]))
         """
-        if (
-            not isinstance(n_arms, numbers.Integral)
-            or isinstance(n_arms, bool)
-            or n_arms < 1
-        ):
+        if not _is_integer(n_arms) or n_arms < 1:
             raise ValueError(f"n_arms must be an integer >= 1, got {n_arms!r}.")
         self._check_params()
+        if n_select is not None and not (
+            _is_integer(n_select) and 0 <= n_select <= n_arms
+        ):
+            raise ValueError(
+                f"n_select must be None or an integer in [0, n_arms={n_arms}], "
+                f"got {n_select!r}."
+            )
+        if budget is not None and not (_is_integer(budget) and budget >= 1):
+            raise ValueError(f"budget must be None or an integer >= 1, got {budget!r}.")
+        self._check_context(n_select, budget)
+        prior_means, prior_weight = _check_prior(prior_means, prior_weight, n_arms)
         self.n_arms_ = int(n_arms)
+        self.n_select_ = None if n_select is None else int(n_select)
+        self.budget_ = None if budget is None else int(budget)
+        self.prior_means_, self.prior_weight_ = prior_means, prior_weight
         self.rng_ = np.random.default_rng(rng)
         self.counts_ = np.zeros(self.n_arms_, dtype=np.int64)
         self.sums_ = np.zeros(self.n_arms_, dtype=float)
         self.n_rounds_ = 0
         self._init_state()
+        if prior_weight:
+            weights = np.full(self.n_arms_, prior_weight, dtype=np.int64)
+            self.counts_ += weights
+            self.sums_ += weights * prior_means
+            self._fold_prior(weights, prior_means)
+        self._refresh()
         self.estimates_ = self._estimates()
         return self
 
@@ -283,6 +372,7 @@ class BasePolicy(metaclass=ABCMeta):
         self.counts_ += np.bincount(arms, minlength=self.n_arms_)
         self.sums_ += np.bincount(arms, weights=rewards, minlength=self.n_arms_)
         self.n_rounds_ += 1
+        self._refresh()
         self.estimates_ = self._estimates()
         return self
 
@@ -291,8 +381,17 @@ class BasePolicy(metaclass=ABCMeta):
     def _check_params(self):
         """Raise ValueError naming the first invalid hyper-parameter."""
 
+    def _check_context(self, n_select, budget):
+        """Raise ValueError if the policy needs a context it was not given."""
+
     def _init_state(self):
         """Allocate policy-specific state; shared state already exists."""
+
+    def _fold_prior(self, weights, means):
+        """Fold the prior into policy-specific state (counts and sums hold it)."""
+
+    def _refresh(self):
+        """Recompute derived state after the counts changed."""
 
     def _update(self, arms, rewards):
         """Learn from checked feedback, before the shared bookkeeping."""
@@ -318,6 +417,41 @@ class BasePolicy(metaclass=ABCMeta):
 
 
 # -- helpers shared by the policy modules --------------------------------------
+
+
+def _is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_prior(prior_means, prior_weight, n_arms):
+    """Return ``(means, weight)`` checked; ``(None, 0)`` without a prior."""
+    if not _is_integer(prior_weight) or prior_weight < 0:
+        raise ValueError(
+            f"prior_weight must be an integer >= 0 (pseudo-pulls per arm), got "
+            f"{prior_weight!r}."
+        )
+    if prior_means is None:
+        return None, 0
+    means = np.asarray(prior_means, dtype=float)
+    if means.shape != (n_arms,) or not np.all((means >= 0) & (means <= 1)):
+        raise ValueError(
+            f"prior_means must be {n_arms} values in [0, 1] (one per arm), got "
+            f"{prior_means!r}."
+        )
+    return means, int(prior_weight)
+
+
+def _empirical_means(counts, sums, default):
+    """``sums / counts``, and ``default`` where an arm has no pull yet."""
+    pulled = counts > 0
+    means = np.full(counts.shape[0], float(default))
+    means[pulled] = sums[pulled] / counts[pulled]
+    return means
+
+
+def _round_robin(counts, k):
+    """The ``k`` arms with the fewest pulls, ties by lowest index."""
+    return np.argsort(counts, kind="stable")[:k]
 
 
 def _check_real(

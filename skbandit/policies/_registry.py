@@ -3,12 +3,13 @@
 import copy
 
 from ._base import BasePolicy
+from ._best_set import LUCB, SuccessiveAcceptsRejects, Uniform
 from ._value import UCB1, EpsilonGreedy, GaussianThompson, Softmax, ThompsonSampling
 from ._weights import EXP3, Hedge
 
-__all__ = ["POLICIES", "make_policy"]
+__all__ = ["POLICIES", "BEST_SET_POLICIES", "make_policy"]
 
-#: Name -> policy class, the names accepted by ``policy=`` parameters.
+#: Name -> regret-minimising policy class (``reset(n_arms, rng)`` suffices).
 POLICIES = {
     "epsilon_greedy": EpsilonGreedy,
     "softmax": Softmax,
@@ -19,6 +20,17 @@ POLICIES = {
     "exp3": EXP3,
 }
 
+#: Name -> pure-exploration policy class: ``uniform`` (the control) and the
+#: best-set identification policies, which need ``reset(..., n_select=)``
+#: (and SAR a ``budget``). ``policy=`` accepts these names too.
+BEST_SET_POLICIES = {
+    "uniform": Uniform,
+    "sar": SuccessiveAcceptsRejects,
+    "lucb": LUCB,
+}
+
+_ALL_POLICIES = {**POLICIES, **BEST_SET_POLICIES}
+
 _PROTOCOL = ("reset", "select", "update")
 
 
@@ -28,12 +40,13 @@ def make_policy(spec):
     Parameters
     ----------
     spec : str or policy
-        A name from :data:`POLICIES` (the policy with default
-        hyper-parameters), or a policy object: a :class:`BasePolicy` or any
-        object with ``reset``, ``select`` and ``update`` methods. An object is
-        never used or mutated: the result is a new instance built from its
-        ``get_params(deep=False)`` (like :func:`sklearn.base.clone`), or a deep
-        copy if it has no ``get_params``.
+        A name from :data:`POLICIES` or :data:`BEST_SET_POLICIES` (the
+        policy with default hyper-parameters), or a policy object: a
+        :class:`BasePolicy` or any object with ``reset``, ``select`` and
+        ``update`` methods. An object is never used or mutated: the result is
+        a new instance built from its ``get_params(deep=False)`` (like
+        :func:`sklearn.base.clone`), or a deep copy if it has no
+        ``get_params``.
 
     Returns
     -------
@@ -59,14 +72,14 @@ def make_policy(spec):
     (EXP3(gamma=0.2), False)
     """
     if isinstance(spec, str):
-        if spec not in POLICIES:
+        if spec not in _ALL_POLICIES:
             raise ValueError(
-                f"Unknown policy {spec!r}. Valid names are: {sorted(POLICIES)}."
+                f"Unknown policy {spec!r}. Valid names are: {sorted(_ALL_POLICIES)}."
             )
-        return POLICIES[spec]()
+        return _ALL_POLICIES[spec]()
     if isinstance(spec, type) or not _is_policy(spec):
         raise TypeError(
-            f"policy must be one of the names {sorted(POLICIES)} or a policy "
+            f"policy must be one of the names {sorted(_ALL_POLICIES)} or a policy "
             f"object with methods {', '.join(_PROTOCOL)}; got {spec!r}."
         )
     if hasattr(spec, "get_params"):

@@ -7,7 +7,14 @@ import math
 
 import numpy as np
 
-from ._base import BasePolicy, _boltzmann, _check_real, _logits, _rank
+from ._base import (
+    BasePolicy,
+    _boltzmann,
+    _check_real,
+    _empirical_means,
+    _logits,
+    _rank,
+)
 
 __all__ = ["EpsilonGreedy", "Softmax", "UCB1", "ThompsonSampling", "GaussianThompson"]
 
@@ -23,10 +30,7 @@ class _MeanPolicy(BasePolicy):
         _check_real(self.initial_value, "initial_value", 0.0, 1.0)
 
     def _means(self):
-        pulled = self.counts_ > 0
-        means = np.full(self.n_arms_, float(self.initial_value))
-        means[pulled] = self.sums_[pulled] / self.counts_[pulled]
-        return means
+        return _empirical_means(self.counts_, self.sums_, self.initial_value)
 
     def _estimates(self):
         return self._means()
@@ -368,6 +372,11 @@ class ThompsonSampling(BasePolicy):
         self.alpha_ = np.full(self.n_arms_, float(self.prior_alpha))
         self.beta_ = np.full(self.n_arms_, float(self.prior_beta))
 
+    def _fold_prior(self, weights, means):
+        # w pseudo-pulls of mean m: their expected successes, without coins.
+        self.alpha_ += weights * means
+        self.beta_ += weights * (1 - means)
+
     def _update(self, arms, rewards):
         # u < r with u ~ U[0, 1) is Bernoulli(r), exact at r = 0 and r = 1.
         successes = (self.rng_.random(rewards.shape[0]) < rewards).astype(float)
@@ -482,11 +491,17 @@ class GaussianThompson(BasePolicy):
     def _noise_std(self):
         if self.noise_std is not None:
             return float(self.noise_std)
-        pulled = self.counts_ > 0
-        dof = self.counts_.sum() - pulled.sum()
+        counts, sums = self.counts_, self.sums_
+        if self.prior_weight_:
+            # The noise is the spread of observed rewards only: pseudo-pulls,
+            # all equal to the prior mean, would shrink it to nothing.
+            counts = counts - self.prior_weight_
+            sums = sums - self.prior_weight_ * self.prior_means_
+        pulled = counts > 0
+        dof = counts.sum() - pulled.sum()
         if dof < 1:
             return float(self.prior_std)
-        within = self.squares_[pulled] - self.sums_[pulled] ** 2 / self.counts_[pulled]
+        within = self.squares_[pulled] - sums[pulled] ** 2 / counts[pulled]
         return max(math.sqrt(max(within.sum(), 0.0) / dof), self.min_noise_std)
 
     def _estimates(self):

@@ -40,7 +40,8 @@ class Hedge(BasePolicy):
     n_arms_, rng_, counts_, sums_, n_rounds_ :
         See :class:`~skbandit.policies.BasePolicy`; ``sums_`` is :math:`G`.
     estimates_ : ndarray of shape (n_arms_,)
-        Average reward per round, :math:`G_i / \max(\text{n_rounds_}, 1)`:
+        Average reward per round, :math:`G_i / \max(\text{n_rounds_}, 1)`
+        (a prior of weight :math:`w` counts as :math:`w` rounds):
         the empirical mean when every arm is updated every round. It is
         increasing in :math:`G_i` like :math:`p_i`, so it ranks arms the same
         way, but unlike :math:`p` it does not underflow to ties once the
@@ -95,7 +96,8 @@ class Hedge(BasePolicy):
         return _boltzmann(self.sums_, 1.0 / self.learning_rate)
 
     def _estimates(self):
-        return self.sums_ / max(self.n_rounds_, 1)
+        # A prior of weight w counts as w rounds (Hedge sees every arm each round).
+        return self.sums_ / max(self.n_rounds_ + self.prior_weight_, 1)
 
 
 class EXP3(BasePolicy):
@@ -140,7 +142,9 @@ class EXP3(BasePolicy):
     estimated_gains_ : ndarray of shape (n_arms_,)
         :math:`\hat G_i`, the importance-weighted cumulative reward estimate.
     estimates_ : ndarray of shape (n_arms_,)
-        :math:`\hat G_i / \max(\text{n_rounds_}, 1)`, an unbiased estimate
+        :math:`\hat G_i / \max(\text{n_rounds_}, 1)` (a prior of weight
+        :math:`w` adds :math:`w` times its mean to :math:`\hat G_i` and
+        :math:`w` rounds), an unbiased estimate
         of each arm's mean reward (it may exceed 1: importance weights are
         large for rarely drawn arms). It is increasing in :math:`\hat G_i`,
         so it ranks arms like :math:`p`, without :math:`p`'s ties once the
@@ -227,5 +231,9 @@ class EXP3(BasePolicy):
             arms, weights=rewards, minlength=self.n_arms_
         )
 
+    def _fold_prior(self, weights, means):
+        # Like warm-started rewards: observed, not drawn, so no importance weight.
+        self.estimated_gains_ += weights * means
+
     def _estimates(self):
-        return self.estimated_gains_ / max(self.n_rounds_, 1)
+        return self.estimated_gains_ / max(self.n_rounds_ + self.prior_weight_, 1)

@@ -15,7 +15,11 @@ least-squares refit of its consumer. The metric change becomes a reward in
 The budget is either fixed (``budget`` pulls per arm on average) or
 ``"auto"``: a bandit stops as soon as the units it would remove and the ones
 it would keep are separated by confidence bounds (LUCB-style), or at
-``max_budget`` pulls per arm.
+``max_budget`` pulls per arm. A policy that takes the context
+(``takes_context``) is told how many units its bandit removes
+(``n_select``), the pulls it will make (``budget``) and, with ``prior``,
+prior means from a closed-form score; a best-set policy (``best_set``)
+stops its bandit early once it says ``done_``.
 """
 
 import math
@@ -25,13 +29,13 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from .._options import DEFAULTS, PAPER_SETTINGS, PULLS, SCOPES
+from .._options import DEFAULTS, PAPER_SETTINGS, PRIORS, PULLS, SCOPES
 from ..policies import make_policy
 from ._masking import masked, refitted
 from ._obs import consumer_refits
 from ._pulls import company_batched, evaluate_arms, evaluate_company, trace
 from ._rewards import make_reward, sample_metric
-from ._scorers import Scores, unit_means
+from ._scorers import BASELINES, Scores, unit_means
 from ._selection import removals_by_count
 
 __all__ = ["BanditScorer", "MAX_BUDGET"]
@@ -40,14 +44,33 @@ __all__ = ["BanditScorer", "MAX_BUDGET"]
 class _Arena:
     """One bandit over the units of one or more groups, and its bookkeeping."""
 
-    def __init__(self, group_ids, sizes, policy, rng, scorer, n_remove):
+    def __init__(self, group_ids, sizes, policy, rng, scorer, n_remove, prior=None):
         self.group_ids = group_ids
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         n_arms = int(self.offsets[-1])
-        self.policy = make_policy(policy).reset(n_arms, rng)
         self.k = min(n_arms, scorer.arms_per_round or max(1, math.ceil(n_arms / 8)))
         per_arm = scorer.max_budget if scorer.budget == "auto" else scorer.budget
         self.total = math.ceil(per_arm * n_arms)
+        self.policy = make_policy(policy)
+        if getattr(self.policy, "takes_context", False):
+            self.policy.reset(
+                n_arms,
+                rng,
+                # Unknown counts (a parameter target): half, as set pulls do.
+                n_select=n_remove if n_remove is not None else n_arms // 2,
+                budget=self.total,
+                prior_means=prior,
+                prior_weight=scorer.prior_weight,
+            )
+        elif prior is not None:
+            raise ValueError(
+                f"prior={scorer.prior!r} needs a policy whose reset takes prior "
+                f"means (takes_context = True); {type(self.policy).__name__} "
+                "does not."
+            )
+        else:
+            self.policy.reset(n_arms, rng)
+        self.best_set = getattr(self.policy, "best_set", False)
         self.auto = scorer.budget == "auto"
         self.confidence = scorer.confidence
         self.n_remove = n_remove
@@ -65,7 +88,8 @@ class _Arena:
 
     @property
     def done(self):
-        return self.settled or self.pulls >= self.total
+        identified = self.best_set and self.policy.done_
+        return self.settled or identified or self.pulls >= self.total
 
     def select(self, pull):
         if pull == "set":
@@ -248,6 +272,16 @@ class BanditScorer:
         Cap of pulls per arm when ``budget="auto"``.
     confidence : float in (0, 1), default=0.05
         Error probability ``delta`` of the automatic stopping rule.
+    prior : {"obs", "magnitude"} or None, default=None
+        Start every bandit from prior means computed in closed form: the
+        greedy OBS order (:class:`~skbandit.pruning.OBSScorer`) or the
+        weight magnitudes (:class:`~skbandit.pruning.MagnitudeScorer`),
+        min-max scaled to ``[0, 1]`` over the bandit's units (1 = safest to
+        remove), folded in as ``prior_weight`` pseudo-pulls per unit. The
+        scale is the score's, not the reward's: the prior orders the units,
+        its weight says how much that order counts against the pulls.
+    prior_weight : int, default=2
+        Pseudo-pulls of the prior per unit (an integer >= 0).
 
     Notes
     -----
@@ -269,6 +303,8 @@ class BanditScorer:
         pull=PAPER_SETTINGS["pull"],
         max_budget=DEFAULTS.max_budget,
         confidence=0.05,
+        prior=DEFAULTS.prior,
+        prior_weight=DEFAULTS.prior_weight,
     ):
         self.policy = policy
         self.budget = budget
@@ -280,6 +316,8 @@ class BanditScorer:
         self.pull = pull
         self.max_budget = max_budget
         self.confidence = confidence
+        self.prior = prior
+        self.prior_weight = prior_weight
 
     def _check(self):
         auto = isinstance(self.budget, str) and self.budget == "auto"
@@ -309,6 +347,19 @@ class BanditScorer:
         _check_pulls_per_unit("max_budget", self.max_budget)
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}.")
+        if self.prior is not None and self.prior not in PRIORS:
+            raise ValueError(
+                f"prior must be None or one of {PRIORS}, got {self.prior!r}."
+            )
+        if not (
+            isinstance(self.prior_weight, numbers.Integral)
+            and not isinstance(self.prior_weight, bool)
+            and self.prior_weight >= 0
+        ):
+            raise ValueError(
+                "prior_weight must be an integer >= 0 (pseudo-pulls per unit), "
+                f"got {self.prior_weight!r}."
+            )
 
     def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, warm_start=None):
         """Run the bandits.
@@ -340,7 +391,13 @@ class BanditScorer:
             if self.fill == "lstsq"
             else [None] * len(groups)
         )
-        arenas = self._arenas(groups, rng, n_remove)
+        priors = None
+        if self.prior is not None:
+            prior_scorer = BASELINES[self.prior]()
+            priors = prior_scorer.score(
+                model, groups, X, y, loss_fn, rng, n_remove=n_remove
+            ).scores
+        arenas = self._arenas(groups, rng, n_remove, priors)
         if warm_start is not None:
             _replay(arenas, warm_start)
         n_samples = X.shape[0]
@@ -380,7 +437,7 @@ class BanditScorer:
                 arena.learn(arms, rewards)
         return _collect(arenas, len(groups))
 
-    def _arenas(self, groups, rng, n_remove):
+    def _arenas(self, groups, rng, n_remove, priors=None):
         sizes = [g.size for g in groups]
         if self.scope == "global":
             total = n_remove if n_remove is not None else sum(sizes) // 2
@@ -389,7 +446,15 @@ class BanditScorer:
             counts = n_remove if n_remove is not None else [s // 2 for s in sizes]
             spans = [([g], counts[g]) for g in range(len(groups))]
         arenas = [
-            _Arena(ids, [sizes[g] for g in ids], self.policy, rng, self, count)
+            _Arena(
+                ids,
+                [sizes[g] for g in ids],
+                self.policy,
+                rng,
+                self,
+                count,
+                None if priors is None else _prior_means([priors[g] for g in ids]),
+            )
             for ids, count in spans
         ]
         full_information = (
@@ -400,7 +465,22 @@ class BanditScorer:
                 "pull='set' needs a policy that selects a subset of the units; "
                 "a full-information policy (Hedge) selects them all."
             )
+        if self.pull == "set" and any(a.best_set for a in arenas):
+            raise ValueError(
+                "pull='set' needs whole sets each round; a best-set policy "
+                "(sar, lucb) pulls only its undecided units."
+            )
         return arenas
+
+
+def _prior_means(scores):
+    """A bandit's prior means: its units' closed-form scores (higher = safer
+    to remove), min-max scaled to [0, 1]; 0.5 for all if they are equal."""
+    scores = np.concatenate([np.asarray(s, dtype=float) for s in scores])
+    span = scores.max() - scores.min()
+    if not span > 0:
+        return np.full(scores.size, 0.5)
+    return (scores - scores.min()) / span
 
 
 def _single_values(model, groups, arena, arms, xb, yb, metric, fills, refits, tr):

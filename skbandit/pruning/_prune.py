@@ -289,6 +289,8 @@ def prune(
     target_latency=DEFAULTS.target_latency,
     between_rounds=None,
     groups=None,
+    prior=DEFAULTS.prior,
+    prior_weight=DEFAULTS.prior_weight,
     random_state=None,
 ):
     """Prune whole units of a torch model, chosen by a bandit or a baseline.
@@ -318,7 +320,8 @@ def prune(
         Face ``ModelOutput`` is scored on its logits (first element).
     policy : str or policy object, default="ucb1"
         A bandit policy (``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``,
-        ``"thompson"``, ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"`` or an
+        ``"thompson"``, ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"``, the
+        pure-exploration ``"uniform"``, ``"sar"``, ``"lucb"`` or an
         object following :class:`skbandit.policies.BasePolicy`), a baseline
         (``"magnitude"``, ``"activation"``, ``"random"``, ``"obs"``),
         ``"none"``, or any scorer object with a ``score`` method.
@@ -377,6 +380,13 @@ default="fidelity"
         the groups its modules declare plus those of its dependency graph
         (:func:`find_graph_groups`). Declared groups must match the sizes of
         the layers they name.
+    prior : {"obs", "magnitude"} or None, default=None
+        Start the bandits from closed-form scores (greedy OBS order, weight
+        magnitudes), min-max scaled to ``[0, 1]`` per bandit and folded in as
+        ``prior_weight`` pseudo-pulls per unit; see :class:`BanditScorer`.
+        Ignored by baselines.
+    prior_weight : int, default=2
+        Pseudo-pulls of the prior per unit.
     random_state : int, numpy.random.Generator or None, default=None
 
     Returns
@@ -436,6 +446,8 @@ default="fidelity"
         fill=_PULL_FILLS[compensate],
         pull=pull,
         max_budget=max_budget,
+        prior=prior,
+        prior_weight=prior_weight,
     )
     state = _RoundState(groups)
     pruned = model if scorer is not None else copy.deepcopy(model)

@@ -84,12 +84,22 @@ class PruningReport:
         """Pulls spent over all layers (0 for baselines)."""
         return int(sum(l.pulls.sum() for l in self.layers if l.pulls is not None))
 
+    @property
+    def pulls_per_unit(self):
+        """``{"min", "median", "max"}`` of the pulls per unit over all layers,
+        or None for baselines: how unevenly the bandits spent their budget
+        (equal values are uniform allocation)."""
+        pulls = [l.pulls for l in self.layers if l.pulls is not None]
+        return _pull_stats(np.concatenate(pulls)) if pulls else None
+
     def summary(self):
         """A flat ``dict`` of the scalars (for logs and result stores)."""
         out = {k: v for k, v in asdict(self).items() if k != "layers"}
         out["units_before"] = [l.units_before for l in self.layers]
         out["units_after"] = [l.units_after for l in self.layers]
         out["total_pulls"] = self.total_pulls
+        for stat, value in (self.pulls_per_unit or {}).items():
+            out[f"pulls_{stat}"] = value
         return out
 
     def __repr__(self):
@@ -103,8 +113,9 @@ class PruningReport:
 
     def to_frame(self):
         """One row per unit group: ``units_before``, ``units_after``,
-        ``removed`` (count), ``pulls`` (total, 0 for baselines) and
-        ``mean_score``; indexed by the group's ``name``.
+        ``removed`` (count), ``pulls`` (total, 0 for baselines),
+        ``pulls_min``, ``pulls_median``, ``pulls_max`` (per unit, NaN for
+        baselines) and ``mean_score``; indexed by the group's ``name``.
 
         Returns
         -------
@@ -119,12 +130,29 @@ class PruningReport:
                 "units_after": l.units_after,
                 "removed": len(l.removed),
                 "pulls": 0 if l.pulls is None else int(np.sum(l.pulls)),
+                **{f"pulls_{k}": v for k, v in _frame_pull_stats(l.pulls).items()},
                 "mean_score": float(np.mean(l.scores)) if len(l.scores) else None,
             }
             for l in self.layers
         ]
         columns = ["name", "units_before", "units_after", "removed", "pulls"]
-        return pd.DataFrame(rows, columns=[*columns, "mean_score"]).set_index("name")
+        columns += ["pulls_min", "pulls_median", "pulls_max", "mean_score"]
+        return pd.DataFrame(rows, columns=columns).set_index("name")
 
     def _repr_html_(self):
         return f"<p>{html.escape(repr(self))}</p>" + self.to_frame()._repr_html_()
+
+
+def _pull_stats(pulls):
+    return {
+        "min": int(np.min(pulls)),
+        "median": float(np.median(pulls)),
+        "max": int(np.max(pulls)),
+    }
+
+
+def _frame_pull_stats(pulls):
+    """:func:`_pull_stats`, NaN for a baseline's layer (no pulls)."""
+    if pulls is None or not len(pulls):
+        return dict.fromkeys(("min", "median", "max"), np.nan)
+    return _pull_stats(pulls)
