@@ -57,8 +57,9 @@ that ``default`` drops less than ``uniform``; ``p_obs``: two-sided test of
 (mean over dataset-folds of the SD across seeds). A line ends ``ok`` when
 ``p_uniform < 0.05`` and ``default``'s mean drop is at most ``obs``'s, else
 ``MISS``. On the tuning split only, :func:`choose` picks the next default:
-among ``ucb1`` and :data:`CANDIDATES`, those whose median prune time is at
-most twice ``obs``'s, the lowest mean drop over 75 % and 90 %.
+among :data:`CHOICES` (``ucb1``, ``uniform``, the :data:`CANDIDATES` and
+``obs`` itself: bandit or not), those whose median prune time is at most
+twice ``obs``'s, the lowest mean drop over 75 % and 90 %.
 
 Output: one line per (split, ratio) and one time line::
 
@@ -396,8 +397,11 @@ def bandit_settings(policy, **extra):
     return {**base, "budget": DEFAULTS.budget, **extra}
 
 
-#: Candidate defaults: best-set identification policies, with and without a
-#: per-unit prior from the closed-form OBS scores. Add entries to compare more.
+#: Candidate defaults: best-set identification policies with and without a
+#: per-unit prior from the closed-form OBS scores, cheap versions (2 pulls per
+#: unit on top of the prior) that could meet the time limit, and one that
+#: allocates units across layers end to end (``scope="global"``). Fixed
+#: before the tuning split was run; add entries to compare more.
 CANDIDATES = {
     "sar": Method(bandit_settings("sar"), "successive accepts/rejects"),
     "sar_prior": Method(
@@ -405,6 +409,18 @@ CANDIDATES = {
     ),
     "lucb": Method(bandit_settings("lucb"), "LUCB"),
     "lucb_prior": Method(bandit_settings("lucb", prior="obs"), "LUCB, OBS prior"),
+    "sar_prior_b2": Method(
+        bandit_settings("sar", prior="obs", budget=2),
+        "successive accepts/rejects, OBS prior, 2 pulls per unit",
+    ),
+    "ucb1_prior_b2": Method(
+        bandit_settings("ucb1", prior="obs", budget=2),
+        "UCB1, OBS prior, 2 pulls per unit",
+    ),
+    "sar_prior_global": Method(
+        bandit_settings("sar", prior="obs", scope="global"),
+        "successive accepts/rejects, OBS prior, one bandit over all layers",
+    ),
 }
 
 #: Every compared method (both splits).
@@ -424,8 +440,9 @@ METHODS = {
     "paper": Method(hc.METHODS["paper"], "paper (UCB1, no compensation)"),
 }
 
-#: Pools of the choice rule and of the budget curve.
-CHOICES = ("ucb1", *CANDIDATES)
+#: Pools of the choice rule (bandit or not: the uniform control and greedy
+#: OBS may win it too) and of the budget curve.
+CHOICES = ("ucb1", "uniform", *CANDIDATES, "obs")
 CURVE_METHODS = ("uniform", "ucb1", *CANDIDATES)
 
 #: The comparisons of the verdict.
