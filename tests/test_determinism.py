@@ -319,3 +319,27 @@ def test_work_in_another_thread_leaves_the_callers_random_state_alone(work):
     assert torch.equal(after[0], torch.get_rng_state())
     np.testing.assert_array_equal(after[1][1], np.random.get_state()[1])
     assert after[1][2] == np.random.get_state()[2]
+
+
+def test_only_models_that_may_draw_lock_the_global_generator():
+    from torch import nn
+
+    from skbandit._random import draws_from_global_rng
+    from skbandit.pruning import SelfAttention
+
+    class Custom(nn.Module):  # its forward could call F.dropout
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+
+    def plain(*layers):
+        return nn.Sequential(nn.Linear(2, 2), nn.ReLU(), *layers)
+
+    assert not draws_from_global_rng(plain(nn.LayerNorm(2), nn.Linear(2, 1)))
+    assert not draws_from_global_rng(plain(SelfAttention(4, 2)))
+    assert not draws_from_global_rng(plain(nn.MultiheadAttention(4, 2)))
+    assert draws_from_global_rng(plain(nn.Dropout(0.1)))
+    assert draws_from_global_rng(plain(nn.AlphaDropout(0.1)))
+    assert draws_from_global_rng(plain(nn.MultiheadAttention(4, 2, dropout=0.1)))
+    assert draws_from_global_rng(plain(nn.TransformerEncoderLayer(4, 2, 8)))
+    assert draws_from_global_rng(plain(Custom()))
