@@ -588,17 +588,39 @@ def test_set_pulls_in_estimator(iris):
     assert clf.module_[0].out_features == 8
 
 
+class _GlobalStreamLoader:
+    """skorch's default ``DataLoader``, drawing from ``generator``'s stream as
+    from the global generator: a ``DataLoader`` given a generator draws
+    differently (no sampler seed)."""
+
+    def __init__(self, dataset, generator, **kwargs):
+        from torch.utils.data import DataLoader
+
+        self.loader = DataLoader(dataset, **kwargs)
+        self.generator = generator
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.generator.get_state())
+            batches = list(self.loader)
+            self.generator.set_state(torch.get_rng_state())
+        return iter(batches)
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_tensor_batches_equal_dataloader(iris, monkeypatch, early_stopping):
     """The fast iterator gives the same fit as skorch's default DataLoader."""
-    from torch.utils.data import DataLoader
-
     from skbandit.estimators import _training
 
     X, y = iris
     params = dict(random_state=3, early_stopping=early_stopping, **FAST)
     fast = BanditPrunedMLPClassifier(**params).fit(X, y)
-    monkeypatch.setattr(_training, "TensorBatches", DataLoader)
+    monkeypatch.setattr(_training, "TensorBatches", _GlobalStreamLoader)
     reference = BanditPrunedMLPClassifier(**params).fit(X, y)
     np.testing.assert_array_equal(fast.predict_proba(X), reference.predict_proba(X))
     assert fast.loss_curve_ == reference.loss_curve_

@@ -6,7 +6,10 @@ assembles the net from the estimator's hyperparameters, adds what
 scikit-learn's ``MLPClassifier``/``MLPRegressor`` do that skorch does not
 (the L2 penalty ``alpha``, sample weights, the ``tol``/``n_iter_no_change``
 convergence rule, ``learning_rate="invscaling"``/``"adaptive"``) and seeds it
-so that the same seed gives the same weights.
+so that the same seed gives the same weights. Every draw comes from a
+``torch.Generator`` of the fit's own: torch's global random state is neither
+read nor written, so fits in parallel threads are as reproducible as
+sequential ones.
 """
 
 import copy
@@ -30,7 +33,6 @@ __all__ = [
     "build_mlp",
     "cached_training",
     "fit_module",
-    "seeded",
     "train_network",
 ]
 
@@ -51,32 +53,12 @@ SOLVERS = {
 _MIN_ADAPTIVE_LR = 1e-6
 
 
-class seeded:
-    """Context manager: seed torch's global RNG, restore the caller's state after.
-
-    skorch's data loader and torch's weight initialisation draw from the global
-    generator; forking it keeps a fit reproducible without leaking the seed
-    into the user's program.
-    """
-
-    def __init__(self, seed):
-        self.seed = int(seed)
-
-    def __enter__(self):
-        self._fork = torch.random.fork_rng(devices=[])
-        self._fork.__enter__()
-        # Only the CPU generator: torch.manual_seed would also reseed (and
-        # leak into) the caller's CUDA generators, which fork_rng(devices=[])
-        # does not restore. Training draws from the CPU generator only.
-        torch.default_generator.manual_seed(self.seed)
-        return self
-
-    def __exit__(self, *exc):
-        return self._fork.__exit__(*exc)
-
-
-def build_mlp(n_in, hidden_layer_sizes, n_out, activation):
+def build_mlp(n_in, hidden_layer_sizes, n_out, activation, *, generator=None):
     """The estimators' network: ``Linear`` layers with ``activation`` between.
+
+    Each layer is initialised as ``nn.Linear`` initialises itself, drawing
+    from ``generator``: the weights equal those of ``nn.Linear`` layers
+    built in turn after ``torch.manual_seed`` with ``generator``'s seed.
 
     Parameters
     ----------
@@ -88,16 +70,20 @@ def build_mlp(n_in, hidden_layer_sizes, n_out, activation):
         Outputs (classes, or regression targets).
     activation : {"relu", "tanh", "logistic", "identity"}
         Activation after every hidden ``Linear``.
+    generator : torch.Generator, default=None
+        Source of the initial weights; None draws from torch's global
+        generator.
 
     Returns
     -------
     torch.nn.Sequential
-        Freshly initialised (from torch's global generator).
+        Freshly initialised.
 
     Examples
     --------
     >>> from skbandit.estimators import build_mlp
-    >>> build_mlp(4, (8,), 3, "relu")
+    >>> import torch
+    >>> build_mlp(4, (8,), 3, "relu", generator=torch.Generator().manual_seed(0))
     Sequential(
       (0): Linear(in_features=4, out_features=8, bias=True)
       (1): ReLU()
@@ -107,10 +93,20 @@ def build_mlp(n_in, hidden_layer_sizes, n_out, activation):
     sizes = [n_in, *hidden_layer_sizes, n_out]
     layers = []
     for i in range(len(sizes) - 1):
-        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        layers.append(_linear(sizes[i], sizes[i + 1], generator))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def _linear(n_in, n_out, generator):
+    """``nn.Linear(n_in, n_out)``, its ``reset_parameters`` drawing from
+    ``generator`` (the constructor's own would draw from the global one)."""
+    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1 / math.sqrt(n_in)
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
 
 
 class TrainingData(torch.utils.data.Dataset):
@@ -171,24 +167,28 @@ class TensorBatches:
 
     torch's ``DataLoader`` fetches and collates every sample separately,
     which on small tabular networks costs more than the arithmetic. This
-    iterator indexes the whole data once per batch, and draws from torch's
-    global generator exactly as a ``DataLoader`` with a ``RandomSampler``
-    does (one base seed per epoch, one sampler seed when shuffling).
+    iterator indexes the whole data once per batch, and draws from
+    ``generator`` exactly as a ``DataLoader`` with a ``RandomSampler`` and
+    no generator draws from torch's global one (one base seed per epoch,
+    one sampler seed when shuffling).
 
     Parameters
     ----------
     dataset : TrainingData or torch.utils.data.Subset of one
     batch_size : int
     shuffle : bool, default=False
+    generator : torch.Generator, default=None
+        Source of the seeds; None draws from torch's global generator.
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False):
+    def __init__(self, dataset, batch_size, shuffle=False, generator=None):
         self.indices = None
         if isinstance(dataset, torch.utils.data.Subset):
             dataset, self.indices = dataset.dataset, torch.as_tensor(dataset.indices)
         self.data = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.generator = generator
 
     def __len__(self):
         return math.ceil(self._n_rows() / self.batch_size)
@@ -198,10 +198,11 @@ class TensorBatches:
 
     def __iter__(self):
         n = self._n_rows()
-        torch.empty((), dtype=torch.int64).random_()  # DataLoader's base seed
+        draw = torch.empty((), dtype=torch.int64)
+        draw.random_(generator=self.generator)  # DataLoader's base seed
         order = self.indices
         if self.shuffle:
-            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            seed = int(draw.random_(generator=self.generator).item())
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
             order = perm if order is None else order[perm]
         for start in range(0, n, self.batch_size):
@@ -422,6 +423,8 @@ def fit_module(
     verbose : int
         ``>= 2`` prints one line per epoch.
     seed : int
+        Seed of the validation split and of the generator that every
+        iterator (train and valid) draws from.
     phase : str, default="training"
         Name of the phase in the printed lines.
     **params
@@ -438,6 +441,9 @@ def fit_module(
         One entry per epoch (``epoch``, ``train_loss``, ``valid_loss`` and
         ``valid_score`` when validating, ``dur``).
     """
+    # One stream for both iterators: they draw in turn, epoch after epoch,
+    # as DataLoaders drawing from one seeded global generator would.
+    generator = torch.Generator().manual_seed(seed)
     train_split = (
         ValidSplit(
             params["validation_fraction"], stratified=stratify, random_state=seed
@@ -465,14 +471,15 @@ def fit_module(
         iterator_train=TensorBatches,
         iterator_valid=TensorBatches,
         iterator_train__shuffle=params["shuffle"],
+        iterator_train__generator=generator,
+        iterator_valid__generator=generator,
         train_split=train_split,
         callbacks=_callbacks(params, score, epochs, phase, verbose),
         callbacks__print_log=None,  # _EpochLog prints plain lines instead
         device=device,
         verbose=0,
     )
-    with seeded(seed):
-        net.fit(data, data.y.numpy() if stratify else None)
+    net.fit(data, data.y.numpy() if stratify else None)
     keys = ("epoch", "train_loss", "valid_loss", "valid_score", "dur")
     return [{k: row[k] for k in keys if k in row} for row in net.history]
 
@@ -503,8 +510,13 @@ def train_network(
     if init is not None:
         module = copy.deepcopy(init)
     else:
-        with seeded(seed):
-            module = build_mlp(X.shape[1], hidden_layer_sizes, n_outputs, activation)
+        module = build_mlp(
+            X.shape[1],
+            hidden_layer_sizes,
+            n_outputs,
+            activation,
+            generator=torch.Generator().manual_seed(seed),
+        )
     data = TrainingData(X, y, sample_weight)
     history = fit_module(module, data, seed=seed, verbose=verbose, **params)
     return module, history
@@ -528,11 +540,14 @@ def cached_training(memory, X, y, sample_weight, *, verbose, **params):
     key = cache.key(X=X, y=y, sample_weight=sample_weight, **params)
 
     def decode(state, meta):
+        # The stored state replaces the initial weights; a generator of its
+        # own keeps their draws off the global one.
         module = build_mlp(
             X.shape[1],
             params["hidden_layer_sizes"],
             params["n_outputs"],
             params["activation"],
+            generator=torch.Generator(),
         )
         module.load_state_dict(state)
         return module.to(params["device"]), meta["history"]

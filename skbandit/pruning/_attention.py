@@ -101,8 +101,9 @@ class SelfAttention(nn.Module):
             raise ValueError(
                 "bias_k/bias_v, add_zero_attn and dropout are not supported"
             )
-        block = cls(mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None)
-        block = block.to(mha.in_proj_weight.dtype)
+        block = _uninitialised(
+            cls, mha, mha.embed_dim, mha.num_heads, bias=mha.in_proj_bias is not None
+        )
         with torch.no_grad():
             block.qkv.weight.copy_(mha.in_proj_weight)
             block.out.weight.copy_(mha.out_proj.weight)
@@ -197,10 +198,15 @@ class MultiheadSelfAttention(SelfAttention):
         if mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError("bias_k/bias_v and add_zero_attn are not supported")
         has_bias = mha.in_proj_bias is not None
-        block = cls(
-            mha.embed_dim, mha.num_heads, has_bias, mha.batch_first, mha.dropout
+        block = _uninitialised(
+            cls,
+            mha,
+            mha.embed_dim,
+            mha.num_heads,
+            has_bias,
+            mha.batch_first,
+            mha.dropout,
         )
-        block = block.to(mha.in_proj_weight.dtype).to(mha.in_proj_weight.device)
         with torch.no_grad():
             block.qkv.weight.copy_(mha.in_proj_weight)
             block.out.weight.copy_(mha.out_proj.weight)
@@ -208,6 +214,16 @@ class MultiheadSelfAttention(SelfAttention):
                 block.qkv.bias.copy_(mha.in_proj_bias)
                 block.out.bias.copy_(mha.out_proj.bias)
         return block.train(mha.training)
+
+
+def _uninitialised(cls, mha, *args, **kwargs):
+    """``cls(*args, **kwargs)`` with empty weights of ``mha``'s dtype and
+    device, to be overwritten: initialising them would draw from torch's
+    global generator (and shift the caller's stream)."""
+    with torch.device("meta"):
+        block = cls(*args, **kwargs)
+    weight = mha.in_proj_weight
+    return block.to_empty(device=weight.device).to(weight.dtype)
 
 
 def _additive_mask(attn_mask, key_padding_mask, is_causal, x):

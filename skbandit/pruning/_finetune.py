@@ -1,10 +1,12 @@
 """Fine-tuning a (pruned) torch model: a small, seeded training loop."""
 
+import contextlib
 import numbers
 
 import numpy as np
 import torch
 
+from .._random import draws_from_global_rng, seeded_global_rng
 from ._rewards import resolve_loss
 
 __all__ = ["fine_tune"]
@@ -35,8 +37,18 @@ def fine_tune(
 
     The same loop trains the deep benchmarks' networks and fine-tunes them
     after pruning. The shuffling order and every random operation inside the
-    model (dropout) are seeded by ``random_state`` without touching torch's
-    global random state.
+    model (dropout) are seeded by ``random_state``.
+
+    The shuffling draws from a generator of its own. Dropout can only draw
+    from torch's global generator: when ``model`` may draw from it (it holds
+    a dropout-like module, or a module of a class that is neither torch's
+    nor skbandit's, whose ``forward`` may draw), the training runs with the
+    global generator seeded, holding a process-wide lock that serialises
+    such sections across threads, and the caller's generator state (CPU,
+    and the model's CUDA device's) is restored afterwards. Other code of the
+    caller's that draws from the global generator in another thread at the
+    same time would share that stream. A model built of deterministic torch
+    layers only trains without touching the global generator.
 
     Parameters
     ----------
@@ -96,9 +108,12 @@ def fine_tune(
     seed = int(np.random.default_rng(random_state).integers(2**31 - 1))
     order_rng = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    devices = [param.device] if param.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    dropout = (
+        seeded_global_rng(seed, param.device)
+        if draws_from_global_rng(model)
+        else contextlib.nullcontext()
+    )
+    with dropout:
         model.train()
         with torch.enable_grad():
             for _ in range(epochs):

@@ -9,10 +9,9 @@ trains one (or loads its state dict from a cache folder) and
 import dataclasses
 import time
 
-import torch
-
 from ..._cache import TensorCache
 from ..._options import DEFAULTS
+from ..._random import seeded_global_rng
 from ...pruning import fine_tune
 from .._errors import BenchmarkInputError, MissingDependencyError
 from .data import SPLIT_SEED, DeepData, load_split
@@ -264,12 +263,13 @@ def make_deep_model(task, meta, seed=0):
     meta : dict
         Facts of the task's data (:attr:`DeepData.meta`) that size the model.
     seed : int, default=0
-        Seed of the initialisation (torch's global random state is restored
-        afterwards).
+        Seed of the initialisation. Modules initialise themselves from
+        torch's global generator: it is seeded for the construction, under
+        the process-wide lock of :func:`skbandit.pruning.fine_tune`'s
+        dropout, and the caller's state is restored afterwards.
     """
     task = get_deep_task(task)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_global_rng(seed):
         return task.make_model(meta).float()
 
 
