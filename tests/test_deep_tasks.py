@@ -57,7 +57,7 @@ def test_registry():
     assert set(EXPECTED) == {t.dataset for t in DEEP_TASKS.values()}
     assert DEEP_METHODS[-3:] == ("tp_magnitude", "tp_taylor", "paper")
     assert "none" in DEEP_METHODS and "obs" not in DEEP_METHODS  # Linear-only
-    assert len(DEEP_METHODS) == 14
+    assert len(DEEP_METHODS) == 17  # uniform, sar, lucb among them
     with pytest.raises(ValueError, match="unknown deep task"):
         get_deep_task("cifar")
 

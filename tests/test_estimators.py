@@ -55,7 +55,7 @@ def test_grid_search_over_every_policy_and_ratio(iris):
         cv=3,
         n_jobs=2,
     ).fit(X, y)
-    assert len(grid.cv_results_["params"]) == 2 * len(METHODS) == 24
+    assert len(grid.cv_results_["params"]) == 2 * len(METHODS) == 30
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
     assert grid.best_score_ > 0.8
 
