@@ -31,6 +31,7 @@ from ._checks import (
     layers_as_numpy,
     pruning_line,
 )
+from ._resources import check_estimator_memory
 from ._threads import batch_work, threads_for
 from ._training import (
     ACTIVATIONS,
@@ -414,6 +415,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
         targets, n_outputs = self._encode_targets(y)
         self._check_network_size(X.shape[1], sizes, n_outputs)
+        check_estimator_memory(self, X.shape[0], X.shape[1], sizes, n_outputs)
         self._check_memory()
         if targets.shape[0] != X.shape[0]:
             raise ValueError(
