@@ -490,6 +490,26 @@ CASES = [
     command("cli 1 fold", "n_folds must be an int >= 2", "--folds", "1"),
     command("cli seeds not numbers", "expected comma-separated ints", "--seeds", "x"),
     command(
+        "cli negative seed",
+        "argument --seeds: seeds must be integers in [0, 2**32 - 1]",
+        "--seeds",
+        "-1",
+    ),
+    command(
+        "cli seed beyond numpy's range",
+        "argument --seeds: seeds must be integers in [0, 2**32 - 1]",
+        "--seeds",
+        str(2**40),
+    ),
+    command(
+        "cli more folds than a class has rows",
+        "argument --folds: n_folds=11 is more than dataset 'iris' allows",
+        "--folds",
+        "11",
+        "--max-samples",
+        "30",
+    ),
+    command(
         "cli too few samples",
         "max_samples must be at least 2 * n_folds",
         "--max-samples",
