@@ -1,16 +1,22 @@
 """The ``skbandit`` command line: ``skbandit bench tabular|regression|deep|perf``.
 
 Argument parsing only: the work is done by :mod:`skbandit.benchmarks`,
-through its public names. User errors (unknown dataset or method, unusable
-results file or output folder) print one line on stderr and exit with status
-2, like argparse's own usage errors; they are found before the first fit. Any
-other exception is a bug and keeps its traceback.
+through its public names. User errors (unknown dataset or method, seeds out
+of range, more folds than a dataset allows, unusable results file or output
+folder) print one line on stderr and exit with status 2, like argparse's own
+usage errors; they are found before the first fit. Any other exception is a
+bug and keeps its traceback. SIGTERM and Ctrl-C stop the worker processes too,
+and exit with 128 + the signal's number (143, 130).
 """
 
 import argparse
+import contextlib
 import os
 import shlex
+import signal
 import sys
+import tempfile
+import threading
 
 __all__ = ["main", "build_parser"]
 
@@ -20,6 +26,9 @@ SUITES = ("tabular", "regression", "deep", "perf")
 # run in which some configurations failed.
 EXIT_USAGE = 2
 EXIT_FAILED_CONFIGS = 1
+
+#: The option of each run argument that a benchmark's input error can name.
+_OPTIONS = {"n_folds": "--folds", "seeds": "--seeds", "max_samples": "--max-samples"}
 
 
 def _names(text):
@@ -253,15 +262,33 @@ class UserError(Exception):
 def _writable_folder(path, what):
     """Check that folder ``path`` exists or can be created, and is writable.
 
-    Creates nothing: a run that stops at a later input error leaves no trace.
+    By trying: create the missing folders and a file in ``path`` (permission
+    bits do not tell, e.g. for root in /proc or on a read-only mount). All
+    of that is removed again: a run that stops at a later input error leaves
+    no trace.
     """
-    existing = os.path.abspath(path)
+    missing, existing = [], os.path.abspath(path)
     while not os.path.exists(existing):
+        missing.append(existing)
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise UserError(f"{what} {path!r} cannot be created: {existing!r} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path!r} cannot be written ({existing!r})")
+    created = []
+    try:
+        for folder in reversed(missing):
+            os.mkdir(folder)
+            created.append(folder)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        verb = "created" if len(created) < len(missing) else "written"
+        reason = exc.strerror or exc
+        raise UserError(f"{what} {path!r} cannot be {verb}: {reason}") from None
+    finally:
+        for folder in reversed(created):
+            # Something else may have written there meanwhile: then it stays.
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
 
 def _check_paths(db, out, cache):
@@ -434,6 +461,50 @@ def _user_errors():
     )
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup runs on the way out.
+
+    A BaseException, like KeyboardInterrupt: no ``except Exception`` (a fit
+    recorded as failed) may swallow it.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """Turn SIGTERM into :class:`_Terminated` in the block (main thread only:
+    elsewhere Python cannot set signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_workers():
+    """Kill the joblib (loky) worker processes of this process, if any.
+
+    Left alone, they finish the fits they hold and notice the parent's
+    death only then: minutes of CPU after the command was stopped.
+    """
+    reusable = sys.modules.get("joblib.externals.loky.reusable_executor")
+    # The executor itself, not get_reusable_executor(): that would start one
+    # (and its resource tracker) where none runs.
+    executor = getattr(reusable, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
+
+
 def main(argv=None):
     """Entry point of the ``skbandit`` console script.
 
@@ -446,7 +517,9 @@ def main(argv=None):
     -------
     int
         Exit status: 0 on success, 1 when some configurations failed (they
-        are listed and will be retried by the next run), 2 for a user error.
+        are listed and will be retried by the next run), 2 for a user error,
+        128 + the signal's number when stopped by SIGTERM (143) or Ctrl-C
+        (130), after stopping the worker processes.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -455,15 +528,19 @@ def main(argv=None):
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return int(exc.code or 0)
     try:
-        return _dispatch(args, argv)
+        with _sigterm_raises():
+            return _dispatch(args, argv)
     except _user_errors() as exc:
-        print(f"skbandit: error: {exc}", file=sys.stderr)
+        option = _OPTIONS.get(getattr(exc, "parameter", None))
+        where = f"argument {option}: " if option else ""
+        print(f"skbandit: error: {where}{exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(
-            "skbandit: interrupted; re-run the same command to resume", file=sys.stderr
-        )
-        return 130
+    except (KeyboardInterrupt, _Terminated) as exc:
+        _stop_workers()
+        signum = getattr(exc, "signum", signal.SIGINT)
+        what = "interrupted" if signum == signal.SIGINT else "terminated"
+        print(f"skbandit: {what}; re-run the same command to resume", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -339,6 +339,14 @@ CASES = [
         "is too large",
         hidden_layer_sizes=(2**40, 2**40),
     ),
+    fit(
+        "hidden layer whose least-squares refit cannot fit in memory",
+        # It trained, then asked the allocator for 8 TB without naming either.
+        r"hidden_layer_sizes=\(1000000,\) needs about 24,0\d\d GB of memory to fit "
+        r"\(24,000 GB for the least-squares Gram matrices of compensate='lstsq'",
+        hidden_layer_sizes=(10**6,),
+        error=MemoryError,
+    ),
     # ---- estimators: predict ----
     predict(
         "predict before fit",
@@ -387,6 +395,24 @@ CASES = [
         r"max_budget must be a number in \[1, 1000\]",
         budget="auto",
         max_budget=1e7,
+    ),
+    pruning(
+        "prune a layer whose least-squares refit cannot fit in memory",
+        r"compensate='lstsq' needs about 24,000 GB .* \('2' reads 1000000 inputs",
+        model=lambda: nn.Sequential(
+            nn.Linear(4, 10**6), nn.ReLU(), nn.Linear(10**6, 3)
+        ),
+        error=MemoryError,
+    ),
+    pruning(
+        "prune obs on a layer whose refit cannot fit in memory",
+        r"policy='obs' needs about 24,000 GB",
+        model=lambda: nn.Sequential(
+            nn.Linear(4, 10**6), nn.ReLU(), nn.Linear(10**6, 3)
+        ),
+        policy="obs",
+        compensate="mean",
+        error=MemoryError,
     ),
     pruning(
         "prune n_rounds beyond the units",
@@ -547,6 +573,26 @@ CASES = [
     command("cli 0 folds", "expected a positive integer, got '0'", "--folds", "0"),
     command("cli 1 fold", "n_folds must be an int >= 2", "--folds", "1"),
     command("cli seeds not numbers", "expected comma-separated ints", "--seeds", "x"),
+    command(
+        "cli negative seed",
+        "argument --seeds: seeds must be integers in [0, 2**32 - 1]",
+        "--seeds",
+        "-1",
+    ),
+    command(
+        "cli seed beyond numpy's range",
+        "argument --seeds: seeds must be integers in [0, 2**32 - 1]",
+        "--seeds",
+        str(2**40),
+    ),
+    command(
+        "cli more folds than a class has rows",
+        "argument --folds: n_folds=11 is more than dataset 'iris' allows",
+        "--folds",
+        "11",
+        "--max-samples",
+        "30",
+    ),
     command(
         "cli too few samples",
         "max_samples must be at least 2 * n_folds",
@@ -734,3 +780,101 @@ def test_the_matrix_is_large_and_spans_every_entry_point():
     assert len(CASES) >= 30
     assert {"fit", "predict", "prune", "cli"} <= set(kinds)
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+# -- memory estimates ----------------------------------------------------------------
+
+
+def test_fit_memory_counts_by_hand():
+    from skbandit.estimators._resources import fit_memory
+
+    # 4 features, 10 units, 3 outputs: (4 + 1) * 10 + (10 + 1) * 3 = 83
+    # parameters, 4 float32 copies each (weights, gradients, Adam's moments);
+    # 200 rows x 13 units x 2 float32 values; 3 float64 matrices of 11 x 11
+    # (the Gram matrix, its inverse, the copy being inverted).
+    needs = fit_memory(4, [10], 3, 200, refit=True)
+    assert needs == {"network": 83 * 4 * 4, "activations": 200 * 13 * 2 * 4,
+                     "refits": 3 * 11 * 11 * 8}  # fmt: skip
+    assert fit_memory(4, [10], 3, 200, refit=False)["refits"] == 0
+    # Two hidden layers: each keeps 2 matrices, the wider (7 x 7) is inverted.
+    refits = fit_memory(2, [6, 5], 1, 1, refit=True)["refits"]
+    assert refits == 8 * (2 * 49 + 2 * 36 + 49)
+    # The request: 24 TB, counted without int64 overflow.
+    assert fit_memory(4, [10**6], 3, 150, refit=True)["refits"] == 24_000_048_000_024
+
+
+def test_check_fit_memory_names_the_parameter_and_the_sizes():
+    from skbandit.estimators._resources import check_fit_memory
+
+    needs = {"network": 1e9, "activations": 0, "refits": 24e9}
+    with pytest.raises(MemoryError) as caught:
+        check_fit_memory("hidden_layer_sizes=(50000,)", needs, "policy='obs'", 8e9)
+    message = str(caught.value)
+    assert message.startswith("hidden_layer_sizes=(50000,) needs about 25 GB")
+    assert "24 GB for the least-squares Gram matrices of policy='obs'" in message
+    assert "1 GB for the network" in message and "activations" not in message
+    assert "but 8 GB is available" in message and "compensate='mean'" in message
+    check_fit_memory("hidden_layer_sizes=(50000,)", needs, "policy='obs'", 25e9)
+    check_fit_memory("hidden_layer_sizes=(50000,)", needs, "policy='obs'", None)
+
+
+def test_available_memory_falls_back_to_sysconf(monkeypatch):
+    import builtins
+    import os
+
+    from skbandit.pruning import _resources
+
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+
+    def sysconf(pages):
+        def value(name):
+            if name not in pages:
+                raise ValueError(f"unrecognized configuration name {name!r}")
+            return pages[name]
+
+        return value
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 1000}
+    monkeypatch.setattr(os, "sysconf", sysconf(pages), raising=False)
+    assert _resources.available_memory("cpu") == 4096 * 1000
+    monkeypatch.setattr(os, "sysconf", sysconf({}), raising=False)  # e.g. macOS
+    assert _resources.available_memory("cpu") is None
+    assert _resources.available_memory("meta") is None
+
+
+def test_refit_widths_are_the_inputs_each_consumer_regresses():
+    from skbandit.pruning import find_unit_groups
+    from skbandit.pruning._resources import refit_widths
+
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 4 * 4, 5), nn.ReLU(), nn.Linear(5, 2),
+    )  # fmt: skip
+    groups = find_unit_groups(net, example_input=torch.zeros(1, 3, 8, 8))
+    widths = refit_widths(net, groups)
+    # 8 channels x 3 x 3 kernel positions; 64 flattened features; 5 units.
+    assert widths == {"2": 72, "5": 64, "7": 5}
+
+
+def test_a_fit_too_large_for_memory_fails_before_training(monkeypatch):
+    # (10**6,) trained 27 s before the refit asked for 8 TB.
+    from skbandit.estimators import _base
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(_base, "train_network", no_training)
+    monkeypatch.setattr(_base, "cached_training", no_training)
+    est = C(hidden_layer_sizes=(10**6,), random_state=0)
+    with pytest.raises(MemoryError, match=r"hidden_layer_sizes=\(1000000,\)"):
+        est.fit(X_OK, Y_OK)
+    # Without refits the same width needs far less (and trains here).
+    with pytest.raises(AssertionError, match="trained"):
+        C(hidden_layer_sizes=(10**6,), compensate="mean").fit(X_OK, Y_OK)

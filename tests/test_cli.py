@@ -1,8 +1,13 @@
 """Tests of the ``skbandit`` command line (skbandit.cli)."""
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import time
 
+import joblib
 import pytest
 
 from skbandit import cli
@@ -232,3 +237,172 @@ def test_perf_measures_the_issue_lines_and_gpu_only_with_cuda(monkeypatch):
     assert _perf._with_cuda(everything) == (_perf.arm_eval,)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _perf._with_cuda(everything) == everything
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "1099511627776"])
+def test_seeds_outside_numpys_range_exit_2_before_any_fit(capsys, tmp_path, seed):
+    # They reached the folds' random_state in the grid: a traceback, exit 1.
+    db = tmp_path / "r.sqlite"
+    argv = ["--datasets", "iris", "--methods", "sk_knn", "--folds", "2"]
+    status, out, err = _run(
+        capsys, "bench", "tabular", *argv, "--seeds", f"0,{seed}", "--db", str(db)
+    )
+    assert status == 2, err
+    assert "--seeds" in err and "[0, 2**32 - 1]" in err and seed in err
+    assert "Traceback" not in err + out
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "suite, dataset, folds, limit",
+    [("tabular", "iris", "1000", "50"), ("regression", "diabetes", "443", "442")],
+)
+def test_more_folds_than_a_dataset_allows_exit_2_before_any_fit(
+    capsys, tmp_path, suite, dataset, folds, limit
+):
+    # iris has 50 rows per class (StratifiedKFold needs a class with at least
+    # one row per fold), diabetes 442 rows (KFold needs one per fold).
+    db = tmp_path / "r.sqlite"
+    argv = ["--datasets", dataset, "--methods", "sk_knn", "--folds", folds]
+    status, out, err = _run(capsys, "bench", suite, *argv, "--db", str(db))
+    assert status == 2, err
+    assert "--folds" in err and repr(dataset) in err and limit in err
+    assert "Traceback" not in err + out
+    assert not db.exists()
+
+
+def test_folds_within_a_subsample_are_checked_on_the_subsample(capsys, tmp_path):
+    # --max-samples 30 leaves iris 10 rows per class: 11 folds cannot be.
+    db = tmp_path / "r.sqlite"
+    argv = ["--datasets", "iris", "--methods", "sk_knn", "--max-samples", "30"]
+    status, _, err = _run(
+        capsys, "bench", "tabular", *argv, "--folds", "11", "--db", str(db)
+    )
+    assert status == 2 and "--folds" in err and "10" in err
+    assert not db.exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_out_that_cannot_be_created_exits_2_before_any_fit(
+    capsys, tmp_path, monkeypatch
+):
+    # /proc passes an access() check (as root) but nothing can be created in
+    # it: every fit ran, then writing the report crashed.
+    import skbandit.benchmarks
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the grid ran")
+
+    monkeypatch.setattr(skbandit.benchmarks, "run_benchmark", no_run)
+    db = tmp_path / "r.sqlite"
+    argv = ["--datasets", "iris", "--methods", "sk_knn", "--db", str(db)]
+    status, out, err = _run(capsys, "bench", "tabular", *argv, "--out", "/proc/x")
+    assert status == 2, err
+    assert "--out '/proc/x' cannot be created" in err
+    assert "Traceback" not in err + out
+    assert not db.exists()
+
+
+def test_writable_paths_are_tried_and_left_as_they_were(tmp_path):
+    out = tmp_path / "a" / "b"
+    cli._writable_folder(str(out), "--out")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "c").mkdir()
+    cli._writable_folder(str(tmp_path / "c"), "--out")
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]
+    assert list((tmp_path / "c").iterdir()) == []
+
+
+def test_n_jobs_beyond_the_cpus_is_capped_with_a_warning(capsys, tmp_path, monkeypatch):
+    # --n-jobs 100000 started workers without a cap (82 after 16 s).
+    seen = []
+
+    class Recording(joblib.Parallel):
+        def __init__(self, n_jobs=None, **kwargs):
+            if kwargs.get("return_as") == "generator_unordered":  # the grid's
+                seen.append(n_jobs)
+            super().__init__(n_jobs=1, **kwargs)
+
+    monkeypatch.setattr(joblib, "Parallel", Recording)
+    argv = ["--datasets", "iris", "--methods", "sk_knn", "--folds", "2"]
+    argv += ["--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "out")]
+    with pytest.warns(UserWarning, match="n_jobs=100000 exceeds the"):
+        status, _, err = _run(
+            capsys, "bench", "tabular", *argv, "--n-jobs", "100000", "--no-progress"
+        )
+    assert status == 0, err
+    assert seen == [joblib.cpu_count()]
+
+
+def _descendants(pid):
+    """Process ids below ``pid`` (Linux's /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:  # exited meanwhile
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as file:
+                    children = [int(c) for c in file.read().split()]
+            except OSError:  # exited meanwhile
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().split(") ")[-1][0] != "Z"  # not a zombie
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"),
+    reason="needs Linux's /proc/<pid>/task/<tid>/children",
+)
+@pytest.mark.skipif(
+    joblib.cpu_count() < 2, reason="--n-jobs 2 needs 2 CPUs (else it is capped to 1)"
+)
+def test_sigterm_stops_the_workers_and_exits_143(tmp_path):
+    # The loky workers outlived a SIGTERM of the command by minutes.
+    argv = [
+        sys.executable, "-m", "skbandit", "bench", "tabular",
+        "--datasets", "digits", "--methods", "ucb1@0.5,thompson@0.5",
+        "--seeds", "0,1,2", "--n-jobs", "2", "--no-progress",
+        "--db", str(tmp_path / "r.sqlite"), "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    # Files, not pipes: surviving workers would hold a pipe open.
+    err_path = tmp_path / "stderr"
+    with open(err_path, "w") as err_file:
+        bench = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err_file)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline:
+            assert bench.poll() is None, err_path.read_text()
+            time.sleep(0.5)
+            workers = _descendants(bench.pid)
+        assert len(workers) >= 2, "no workers started"
+        time.sleep(2)  # they are fitting now
+        workers = _descendants(bench.pid)
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(timeout=60)
+        deadline = time.monotonic() + 5
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        survivors = [pid for pid in workers if _alive(pid)]
+    finally:
+        bench.kill()
+        for pid in workers:  # what this test started, should it have survived
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    err = err_path.read_text()
+    assert bench.returncode == 128 + signal.SIGTERM, err
+    assert "terminated" in err and "Traceback" not in err
+    assert not survivors

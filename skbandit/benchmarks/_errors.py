@@ -12,6 +12,13 @@ __all__ = ["BenchmarkInputError", "MissingDependencyError"]
 class BenchmarkInputError(ValueError):
     """An unknown suite, dataset, task or method, or an unusable setting.
 
+    Parameters
+    ----------
+    message : str
+    parameter : str, optional
+        The argument of the run that is wrong (e.g. ``"n_folds"``), for the
+        command line to name its option.
+
     Examples
     --------
     >>> from skbandit.benchmarks import get_spec
@@ -21,6 +28,10 @@ class BenchmarkInputError(ValueError):
     ...     print(type(exc).__name__)
     BenchmarkInputError
     """
+
+    def __init__(self, message, parameter=None):
+        super().__init__(message)
+        self.parameter = parameter
 
 
 class MissingDependencyError(ImportError):

@@ -10,16 +10,21 @@ import contextlib
 import dataclasses
 import functools
 import importlib.metadata
+import operator
 import platform
 import sys
+import warnings
 
 from ._errors import BenchmarkInputError, MissingDependencyError
 
 __all__ = [
     "BACKENDS",
+    "SEED_MAX",
     "RunSummary",
     "SchedulerError",
     "check_backend",
+    "check_n_jobs",
+    "check_seeds",
     "dask_backend",
     "default_paths",
     "progress_bar",
@@ -35,6 +40,64 @@ BACKENDS = ("dask",)
 
 # Seconds to wait for a Dask scheduler given by address before giving up.
 DASK_CONNECT_TIMEOUT = 30
+
+
+#: Largest seed: scikit-learn's ``random_state`` seeds numpy's legacy
+#: generator, which takes integers in [0, 2**32 - 1].
+SEED_MAX = 2**32 - 1
+
+
+def check_seeds(seeds):
+    """The distinct seeds of a run, each an integer in [0, :data:`SEED_MAX`].
+
+    Checked before any fit: a seed out of range failed in the folds' or the
+    estimator's ``random_state`` only, once per configuration.
+
+    Examples
+    --------
+    >>> check_seeds([0, 1, 0])
+    [0, 1]
+    >>> check_seeds([-1])
+    Traceback (most recent call last):
+    ...
+    skbandit.benchmarks._errors.BenchmarkInputError: seeds must be integers in ...
+    """
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds:
+        raise BenchmarkInputError("seeds must not be empty", parameter="seeds")
+    for seed in seeds:
+        try:
+            valid = not isinstance(seed, bool) and 0 <= operator.index(seed) <= SEED_MAX
+        except TypeError:
+            valid = False
+        if not valid:
+            raise BenchmarkInputError(
+                "seeds must be integers in [0, 2**32 - 1] (numpy's seed range), "
+                f"got {seed!r}",
+                parameter="seeds",
+            )
+    return [int(seed) for seed in seeds]
+
+
+def check_n_jobs(n_jobs):
+    """``n_jobs`` capped at the CPUs this process may use, with a warning.
+
+    More worker processes than CPUs only compete for them, and each holds its
+    own torch and data: ``n_jobs=100000`` kept starting workers until memory
+    ran out. Negative values (-1: all CPUs) are joblib's own and kept.
+    """
+    import joblib
+
+    cpus = joblib.cpu_count()
+    if n_jobs is not None and n_jobs > cpus:
+        warnings.warn(
+            f"n_jobs={n_jobs} exceeds the {cpus} CPUs this process may use; "
+            f"running {cpus} workers.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return cpus
+    return n_jobs
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,8 @@ from ._errors import BenchmarkInputError, MissingDependencyError
 from ._execution import (
     RunSummary,
     check_backend,
+    check_n_jobs,
+    check_seeds,
     dask_backend,
     default_paths,
     run_pending,
@@ -191,6 +193,27 @@ def _check_buildable(methods, task):
             raise BenchmarkInputError(
                 f"method {method.name!r} cannot be built: {exc}"
             ) from exc
+
+
+def _check_folds(datasets, task, n_folds, max_samples):
+    """Every dataset splits into ``n_folds`` folds, checked before any fit.
+
+    Stratified folds need a class with a row for each fold (scikit-learn's
+    rule; smaller classes only miss some folds), plain folds a row for each.
+    """
+    for name in datasets:
+        _, y = load_dataset(name, max_samples=max_samples)
+        if task == "classification":
+            limit = int(np.unique(y, return_counts=True)[1].max())
+            what = "rows in its largest class, and stratified folds need one each"
+        else:
+            limit, what = len(y), "rows, and each fold needs one"
+        if n_folds > limit:
+            raise BenchmarkInputError(
+                f"n_folds={n_folds} is more than dataset {name!r} allows: it has "
+                f"{limit} {what}",
+                parameter="n_folds",
+            )
 
 
 def fold_indices(task, y, n_folds, seed):
@@ -378,13 +401,17 @@ def run_benchmark(
         Method names or globs (``"ucb1@*"``, ``"sk_*"``) or Method objects;
         default every method (the quick set with ``quick``).
     n_folds : int, optional
-        Cross-validation folds; default 5 (3 with ``quick``).
+        Cross-validation folds; default 5 (3 with ``quick``). At most what
+        every dataset allows (checked before any fit): the rows of its
+        largest class (classification) or its rows (regression).
     seeds : sequence of int, default=(0,)
-        Each seed shuffles the folds and seeds the estimators.
+        Each seed shuffles the folds and seeds the estimators; integers in
+        [0, 2**32 - 1].
     db : str or path-like, optional
         SQLite results file; default :func:`default_paths`.
     n_jobs : int, default=1
-        joblib workers (-1: all cores), each running whole configurations.
+        joblib workers (-1: all cores), each running whole configurations;
+        more than the CPUs this process may use are capped, with a warning.
         With ``backend="dask"`` and no ``scheduler``: the worker processes
         of the private ``LocalCluster`` (-1: one per core; with 1, joblib
         runs the configurations in this process). With a ``scheduler``:
@@ -447,8 +474,9 @@ def run_benchmark(
     Raises
     ------
     ValueError
-        For an unknown suite, dataset or method, or a method that cannot be
-        built (e.g. our estimators not installed).
+        For an unknown suite, dataset or method, a method that cannot be
+        built (e.g. our estimators not installed), a seed outside
+        [0, 2**32 - 1] or more folds than a dataset allows.
     StoreError
         When ``db`` is unusable, or was started with another protocol
         (``ProtocolMismatch``).
@@ -466,18 +494,22 @@ def run_benchmark(
     quick_defaults = QUICK[suite] if quick else {}
     n_folds = n_folds or quick_defaults.get("n_folds", DEFAULT_N_FOLDS)
     if int(n_folds) != n_folds or n_folds < 2:
-        raise BenchmarkInputError(f"n_folds must be an int >= 2, got {n_folds!r}")
-    seeds = [int(s) for s in dict.fromkeys(seeds)]
-    if not seeds:
-        raise BenchmarkInputError("seeds must not be empty")
+        raise BenchmarkInputError(
+            f"n_folds must be an int >= 2, got {n_folds!r}", parameter="n_folds"
+        )
+    seeds = check_seeds(seeds)
     if max_samples is not None and max_samples < 2 * n_folds:
         raise BenchmarkInputError(
-            f"max_samples must be at least 2 * n_folds, got {max_samples!r}"
+            f"max_samples must be at least 2 * n_folds, got {max_samples!r}",
+            parameter="max_samples",
         )
+    if scheduler is None:  # a scheduler's cluster has its own workers
+        n_jobs = check_n_jobs(n_jobs)
     backend = check_backend(backend, scheduler)
     datasets = resolve_datasets(suite, datasets, quick)
     methods = resolve_methods(suite, methods, quick, ratios, ours_params)
     _check_buildable(methods, task)
+    _check_folds(datasets, task, n_folds, max_samples)  # loads them: last
     db = os.fspath(db) if db is not None else default_paths(suite, quick)[0]
 
     protocol = {

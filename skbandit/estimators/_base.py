@@ -32,6 +32,7 @@ from ._checks import (
     pruning_line,
 )
 from ._path import MAX_SCORE_DROP, PATH_STEP, check_auto_settings, fit_path
+from ._resources import check_estimator_memory
 from ._threads import batch_work, threads_for
 from ._training import (
     ACTIVATIONS,
@@ -449,6 +450,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
         targets, n_outputs = self._encode_targets(y)
         self._check_network_size(X.shape[1], sizes, n_outputs)
+        check_estimator_memory(self, X.shape[0], X.shape[1], sizes, n_outputs)
         self._check_memory()
         if targets.shape[0] != X.shape[0]:
             raise ValueError(

@@ -17,6 +17,7 @@ from ._hooks import check_refittable
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
+from ._resources import check_refit_memory
 from ._rewards import resolve_loss, sample_metric
 from ._selection import removal_counts, removals_by_count, removals_for_params
 from ._surgery import remove_units
@@ -394,6 +395,14 @@ default="fidelity"
     pruned : torch.nn.Module
     report : PruningReport
 
+    Raises
+    ------
+    MemoryError
+        Before any pull, when the least-squares Gram matrices of
+        ``compensate="lstsq"`` or ``policy="obs"`` (two float64 matrices of
+        ``(p + 1) ** 2`` per consumer reading ``p`` inputs, and one more to
+        invert) exceed the memory available on the model's device.
+
     Examples
     --------
     >>> import torch
@@ -431,6 +440,9 @@ default="fidelity"
         for group in groups:
             if isinstance(group, GraphGroup):
                 check_refittable(group)
+    if compensate == "lstsq" or policy == "obs":
+        reason = "compensate='lstsq'" if compensate == "lstsq" else "policy='obs'"
+        check_refit_memory(model, groups, reason, next(model.parameters()).device)
     loss_fn = resolve_loss(loss)
     report = PruningReport(
         method=_method_name(policy), params_before=count_parameters(model)

@@ -18,6 +18,8 @@ from .._errors import BenchmarkInputError, MissingDependencyError
 from .._execution import (
     RunSummary,
     check_backend,
+    check_n_jobs,
+    check_seeds,
     dask_backend,
     default_paths,
     run_pending,
@@ -191,12 +193,13 @@ def run_deep_benchmark(
         set with ``quick``), see :func:`resolve_deep_methods`.
     seeds : sequence of int, default=(0,)
         Each seed seeds the training, pruning and fine-tuning (the split is
-        fixed).
+        fixed); integers in [0, 2**32 - 1].
     db : str or path-like, default=None
         SQLite results file; default :func:`default_paths` of ``"deep"``.
     n_jobs : int, default=1
-        joblib workers (-1: all cores), each running whole configurations;
-        with ``backend="dask"``, as in :func:`run_benchmark`.
+        joblib workers (-1: all cores), each running whole configurations,
+        at most the CPUs this process may use; with ``backend="dask"``, as in
+        :func:`run_benchmark`.
     quick : bool, default=False
         Defaults of :data:`QUICK_DEEP` for ``tasks`` and ``methods``.
     progress : bool, default=True
@@ -244,9 +247,9 @@ def run_deep_benchmark(
         raise BenchmarkInputError(
             f"on_error must be 'record' or 'raise', got {on_error!r}"
         )
-    seeds = [int(s) for s in dict.fromkeys(seeds)]
-    if not seeds:
-        raise BenchmarkInputError("seeds must not be empty")
+    seeds = check_seeds(seeds)
+    if scheduler is None:  # a scheduler's cluster has its own workers
+        n_jobs = check_n_jobs(n_jobs)
     backend = check_backend(backend, scheduler)
     tasks = resolve_deep_tasks(tasks, quick)
     methods = resolve_deep_methods(methods, quick, ratios)
