@@ -443,7 +443,7 @@ METHODS = {
 #: Pools of the choice rule (bandit or not: the uniform control and greedy
 #: OBS may win it too) and of the budget curve.
 CHOICES = ("ucb1", "uniform", *CANDIDATES, "obs")
-CURVE_METHODS = ("uniform", "ucb1", *CANDIDATES)
+CURVE_METHODS = ("uniform", "ucb1", "sar")
 
 #: The comparisons of the verdict.
 CHOSEN, CONTROL, GREEDY = "default", "uniform", "obs"
