@@ -14,9 +14,12 @@ bandits, the uniform control, random removal) runs with ``--seeds`` seeds
 per fold (``random_state = seed + 100 * fold``, default 3 seeds);
 deterministic methods (``obs``, magnitude) run once per fold (seed 0).
 
-Methods (:data:`METHODS`): ``default`` (the library's defaults, whatever
-they are when the check runs), ``uniform`` (round-robin pulls: the control a
-bandit has to beat), ``ucb1`` (the current default policy, explicit), the
+Methods (:data:`METHODS`): ``default`` (the estimators' default policy,
+:data:`skbandit._options.ESTIMATOR_POLICY`, with the other settings at
+:func:`~skbandit.pruning.prune`'s defaults, whatever they are when the check
+runs; until the tuning split was run it was ``prune()``'s own default,
+UCB1), ``uniform`` (round-robin pulls: the control a bandit has to beat),
+``ucb1`` (:func:`~skbandit.pruning.prune`'s default policy, explicit), the
 best-set candidates of :data:`CANDIDATES` (``sar``, ``lucb``, each with and
 without a per-unit ``prior``), and the references ``obs``,
 ``magnitude_lstsq``, ``random_lstsq``, ``tp_magnitude_lstsq`` and ``paper``.
@@ -102,7 +105,7 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from skbandit._options import DEFAULTS, METHOD_NAMES
+from skbandit._options import DEFAULTS, ESTIMATOR_POLICY, METHOD_NAMES
 from skbandit.benchmarks import DEEP_TASKS, holm_adjust, list_datasets
 from skbandit.benchmarks._datasets import _REGISTRY
 from skbandit.benchmarks._methods import OURS_DEFAULTS
@@ -425,7 +428,7 @@ CANDIDATES = {
 
 #: Every compared method (both splits).
 METHODS = {
-    "default": Method({}, "skbandit default"),
+    "default": Method({"policy": ESTIMATOR_POLICY}, "skbandit estimators' default"),
     "uniform": Method(bandit_settings("uniform"), "uniform pulls (control)"),
     "ucb1": Method(bandit_settings("ucb1"), "UCB1"),
     **CANDIDATES,

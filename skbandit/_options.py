@@ -25,6 +25,8 @@ __all__ = [
     "PRIORS",
     "PruningDefaults",
     "DEFAULTS",
+    "ESTIMATOR_POLICY",
+    "recorded_defaults",
     "PAPER_SETTINGS",
     "check_prune_ratio",
 ]
@@ -80,6 +82,34 @@ class PruningDefaults:
 
 #: The defaults every signature reads (``budget=DEFAULTS.budget``).
 DEFAULTS = PruningDefaults()
+
+
+def recorded_defaults():
+    """The pruning defaults a results store records in its protocol.
+
+    Every field of :data:`DEFAULTS`, except ``prior`` and ``prior_weight``
+    while ``prior`` is None: then they change no result, and leaving them
+    out keeps the stores written before priors existed resumable.
+
+    Examples
+    --------
+    >>> "prior_weight" in recorded_defaults()
+    False
+    """
+    recorded = dataclasses.asdict(DEFAULTS)
+    if recorded["prior"] is None:
+        del recorded["prior"], recorded["prior_weight"]
+    return recorded
+
+
+#: The estimators' default ``policy``: greedy OBS with the least-squares
+#: refit. ``benchmarks/bandit_check.py`` chose it on its tuning split by a
+#: rule fixed before the run (the lowest mean drop at 75 % and 90 % among
+#: the configurations whose median prune time is at most twice OBS's): no
+#: bandit configuration was within that time (UCB1 at 10 pulls per unit took
+#: 13x OBS's). ``prune()`` keeps ``DEFAULTS.policy``, a bandit, because it
+#: prunes any model and OBS needs groups read by one ``nn.Linear``.
+ESTIMATOR_POLICY = "obs"
 
 #: The configuration of Ameen & Vadera: UCB1 over single-unit pulls that zero
 #: the unit, rewarded by the loss change, no compensation, one round. Pass it

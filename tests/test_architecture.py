@@ -17,7 +17,7 @@ import sys
 import pytest
 from numpydoc.docscrape import NumpyDocString
 
-from skbandit._options import DEFAULTS, PruningDefaults
+from skbandit._options import DEFAULTS, ESTIMATOR_POLICY, PruningDefaults
 
 PUBLIC_PACKAGES = (
     "skbandit",
@@ -89,7 +89,13 @@ def _signatures_with_pruning_options():
 _ALIASES = {"batch_size": "pull_batch_size"}
 # A deep task fine-tunes by its own recipe unless told otherwise; the bare
 # scorer is the plain single-unit one (prune() passes the library defaults).
-_OWN_DEFAULTS = {"run_task": {"fine_tune_epochs"}, "BanditScorer": {"reward", "pull"}}
+_OWN_DEFAULTS = {
+    "run_task": {"fine_tune_epochs"},
+    "BanditScorer": {"reward", "pull"},
+    # The estimators' policy is ESTIMATOR_POLICY (checked below).
+    "BanditPrunedMLPClassifier": {"policy"},
+    "BanditPrunedMLPRegressor": {"policy"},
+}
 
 
 @pytest.mark.parametrize("name", sorted(_signatures_with_pruning_options()))
@@ -107,6 +113,14 @@ def test_pruning_defaults_come_from_the_registry(name):
             assert parameter.default == getattr(DEFAULTS, option), (name, option)
             checked += 1
     assert checked >= 3, name
+
+
+@pytest.mark.parametrize(
+    "name", ["BanditPrunedMLPClassifier", "BanditPrunedMLPRegressor"]
+)
+def test_estimator_policy_default_comes_from_the_registry(name):
+    signature = inspect.signature(_signatures_with_pruning_options()[name])
+    assert signature.parameters["policy"].default == ESTIMATOR_POLICY
 
 
 def _public_objects():
@@ -159,4 +173,4 @@ def test_estimator_docs_list_every_parameter_with_its_default():
         types = {item.name: item.type for item in doc["Parameters"]}
         assert set(types) == set(cls().get_params()), cls.__name__
         assert f"default={DEFAULTS.budget}" in types["budget"]
-        assert f'default="{DEFAULTS.policy}"' in types["policy"]
+        assert f'default="{ESTIMATOR_POLICY}"' in types["policy"]

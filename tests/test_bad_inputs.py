@@ -875,6 +875,7 @@ def test_a_fit_too_large_for_memory_fails_before_training(monkeypatch):
     est = C(hidden_layer_sizes=(10**6,), random_state=0)
     with pytest.raises(MemoryError, match=r"hidden_layer_sizes=\(1000000,\)"):
         est.fit(X_OK, Y_OK)
-    # Without refits the same width needs far less (and trains here).
+    # Without refits (no lstsq, no OBS) the same width needs far less (and
+    # trains here).
     with pytest.raises(AssertionError, match="trained"):
-        C(hidden_layer_sizes=(10**6,), compensate="mean").fit(X_OK, Y_OK)
+        C(hidden_layer_sizes=(10**6,), policy="ucb1", compensate="mean").fit(X_OK, Y_OK)

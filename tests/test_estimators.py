@@ -97,7 +97,7 @@ def test_module_is_physically_smaller(iris, scope):
 
 def test_pruning_report(iris):
     X, y = iris
-    params = {**FAST, "hidden_layer_sizes": (16, 8)}
+    params = {**FAST, "hidden_layer_sizes": (16, 8), "policy": "ucb1"}
     clf = BanditPrunedMLPClassifier(random_state=0, **params).fit(X, y)
     report = clf.pruning_
     assert report.method == "ucb1"
@@ -233,7 +233,9 @@ def test_early_stopping_and_cosine_schedule(iris):
 
 def test_verbose_prints_one_plain_line_per_phase(iris, capsys):
     X, y = iris
-    BanditPrunedMLPClassifier(verbose=1, random_state=0, **FAST).fit(X, y)
+    BanditPrunedMLPClassifier(policy="ucb1", verbose=1, random_state=0, **FAST).fit(
+        X, y
+    )
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == [
         "training",

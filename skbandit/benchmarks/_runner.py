@@ -16,7 +16,6 @@ an interrupted run resumes and loses only the fits in flight.
 """
 
 import contextlib
-import dataclasses
 import os
 import time
 import traceback
@@ -24,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from .._options import DEFAULTS
+from .._options import recorded_defaults
 from ._datasets import get_spec, list_datasets, load_dataset
 from ._errors import BenchmarkInputError, MissingDependencyError
 from ._execution import (
@@ -521,7 +520,7 @@ def run_benchmark(
         "ours": {**OURS_DEFAULTS, **(ours_params or {})},
         # What a method name without options means (``"ucb1@0.5"``): a
         # store made under other defaults is refused rather than mixed.
-        "pruning_defaults": dataclasses.asdict(DEFAULTS),
+        "pruning_defaults": recorded_defaults(),
         "epochs_rule": FAIR_EPOCHS,
     }
     with contextlib.ExitStack() as stack:

@@ -21,7 +21,15 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .._options import COMPENSATIONS, DEFAULTS, METHOD_NAMES, PULLS, REWARDS, SCOPES
+from .._options import (
+    COMPENSATIONS,
+    DEFAULTS,
+    ESTIMATOR_POLICY,
+    METHOD_NAMES,
+    PULLS,
+    REWARDS,
+    SCOPES,
+)
 from ..pruning import MAX_BUDGET, evaluate_loss, prune
 from ._checks import (
     check_device,
@@ -190,7 +198,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         n_iter_no_change=10,
         max_fun=15000,
         warm_start=False,
-        policy=DEFAULTS.policy,
+        policy=ESTIMATOR_POLICY,
         prune_ratio=DEFAULTS.prune_ratio,
         max_score_drop=MAX_SCORE_DROP,
         path_step=PATH_STEP,

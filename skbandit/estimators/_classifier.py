@@ -15,7 +15,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
-from .._options import DEFAULTS
+from .._options import DEFAULTS, ESTIMATOR_POLICY
 from ._base import BaseBanditPrunedMLP
 from ._docs import shared_parameters_doc
 from ._path import MAX_SCORE_DROP, PATH_STEP
@@ -154,7 +154,7 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         max_fun=15000,
         warm_start=False,
         class_weight=None,
-        policy=DEFAULTS.policy,
+        policy=ESTIMATOR_POLICY,
         prune_ratio=DEFAULTS.prune_ratio,
         max_score_drop=MAX_SCORE_DROP,
         path_step=PATH_STEP,

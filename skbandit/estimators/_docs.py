@@ -8,7 +8,7 @@ docs of the two classes nor the docs and the code can drift apart.
 import dataclasses
 import re
 
-from .._options import DEFAULTS
+from .._options import DEFAULTS, ESTIMATOR_POLICY
 
 __all__ = ["shared_parameters_doc"]
 
@@ -98,16 +98,20 @@ default="constant"
     loss : {"squared_error", "poisson"}, default="squared_error"
         The regressor's loss; ``"poisson"`` (scikit-learn's) is refused with
         a clear error.
-    policy : str or policy object, default=%(policy)s
+    policy : str or policy object, default=%(estimator_policy)s
         How the neurons to remove are chosen. A bandit policy:
         ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,
-        ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"``, or an object
+        ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"``, the pure-exploration
+        ``"uniform"`` (round robin), ``"sar"``, ``"lucb"``, or an object
         following :class:`skbandit.policies.BasePolicy`; a baseline:
         ``"magnitude"`` (smallest incoming-weight norm), ``"activation"``
         (least varying activation), ``"random"``, ``"obs"`` (greedy optimal
         brain surgeon on the next layer's least-squares refit); or ``"none"``
         (no pruning, trained for as many epochs as a pruned network). One
-        ``GridSearchCV`` grid can therefore compare every method.
+        ``GridSearchCV`` grid can therefore compare every method. The
+        default is ``"obs"``: on the held-out checks no bandit removed
+        better at a cost within twice OBS's (see :ref:`which-method`); the
+        bandit settings below apply when ``policy`` is a bandit.
     prune_ratio : float in [0, 1) or "auto", default=%(prune_ratio)s
         Fraction of hidden neurons removed (per layer or overall, see
         ``scope``); a layer always keeps at least one neuron. ``"auto"``
@@ -227,6 +231,7 @@ def shared_parameters_doc(cls):
             name: f'"{value}"' if isinstance(value, str) else value
             for name, value in dataclasses.asdict(DEFAULTS).items()
         }
+        defaults["estimator_policy"] = f'"{ESTIMATOR_POLICY}"'
         parameters = _own_entries(_PARAMETERS_DOC % defaults, cls._get_param_names())
         cls.__doc__ = cls.__doc__.replace("%(parameters)s", parameters)
     return cls

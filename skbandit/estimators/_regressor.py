@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
-from .._options import DEFAULTS
+from .._options import DEFAULTS, ESTIMATOR_POLICY
 from ._base import BaseBanditPrunedMLP
 from ._docs import shared_parameters_doc
 from ._path import MAX_SCORE_DROP, PATH_STEP
@@ -112,7 +112,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         n_iter_no_change=10,
         max_fun=15000,
         warm_start=False,
-        policy=DEFAULTS.policy,
+        policy=ESTIMATOR_POLICY,
         prune_ratio=DEFAULTS.prune_ratio,
         max_score_drop=MAX_SCORE_DROP,
         path_step=PATH_STEP,

@@ -10,7 +10,7 @@ import dataclasses
 import time
 
 from ..._cache import TensorCache
-from ..._options import DEFAULTS
+from ..._options import DEFAULTS, recorded_defaults
 from ..._random import seeded_global_rng
 from ...pruning import fine_tune
 from .._errors import BenchmarkInputError, MissingDependencyError
@@ -371,5 +371,5 @@ def deep_protocol(prune_ratio=DEFAULTS.prune_ratio, budget=DEFAULTS.budget):
         "prune_ratio": prune_ratio,
         "budget": budget,
         "recipes": {name: recipe(spec) for name, spec in DEEP_TASKS.items()},
-        "pruning_defaults": dataclasses.asdict(DEFAULTS),
+        "pruning_defaults": recorded_defaults(),
     }
