@@ -215,8 +215,15 @@ _RUN_TITLES = {
     "compensation-regression": "Without fine-tuning, per compensation: regression",
     "compensation-deep": "Without fine-tuning, per compensation: deep tasks",
     "pulls-tabular": "Company, single and set pulls: tabular",
+    "bandit": "Does the bandit earn its place?",
+    "size": "Finding the size: prune_ratio='auto' against a grid",
 }
-_PAGE_TITLES = {"report": "", "summary": "summary", "tuning": "choice of the defaults"}
+_PAGE_TITLES = {
+    "report": "",
+    "summary": "summary",
+    "tuning": "choice of the defaults",
+    "heldout": "held-out split",
+}
 
 
 def _run_order(folder):

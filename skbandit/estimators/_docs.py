@@ -110,8 +110,9 @@ default="constant"
         (no pruning, trained for as many epochs as a pruned network). One
         ``GridSearchCV`` grid can therefore compare every method. The
         default is ``"obs"``: on the held-out checks no bandit removed
-        better at a cost within twice OBS's (see :ref:`which-method`); the
-        bandit settings below apply when ``policy`` is a bandit.
+        better at a cost within twice OBS's (see :ref:`which method when
+        <which-method>`); the bandit settings below apply when ``policy`` is
+        a bandit.
     prune_ratio : float in [0, 1) or "auto", default=%(prune_ratio)s
         Fraction of hidden neurons removed (per layer or overall, see
         ``scope``); a layer always keeps at least one neuron. ``"auto"``
