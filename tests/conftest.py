@@ -1,7 +1,29 @@
 """Fixtures shared by several test modules."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
+
+#: The benchmark scripts (a folder of scripts, not a package).
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``load(name)``: the module of ``benchmarks/<name>.py``, imported once."""
+    loaded = {}
+
+    def load(name):
+        if name not in loaded:
+            path = BENCHMARKS / f"{name}.py"
+            spec = importlib.util.spec_from_file_location(f"{name}_script", path)
+            loaded[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded[name])
+        return loaded[name]
+
+    return load
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ The script itself takes minutes; this checks, in seconds, that its
 classification and its summary line (parsed by other checks) work.
 """
 
-import importlib.util
 import os
 import re
 
@@ -22,11 +21,8 @@ SUMMARY = re.compile(
 
 
 @pytest.fixture(scope="module")
-def adversarial():
-    spec = importlib.util.spec_from_file_location("adversarial_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def adversarial(benchmark_script):
+    return benchmark_script("adversarial")
 
 
 def _raise(exc):

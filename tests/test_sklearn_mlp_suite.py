@@ -5,7 +5,6 @@ rebinds the two classes, runs scikit-learn's test file and ends with its
 summary line.
 """
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -23,11 +22,8 @@ CHEAP = "test_partial_fit_classes_error or test_minimum_input_sample_size"
 
 
 @pytest.fixture(scope="module")
-def suite():
-    spec = importlib.util.spec_from_file_location("sklearn_mlp_suite", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def suite(benchmark_script):
+    return benchmark_script("sklearn_mlp_suite")
 
 
 def test_rebinds_only_the_two_class_names(suite):
