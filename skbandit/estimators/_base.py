@@ -126,7 +126,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions({*SOLVERS, "lbfgs"})],
+        "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
@@ -289,12 +289,13 @@ class BaseBanditPrunedMLP(BaseEstimator):
         super()._validate_params()
 
     def _check_training_options(self):
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported: pruning and fine-tuning train "
-                "by minibatches; use solver='adam' (the default) or 'sgd'."
-            )
         check_device(self.device)
+
+    @property
+    def _early_stopping(self):
+        """Whether training holds out a validation split: scikit-learn's
+        ``solver="lbfgs"`` ignores ``early_stopping``, and so does this."""
+        return self.early_stopping and self.solver != "lbfgs"
 
     def _validate_hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
@@ -342,7 +343,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 )
 
     def _check_validation_split(self, n_samples):
-        if not self.early_stopping:
+        if not self._early_stopping:
             return
         n_valid = int(np.floor(self.validation_fraction * n_samples))
         if n_valid < 2 or n_samples - n_valid < 2:
@@ -574,14 +575,18 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def _training_params(self, n_samples):
         """Everything besides data, epochs and seed that shapes training."""
-        return dict(
+        params = dict(
             {name: getattr(self, name) for name in _OPTIMISATION},
             batch_size=self._batch_size(n_samples),
             criterion=self._criterion,
             score=self._validation_score,
-            stratify=self._stratify and self.early_stopping,
+            stratify=self._stratify and self._early_stopping,
             device=str(self.device),
         )
+        if self.solver == "lbfgs":
+            # Only there: the other solvers' cache keys stay as they were.
+            params["max_fun"] = self.max_fun
+        return params
 
     def _train(self, X, targets, weights, sizes, n_outputs, seed, previous):
         """The trained, unpruned network and its history (cached by ``memory``
@@ -616,7 +621,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def _record_training(self, history):
         """scikit-learn's MLP attributes of the training phase."""
-        if self.early_stopping:
+        if self._early_stopping:
             self.validation_scores_ = [row["valid_score"] for row in history]
             self.best_validation_score_ = max(self.validation_scores_)
             self.best_loss_ = None
