@@ -166,6 +166,45 @@ def test_lbfgs_max_fun_limits_loss_evaluations(iris, monkeypatch, max_fun):
     assert max_fun - 1 <= sum(calls) <= max_fun
 
 
+@pytest.mark.parametrize(
+    "estimator", [BanditPrunedMLPClassifier, BanditPrunedMLPRegressor]
+)
+def test_one_unit_layers_without_pruning(iris, estimator):
+    """MLPClassifier accepts hidden_layer_sizes=(1,); so do ours when they do
+    not prune (pruning keeps a unit per layer, so needs two)."""
+    X, y = iris
+    fitted = estimator(**dict(FAST, hidden_layer_sizes=(1, 3)), policy="none").fit(X, y)
+    assert [c.shape[1] for c in fitted.coefs_[:-1]] == [1, 3]
+    assert np.all(np.isfinite(fitted.predict(X).astype(float)))
+    with pytest.raises(ValueError, match="policy='none' accepts 1"):
+        estimator(**dict(FAST, hidden_layer_sizes=(1,))).fit(X, y)
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("predict_dtype", [np.float32, np.float64])
+def test_dtypes_are_sklearns(iris, fit_dtype, predict_dtype):
+    """coefs_ and intercepts_ in the fit's X dtype, and predictions in the
+    dtype scikit-learn's MLPs give (float32 only when both are float32)."""
+    X, y = iris
+    expected = np.result_type(fit_dtype, predict_dtype)
+    X_fit, X_predict = X.astype(fit_dtype), X.astype(predict_dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPClassifier(max_iter=2).fit(X_fit, y)
+        theirs_reg = MLPRegressor(max_iter=2).fit(X_fit, X[:, 0])
+    assert theirs.predict_proba(X_predict).dtype == expected
+    assert theirs_reg.predict(X_predict).dtype == expected
+    clf = BanditPrunedMLPClassifier(**FAST).fit(X_fit, y)
+    reg = BanditPrunedMLPRegressor(**FAST).fit(X_fit, X[:, 0])
+    for fitted in (clf, reg):
+        for array in fitted.coefs_ + fitted.intercepts_:
+            assert array.dtype == fit_dtype
+    assert clf.predict_proba(X_predict).dtype == expected
+    assert clf.predict_log_proba(X_predict).dtype == expected
+    assert reg.predict(X_predict).dtype == expected
+    assert reg.predict(sp.csr_matrix(X_predict)).dtype == expected
+
+
 def test_alpha_is_sklearns_l2_penalty():
     """loss = weighted mean loss + 0.5 * alpha * ||W||² / sum of batch weights."""
     torch.manual_seed(0)

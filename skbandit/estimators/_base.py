@@ -304,10 +304,14 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "hidden_layer_sizes must be a non-empty sequence of integers, got "
                 f"{self.hidden_layer_sizes!r}."
             )
-        if np.any(sizes < 2):
+        # A layer keeps a unit when pruned; without pruning one unit is a
+        # layer, as scikit-learn has it.
+        smallest = 1 if self.policy == "none" else 2
+        if np.any(sizes < smallest):
             raise ValueError(
                 "hidden_layer_sizes must be >= 2 (a layer keeps at least one unit "
-                f"when pruned), got {self.hidden_layer_sizes!r}."
+                "when pruned; policy='none' accepts 1), got "
+                f"{self.hidden_layer_sizes!r}."
             )
         return [int(s) for s in sizes]
 
@@ -439,6 +443,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             if (name.endswith("_") and not name.startswith("__")) or name in (
                 "_y_ndim",
                 "_multilabel",
+                "_fit_dtype",
             ):
                 delattr(self, name)
 
@@ -452,6 +457,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
             previous, sizes, self.hidden_layer_sizes, self.activation
         )
         X = self._validate_X(X, reset=True)
+        # coefs_ and intercepts_ come in X's precision, as scikit-learn's.
+        self._fit_dtype = X.dtype
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
@@ -534,7 +541,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.history_ = history
         self.loss_curve_ = [row["train_loss"] for row in self.history_]
         self.n_iter_ = len(self.history_)
-        self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
+        coefs, intercepts = layers_as_numpy(self.module_)
+        dtype = getattr(self, "_fit_dtype", np.float32)
+        self.coefs_ = [c.astype(dtype) for c in coefs]
+        self.intercepts_ = [b.astype(dtype) for b in intercepts]
         return self
 
     def _warm_start_module(self):
@@ -774,15 +784,22 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     @torch.no_grad()
     def _forward(self, X):
-        """Raw network output on ``X`` as a float64 numpy array.
+        """Raw network output on ``X`` as a float64 numpy array, and the
+        dtype predictions come in.
 
         The forward pass runs in float64 on a copy of ``module_``: in float32
         a row's result can depend on which rows share its batch (the matrix
         kernels block rows differently), and predictions must not. A sparse
-        ``X`` is densified in chunks.
+        ``X`` is densified in chunks. Predictions are then cast as
+        scikit-learn's MLPs give them: float32 when both ``X`` and the fit's
+        ``X`` are float32 (``coefs_`` are float32), else float64.
         """
         check_is_fitted(self, "module_")
         X = self._validate_X(X, reset=False)
+        dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
+        return self._forward_float64(X), dtype
+
+    def _forward_float64(self, X):
         module = copy.deepcopy(self.module_).to(torch.float64)
         device = next(module.parameters()).device
         if not sp.issparse(X):
@@ -790,7 +807,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
             return module(torch.as_tensor(X, device=device)).cpu().numpy()
         chunk = max(1, _SPARSE_DENSE_VALUES // max(X.shape[1], 1))
         outputs = [
-            module(torch.as_tensor(X[i : i + chunk].toarray(), device=device))
+            module(
+                torch.as_tensor(
+                    X[i : i + chunk].toarray().astype(np.float64, copy=False),
+                    device=device,
+                )
+            )
             for i in range(0, X.shape[0], chunk)
         ]
         return torch.cat(outputs).cpu().numpy()

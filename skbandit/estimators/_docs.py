@@ -18,8 +18,9 @@ __all__ = ["shared_parameters_doc"]
 _PARAMETERS_DOC = """Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
-        Width of each hidden layer before pruning (each at least 2; the
-        whole network at most 10**9 parameters).
+        Width of each hidden layer before pruning (each at least 2, or 1
+        with ``policy="none"``; the whole network at most 10**9
+        parameters).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden activation.
     solver : {"adam", "sgd", "adamw", "lbfgs"}, default="adam"

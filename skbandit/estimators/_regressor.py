@@ -267,7 +267,8 @@ sample_weight_val), default=None
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs_)
         """
-        pred = self._forward(X) * self.y_scale_ + self.y_mean_
+        outputs, dtype = self._forward(X)
+        pred = (outputs * self.y_scale_ + self.y_mean_).astype(dtype, copy=False)
         return pred.ravel() if self._y_ndim == 1 else pred
 
     def __sklearn_tags__(self):
