@@ -205,6 +205,22 @@ def test_dtypes_are_sklearns(iris, fit_dtype, predict_dtype):
     assert reg.predict(sp.csr_matrix(X_predict)).dtype == expected
 
 
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_regressor_fits_one_sample_as_mlpregressor(iris, solver):
+    """MLPRegressor fits a single sample; so does ours (pruned on that row).
+    The classifier still needs two samples: one sample is one class."""
+    X, _ = iris
+    params = dict(FAST, solver=solver, max_iter=50)
+    fitted = BanditPrunedMLPRegressor(**params).fit(X[:1], [3.0])
+    assert fitted.predict(X[:1]) == pytest.approx([3.0], abs=0.1)
+    weighted = BanditPrunedMLPRegressor(**params).fit(
+        X[:3], [3.0, 1.0, 2.0], sample_weight=[1.0, 0.0, 0.0]
+    )
+    assert weighted.predict(X[:1]) == pytest.approx([3.0], abs=0.1)
+    with pytest.raises(ValueError, match=r"1 sample\(s\)"):
+        BanditPrunedMLPClassifier(**params).fit(X[:1], [0])
+
+
 def test_alpha_is_sklearns_l2_penalty():
     """loss = weighted mean loss + 0.5 * alpha * ||W||² / sum of batch weights."""
     torch.manual_seed(0)

@@ -278,6 +278,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
     _criterion = None
     #: Whether the validation split is stratified.
     _stratify = False
+    #: Fewest samples ``fit`` takes: a classifier needs two classes, so two
+    #: samples (the regressor fits one, as scikit-learn's MLPRegressor).
+    _min_fit_samples = 2
     #: ``score(y_pred, y, sample_weight)`` of the validation split (torch).
     _validation_score = None
 
@@ -368,7 +371,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 reset=reset,
                 accept_sparse="csr",
                 dtype=[np.float64, np.float32],
-                ensure_min_samples=2 if reset else 1,
+                ensure_min_samples=self._min_fit_samples if reset else 1,
             )
         except ValueError as error:
             if "could not convert" not in str(error):
@@ -569,10 +572,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
             return X, targets, None
         _check_float32_weights(weights, sample_weight, class_weights)
         keep = weights > 0
-        if keep.sum() < 2:
+        if keep.sum() < self._min_fit_samples:
             raise ValueError(
                 "sample_weight (times class_weight) must be positive for at "
-                f"least 2 samples, got {int(keep.sum())}."
+                f"least {self._min_fit_samples} samples, got {int(keep.sum())}."
             )
         if not keep.all():
             X, targets, weights = X[keep], targets[keep], weights[keep]

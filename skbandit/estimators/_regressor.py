@@ -181,6 +181,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     _loss = "mse"
     _criterion = nn.MSELoss
     _stratify = False
+    _min_fit_samples = 1  # as MLPRegressor
 
     @staticmethod
     def _validation_score(y_pred, y, sample_weight):
@@ -219,7 +220,11 @@ sample_weight_val), default=None
 
     def _encode_targets(self, y):
         y = check_array(
-            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_min_samples=2
+            y,
+            ensure_2d=False,
+            dtype=np.float64,
+            input_name="y",
+            ensure_min_samples=self._min_fit_samples,
         )
         if y.ndim > 2:
             raise ValueError(f"y must be 1d or 2d, got shape {y.shape}.")
