@@ -194,13 +194,6 @@ CASES = [
     fit(
         "1 sample classifier", r"Found array with 1 sample\(s\)", X=X_OK[:1], y=Y_OK[:1]
     ),
-    fit(
-        "1 sample regressor",
-        r"Found array with 1 sample\(s\)",
-        est=R,
-        X=X_OK[:1],
-        y=T_OK[:1],
-    ),
     fit("1 class", "only one class", y=np.zeros(30)),
     fit(
         "continuous y for classifier",

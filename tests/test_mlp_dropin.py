@@ -9,13 +9,15 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.datasets import (
+    load_breast_cancer,
     load_iris,
     make_classification,
+    make_friedman1,
     make_multilabel_classification,
 )
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
 from sklearn.metrics import recall_score
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
@@ -87,10 +89,136 @@ def test_mlpclassifier_grid_runs_unchanged(iris):
         GridSearchCV(MLPClassifier(), grid, cv=2, error_score="raise").fit(X, y)
 
 
-def test_lbfgs_is_a_clear_error(iris):
+LBFGS = dict(hidden_layer_sizes=(20,), solver="lbfgs", max_iter=200, random_state=0)
+
+
+def _held_out(X, y):
+    return train_test_split(StandardScaler().fit_transform(X), y, random_state=0)
+
+
+@pytest.mark.parametrize("load", [load_iris, load_breast_cancer])
+def test_lbfgs_classifies_as_well_as_mlpclassifiers(load):
+    """Full-batch L-BFGS, then the default pruning (half the neurons) and
+    fine-tuning: held-out accuracy within 0.05 of scikit-learn's L-BFGS
+    with the same hidden sizes and max_iter (2 of iris's 38 test rows, 7 of
+    breast cancer's 143). The initial weights differ (torch's draws, not
+    scikit-learn's) and the network is half as wide, so equality is not
+    expected; 0.05 still tells a trained network from a failed one."""
+    X_train, X_test, y_train, y_test = _held_out(*load(return_X_y=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPClassifier(**LBFGS).fit(X_train, y_train)
+        ours = BanditPrunedMLPClassifier(**LBFGS).fit(X_train, y_train)
+    assert ours.module_[0].out_features < 20  # pruned, then fine-tuned
+    assert ours.score(X_test, y_test) >= theirs.score(X_test, y_test) - 0.05
+
+
+def test_lbfgs_regresses_as_well_as_mlpregressors():
+    """R² on held-out Friedman #1 rows within 0.05 of scikit-learn's L-BFGS
+    (same hidden sizes, max_iter, alpha; margin as for the classifier)."""
+    X_train, X_test, y_train, y_test = _held_out(
+        *make_friedman1(n_samples=400, random_state=0)
+    )
+    params = dict(LBFGS, alpha=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPRegressor(**params).fit(X_train, y_train)
+        ours = BanditPrunedMLPRegressor(**params).fit(X_train, y_train)
+    assert ours.score(X_test, y_test) >= theirs.score(X_test, y_test) - 0.05
+
+
+def test_lbfgs_is_reproducible_and_ignores_minibatch_options(iris):
+    """Same seed, same predictions; batch_size, shuffle and early_stopping
+    change nothing (full batch, no validation split, as in scikit-learn)."""
     X, y = iris
-    with pytest.raises(ValueError, match="solver='lbfgs' is not supported"):
-        BanditPrunedMLPClassifier(solver="lbfgs").fit(X, y)
+    params = dict(FAST, solver="lbfgs", max_iter=30)
+    first = BanditPrunedMLPClassifier(**params).fit(X, y)
+    again = BanditPrunedMLPClassifier(**params).fit(X, y)
+    other = BanditPrunedMLPClassifier(
+        **dict(params, batch_size=7, shuffle=False, early_stopping=True)
+    ).fit(X, y)
+    expected = first.predict_proba(X)
+    np.testing.assert_array_equal(again.predict_proba(X), expected)
+    np.testing.assert_array_equal(other.predict_proba(X), expected)
+    assert other.validation_scores_ is None
+    # One epoch per L-BFGS iteration, training then fine-tuning.
+    assert len(first.history_) <= 30 + params["fine_tune_epochs"]
+
+
+@pytest.mark.parametrize("max_fun", [5, 12])
+def test_lbfgs_max_fun_limits_loss_evaluations(iris, monkeypatch, max_fun):
+    """max_fun bounds the loss evaluations of each training phase (training,
+    fine-tuning), where max_iter alone would take more."""
+    X, y = iris
+    calls = []
+    get_loss = _Net.get_loss
+
+    def counting(self, *args, training=False, **kwargs):
+        calls.append(training)
+        return get_loss(self, *args, training=training, **kwargs)
+
+    monkeypatch.setattr(_Net, "get_loss", counting)
+    BanditPrunedMLPClassifier(
+        **dict(FAST, solver="lbfgs", max_iter=200, fine_tune_epochs=0),
+        policy="none",
+        max_fun=max_fun,
+    ).fit(X, y)
+    assert max_fun - 1 <= sum(calls) <= max_fun
+
+
+@pytest.mark.parametrize(
+    "estimator", [BanditPrunedMLPClassifier, BanditPrunedMLPRegressor]
+)
+def test_one_unit_layers_without_pruning(iris, estimator):
+    """MLPClassifier accepts hidden_layer_sizes=(1,); so do ours when they do
+    not prune (pruning keeps a unit per layer, so needs two)."""
+    X, y = iris
+    fitted = estimator(**dict(FAST, hidden_layer_sizes=(1, 3)), policy="none").fit(X, y)
+    assert [c.shape[1] for c in fitted.coefs_[:-1]] == [1, 3]
+    assert np.all(np.isfinite(fitted.predict(X).astype(float)))
+    with pytest.raises(ValueError, match="policy='none' accepts 1"):
+        estimator(**dict(FAST, hidden_layer_sizes=(1,))).fit(X, y)
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("predict_dtype", [np.float32, np.float64])
+def test_dtypes_are_sklearns(iris, fit_dtype, predict_dtype):
+    """coefs_ and intercepts_ in the fit's X dtype, and predictions in the
+    dtype scikit-learn's MLPs give (float32 only when both are float32)."""
+    X, y = iris
+    expected = np.result_type(fit_dtype, predict_dtype)
+    X_fit, X_predict = X.astype(fit_dtype), X.astype(predict_dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MLPClassifier(max_iter=2).fit(X_fit, y)
+        theirs_reg = MLPRegressor(max_iter=2).fit(X_fit, X[:, 0])
+    assert theirs.predict_proba(X_predict).dtype == expected
+    assert theirs_reg.predict(X_predict).dtype == expected
+    clf = BanditPrunedMLPClassifier(**FAST).fit(X_fit, y)
+    reg = BanditPrunedMLPRegressor(**FAST).fit(X_fit, X[:, 0])
+    for fitted in (clf, reg):
+        for array in fitted.coefs_ + fitted.intercepts_:
+            assert array.dtype == fit_dtype
+    assert clf.predict_proba(X_predict).dtype == expected
+    assert clf.predict_log_proba(X_predict).dtype == expected
+    assert reg.predict(X_predict).dtype == expected
+    assert reg.predict(sp.csr_matrix(X_predict)).dtype == expected
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_regressor_fits_one_sample_as_mlpregressor(iris, solver):
+    """MLPRegressor fits a single sample; so does ours (pruned on that row).
+    The classifier still needs two samples: one sample is one class."""
+    X, _ = iris
+    params = dict(FAST, solver=solver, max_iter=50)
+    fitted = BanditPrunedMLPRegressor(**params).fit(X[:1], [3.0])
+    assert fitted.predict(X[:1]) == pytest.approx([3.0], abs=0.1)
+    weighted = BanditPrunedMLPRegressor(**params).fit(
+        X[:3], [3.0, 1.0, 2.0], sample_weight=[1.0, 0.0, 0.0]
+    )
+    assert weighted.predict(X[:1]) == pytest.approx([3.0], abs=0.1)
+    with pytest.raises(ValueError, match=r"1 sample\(s\)"):
+        BanditPrunedMLPClassifier(**params).fit(X[:1], [0])
 
 
 def test_alpha_is_sklearns_l2_penalty():

@@ -126,7 +126,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "solver": [StrOptions({*SOLVERS, "lbfgs"})],
+        "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [
             Interval(Integral, 1, None, closed="left"),
@@ -278,6 +278,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
     _criterion = None
     #: Whether the validation split is stratified.
     _stratify = False
+    #: Fewest samples ``fit`` takes: a classifier needs two classes, so two
+    #: samples (the regressor fits one, as scikit-learn's MLPRegressor).
+    _min_fit_samples = 2
     #: ``score(y_pred, y, sample_weight)`` of the validation split (torch).
     _validation_score = None
 
@@ -289,12 +292,13 @@ class BaseBanditPrunedMLP(BaseEstimator):
         super()._validate_params()
 
     def _check_training_options(self):
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported: pruning and fine-tuning train "
-                "by minibatches; use solver='adam' (the default) or 'sgd'."
-            )
         check_device(self.device)
+
+    @property
+    def _early_stopping(self):
+        """Whether training holds out a validation split: scikit-learn's
+        ``solver="lbfgs"`` ignores ``early_stopping``, and so does this."""
+        return self.early_stopping and self.solver != "lbfgs"
 
     def _validate_hidden_layer_sizes(self):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
@@ -303,10 +307,14 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "hidden_layer_sizes must be a non-empty sequence of integers, got "
                 f"{self.hidden_layer_sizes!r}."
             )
-        if np.any(sizes < 2):
+        # A layer keeps a unit when pruned; without pruning one unit is a
+        # layer, as scikit-learn has it.
+        smallest = 1 if self.policy == "none" else 2
+        if np.any(sizes < smallest):
             raise ValueError(
                 "hidden_layer_sizes must be >= 2 (a layer keeps at least one unit "
-                f"when pruned), got {self.hidden_layer_sizes!r}."
+                "when pruned; policy='none' accepts 1), got "
+                f"{self.hidden_layer_sizes!r}."
             )
         return [int(s) for s in sizes]
 
@@ -342,7 +350,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 )
 
     def _check_validation_split(self, n_samples):
-        if not self.early_stopping:
+        if not self._early_stopping:
             return
         n_valid = int(np.floor(self.validation_fraction * n_samples))
         if n_valid < 2 or n_samples - n_valid < 2:
@@ -363,7 +371,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 reset=reset,
                 accept_sparse="csr",
                 dtype=[np.float64, np.float32],
-                ensure_min_samples=2 if reset else 1,
+                ensure_min_samples=self._min_fit_samples if reset else 1,
             )
         except ValueError as error:
             if "could not convert" not in str(error):
@@ -438,6 +446,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             if (name.endswith("_") and not name.startswith("__")) or name in (
                 "_y_ndim",
                 "_multilabel",
+                "_fit_dtype",
             ):
                 delattr(self, name)
 
@@ -451,6 +460,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
             previous, sizes, self.hidden_layer_sizes, self.activation
         )
         X = self._validate_X(X, reset=True)
+        # coefs_ and intercepts_ come in X's precision, as scikit-learn's.
+        self._fit_dtype = X.dtype
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
@@ -533,7 +544,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.history_ = history
         self.loss_curve_ = [row["train_loss"] for row in self.history_]
         self.n_iter_ = len(self.history_)
-        self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
+        coefs, intercepts = layers_as_numpy(self.module_)
+        dtype = getattr(self, "_fit_dtype", np.float32)
+        self.coefs_ = [c.astype(dtype) for c in coefs]
+        self.intercepts_ = [b.astype(dtype) for b in intercepts]
         return self
 
     def _warm_start_module(self):
@@ -558,10 +572,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
             return X, targets, None
         _check_float32_weights(weights, sample_weight, class_weights)
         keep = weights > 0
-        if keep.sum() < 2:
+        if keep.sum() < self._min_fit_samples:
             raise ValueError(
                 "sample_weight (times class_weight) must be positive for at "
-                f"least 2 samples, got {int(keep.sum())}."
+                f"least {self._min_fit_samples} samples, got {int(keep.sum())}."
             )
         if not keep.all():
             X, targets, weights = X[keep], targets[keep], weights[keep]
@@ -574,14 +588,18 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def _training_params(self, n_samples):
         """Everything besides data, epochs and seed that shapes training."""
-        return dict(
+        params = dict(
             {name: getattr(self, name) for name in _OPTIMISATION},
             batch_size=self._batch_size(n_samples),
             criterion=self._criterion,
             score=self._validation_score,
-            stratify=self._stratify and self.early_stopping,
+            stratify=self._stratify and self._early_stopping,
             device=str(self.device),
         )
+        if self.solver == "lbfgs":
+            # Only there: the other solvers' cache keys stay as they were.
+            params["max_fun"] = self.max_fun
+        return params
 
     def _train(self, X, targets, weights, sizes, n_outputs, seed, previous):
         """The trained, unpruned network and its history (cached by ``memory``
@@ -616,7 +634,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     def _record_training(self, history):
         """scikit-learn's MLP attributes of the training phase."""
-        if self.early_stopping:
+        if self._early_stopping:
             self.validation_scores_ = [row["valid_score"] for row in history]
             self.best_validation_score_ = max(self.validation_scores_)
             self.best_loss_ = None
@@ -769,15 +787,22 @@ class BaseBanditPrunedMLP(BaseEstimator):
 
     @torch.no_grad()
     def _forward(self, X):
-        """Raw network output on ``X`` as a float64 numpy array.
+        """Raw network output on ``X`` as a float64 numpy array, and the
+        dtype predictions come in.
 
         The forward pass runs in float64 on a copy of ``module_``: in float32
         a row's result can depend on which rows share its batch (the matrix
         kernels block rows differently), and predictions must not. A sparse
-        ``X`` is densified in chunks.
+        ``X`` is densified in chunks. Predictions are then cast as
+        scikit-learn's MLPs give them: float32 when both ``X`` and the fit's
+        ``X`` are float32 (``coefs_`` are float32), else float64.
         """
         check_is_fitted(self, "module_")
         X = self._validate_X(X, reset=False)
+        dtype = np.result_type(X.dtype, self.coefs_[0].dtype)
+        return self._forward_float64(X), dtype
+
+    def _forward_float64(self, X):
         module = copy.deepcopy(self.module_).to(torch.float64)
         device = next(module.parameters()).device
         if not sp.issparse(X):
@@ -785,7 +810,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
             return module(torch.as_tensor(X, device=device)).cpu().numpy()
         chunk = max(1, _SPARSE_DENSE_VALUES // max(X.shape[1], 1))
         outputs = [
-            module(torch.as_tensor(X[i : i + chunk].toarray(), device=device))
+            module(
+                torch.as_tensor(
+                    X[i : i + chunk].toarray().astype(np.float64, copy=False),
+                    device=device,
+                )
+            )
             for i in range(0, X.shape[0], chunk)
         ]
         return torch.cat(outputs).cpu().numpy()

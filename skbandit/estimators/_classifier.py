@@ -370,13 +370,16 @@ sample_weight_val), default=None
         proba : ndarray of shape (n_samples, n_classes)
             Columns in the order of ``classes_``.
         """
-        logits = self._forward(X)
-        return expit(logits) if self._multilabel else softmax(logits, axis=1)
+        logits, dtype = self._forward(X)
+        proba = expit(logits) if self._multilabel else softmax(logits, axis=1)
+        return proba.astype(dtype, copy=False)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`."""
-        logits = self._forward(X)
-        return log_expit(logits) if self._multilabel else log_softmax(logits, axis=1)
+        logits, dtype = self._forward(X)
+        if self._multilabel:
+            return log_expit(logits).astype(dtype, copy=False)
+        return log_softmax(logits, axis=1).astype(dtype, copy=False)
 
     def predict(self, X):
         """Predicted class labels.
@@ -390,7 +393,7 @@ sample_weight_val), default=None
         y : ndarray of shape (n_samples,) or (n_samples, n_labels)
             Labels, or a multilabel indicator matrix.
         """
-        logits = self._forward(X)
+        logits, _ = self._forward(X)
         if self._multilabel:
             return (logits > 0).astype(int)
         return self.classes_[np.argmax(logits, axis=1)]

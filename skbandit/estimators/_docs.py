@@ -18,16 +18,29 @@ __all__ = ["shared_parameters_doc"]
 _PARAMETERS_DOC = """Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
-        Width of each hidden layer before pruning (each at least 2; the
-        whole network at most 10**9 parameters).
+        Width of each hidden layer before pruning (each at least 2, or 1
+        with ``policy="none"``; the whole network at most 10**9
+        parameters).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden activation.
-    solver : {"adam", "sgd", "adamw"}, default="adam"
+    solver : {"adam", "sgd", "adamw", "lbfgs"}, default="adam"
         Optimizer: Adam (``beta_1``, ``beta_2``, ``epsilon``), SGD
-        (``momentum``, ``nesterovs_momentum``, ``learning_rate``) or AdamW
+        (``momentum``, ``nesterovs_momentum``, ``learning_rate``), AdamW
         (Adam with decoupled weight decay 0.01, torch's default, on top of
-        ``alpha``). ``"lbfgs"`` is refused with a clear error: pruning and
-        fine-tuning need minibatch training.
+        ``alpha``) or L-BFGS, which scikit-learn recommends for small
+        datasets: full-batch ``torch.optim.LBFGS`` (10 correction pairs,
+        strong-Wolfe line search), one iteration per epoch, for at most
+        ``max_iter`` iterations and ``max_fun`` loss evaluations. It stops
+        as scipy's L-BFGS-B does for scikit-learn: when the largest
+        absolute gradient is at most ``tol``, or the loss decreases by
+        less than ``2.2e-9`` of its size. ``batch_size``, ``shuffle``,
+        ``learning_rate``, ``learning_rate_init``, ``n_iter_no_change`` and
+        ``early_stopping`` are ignored, as in scikit-learn; a sparse ``X``
+        is densified whole at every evaluation (the batch is all of it), so
+        keep L-BFGS for data that fits in memory dense. Fine-tuning
+        (between rounds and after pruning) runs the same full-batch L-BFGS,
+        from fresh curvature pairs, for ``fine_tune_epochs`` iterations (and
+        again at most ``max_fun`` evaluations).
     alpha : float, default=0.0001
         Strength of the L2 penalty, as in scikit-learn: every minibatch adds
         ``0.5 * alpha * ||W||² / s`` to its loss, ``||W||²`` the sum of the
@@ -52,13 +65,15 @@ default="constant"
     power_t : float, default=0.5
         Exponent of ``learning_rate="invscaling"``.
     max_iter : int, default=200
-        Most training epochs of the unpruned network.
+        Most training epochs of the unpruned network (with
+        ``solver="lbfgs"``: L-BFGS iterations).
     shuffle : bool, default=True
         Shuffle the samples every epoch.
     tol : float, default=1e-4
         Training stops when the training loss (or with ``early_stopping``
         the validation score) has not improved by at least ``tol`` for more
-        than ``n_iter_no_change`` consecutive epochs.
+        than ``n_iter_no_change`` consecutive epochs. With
+        ``solver="lbfgs"`` it bounds the gradient instead (see ``solver``).
     momentum : float in [0, 1], default=0.9
         SGD momentum (``solver="sgd"``).
     nesterovs_momentum : bool, default=True
@@ -79,8 +94,12 @@ default="constant"
     n_iter_no_change : int, default=10
         Epochs without ``tol`` improvement that stop training.
     max_fun : int, default=15000
-        Only used by scikit-learn's ``solver="lbfgs"``, which is not
-        supported; accepted so that ``MLPClassifier`` grids run unchanged.
+        Only used with ``solver="lbfgs"``: most loss evaluations of each
+        training phase (training, each fine-tuning). Every iteration
+        evaluates the loss once where it starts and at least once in its
+        line search, so ``max_fun`` allows at most ``max_fun // 2``
+        iterations; training stops before an iteration that could exceed
+        it.
     warm_start : bool, default=False
         Continue training the previous fit's unpruned network (kept as
         ``unpruned_module_``) instead of new weights, then prune it anew.

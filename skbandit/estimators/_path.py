@@ -175,7 +175,7 @@ def fit_path(
         estimator, X, targets, weights, validation_data, train_seed
     )
     rows = _subset(X, targets, weights, fit)
-    training = (X, targets, weights) if estimator.early_stopping else rows
+    training = (X, targets, weights) if estimator._early_stopping else rows
     module, history = estimator._train(
         *training, sizes, n_outputs, train_seed, previous
     )

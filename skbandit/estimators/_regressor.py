@@ -181,6 +181,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
     _loss = "mse"
     _criterion = nn.MSELoss
     _stratify = False
+    _min_fit_samples = 1  # as MLPRegressor
 
     @staticmethod
     def _validation_score(y_pred, y, sample_weight):
@@ -219,7 +220,11 @@ sample_weight_val), default=None
 
     def _encode_targets(self, y):
         y = check_array(
-            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_min_samples=2
+            y,
+            ensure_2d=False,
+            dtype=np.float64,
+            input_name="y",
+            ensure_min_samples=self._min_fit_samples,
         )
         if y.ndim > 2:
             raise ValueError(f"y must be 1d or 2d, got shape {y.shape}.")
@@ -267,7 +272,8 @@ sample_weight_val), default=None
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs_)
         """
-        pred = self._forward(X) * self.y_scale_ + self.y_mean_
+        outputs, dtype = self._forward(X)
+        pred = (outputs * self.y_scale_ + self.y_mean_).astype(dtype, copy=False)
         return pred.ravel() if self._y_ndim == 1 else pred
 
     def __sklearn_tags__(self):

@@ -5,7 +5,8 @@ skorch runs the loop (batching, validation split, callbacks); this module
 assembles the net from the estimator's hyperparameters, adds what
 scikit-learn's ``MLPClassifier``/``MLPRegressor`` do that skorch does not
 (the L2 penalty ``alpha``, sample weights, the ``tol``/``n_iter_no_change``
-convergence rule, ``learning_rate="invscaling"``/``"adaptive"``) and seeds it
+convergence rule, ``learning_rate="invscaling"``/``"adaptive"``,
+``solver="lbfgs"``'s full-batch L-BFGS with ``max_fun``) and seeds it
 so that the same seed gives the same weights. Every draw comes from a
 ``torch.Generator`` of the fit's own: torch's global random state is neither
 read nor written, so fits in parallel threads are as reproducible as
@@ -47,7 +48,17 @@ SOLVERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
+    "lbfgs": torch.optim.LBFGS,
 }
+
+#: Loss evaluations one L-BFGS iteration's line search may take at most.
+_LBFGS_LINE_SEARCH_EVALS = 25
+
+#: scipy's ``L-BFGS-B`` defaults, which scikit-learn's ``solver="lbfgs"`` uses:
+#: the correction pairs kept, and ``ftol`` (``factr * eps``, the relative loss
+#: decrease below which it stops).
+_LBFGS_HISTORY = 10
+_LBFGS_FTOL = 1e7 * np.finfo(float).eps
 
 #: scikit-learn's floor of the learning rate with ``learning_rate="adaptive"``.
 _MIN_ADAPTIVE_LR = 1e-6
@@ -340,6 +351,50 @@ class _EpochLog(Callback):
         print(", ".join(parts) + f", {row['dur']:.2f} s", flush=True)
 
 
+class _LBFGSStop(Callback):
+    """``solver="lbfgs"``: one epoch is one full-batch L-BFGS iteration
+    (``torch.optim.LBFGS`` with ``max_iter=1`` and a strong-Wolfe line search,
+    its curvature pairs kept from epoch to epoch), stopped as scipy's
+    ``L-BFGS-B`` stops for scikit-learn.
+
+    Training stops when the largest absolute gradient is at most ``tol``
+    (scipy's ``gtol``), when the loss decreased by at most ``ftol`` relative
+    to its size over the last iteration (scipy's ``ftol``), when the line
+    search found no descent, or before an iteration could take the loss
+    evaluations past ``max_fun`` (each iteration takes one evaluation at
+    its start and at least one in its line search).
+    """
+
+    def __init__(self, max_fun):
+        self.max_fun = max_fun
+
+    def _state(self, net):
+        optimizer = net.optimizer_
+        return optimizer.state[optimizer.param_groups[0]["params"][0]]
+
+    def on_train_begin(self, net, **kwargs):
+        self._iterations = 0
+
+    def on_epoch_begin(self, net, **kwargs):
+        # The line search may use what is left of max_fun, less the
+        # iteration's first evaluation.
+        left = self.max_fun - self._state(net).get("func_evals", 0)
+        for group in net.optimizer_.param_groups:
+            group["max_eval"] = max(1, min(_LBFGS_LINE_SEARCH_EVALS, left - 1))
+
+    def on_epoch_end(self, net, **kwargs):
+        state = self._state(net)
+        iterations = state.get("n_iter", 0)
+        progressed = iterations > self._iterations
+        self._iterations = iterations
+        if len(net.history) > 1:
+            before, after = net.history[-2, "train_loss"], net.history[-1, "train_loss"]
+            scale = max(abs(before), abs(after), 1.0)
+            progressed = progressed and before - after > _LBFGS_FTOL * scale
+        if not progressed or self.max_fun - state["func_evals"] < 2:
+            raise KeyboardInterrupt  # skorch's way to end training early
+
+
 def _learning_rate(net):
     return net.optimizer_.param_groups[0]["lr"]
 
@@ -349,8 +404,17 @@ def _set_learning_rate(net, lr):
         group["lr"] = lr
 
 
-def _optimizer_params(solver, momentum, nesterovs_momentum, beta_1, beta_2, epsilon):
+def _optimizer_params(
+    solver, momentum, nesterovs_momentum, beta_1, beta_2, epsilon, tol=0.0
+):
     """skorch ``optimizer__*`` settings of ``solver``, scikit-learn's names."""
+    if solver == "lbfgs":
+        return {
+            "optimizer__max_iter": 1,  # one iteration per epoch
+            "optimizer__line_search_fn": "strong_wolfe",
+            "optimizer__history_size": _LBFGS_HISTORY,
+            "optimizer__tolerance_grad": tol,
+        }
     if solver == "sgd":
         return {
             "optimizer__momentum": momentum,
@@ -363,6 +427,11 @@ def _callbacks(params, score, epochs, phase, verbose):
     solver, schedule = params["solver"], params["learning_rate"]
     early_stopping = params["early_stopping"]
     callbacks = [("divergence_guard", _DivergenceGuard())]
+    if solver == "lbfgs":
+        callbacks.append(("lbfgs_stop", _LBFGSStop(params["max_fun"])))
+        if verbose >= 2:
+            callbacks.append(("epoch_log", _EpochLog(phase)))
+        return callbacks
     if early_stopping:
         callbacks.append(("valid_score", _ValidationScore(score)))
     callbacks.append(
@@ -433,7 +502,11 @@ def fit_module(
         ``shuffle``, ``tol``, ``n_iter_no_change``, ``early_stopping``,
         ``validation_fraction``, ``learning_rate``, ``power_t``,
         ``momentum``, ``nesterovs_momentum``, ``beta_1``, ``beta_2``,
-        ``epsilon``.
+        ``epsilon``, and ``max_fun`` with ``solver="lbfgs"``. With
+        ``"lbfgs"`` each epoch is one full-batch L-BFGS iteration (see
+        :class:`_LBFGSStop`): ``batch_size``, ``shuffle``,
+        ``learning_rate*``, ``n_iter_no_change`` and ``early_stopping`` are
+        ignored, as scikit-learn ignores them.
 
     Returns
     -------
@@ -444,6 +517,20 @@ def fit_module(
     # One stream for both iterators: they draw in turn, epoch after epoch,
     # as DataLoaders drawing from one seeded global generator would.
     generator = torch.Generator().manual_seed(seed)
+    lbfgs = params["solver"] == "lbfgs"
+    if lbfgs:
+        # Full batch, no validation split: scikit-learn's L-BFGS ignores
+        # batch_size and early_stopping; its step length comes from the line
+        # search (1 is where it starts).
+        params = dict(
+            params,
+            early_stopping=False,
+            shuffle=False,
+            batch_size=max(len(data), 1),
+            learning_rate="constant",
+            learning_rate_init=1.0,
+        )
+        stratify = False
     train_split = (
         ValidSplit(
             params["validation_fraction"], stratified=stratify, random_state=seed
@@ -463,6 +550,7 @@ def fit_module(
             params["beta_1"],
             params["beta_2"],
             params["epsilon"],
+            params["tol"],
         ),
         alpha=params["alpha"],
         lr=params["learning_rate_init"],
