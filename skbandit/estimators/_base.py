@@ -13,8 +13,9 @@ import scipy.sparse as sp
 import torch
 from joblib import Memory
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -145,7 +146,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
         "policy": [
@@ -508,7 +512,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             X, targets, weights, sizes, n_outputs, int(train_seed), previous
         )
         self.unpruned_module_ = copy.deepcopy(module).eval()
-        self._record_training(history)
+        self._record_training(history, X.shape[0], sizes)
         pruning_rows = self._pruning_data(X, targets, weights, prune_seed)
         pruned, report, round_history = self._prune(
             module, pruning_rows, X, targets, weights, prune_seed, tune_seed
@@ -524,17 +528,30 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 tune_epochs,
                 int(tune_seed),
             )
-        return self._set_fitted(pruned, report, history + round_history + tune_history)
+        return self._set_fitted(pruned, report, history, round_history + tune_history)
 
-    def _set_fitted(self, pruned, report, history):
-        """Set the attributes of the fitted network; return ``self``."""
+    def _set_fitted(self, pruned, report, history, tuning):
+        """Set the attributes of the fitted network; return ``self``.
+
+        ``history`` is the training's (its attributes are set by
+        :meth:`_record_training`), ``tuning`` every epoch after it.
+        """
         self.module_ = pruned.eval()
         self.pruning_ = report
-        self.history_ = history
-        self.loss_curve_ = [row["train_loss"] for row in self.history_]
-        self.n_iter_ = len(self.history_)
+        self.history_ = history + tuning
+        self.fine_tune_loss_curve_ = self._losses(tuning)
+        self.fine_tune_n_iter_ = len(tuning)
         self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
         return self
+
+    def _loss_factor(self):
+        """What turns the training loss into scikit-learn's (1: the same)."""
+        return 1.0
+
+    def _losses(self, history):
+        """The training losses of ``history`` on scikit-learn's scale."""
+        factor = self._loss_factor()
+        return [float(row["train_loss"]) * factor for row in history]
 
     def _warm_start_module(self):
         """The network ``warm_start`` continues from, or None."""
@@ -614,8 +631,19 @@ class BaseBanditPrunedMLP(BaseEstimator):
         )
         return module, history
 
-    def _record_training(self, history):
-        """scikit-learn's MLP attributes of the training phase."""
+    def _record_training(self, history, n_rows, sizes):
+        """scikit-learn's MLP attributes of the training phase (``n_rows``
+        rows trained on, a validation split included), and its
+        ``ConvergenceWarning``."""
+        self.n_iter_ = len(history)
+        self.loss_curve_ = self._losses(history)
+        self.loss_ = self.loss_curve_[-1]
+        n_train = n_rows
+        if self.early_stopping:
+            # skorch's split, as scikit-learn's, holds out ceil(fraction * n).
+            n_train -= int(np.ceil(self.validation_fraction * n_rows))
+        self.t_ = self.n_iter_ * n_train
+        self.n_layers_ = len(sizes) + 2
         if self.early_stopping:
             self.validation_scores_ = [row["valid_score"] for row in history]
             self.best_validation_score_ = max(self.validation_scores_)
@@ -623,7 +651,14 @@ class BaseBanditPrunedMLP(BaseEstimator):
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-            self.best_loss_ = min(row["train_loss"] for row in history)
+            self.best_loss_ = min(self.loss_curve_)
+        if self.n_iter_ == self.max_iter and not history[-1].get("converged"):
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
 
     def _pruning_data(self, X, targets, weights, seed):
         """Dense tensors of the rows pruning scores on.

@@ -71,19 +71,42 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         What was measured and removed: per layer the units before/after,
         removed indices, scores and pulls per unit; the loss before and after
         pruning and after fine-tuning, parameter counts and times.
+    n_outputs_ : int
+        Outputs as scikit-learn counts them: 1 for two classes, the number
+        of classes (or of labels, multilabel) otherwise. The network has one
+        logit per class, two for two classes.
+    out_activation_ : str
+        scikit-learn's name of the output activation: ``"logistic"`` for two
+        classes (a softmax of two logits gives the same probabilities) and
+        multilabel, ``"softmax"`` otherwise.
+    n_layers_ : int
+        Layers, input and output included (``len(hidden_layer_sizes) + 2``).
     history_ : list of dict
-        Per-epoch training record (training, then fine-tuning).
-    loss_curve_ : list of float
-        Training loss (the penalised objective) of every epoch of
-        ``history_``.
+        Per-epoch record: the ``n_iter_`` training epochs, then the
+        ``fine_tune_n_iter_`` epochs after them.
     n_iter_ : int
-        Epochs run (training plus fine-tuning).
+        Epochs of training (of the unpruned network), at most ``max_iter``;
+        fine-tuning epochs are not counted, as in scikit-learn.
+    loss_curve_ : list of float
+        Training loss (the penalised objective, averaged over the epoch's
+        minibatches) of each of the ``n_iter_`` training epochs.
+    loss_ : float
+        The training loss of the last training epoch.
     best_loss_ : float or None
-        Lowest training loss of the training phase (None with
-        ``early_stopping``).
+        Lowest of ``loss_curve_`` (None with ``early_stopping``).
+    t_ : int
+        Training samples the solver saw in training: ``n_iter_`` times the
+        rows trained on (less the validation split with ``early_stopping``).
+    fine_tune_n_iter_ : int
+        Epochs after training: the fine-tuning between pruning rounds and
+        after the last one. ``policy="none"`` prunes nothing and trains on
+        for these epochs (``n_rounds * fine_tune_epochs``), so that every
+        method gets the same total number of epochs.
+    fine_tune_loss_curve_ : list of float
+        Training loss of each of those epochs.
     validation_scores_ : list of float or None
-        Accuracy on the validation split after each training epoch (with
-        ``early_stopping``, else None).
+        Accuracy on the validation split after each of the ``n_iter_``
+        training epochs (with ``early_stopping``, else None).
     best_validation_score_ : float or None
         The best of ``validation_scores_``; its weights were kept.
     fit_times_ : dict
@@ -293,6 +316,11 @@ sample_weight_val), default=None
                 f"({encoder.classes_[0]!r}); a classifier needs at least 2 classes."
             )
         self.classes_ = encoder.classes_
+        # scikit-learn's names: one logistic output for two classes. The
+        # network has two logits under a softmax, the same probabilities.
+        binary = len(self.classes_) == 2
+        self.n_outputs_ = 1 if binary else len(self.classes_)
+        self.out_activation_ = "logistic" if binary else "softmax"
         return encoder.transform(y).astype(np.int64), len(self.classes_)
 
     def _encode_multilabel(self, y):
@@ -314,6 +342,8 @@ sample_weight_val), default=None
             )
         self._multilabel = True
         self.classes_ = np.arange(y.shape[1])
+        self.n_outputs_ = y.shape[1]
+        self.out_activation_ = "logistic"
         return y.astype(np.float32), y.shape[1]
 
     def _check_warm_start_classes(self, classes, multilabel):

@@ -42,11 +42,31 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         standardised targets.
     y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
         Target standardisation: ``prediction = module_(X) * y_scale_ + y_mean_``.
+    out_activation_ : str
+        ``"identity"``.
+    n_layers_ : int
+        Layers, input and output included.
     pruning_ : skbandit.pruning.PruningReport
     history_ : list of dict
-    loss_curve_ : list of float
+        Per-epoch record, as trained: its ``train_loss`` is the mean squared
+        error of the standardised targets plus the penalty.
     n_iter_ : int
-    best_loss_ : float or None
+        Epochs of training, fine-tuning not counted (see
+        :class:`BanditPrunedMLPClassifier`).
+    loss_curve_, loss_, best_loss_ : list of float, float, float or None
+        The training losses on scikit-learn's scale, comparable with
+        ``MLPRegressor``'s: half the mean squared error of ``y``, i.e. the
+        recorded loss times ``0.5 * y_scale_**2`` (times the mean of
+        ``y_scale_**2`` over several targets: exact when their scales are
+        equal). The ``alpha`` penalty, of the weights that predict
+        standardised targets, is scaled alike. ``tol`` applies to the loss as
+        trained (standardised), not to these.
+    t_ : int
+        Training samples the solver saw in training.
+    fine_tune_n_iter_ : int
+    fine_tune_loss_curve_ : list of float
+        Epochs after training and their losses (scikit-learn's scale), see
+        :class:`BanditPrunedMLPClassifier`.
     validation_scores_ : list of float or None
         R² on the validation split after each training epoch (with
         ``early_stopping``, else None).
@@ -229,6 +249,7 @@ sample_weight_val), default=None
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = y2.shape[1]
+        self.out_activation_ = "identity"
         with np.errstate(over="ignore", invalid="ignore"):
             mean, scale = y2.mean(axis=0), y2.std(axis=0)
             targets = (y2 - mean) / np.where(scale > 0, scale, 1.0)
@@ -245,6 +266,13 @@ sample_weight_val), default=None
         # A constant target has nothing to scale.
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
         return targets.astype(np.float32), self.n_outputs_
+
+    def _loss_factor(self):
+        """Training minimises the mean squared error of standardised
+        targets; scikit-learn reports half the mean squared error of ``y``:
+        for one target, ``0.5 * y_scale_**2`` times ours (the mean over
+        targets of their squared scales for several)."""
+        return 0.5 * float(np.mean(self.y_scale_**2))
 
     def _encode_validation_targets(self, y):
         """``y`` of ``validation_data`` standardised as the training targets."""
