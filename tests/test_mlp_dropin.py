@@ -341,6 +341,91 @@ def test_regressor_loss_is_on_sklearns_scale():
     assert ours.loss_ == ours.loss_curve_[-1]
 
 
+# -- partial_fit ------------------------------------------------------------------
+
+
+def test_partial_fit_needs_classes_on_the_first_call(iris):
+    X, y = iris
+    for estimator in (BanditPrunedMLPClassifier(), MLPClassifier()):
+        with pytest.raises(ValueError, match="classes must be passed on the first"):
+            estimator.partial_fit(X, y)
+
+
+def test_partial_fit_trains_one_epoch_per_call_as_sklearn(iris):
+    X, y = iris
+    params = dict(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
+    ours, theirs = BanditPrunedMLPClassifier(**params), MLPClassifier(**params)
+    halves = [(X[::2], y[::2]), (X[1::2], y[1::2])]
+    for i in range(30):
+        for estimator in (ours, theirs):
+            estimator.partial_fit(*halves[i % 2], classes=np.unique(y))
+    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    # n_iter_: this call's epochs; loss_curve_ and t_: every call's.
+    assert ours.n_iter_ == 1 and ours.t_ == 30 * 75
+    assert len(ours.loss_curve_) == len(theirs.loss_curve_) == 30
+    assert ours.loss_ == ours.loss_curve_[-1] < ours.loss_curve_[0]
+    assert ours.score(X, y) > 0.8
+    # Nothing pruned: the network of hidden_layer_sizes, and no report.
+    assert ours.coefs_[0].shape == (4, 16) and ours.pruning_ is None
+    assert ours.fine_tune_n_iter_ == 0
+
+
+def test_partial_fit_classes_need_not_all_be_in_y(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier((8,), random_state=0)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert clf.predict_proba(X).shape == (150, 3)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X, y + 1)
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        clf.partial_fit(X, y, classes=[0, 1])
+
+
+def test_prune_after_partial_fit_with_a_warm_start(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(**FAST)
+    for _ in range(10):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    clf.set_params(warm_start=True, max_iter=1, prune_ratio=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf.module_[0].out_features == 8 and clf.n_iter_ == 1
+    clf.partial_fit(X, y)  # trains the pruned network on
+    assert clf.module_[0].out_features == 8 and len(clf.loss_curve_) == 2
+
+
+def test_regressor_partial_fit(iris):
+    X, y = iris
+    params = dict(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
+    ours, theirs = BanditPrunedMLPRegressor(**params), MLPRegressor(**params)
+    target = X[:, 0] * 100 + 50
+    for _ in range(20):
+        ours.partial_fit(X, target)
+        theirs.partial_fit(X, target)
+    assert ours.n_iter_ == theirs.n_iter_ == 1 and ours.t_ == theirs.t_ == 20 * 150
+    assert len(ours.loss_curve_) == 20
+    assert ours.out_activation_ == theirs.out_activation_ == "identity"
+    assert ours.score(X, target) > 0.9
+    # The first call's standardisation.
+    assert ours.y_mean_ == pytest.approx(target.mean())
+    assert ours.loss_ == ours.loss_curve_[-1] < ours.loss_curve_[0]
+    with pytest.raises(ValueError, match="2 targets, the network was fitted on 1"):
+        ours.partial_fit(X, np.c_[target, target])
+
+
+def test_partial_fit_is_missing_with_lbfgs():
+    assert hasattr(BanditPrunedMLPClassifier(), "partial_fit")
+    assert hasattr(BanditPrunedMLPRegressor(solver="sgd"), "partial_fit")
+    for estimator in (
+        BanditPrunedMLPClassifier(solver="lbfgs"),
+        BanditPrunedMLPRegressor(solver="lbfgs"),
+        MLPClassifier(solver="lbfgs"),
+    ):
+        assert not hasattr(estimator, "partial_fit")
+
+
 # -- sample and class weights ----------------------------------------------------
 
 

@@ -47,6 +47,7 @@ from ._training import (
     ACTIVATIONS,
     SOLVERS,
     TrainingData,
+    build_mlp,
     cached_training,
     fit_module,
     train_network,
@@ -552,6 +553,105 @@ class BaseBanditPrunedMLP(BaseEstimator):
         """The training losses of ``history`` on scikit-learn's scale."""
         factor = self._loss_factor()
         return [float(row["train_loss"]) * factor for row in history]
+
+    # -- partial_fit -------------------------------------------------------------
+
+    def _check_solver(self):
+        """``partial_fit`` exists for the stochastic solvers only (as in
+        scikit-learn: ``hasattr(estimator, "partial_fit")`` says so)."""
+        if self.solver not in SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        """One epoch of training on ``X``, no pruning; see ``partial_fit``."""
+        first = not hasattr(self, "module_")
+        try:
+            return self._partial_fit_unchecked(X, y, sample_weight, classes, first)
+        except BaseException:
+            if first:
+                self._forget_fit()
+            raise
+
+    def _partial_fit_unchecked(self, X, y, sample_weight, classes, first):
+        self._check_training_options()
+        sizes = self._validate_hidden_layer_sizes()
+        X = self._validate_X(X, reset=first)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        targets, n_outputs = self._encode_partial_targets(y, classes, first)
+        if targets.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
+                f"{targets.shape[0]}."
+            )
+        X, targets, weights = self._weighted_rows(X, targets, sample_weight)
+        X = (
+            X.astype(np.float32)
+            if sp.issparse(X)
+            else np.require(X, dtype=np.float32, requirements=["C", "W"])
+        )
+        # One seed per call: the epochs draw different batch orders.
+        base = check_random_state(self.random_state).randint(_SEED_MAX)
+        calls = len(getattr(self, "loss_curve_", ()))
+        seed = int(np.random.SeedSequence([int(base), calls]).generate_state(1)[0])
+        if first:
+            self._check_network_size(X.shape[1], sizes, n_outputs)
+            module = build_mlp(
+                X.shape[1],
+                sizes,
+                n_outputs,
+                self.activation,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            self._start_partial_fit(module, sizes)
+        params = dict(
+            self._training_params(X.shape[0]), early_stopping=False, stratify=False
+        )
+        work = batch_work(X.shape[1], sizes, n_outputs, params["batch_size"])
+        start = time.perf_counter()
+        with threads_for(work):
+            history = fit_module(
+                self.module_.train(),
+                TrainingData(X, targets, weights),
+                epochs=1,
+                seed=seed,
+                verbose=self.verbose,
+                **params,
+            )
+        self.fit_times_ = {"train": time.perf_counter() - start}
+        self.module_.eval()
+        self.history_ = self.history_ + history
+        self.loss_curve_ = self.loss_curve_ + self._losses(history)
+        # As scikit-learn: n_iter_ counts this call's epochs, loss_curve_
+        # and t_ every call's.
+        self.n_iter_ = 1
+        self.loss_ = self.loss_curve_[-1]
+        self.best_loss_ = min(self.loss_curve_)
+        self.t_ += X.shape[0]
+        self.validation_scores_ = self.best_validation_score_ = None
+        self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
+        return self
+
+    def _start_partial_fit(self, module, sizes):
+        """The attributes of a network that ``partial_fit`` starts."""
+        self.module_ = self.unpruned_module_ = module.to(self.device)
+        self.pruning_ = self.path_ = self.chosen_ = None
+        self.history_, self.loss_curve_ = [], []
+        self.n_iter_ = self.t_ = 0
+        self.fine_tune_n_iter_, self.fine_tune_loss_curve_ = 0, []
+        self.n_layers_ = len(sizes) + 2
+        self.train_cache_hit_ = False
+
+    def _encode_partial_targets(self, y, classes, first):
+        """``(targets, n_outputs)`` of a ``partial_fit`` call."""
+        raise NotImplementedError
 
     def _warm_start_module(self):
         """The network ``warm_start`` continues from, or None."""

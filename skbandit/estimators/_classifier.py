@@ -9,9 +9,14 @@ import torch.nn.functional as F
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+)
 from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
@@ -285,6 +290,74 @@ sample_weight_val), default=None
         self : BanditPrunedMLPClassifier
         """
         return self._fit(X, y, sample_weight, validation_data)
+
+    @available_if(BaseBanditPrunedMLP._check_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Train the network one epoch on ``X``, as scikit-learn's
+        ``partial_fit``: no pruning, no fine-tuning, no early stopping.
+
+        The first call builds the unpruned network (``hidden_layer_sizes``);
+        a call after ``fit`` trains the fitted (pruned) network on. As in
+        scikit-learn, ``n_iter_`` is 1 after each call (this call's epochs),
+        while ``loss_curve_`` gains one loss and ``t_`` the call's rows; no
+        ``ConvergenceWarning``. Unlike scikit-learn, each call starts a
+        fresh optimizer: Adam's moment estimates and SGD's momentum (and the
+        ``"invscaling"`` decay) do not carry over between calls.
+
+        To prune a network that ``partial_fit`` started, call ``fit`` with
+        ``warm_start=True``: it trains ``unpruned_module_`` (that network)
+        on for up to ``max_iter`` epochs (``max_iter=1`` for the least),
+        then prunes and fine-tunes. Or prune ``module_`` yourself with
+        :func:`skbandit.pruning.prune`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels, one per sample (multilabel targets need ``fit``).
+        sample_weight : array-like of shape (n_samples,), default=None
+        classes : array-like of shape (n_classes,), default=None
+            Every class of all the calls; required on the first call (then
+            ``y`` need not hold them all), optional after.
+
+        Returns
+        -------
+        self : BanditPrunedMLPClassifier
+        """
+        return self._partial_fit(X, y, sample_weight, classes)
+
+    def _encode_partial_targets(self, y, classes, first):
+        if type_of_target(y, input_name="y") == "multilabel-indicator":
+            raise ValueError(
+                "partial_fit takes one label per sample; use fit for multilabel "
+                "targets."
+            )
+        if not first and self._multilabel:
+            raise ValueError(
+                "This classifier was fitted on multilabel targets; partial_fit "
+                "takes one label per sample."
+            )
+        _check_missing_labels(y)
+        if _check_partial_fit_first_call(self, classes):
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"classes must hold at least 2 classes, got {self.classes_!r}."
+                )
+            self._multilabel = False
+            binary = len(self.classes_) == 2
+            self.n_outputs_ = 1 if binary else len(self.classes_)
+            self.out_activation_ = "logistic" if binary else "softmax"
+        y = column_or_1d(
+            np.asarray(y, dtype=object) if _is_categorical(y) else y, warn=True
+        )
+        check_classification_targets(y)
+        unseen = np.setdiff1d(y, self.classes_)
+        if unseen.size:
+            raise ValueError(
+                f"y holds labels not in classes_ {self.classes_!r}: {unseen!r}."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64), len(self.classes_)
 
     def _encode_targets(self, y):
         _check_missing_labels(y)

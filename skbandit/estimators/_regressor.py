@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin, _fit_context
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
@@ -265,6 +266,45 @@ sample_weight_val), default=None
         self.y_mean_ = mean
         # A constant target has nothing to scale.
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        return targets.astype(np.float32), self.n_outputs_
+
+    @available_if(BaseBanditPrunedMLP._check_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train the network one epoch on ``X``, as scikit-learn's
+        ``partial_fit``: no pruning, no fine-tuning, no early stopping.
+
+        The first call builds the unpruned network and standardises the
+        targets with the mean and scale of its ``y`` (``y_mean_``,
+        ``y_scale_``; later calls reuse them, so make the first batch
+        representative); a call after ``fit`` trains the fitted (pruned)
+        network on. Each call starts a fresh optimizer, and pruning is left
+        to ``fit`` with ``warm_start=True`` or :func:`skbandit.pruning.prune`
+        (see :meth:`BanditPrunedMLPClassifier.partial_fit`).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : BanditPrunedMLPRegressor
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def _encode_partial_targets(self, y, classes, first):
+        if first:
+            return self._encode_targets(y)
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        y2 = y.reshape(len(y), -1)
+        if y2.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y2.shape[1]} targets, the network was fitted on "
+                f"{self.n_outputs_}."
+            )
+        targets = (y2 - self.y_mean_) / self.y_scale_
         return targets.astype(np.float32), self.n_outputs_
 
     def _loss_factor(self):
