@@ -66,16 +66,16 @@ print(net.module_)
 # %%
 # The training curve
 # ------------------
-# ``loss_curve_`` holds the training loss of every epoch: the unpruned network
-# first, then the fine-tuning epochs of the pruned one.
+# ``loss_curve_`` holds the training loss of every epoch of the unpruned
+# network (``n_iter_`` of them, as in scikit-learn), ``fine_tune_loss_curve_``
+# that of every fine-tuning epoch of the pruned one.
 
-n_fine = net.fine_tune_epochs if report.loss_after_fine_tune is not None else 0
-n_train = len(net.loss_curve_) - n_fine
+n_train, n_fine = net.n_iter_, net.fine_tune_n_iter_
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.plot(range(1, n_train + 1), net.loss_curve_[:n_train], marker=".", label="training")
+ax.plot(range(1, n_train + 1), net.loss_curve_, marker=".", label="training")
 ax.plot(
     range(n_train + 1, n_train + n_fine + 1),
-    net.loss_curve_[n_train:],
+    net.fine_tune_loss_curve_,
     marker=".",
     label="fine-tuning (pruned)",
 )

@@ -110,8 +110,11 @@ def test_pruning_report(iris):
         [report.loss_before, report.loss_after, report.loss_after_fine_tune]
     ).all()
     assert report.time_scoring > 0 and report.time_fine_tune > 0
-    assert len(clf.history_) == clf.n_iter_ == 15 + 2
-    assert clf.loss_curve_ == [row["train_loss"] for row in clf.history_]
+    assert clf.n_iter_ == 15 and clf.fine_tune_n_iter_ == 2
+    assert len(clf.history_) == 15 + 2
+    assert clf.loss_curve_ + clf.fine_tune_loss_curve_ == [
+        row["train_loss"] for row in clf.history_
+    ]
 
 
 def test_same_seed_same_predictions_and_different_seed_differs(iris):
@@ -264,7 +267,7 @@ def test_policy_none_keeps_every_unit(iris):
     clf = BanditPrunedMLPClassifier(policy="none", random_state=0, **FAST).fit(X, y)
     assert clf.pruning_.params_after == clf.pruning_.params_before
     # The same training budget as every pruning method: 15 + 2 epochs.
-    assert clf.n_iter_ == 15 + 2
+    assert (clf.n_iter_, clf.fine_tune_n_iter_) == (15, 2)
 
 
 @pytest.mark.parametrize("n_rounds", [1, 3])
@@ -280,10 +283,10 @@ def test_policy_none_trains_as_many_epochs_as_pruning(iris, n_rounds):
     assert {p: len(f.history_) for p, f in fits.items()} == dict.fromkeys(
         fits, expected
     )
-    assert all(f.n_iter_ == expected for f in fits.values())
+    assert all(f.n_iter_ + f.fine_tune_n_iter_ == expected for f in fits.values())
     # Removing nothing is pruning too: the same epochs.
     kept = BanditPrunedMLPClassifier(prune_ratio=0.0, **params).fit(X, y)
-    assert kept.n_iter_ == expected
+    assert kept.n_iter_ + kept.fine_tune_n_iter_ == expected
 
 
 # -- bad input -------------------------------------------------------------------
@@ -554,7 +557,7 @@ def test_rounds_fine_tune_between_rounds(iris):
     assert clf.pruning_.n_rounds == 3
     assert clf.module_[0].out_features == 8
     # training, two fine-tunings between rounds, the final one
-    assert clf.n_iter_ == 15 + 2 * 2 + 2
+    assert clf.n_iter_ == 15 and clf.fine_tune_n_iter_ == 2 * 2 + 2
 
 
 def test_every_fine_tuning_draws_its_own_batch_order(iris, monkeypatch):

@@ -14,8 +14,10 @@ from sklearn.datasets import (
     make_classification,
     make_friedman1,
     make_multilabel_classification,
+    make_regression,
 )
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.linear_model import LinearRegression
 from sklearn.metrics import recall_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
@@ -295,6 +297,261 @@ def test_adaptive_learning_rate_divides_instead_of_stopping(iris, learning_rate)
     assert (
         ours.n_iter_ == theirs.n_iter_ == {"constant": 4, "adaptive": 19}[learning_rate]
     )
+
+
+# -- training attributes ----------------------------------------------------------
+
+
+def _fit_both(ours, theirs, X, y, **params):
+    """Our fit and scikit-learn's on the same data; the warnings of each."""
+    fits, caught = [], []
+    for cls in (ours, theirs):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            fits.append(cls(**params).fit(X, y))
+        caught.append([w for w in record if w.category is ConvergenceWarning])
+    return fits, caught
+
+
+@pytest.mark.parametrize("policy", ["obs", "none"])
+def test_n_iter_and_loss_curve_count_training_epochs_only(iris, policy):
+    """n_iter_ and loss_curve_ are the training's, as scikit-learn's; the
+    epochs after it (fine-tuning, or policy="none"'s continued training) have
+    attributes of their own."""
+    X, y = iris
+    params = dict(FAST, n_rounds=2, n_iter_no_change=np.inf, policy=policy)
+    clf = BanditPrunedMLPClassifier(**params).fit(X, y)
+    theirs = MLPClassifier(
+        hidden_layer_sizes=(16,), max_iter=15, batch_size=32, learning_rate_init=0.01
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(X, y)
+    assert clf.n_iter_ == theirs.n_iter_ == 15
+    assert len(clf.loss_curve_) == len(theirs.loss_curve_) == 15
+    # Two rounds of 2 epochs: between the rounds and after the last one,
+    # or, with nothing to prune, the same 4 epochs of training on.
+    assert clf.fine_tune_n_iter_ == len(clf.fine_tune_loss_curve_) == 2 * 2
+    assert len(clf.history_) == clf.n_iter_ + clf.fine_tune_n_iter_
+    assert clf.loss_curve_ + clf.fine_tune_loss_curve_ == [
+        row["train_loss"] for row in clf.history_
+    ]
+    assert clf.best_loss_ == min(clf.loss_curve_)
+
+
+def test_validation_scores_has_one_score_per_iteration(iris):
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(8,),
+        early_stopping=True,
+        n_iter_no_change=2,
+        learning_rate_init=0.05,
+        max_iter=200,
+        random_state=0,
+    )
+    (ours, theirs), _ = _fit_both(
+        BanditPrunedMLPClassifier, MLPClassifier, X, y, **params
+    )
+    assert ours.n_iter_ < 200 and ours.fine_tune_n_iter_ > 0
+    assert len(ours.validation_scores_) == ours.n_iter_ == len(ours.loss_curve_)
+    assert len(theirs.validation_scores_) == theirs.n_iter_
+
+
+def test_convergence_warning_when_max_iter_is_reached(iris):
+    X, y = iris
+    params = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    (ours, theirs), caught = _fit_both(
+        BanditPrunedMLPClassifier, MLPClassifier, X, y, **params
+    )
+    assert [len(c) for c in caught] == [1, 1]
+    assert str(caught[0][0].message) == str(caught[1][0].message)
+    assert "Maximum iterations (3) reached" in str(caught[0][0].message)
+    assert ours.n_iter_ == theirs.n_iter_ == 3
+
+
+@pytest.mark.parametrize("max_iter", [3, 50])
+def test_no_convergence_warning_when_tol_stops_training(iris, max_iter):
+    """tol=100 stops both after 3 epochs (n_iter_no_change=1), also when that
+    is max_iter: the rule, not max_iter, ended training."""
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(8,),
+        tol=100.0,
+        n_iter_no_change=1,
+        max_iter=max_iter,
+        random_state=0,
+    )
+    (ours, theirs), caught = _fit_both(
+        BanditPrunedMLPClassifier, MLPClassifier, X, y, **params
+    )
+    assert ours.n_iter_ == theirs.n_iter_ == 3
+    assert caught == [[], []]
+
+
+def test_n_iter_no_change_inf_never_stops_early(iris):
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(8,), tol=100.0, n_iter_no_change=np.inf, max_iter=12
+    )
+    (ours, theirs), caught = _fit_both(
+        BanditPrunedMLPClassifier, MLPClassifier, X, y, random_state=0, **params
+    )
+    assert ours.n_iter_ == theirs.n_iter_ == 12
+    assert [len(c) for c in caught] == [1, 1]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_t_counts_the_samples_training_saw(iris, early_stopping):
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(8,),
+        n_iter_no_change=np.inf,
+        max_iter=4,
+        early_stopping=early_stopping,
+        random_state=0,
+    )
+    (ours, theirs), _ = _fit_both(
+        BanditPrunedMLPClassifier, MLPClassifier, X, y, **params
+    )
+    assert ours.t_ == theirs.t_ == 4 * (135 if early_stopping else 150)
+
+
+def _targets(kind):
+    X, y = make_classification(
+        60, 5, n_informative=3, n_classes=3, n_clusters_per_class=1, random_state=0
+    )
+    if kind == "binary":
+        return X, y % 2
+    if kind == "multilabel":
+        return make_multilabel_classification(60, 5, n_classes=3, random_state=0)
+    if kind == "regression":
+        return X, y.astype(float)
+    return X, y
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regression"])
+def test_fitted_attributes_match_sklearns(kind):
+    X, y = _targets(kind)
+    ours, theirs = (
+        (BanditPrunedMLPRegressor, MLPRegressor)
+        if kind == "regression"
+        else (BanditPrunedMLPClassifier, MLPClassifier)
+    )
+    params = dict(hidden_layer_sizes=(6, 4), max_iter=5, random_state=0)
+    (mine, sklearn), _ = _fit_both(ours, theirs, X, y, **params)
+    for name in ("n_layers_", "out_activation_", "n_outputs_", "n_iter_", "t_"):
+        assert getattr(mine, name) == getattr(sklearn, name), name
+    assert mine.loss_ == mine.loss_curve_[-1]
+
+
+def test_regressor_loss_is_on_sklearns_scale():
+    """best_loss_ is half the mean squared error of y (plus the penalty), as
+    MLPRegressor's, though training standardises y. A linear network (identity
+    activation) on a linear target: both converge to the least-squares fit,
+    whose half MSE is the noise's; the epoch losses average minibatch losses
+    taken while the weights still move, and alpha's penalty (1e-4) is
+    negligible, hence 5%."""
+    X, y = make_regression(200, 4, noise=10.0, random_state=0)
+    params = dict(
+        hidden_layer_sizes=(8,),
+        activation="identity",
+        learning_rate_init=0.01,
+        max_iter=1000,
+        batch_size=50,
+        random_state=0,
+    )
+    ours = BanditPrunedMLPRegressor(policy="none", fine_tune_epochs=0, **params)
+    (ours, theirs), caught = _fit_both(lambda **p: ours, MLPRegressor, X, y, **params)
+    assert caught == [[], []]  # both converged
+    floor = 0.5 * np.mean((LinearRegression().fit(X, y).predict(X) - y) ** 2)
+    assert theirs.best_loss_ == pytest.approx(floor, rel=0.05)
+    assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=0.05)
+    assert ours.loss_ == ours.loss_curve_[-1]
+
+
+# -- partial_fit ------------------------------------------------------------------
+
+
+def test_partial_fit_needs_classes_on_the_first_call(iris):
+    X, y = iris
+    for estimator in (BanditPrunedMLPClassifier(), MLPClassifier()):
+        with pytest.raises(ValueError, match="classes must be passed on the first"):
+            estimator.partial_fit(X, y)
+
+
+def test_partial_fit_trains_one_epoch_per_call_as_sklearn(iris):
+    X, y = iris
+    params = dict(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
+    ours, theirs = BanditPrunedMLPClassifier(**params), MLPClassifier(**params)
+    halves = [(X[::2], y[::2]), (X[1::2], y[1::2])]
+    for i in range(30):
+        for estimator in (ours, theirs):
+            estimator.partial_fit(*halves[i % 2], classes=np.unique(y))
+    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    # n_iter_: this call's epochs; loss_curve_ and t_: every call's.
+    assert ours.n_iter_ == 1 and ours.t_ == 30 * 75
+    assert len(ours.loss_curve_) == len(theirs.loss_curve_) == 30
+    assert ours.loss_ == ours.loss_curve_[-1] < ours.loss_curve_[0]
+    assert ours.score(X, y) > 0.8
+    # Nothing pruned: the network of hidden_layer_sizes, and no report.
+    assert ours.coefs_[0].shape == (4, 16) and ours.pruning_ is None
+    assert ours.fine_tune_n_iter_ == 0
+
+
+def test_partial_fit_classes_need_not_all_be_in_y(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier((8,), random_state=0)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert clf.predict_proba(X).shape == (150, 3)
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X, y + 1)
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        clf.partial_fit(X, y, classes=[0, 1])
+
+
+def test_prune_after_partial_fit_with_a_warm_start(iris):
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(**FAST)
+    for _ in range(10):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    clf.set_params(warm_start=True, max_iter=1, prune_ratio=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf.module_[0].out_features == 8 and clf.n_iter_ == 1
+    clf.partial_fit(X, y)  # trains the pruned network on
+    assert clf.module_[0].out_features == 8 and len(clf.loss_curve_) == 2
+
+
+def test_regressor_partial_fit(iris):
+    X, y = iris
+    params = dict(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0)
+    ours, theirs = BanditPrunedMLPRegressor(**params), MLPRegressor(**params)
+    target = X[:, 0] * 100 + 50
+    for _ in range(20):
+        ours.partial_fit(X, target)
+        theirs.partial_fit(X, target)
+    assert ours.n_iter_ == theirs.n_iter_ == 1 and ours.t_ == theirs.t_ == 20 * 150
+    assert len(ours.loss_curve_) == 20
+    assert ours.out_activation_ == theirs.out_activation_ == "identity"
+    assert ours.score(X, target) > 0.9
+    # The first call's standardisation.
+    assert ours.y_mean_ == pytest.approx(target.mean())
+    assert ours.loss_ == ours.loss_curve_[-1] < ours.loss_curve_[0]
+    with pytest.raises(ValueError, match="2 targets, the network was fitted on 1"):
+        ours.partial_fit(X, np.c_[target, target])
+
+
+def test_partial_fit_is_missing_with_lbfgs():
+    assert hasattr(BanditPrunedMLPClassifier(), "partial_fit")
+    assert hasattr(BanditPrunedMLPRegressor(solver="sgd"), "partial_fit")
+    for estimator in (
+        BanditPrunedMLPClassifier(solver="lbfgs"),
+        BanditPrunedMLPRegressor(solver="lbfgs"),
+        MLPClassifier(solver="lbfgs"),
+    ):
+        assert not hasattr(estimator, "partial_fit")
 
 
 # -- sample and class weights ----------------------------------------------------

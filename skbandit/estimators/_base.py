@@ -13,8 +13,9 @@ import scipy.sparse as sp
 import torch
 from joblib import Memory
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -46,6 +47,7 @@ from ._training import (
     ACTIVATIONS,
     SOLVERS,
     TrainingData,
+    build_mlp,
     cached_training,
     fit_module,
     train_network,
@@ -145,7 +147,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
         "policy": [
@@ -519,7 +524,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             X, targets, weights, sizes, n_outputs, int(train_seed), previous
         )
         self.unpruned_module_ = copy.deepcopy(module).eval()
-        self._record_training(history)
+        self._record_training(history, X.shape[0], sizes)
         pruning_rows = self._pruning_data(X, targets, weights, prune_seed)
         pruned, report, round_history = self._prune(
             module, pruning_rows, X, targets, weights, prune_seed, tune_seed
@@ -535,20 +540,132 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 tune_epochs,
                 int(tune_seed),
             )
-        return self._set_fitted(pruned, report, history + round_history + tune_history)
+        return self._set_fitted(pruned, report, history, round_history + tune_history)
 
-    def _set_fitted(self, pruned, report, history):
-        """Set the attributes of the fitted network; return ``self``."""
+    def _set_fitted(self, pruned, report, history, tuning):
+        """Set the attributes of the fitted network; return ``self``.
+
+        ``history`` is the training's (its attributes are set by
+        :meth:`_record_training`), ``tuning`` every epoch after it.
+        """
         self.module_ = pruned.eval()
         self.pruning_ = report
-        self.history_ = history
-        self.loss_curve_ = [row["train_loss"] for row in self.history_]
-        self.n_iter_ = len(self.history_)
+        self.history_ = history + tuning
+        self.fine_tune_loss_curve_ = self._losses(tuning)
+        self.fine_tune_n_iter_ = len(tuning)
         coefs, intercepts = layers_as_numpy(self.module_)
         dtype = getattr(self, "_fit_dtype", np.float32)
         self.coefs_ = [c.astype(dtype) for c in coefs]
         self.intercepts_ = [b.astype(dtype) for b in intercepts]
         return self
+
+    def _loss_factor(self):
+        """What turns the training loss into scikit-learn's (1: the same)."""
+        return 1.0
+
+    def _losses(self, history):
+        """The training losses of ``history`` on scikit-learn's scale."""
+        factor = self._loss_factor()
+        return [float(row["train_loss"]) * factor for row in history]
+
+    # -- partial_fit -------------------------------------------------------------
+
+    def _check_solver(self):
+        """``partial_fit`` exists for the stochastic solvers only (as in
+        scikit-learn: ``hasattr(estimator, "partial_fit")`` says so)."""
+        if self.solver not in SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        """One epoch of training on ``X``, no pruning; see ``partial_fit``."""
+        first = not hasattr(self, "module_")
+        try:
+            return self._partial_fit_unchecked(X, y, sample_weight, classes, first)
+        except BaseException:
+            if first:
+                self._forget_fit()
+            raise
+
+    def _partial_fit_unchecked(self, X, y, sample_weight, classes, first):
+        self._check_training_options()
+        sizes = self._validate_hidden_layer_sizes()
+        X = self._validate_X(X, reset=first)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        targets, n_outputs = self._encode_partial_targets(y, classes, first)
+        if targets.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
+                f"{targets.shape[0]}."
+            )
+        X, targets, weights = self._weighted_rows(X, targets, sample_weight)
+        X = (
+            X.astype(np.float32)
+            if sp.issparse(X)
+            else np.require(X, dtype=np.float32, requirements=["C", "W"])
+        )
+        # One seed per call: the epochs draw different batch orders.
+        base = check_random_state(self.random_state).randint(_SEED_MAX)
+        calls = len(getattr(self, "loss_curve_", ()))
+        seed = int(np.random.SeedSequence([int(base), calls]).generate_state(1)[0])
+        if first:
+            self._check_network_size(X.shape[1], sizes, n_outputs)
+            module = build_mlp(
+                X.shape[1],
+                sizes,
+                n_outputs,
+                self.activation,
+                generator=torch.Generator().manual_seed(seed),
+            )
+            self._start_partial_fit(module, sizes)
+        params = dict(
+            self._training_params(X.shape[0]), early_stopping=False, stratify=False
+        )
+        work = batch_work(X.shape[1], sizes, n_outputs, params["batch_size"])
+        start = time.perf_counter()
+        with threads_for(work):
+            history = fit_module(
+                self.module_.train(),
+                TrainingData(X, targets, weights),
+                epochs=1,
+                seed=seed,
+                verbose=self.verbose,
+                **params,
+            )
+        self.fit_times_ = {"train": time.perf_counter() - start}
+        self.module_.eval()
+        self.history_ = self.history_ + history
+        self.loss_curve_ = self.loss_curve_ + self._losses(history)
+        # As scikit-learn: n_iter_ counts this call's epochs, loss_curve_
+        # and t_ every call's.
+        self.n_iter_ = 1
+        self.loss_ = self.loss_curve_[-1]
+        self.best_loss_ = min(self.loss_curve_)
+        self.t_ += X.shape[0]
+        self.validation_scores_ = self.best_validation_score_ = None
+        self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
+        return self
+
+    def _start_partial_fit(self, module, sizes):
+        """The attributes of a network that ``partial_fit`` starts."""
+        self.module_ = self.unpruned_module_ = module.to(self.device)
+        self.pruning_ = self.path_ = self.chosen_ = None
+        self.history_, self.loss_curve_ = [], []
+        self.n_iter_ = self.t_ = 0
+        self.fine_tune_n_iter_, self.fine_tune_loss_curve_ = 0, []
+        self.n_layers_ = len(sizes) + 2
+        self.train_cache_hit_ = False
+
+    def _encode_partial_targets(self, y, classes, first):
+        """``(targets, n_outputs)`` of a ``partial_fit`` call."""
+        raise NotImplementedError
 
     def _warm_start_module(self):
         """The network ``warm_start`` continues from, or None."""
@@ -632,8 +749,19 @@ class BaseBanditPrunedMLP(BaseEstimator):
         )
         return module, history
 
-    def _record_training(self, history):
-        """scikit-learn's MLP attributes of the training phase."""
+    def _record_training(self, history, n_rows, sizes):
+        """scikit-learn's MLP attributes of the training phase (``n_rows``
+        rows trained on, a validation split included), and its
+        ``ConvergenceWarning``."""
+        self.n_iter_ = len(history)
+        self.loss_curve_ = self._losses(history)
+        self.loss_ = self.loss_curve_[-1]
+        n_train = n_rows
+        if self._early_stopping:
+            # skorch's split, as scikit-learn's, holds out ceil(fraction * n).
+            n_train -= int(np.ceil(self.validation_fraction * n_rows))
+        self.t_ = self.n_iter_ * n_train
+        self.n_layers_ = len(sizes) + 2
         if self._early_stopping:
             self.validation_scores_ = [row["valid_score"] for row in history]
             self.best_validation_score_ = max(self.validation_scores_)
@@ -641,7 +769,17 @@ class BaseBanditPrunedMLP(BaseEstimator):
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-            self.best_loss_ = min(row["train_loss"] for row in history)
+            self.best_loss_ = min(self.loss_curve_)
+        if self.n_iter_ == self.max_iter and not history[-1].get("converged"):
+            # scikit-learn's wording for each kind of solver
+            message = (
+                f"lbfgs failed to converge after {self.max_iter} iteration(s): "
+                "increase the number of iterations (max_iter) or scale the data."
+                if self.solver == "lbfgs"
+                else f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                "reached and the optimization hasn't converged yet."
+            )
+            warnings.warn(message, ConvergenceWarning, stacklevel=2)
 
     def _pruning_data(self, X, targets, weights, seed):
         """Dense tensors of the rows pruning scores on.

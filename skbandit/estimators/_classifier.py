@@ -9,9 +9,14 @@ import torch.nn.functional as F
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+    type_of_target,
+)
 from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
 
@@ -71,19 +76,42 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         What was measured and removed: per layer the units before/after,
         removed indices, scores and pulls per unit; the loss before and after
         pruning and after fine-tuning, parameter counts and times.
+    n_outputs_ : int
+        Outputs as scikit-learn counts them: 1 for two classes, the number
+        of classes (or of labels, multilabel) otherwise. The network has one
+        logit per class, two for two classes.
+    out_activation_ : str
+        scikit-learn's name of the output activation: ``"logistic"`` for two
+        classes (a softmax of two logits gives the same probabilities) and
+        multilabel, ``"softmax"`` otherwise.
+    n_layers_ : int
+        Layers, input and output included (``len(hidden_layer_sizes) + 2``).
     history_ : list of dict
-        Per-epoch training record (training, then fine-tuning).
-    loss_curve_ : list of float
-        Training loss (the penalised objective) of every epoch of
-        ``history_``.
+        Per-epoch record: the ``n_iter_`` training epochs, then the
+        ``fine_tune_n_iter_`` epochs after them.
     n_iter_ : int
-        Epochs run (training plus fine-tuning).
+        Epochs of training (of the unpruned network), at most ``max_iter``;
+        fine-tuning epochs are not counted, as in scikit-learn.
+    loss_curve_ : list of float
+        Training loss (the penalised objective, averaged over the epoch's
+        minibatches) of each of the ``n_iter_`` training epochs.
+    loss_ : float
+        The training loss of the last training epoch.
     best_loss_ : float or None
-        Lowest training loss of the training phase (None with
-        ``early_stopping``).
+        Lowest of ``loss_curve_`` (None with ``early_stopping``).
+    t_ : int
+        Training samples the solver saw in training: ``n_iter_`` times the
+        rows trained on (less the validation split with ``early_stopping``).
+    fine_tune_n_iter_ : int
+        Epochs after training: the fine-tuning between pruning rounds and
+        after the last one. ``policy="none"`` prunes nothing and trains on
+        for these epochs (``n_rounds * fine_tune_epochs``), so that every
+        method gets the same total number of epochs.
+    fine_tune_loss_curve_ : list of float
+        Training loss of each of those epochs.
     validation_scores_ : list of float or None
-        Accuracy on the validation split after each training epoch (with
-        ``early_stopping``, else None).
+        Accuracy on the validation split after each of the ``n_iter_``
+        training epochs (with ``early_stopping``, else None).
     best_validation_score_ : float or None
         The best of ``validation_scores_``; its weights were kept.
     fit_times_ : dict
@@ -263,6 +291,74 @@ sample_weight_val), default=None
         """
         return self._fit(X, y, sample_weight, validation_data)
 
+    @available_if(BaseBanditPrunedMLP._check_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Train the network one epoch on ``X``, as scikit-learn's
+        ``partial_fit``: no pruning, no fine-tuning, no early stopping.
+
+        The first call builds the unpruned network (``hidden_layer_sizes``);
+        a call after ``fit`` trains the fitted (pruned) network on. As in
+        scikit-learn, ``n_iter_`` is 1 after each call (this call's epochs),
+        while ``loss_curve_`` gains one loss and ``t_`` the call's rows; no
+        ``ConvergenceWarning``. Unlike scikit-learn, each call starts a
+        fresh optimizer: Adam's moment estimates and SGD's momentum (and the
+        ``"invscaling"`` decay) do not carry over between calls.
+
+        To prune a network that ``partial_fit`` started, call ``fit`` with
+        ``warm_start=True``: it trains ``unpruned_module_`` (that network)
+        on for up to ``max_iter`` epochs (``max_iter=1`` for the least),
+        then prunes and fine-tunes. Or prune ``module_`` yourself with
+        :func:`skbandit.pruning.prune`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Class labels, one per sample (multilabel targets need ``fit``).
+        sample_weight : array-like of shape (n_samples,), default=None
+        classes : array-like of shape (n_classes,), default=None
+            Every class of all the calls; required on the first call (then
+            ``y`` need not hold them all), optional after.
+
+        Returns
+        -------
+        self : BanditPrunedMLPClassifier
+        """
+        return self._partial_fit(X, y, sample_weight, classes)
+
+    def _encode_partial_targets(self, y, classes, first):
+        if type_of_target(y, input_name="y") == "multilabel-indicator":
+            raise ValueError(
+                "partial_fit takes one label per sample; use fit for multilabel "
+                "targets."
+            )
+        if not first and self._multilabel:
+            raise ValueError(
+                "This classifier was fitted on multilabel targets; partial_fit "
+                "takes one label per sample."
+            )
+        _check_missing_labels(y)
+        if _check_partial_fit_first_call(self, classes):
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"classes must hold at least 2 classes, got {self.classes_!r}."
+                )
+            self._multilabel = False
+            binary = len(self.classes_) == 2
+            self.n_outputs_ = 1 if binary else len(self.classes_)
+            self.out_activation_ = "logistic" if binary else "softmax"
+        y = column_or_1d(
+            np.asarray(y, dtype=object) if _is_categorical(y) else y, warn=True
+        )
+        check_classification_targets(y)
+        unseen = np.setdiff1d(y, self.classes_)
+        if unseen.size:
+            raise ValueError(
+                f"y holds labels not in classes_ {self.classes_!r}: {unseen!r}."
+            )
+        return np.searchsorted(self.classes_, y).astype(np.int64), len(self.classes_)
+
     def _encode_targets(self, y):
         _check_missing_labels(y)
         # Before classes_ is replaced: what a warm start continues from.
@@ -293,6 +389,11 @@ sample_weight_val), default=None
                 f"({encoder.classes_[0]!r}); a classifier needs at least 2 classes."
             )
         self.classes_ = encoder.classes_
+        # scikit-learn's names: one logistic output for two classes. The
+        # network has two logits under a softmax, the same probabilities.
+        binary = len(self.classes_) == 2
+        self.n_outputs_ = 1 if binary else len(self.classes_)
+        self.out_activation_ = "logistic" if binary else "softmax"
         return encoder.transform(y).astype(np.int64), len(self.classes_)
 
     def _encode_multilabel(self, y):
@@ -314,6 +415,8 @@ sample_weight_val), default=None
             )
         self._multilabel = True
         self.classes_ = np.arange(y.shape[1])
+        self.n_outputs_ = y.shape[1]
+        self.out_activation_ = "logistic"
         return y.astype(np.float32), y.shape[1]
 
     def _check_warm_start_classes(self, classes, multilabel):

@@ -91,8 +91,9 @@ default="constant"
         Adam's decay rate of the second moment estimates.
     epsilon : float, default=1e-8
         Adam's numerical stability term.
-    n_iter_no_change : int, default=10
-        Epochs without ``tol`` improvement that stop training.
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without ``tol`` improvement that stop training; ``np.inf``
+        never stops early.
     max_fun : int, default=15000
         Only used with ``solver="lbfgs"``: most loss evaluations of each
         training phase (training, each fine-tuning). Every iteration

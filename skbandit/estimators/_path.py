@@ -180,7 +180,7 @@ def fit_path(
         *training, sizes, n_outputs, train_seed, previous
     )
     estimator.unpruned_module_ = copy.deepcopy(module).eval()
-    estimator._record_training(history)
+    estimator._record_training(history, training[0].shape[0], sizes)
     pruning_rows = estimator._pruning_data(*rows, prune_seed)
     score = _scorer(estimator, X_val, y_val, w_val)
     start = time.perf_counter()
@@ -208,7 +208,7 @@ def fit_path(
         path.score_after_fine_tune = float(score(chosen))
     estimator.path_ = path
     estimator.chosen_ = path.chosen
-    return estimator._set_fitted(chosen, report, history + tune_history)
+    return estimator._set_fitted(chosen, report, history, tune_history)
 
 
 def _subset(X, targets, weights, rows):

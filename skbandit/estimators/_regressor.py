@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin, _fit_context
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, column_or_1d
 from torch import nn
@@ -42,11 +43,31 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         standardised targets.
     y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
         Target standardisation: ``prediction = module_(X) * y_scale_ + y_mean_``.
+    out_activation_ : str
+        ``"identity"``.
+    n_layers_ : int
+        Layers, input and output included.
     pruning_ : skbandit.pruning.PruningReport
     history_ : list of dict
-    loss_curve_ : list of float
+        Per-epoch record, as trained: its ``train_loss`` is the mean squared
+        error of the standardised targets plus the penalty.
     n_iter_ : int
-    best_loss_ : float or None
+        Epochs of training, fine-tuning not counted (see
+        :class:`BanditPrunedMLPClassifier`).
+    loss_curve_, loss_, best_loss_ : list of float, float, float or None
+        The training losses on scikit-learn's scale, comparable with
+        ``MLPRegressor``'s: half the mean squared error of ``y``, i.e. the
+        recorded loss times ``0.5 * y_scale_**2`` (times the mean of
+        ``y_scale_**2`` over several targets: exact when their scales are
+        equal). The ``alpha`` penalty, of the weights that predict
+        standardised targets, is scaled alike. ``tol`` applies to the loss as
+        trained (standardised), not to these.
+    t_ : int
+        Training samples the solver saw in training.
+    fine_tune_n_iter_ : int
+    fine_tune_loss_curve_ : list of float
+        Epochs after training and their losses (scikit-learn's scale), see
+        :class:`BanditPrunedMLPClassifier`.
     validation_scores_ : list of float or None
         R² on the validation split after each training epoch (with
         ``early_stopping``, else None).
@@ -234,6 +255,7 @@ sample_weight_val), default=None
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = y2.shape[1]
+        self.out_activation_ = "identity"
         with np.errstate(over="ignore", invalid="ignore"):
             mean, scale = y2.mean(axis=0), y2.std(axis=0)
             targets = (y2 - mean) / np.where(scale > 0, scale, 1.0)
@@ -250,6 +272,52 @@ sample_weight_val), default=None
         # A constant target has nothing to scale.
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
         return targets.astype(np.float32), self.n_outputs_
+
+    @available_if(BaseBanditPrunedMLP._check_solver)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train the network one epoch on ``X``, as scikit-learn's
+        ``partial_fit``: no pruning, no fine-tuning, no early stopping.
+
+        The first call builds the unpruned network and standardises the
+        targets with the mean and scale of its ``y`` (``y_mean_``,
+        ``y_scale_``; later calls reuse them, so make the first batch
+        representative); a call after ``fit`` trains the fitted (pruned)
+        network on. Each call starts a fresh optimizer, and pruning is left
+        to ``fit`` with ``warm_start=True`` or :func:`skbandit.pruning.prune`
+        (see :meth:`BanditPrunedMLPClassifier.partial_fit`).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : BanditPrunedMLPRegressor
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def _encode_partial_targets(self, y, classes, first):
+        if first:
+            return self._encode_targets(y)
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        y2 = y.reshape(len(y), -1)
+        if y2.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y2.shape[1]} targets, the network was fitted on "
+                f"{self.n_outputs_}."
+            )
+        targets = (y2 - self.y_mean_) / self.y_scale_
+        return targets.astype(np.float32), self.n_outputs_
+
+    def _loss_factor(self):
+        """Training minimises the mean squared error of standardised
+        targets; scikit-learn reports half the mean squared error of ``y``:
+        for one target, ``0.5 * y_scale_**2`` times ours (the mean over
+        targets of their squared scales for several)."""
+        return 0.5 * float(np.mean(self.y_scale_**2))
 
     def _encode_validation_targets(self, y):
         """``y`` of ``validation_data`` standardised as the training targets."""

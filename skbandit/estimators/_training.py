@@ -314,6 +314,8 @@ class _Convergence(Callback):
         if self._count > self.n_iter_no_change:
             self._count = 0
             if not self.adaptive or _learning_rate(net) <= _MIN_ADAPTIVE_LR:
+                # The rule ended training (not max_epochs): no ConvergenceWarning.
+                net.history.record("converged", True)
                 raise KeyboardInterrupt  # skorch's way to end training early
             _set_learning_rate(net, _learning_rate(net) / 5.0)
 
@@ -391,8 +393,12 @@ class _LBFGSStop(Callback):
             before, after = net.history[-2, "train_loss"], net.history[-1, "train_loss"]
             scale = max(abs(before), abs(after), 1.0)
             progressed = progressed and before - after > _LBFGS_FTOL * scale
-        if not progressed or self.max_fun - state["func_evals"] < 2:
+        if not progressed:
+            # scipy's gtol/ftol: converged, so no ConvergenceWarning.
+            net.history.record("converged", True)
             raise KeyboardInterrupt  # skorch's way to end training early
+        if self.max_fun - state["func_evals"] < 2:
+            raise KeyboardInterrupt
 
 
 def _learning_rate(net):
@@ -512,7 +518,9 @@ def fit_module(
     -------
     history : list of dict
         One entry per epoch (``epoch``, ``train_loss``, ``valid_loss`` and
-        ``valid_score`` when validating, ``dur``).
+        ``valid_score`` when validating, ``dur``; ``converged``, True, on
+        the epoch after which the ``tol``/``n_iter_no_change`` rule stopped
+        training).
     """
     # One stream for both iterators: they draw in turn, epoch after epoch,
     # as DataLoaders drawing from one seeded global generator would.
@@ -568,7 +576,7 @@ def fit_module(
         verbose=0,
     )
     net.fit(data, data.y.numpy() if stratify else None)
-    keys = ("epoch", "train_loss", "valid_loss", "valid_score", "dur")
+    keys = ("epoch", "train_loss", "valid_loss", "valid_score", "dur", "converged")
     return [{k: row[k] for k in keys if k in row} for row in net.history]
 
 
