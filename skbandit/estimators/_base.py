@@ -573,7 +573,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
     def _check_solver(self):
         """``partial_fit`` exists for the stochastic solvers only (as in
         scikit-learn: ``hasattr(estimator, "partial_fit")`` says so)."""
-        if self.solver not in SOLVERS:
+        if self.solver == "lbfgs" or self.solver not in SOLVERS:
             raise AttributeError(
                 "partial_fit is only available for stochastic optimizers. "
                 f"{self.solver} is not stochastic."
