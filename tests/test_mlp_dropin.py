@@ -168,6 +168,19 @@ def test_lbfgs_max_fun_limits_loss_evaluations(iris, monkeypatch, max_fun):
     assert max_fun - 1 <= sum(calls) <= max_fun
 
 
+def test_lbfgs_warns_when_max_fun_or_max_iter_stop_it_as_sklearn(iris):
+    X, y = iris
+    settings = dict(solver="lbfgs", hidden_layer_sizes=(16,), random_state=0)
+    for limits, match in [
+        (dict(max_iter=200, max_fun=5), "max_fun=5"),
+        (dict(max_iter=3), "after 3 iteration"),
+    ]:
+        with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge"):
+            MLPClassifier(**settings, **limits).fit(X, y)
+        with pytest.warns(ConvergenceWarning, match=match):
+            BanditPrunedMLPClassifier(**settings, **limits, policy="none").fit(X, y)
+
+
 @pytest.mark.parametrize(
     "estimator", [BanditPrunedMLPClassifier, BanditPrunedMLPRegressor]
 )

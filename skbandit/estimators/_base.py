@@ -770,8 +770,14 @@ class BaseBanditPrunedMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = min(self.loss_curve_)
-        if self.n_iter_ == self.max_iter and not history[-1].get("converged"):
-            # scikit-learn's wording for each kind of solver
+        if history[-1].get("max_fun_reached"):
+            # Stopped short of convergence, as scikit-learn warns.
+            message = (
+                "lbfgs failed to converge: the number of loss evaluations "
+                f"reached max_fun={self.max_fun}; increase max_fun or max_iter, "
+                "or scale the data."
+            )
+        elif self.n_iter_ == self.max_iter and not history[-1].get("converged"):
             message = (
                 f"lbfgs failed to converge after {self.max_iter} iteration(s): "
                 "increase the number of iterations (max_iter) or scale the data."
@@ -779,7 +785,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 else f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet."
             )
-            warnings.warn(message, ConvergenceWarning, stacklevel=2)
+        else:
+            return
+        warnings.warn(message, ConvergenceWarning, stacklevel=2)
 
     def _pruning_data(self, X, targets, weights, seed):
         """Dense tensors of the rows pruning scores on.

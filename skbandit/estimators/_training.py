@@ -398,6 +398,8 @@ class _LBFGSStop(Callback):
             net.history.record("converged", True)
             raise KeyboardInterrupt  # skorch's way to end training early
         if self.max_fun - state["func_evals"] < 2:
+            # Stopped by the budget, not converged: the estimator warns.
+            net.history.record("max_fun_reached", True)
             raise KeyboardInterrupt
 
 
@@ -576,7 +578,15 @@ def fit_module(
         verbose=0,
     )
     net.fit(data, data.y.numpy() if stratify else None)
-    keys = ("epoch", "train_loss", "valid_loss", "valid_score", "dur", "converged")
+    keys = (
+        "epoch",
+        "train_loss",
+        "valid_loss",
+        "valid_score",
+        "dur",
+        "converged",
+        "max_fun_reached",
+    )
     return [{k: row[k] for k in keys if k in row} for row in net.history]
 
 
