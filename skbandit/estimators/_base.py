@@ -476,19 +476,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self._check_network_size(X.shape[1], sizes, n_outputs)
         check_estimator_memory(self, X.shape[0], X.shape[1], sizes, n_outputs)
         self._check_memory()
-        if targets.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
-                f"{targets.shape[0]}."
-            )
-        X, targets, weights = self._weighted_rows(X, targets, sample_weight)
-        # float32, writable (torch cannot wrap read-only, e.g. joblib
-        # memmapped, arrays); a sparse X stays sparse (CSR).
-        X = (
-            X.astype(np.float32)
-            if sp.issparse(X)
-            else np.require(X, dtype=np.float32, requirements=["C", "W"])
-        )
+        X, targets, weights = self._training_rows(X, targets, sample_weight)
         self._check_validation_split(X.shape[0])
         check_warm_start(previous, X.shape[1], n_outputs)
 
@@ -600,17 +588,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "is None."
             )
         targets, n_outputs = self._encode_partial_targets(y, classes, first)
-        if targets.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
-                f"{targets.shape[0]}."
-            )
-        X, targets, weights = self._weighted_rows(X, targets, sample_weight)
-        X = (
-            X.astype(np.float32)
-            if sp.issparse(X)
-            else np.require(X, dtype=np.float32, requirements=["C", "W"])
-        )
+        X, targets, weights = self._training_rows(X, targets, sample_weight)
         # One seed per call: the epochs draw different batch orders.
         base = check_random_state(self.random_state).randint(_SEED_MAX)
         calls = len(getattr(self, "loss_curve_", ()))
@@ -672,6 +650,24 @@ class BaseBanditPrunedMLP(BaseEstimator):
         if self.warm_start and hasattr(self, "unpruned_module_"):
             return self.unpruned_module_
         return None
+
+    def _training_rows(self, X, targets, sample_weight):
+        """``(X, targets, weights)`` as training reads them: lengths checked,
+        weights applied (see :meth:`_weighted_rows`), ``X`` float32 and
+        writable (torch cannot wrap read-only, e.g. joblib memmapped, arrays);
+        a sparse ``X`` stays sparse (CSR)."""
+        if targets.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {X.shape[0]} and "
+                f"{targets.shape[0]}."
+            )
+        X, targets, weights = self._weighted_rows(X, targets, sample_weight)
+        X = (
+            X.astype(np.float32)
+            if sp.issparse(X)
+            else np.require(X, dtype=np.float32, requirements=["C", "W"])
+        )
+        return X, targets, weights
 
     def _weighted_rows(self, X, targets, sample_weight):
         """Rows and weights that training sees: ``sample_weight`` times the
