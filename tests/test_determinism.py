@@ -141,6 +141,9 @@ def _classifier_fit(seed, **params):
         max_iter=15,
         batch_size=16,
         fine_tune_epochs=2,
+        # A bandit, whose pulls draw random numbers (the estimators' default,
+        # "obs", draws none in pruning).
+        policy="ucb1",
         budget=2,
         n_rounds=2,
         random_state=seed,
@@ -159,6 +162,7 @@ def _regressor_fit(seed, **params):
         batch_size=16,
         early_stopping=True,
         fine_tune_epochs=2,
+        policy="ucb1",
         budget=2,
         random_state=seed,
         **params,
