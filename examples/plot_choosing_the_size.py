@@ -8,7 +8,8 @@ one fit trains the network, prunes it in nested steps (each step removes a
 fifth of the remaining neurons of the previous step's network) down to one
 neuron per layer, scores every step on held-out validation rows, and keeps
 the smallest network whose validation accuracy is at most
-``max_score_drop`` below the unpruned network's. The whole path is kept as
+``max_score_drop`` below the best on the path (the unpruned network's unless
+removal raised it). The whole path is kept as
 ``path_``.
 """
 

@@ -141,7 +141,8 @@ default="constant"
         previous one with the same ``policy``, ``budget``, ``compensate``,
         ...), every step is scored (``score``: accuracy or R²) on
         validation rows, and the smallest network whose score is at most
-        ``max_score_drop`` below the unpruned network's is kept and
+        ``max_score_drop`` below the best on the path (the unpruned
+        network's, unless removal raised it) is kept and
         fine-tuned. The validation rows are ``validation_data`` passed to
         ``fit`` or a ``validation_fraction`` of the data (stratified for a
         classifier; the rows ``early_stopping`` holds out, if on), which
@@ -152,8 +153,9 @@ default="constant"
         pruning ``policy`` (not ``"none"``) and ``n_rounds=1``.
     max_score_drop : float >= 0, default=0.01
         With ``prune_ratio="auto"``: the largest drop of the validation
-        score (accuracy, or R²) below the unpruned network's that the kept
-        network may have, before the final fine-tuning.
+        score (accuracy, or R²) below the best score on the path (the
+        unpruned network's, unless removal raised it) that the kept network
+        may have, before the final fine-tuning.
     path_step : float in (0, 1), default=0.2
         With ``prune_ratio="auto"``: the fraction of the remaining neurons
         of each layer (``scope="layer"``) or of all of them

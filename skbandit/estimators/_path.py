@@ -2,7 +2,7 @@
 
 The estimators train once, prune the trained network along a nested path
 (:func:`skbandit.pruning.prune_path`), score every step on validation rows
-and keep the smallest network within ``max_score_drop`` of the unpruned
+and keep the smallest network within ``max_score_drop`` of the best
 one's score, then fine-tune it. This module holds what that adds to a fit:
 which rows validate, how they are scored, and the fit itself.
 """

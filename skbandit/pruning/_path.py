@@ -3,7 +3,7 @@
 :func:`prune_path` removes units in steps (each step prunes the previous
 step's network with :func:`prune`), scores every step with a callable (a
 validation score) and keeps the smallest network whose score stays within a
-tolerance of the unpruned one's; :class:`PruningPath` is the record of it,
+tolerance of the best one's; :class:`PruningPath` is the record of it,
 as a table (``to_frame``) and a plot (``plot``).
 """
 
@@ -45,8 +45,9 @@ class PruningPath:
         Whether the step may be chosen: all pruned steps, or with
         ``target_params`` / ``target_latency`` those that meet the target.
     max_score_drop : float
-        The tolerance: a step is within it if its score is at least
-        ``scores[0] - max_score_drop``.
+        The tolerance: a step is within it if its score is at least the
+        best score on the path minus ``max_score_drop`` (the best is the
+        unpruned network's unless removing units raised the score).
     chosen : int
         Index of the chosen step: the last eligible step within the
         tolerance, or the first eligible step if none is (a hard target
@@ -85,9 +86,14 @@ class PruningPath:
         return len(self.scores)
 
     @property
+    def reference(self):
+        """The best score on the path, which the tolerance is measured from."""
+        return max(self.scores)
+
+    @property
     def threshold(self):
         """The lowest score within the tolerance."""
-        return self.scores[0] - self.max_score_drop
+        return self.reference - self.max_score_drop
 
     def to_frame(self):
         """One row per step: ``units`` (per layer), ``hidden_units``,
@@ -110,7 +116,7 @@ class PruningPath:
                 "param_ratio": np.asarray(self.params) / self.params[0],
                 "mac_ratio": self.mac_ratio,
                 "score": scores,
-                "score_drop": scores[0] - scores,
+                "score_drop": self.reference - scores,
                 "within_tolerance": scores >= self.threshold,
                 "eligible": self.eligible,
                 "chosen": np.arange(len(self)) == self.chosen,
@@ -138,10 +144,10 @@ class PruningPath:
             _, ax = plt.subplots()
         ax.axhspan(
             self.threshold,
-            self.scores[0],
+            self.reference,
             color="tab:green",
             alpha=0.15,
-            label=f"within {self.max_score_drop:g} of the unpruned",
+            label=f"within {self.max_score_drop:g} of the best",
         )
         ax.plot(self.params, self.scores, "o-", color="tab:blue", label="path")
         ax.plot(
@@ -188,7 +194,14 @@ def step_ratio(sizes, path_step, scope="layer"):
 
 def choose_step(scores, eligible, max_score_drop):
     """Index of the last eligible step whose score is within ``max_score_drop``
-    of ``scores[0]``; the first eligible step if none is.
+    of the best score; the first eligible step if none is.
+
+    The reference is the best score on the path, not the unpruned
+    network's: when removal raises the validation score, measuring from the
+    unpruned one would let noise on few validation rows carry the choice to
+    networks far below the best one seen (the rule
+    :func:`~skbandit.estimators.smallest_within_tolerance` applies across a
+    grid of sizes).
 
     Examples
     --------
@@ -196,8 +209,10 @@ def choose_step(scores, eligible, max_score_drop):
     3
     >>> choose_step([0.9, 0.7, 0.6], [False, True, True], 0.02)
     1
+    >>> choose_step([0.85, 0.95, 0.9, 0.88], [True] * 4, 0.02)
+    1
     """
-    threshold = scores[0] - max_score_drop
+    threshold = max(scores) - max_score_drop
     candidates = [i for i, ok in enumerate(eligible) if ok]
     within = [i for i in candidates if scores[i] >= threshold]
     return within[-1] if within else candidates[0]
@@ -224,8 +239,8 @@ def prune_path(
     prunes ``path_step`` of the previous step's remaining units, with the
     same ``settings``, until every group has one unit. Each network is
     scored by ``score``; the chosen one is the smallest whose score is at
-    least the unpruned network's minus ``max_score_drop`` (see
-    :func:`choose_step`). With a target, only the networks that meet it may
+    least the best score on the path (the unpruned network's unless removal
+    raised it) minus ``max_score_drop`` (see :func:`choose_step`). With a target, only the networks that meet it may
     be chosen (the target is a hard limit).
 
     Parameters
