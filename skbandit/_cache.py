@@ -21,12 +21,19 @@ disk, so nothing read from it is trusted:
 An entry that fails any check is discarded with a :class:`RuntimeWarning` and
 recomputed, and the new entry replaces it. Entries are written to a temporary
 file and renamed, so concurrent workers never read half a file.
+
+:class:`ProcessCache` keeps the most recent entries of one process in memory
+under the same keys (nothing is read from outside the process, so there is
+nothing to check): the estimators use it so that a search over pruning
+settings trains once per fold without a cache folder.
 """
 
+import collections
 import hashlib
 import json
 import os
 import tempfile
+import threading
 import types
 import warnings
 
@@ -35,7 +42,7 @@ import scipy.sparse as sp
 
 from ._version import __version__
 
-__all__ = ["TensorCache", "content_digest"]
+__all__ = ["ProcessCache", "TensorCache", "content_digest"]
 
 #: Bumped when the layout of an entry changes: older entries are then misses.
 _FORMAT = 1
@@ -264,3 +271,93 @@ class TensorCache:
         except BaseException:
             os.unlink(temporary)
             raise
+
+
+class ProcessCache:
+    """The most recently used entries of this process, in memory.
+
+    Entries are ``(tensors, meta)`` under a :meth:`TensorCache.key`, as a
+    :class:`TensorCache` holds them: ``meta`` is kept as JSON and every
+    :meth:`get` decodes a fresh copy; the tensors are copied in and handed
+    out as the stored copies, so callers must not modify them (load them
+    into a module instead). The least
+    recently used entries are dropped once the tensors exceed ``max_bytes``;
+    an entry larger than that is not kept. Safe to share between threads.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Bytes of tensors kept; 0 keeps nothing.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cache = ProcessCache(max_bytes=64)
+    >>> cache.put("a", {"w": torch.zeros(4)}, {"epochs": 3})
+    >>> cache.get("a")[1], cache.get("b")
+    ({'epochs': 3}, None)
+    >>> cache.put("b", {"w": torch.zeros(16)}, {})  # 64 bytes: "a" goes
+    >>> cache.get("a"), len(cache)
+    (None, 1)
+    """
+
+    def __init__(self, max_bytes):
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.max_bytes = max_bytes
+
+    @property
+    def max_bytes(self):
+        """Bytes of tensors kept; setting it drops entries beyond it now."""
+        return self._max_bytes
+
+    @max_bytes.setter
+    def max_bytes(self, value):
+        with self._lock:
+            self._max_bytes = value
+            self._trim()
+
+    def _trim(self):
+        while sum(_nbytes(t) for t, _ in self._entries.values()) > self._max_bytes:
+            self._entries.popitem(last=False)
+
+    def __len__(self):
+        return len(self._entries)
+
+    @property
+    def nbytes(self):
+        """Bytes of the tensors held."""
+        with self._lock:
+            return sum(_nbytes(tensors) for tensors, _ in self._entries.values())
+
+    def get(self, key):
+        """``(tensors, meta)`` of ``key``, or None."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+        tensors, meta = entry
+        return tensors, json.loads(meta)
+
+    def put(self, key, tensors, meta):
+        """Keep a copy of ``tensors`` (on the CPU) and ``meta`` under ``key``."""
+        tensors = {
+            name: value.detach().cpu().clone() for name, value in tensors.items()
+        }
+        if _nbytes(tensors) > self.max_bytes:
+            return
+        meta = json.dumps(meta, sort_keys=True, default=float)
+        with self._lock:
+            self._entries[key] = (tensors, meta)
+            self._entries.move_to_end(key)
+            self._trim()
+
+    def clear(self):
+        """Drop every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+def _nbytes(tensors):
+    return sum(value.numel() * value.element_size() for value in tensors.values())

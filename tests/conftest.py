@@ -34,3 +34,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def no_training_cache(request):
+    """Fits train unless a test asks for the in-process training cache
+    (``@pytest.mark.training_cache``): tests of reproducibility must compare
+    two trainings, not a training and its cached copy."""
+    from skbandit.estimators import training_cache
+
+    previous = training_cache.max_bytes
+    training_cache.clear()
+    if request.node.get_closest_marker("training_cache") is None:
+        training_cache.max_bytes = 0
+    yield
+    training_cache.max_bytes = previous
+    training_cache.clear()

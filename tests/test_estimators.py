@@ -548,6 +548,70 @@ def test_memory_misses_when_data_changes(iris, tmp_path):
     assert _cache_calls(tmp_path) == 2
 
 
+@pytest.mark.training_cache
+def test_training_cache_trains_once_per_fold_in_a_search(iris, monkeypatch):
+    from sklearn.model_selection import GridSearchCV
+
+    from skbandit.estimators import _training, training_cache
+
+    trainings = []
+    train = _training.train_network
+    monkeypatch.setattr(
+        _training,
+        "train_network",
+        lambda *args, **kwargs: trainings.append(1) or train(*args, **kwargs),
+    )
+    X, y = iris
+    grid = GridSearchCV(
+        BanditPrunedMLPClassifier(random_state=0, **FAST),
+        {"policy": ["ucb1", "magnitude"], "prune_ratio": [0.25, 0.5]},
+        cv=3,
+    ).fit(X, y)
+    # 3 folds and the refit on all rows: 4 trainings for 13 fits.
+    assert len(trainings) == len(training_cache) == 4
+    assert not grid.best_estimator_.train_cache_hit_  # the refit's rows are new
+
+
+@pytest.mark.training_cache
+@pytest.mark.parametrize(
+    "Estimator", [BanditPrunedMLPClassifier, BanditPrunedMLPRegressor]
+)
+def test_training_cache_hit_equals_a_training(iris, Estimator):
+    from skbandit.estimators import training_cache
+
+    X, y = iris
+    params = dict(random_state=0, policy="ucb1", **FAST)
+    first = Estimator(**params).fit(X, y)
+    hit = Estimator(**params).fit(X, y)
+    assert (first.train_cache_hit_, hit.train_cache_hit_) == (False, True)
+    training_cache.max_bytes = 0
+    assert len(training_cache) == 0
+    fresh = Estimator(**params).fit(X, y)
+    assert not fresh.train_cache_hit_
+    for fitted in (first, hit):
+        np.testing.assert_array_equal(fitted.predict(X), fresh.predict(X))
+        assert fitted.loss_curve_ == fresh.loss_curve_
+        assert fitted.n_iter_ == fresh.n_iter_
+        for a, b in zip(fitted.coefs_, fresh.coefs_):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.training_cache
+def test_training_cache_skips_unseeded_and_warm_started_fits(iris):
+    from skbandit.estimators import training_cache
+
+    X, y = iris
+    a = BanditPrunedMLPClassifier(random_state=None, **FAST).fit(X, y)
+    b = BanditPrunedMLPClassifier(random_state=None, **FAST).fit(X, y)
+    # Unseeded fits draw their own seeds: different keys, no hit.
+    assert not a.train_cache_hit_ and not b.train_cache_hit_
+    warm = BanditPrunedMLPClassifier(random_state=0, warm_start=True, **FAST)
+    warm.fit(X, y)
+    size = len(training_cache)
+    warm.fit(X, y)
+    assert not warm.train_cache_hit_ and len(training_cache) == size
+
+
 # -- rounds, targets, automatic budget ---------------------------------------
 
 

@@ -729,7 +729,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         )
         start = time.perf_counter()
         # A warm start continues the previous network: nothing to cache.
-        if previous is None and self.memory is not None:
+        if previous is None:
             (module, history), self.train_cache_hit_ = cached_training(
                 self.memory, X, targets, weights, **arguments
             )

@@ -25,7 +25,8 @@ from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
 from torch import nn
 
-from .._cache import TensorCache
+from .._cache import ProcessCache, TensorCache
+from ..pruning._resources import available_memory
 
 __all__ = [
     "ACTIVATIONS",
@@ -35,6 +36,7 @@ __all__ = [
     "cached_training",
     "fit_module",
     "train_network",
+    "training_cache",
 ]
 
 ACTIVATIONS = {
@@ -62,6 +64,19 @@ _LBFGS_FTOL = 1e7 * np.finfo(float).eps
 
 #: scikit-learn's floor of the learning rate with ``learning_rate="adaptive"``.
 _MIN_ADAPTIVE_LR = 1e-6
+
+
+def _training_cache_bytes():
+    """256 MiB, or a sixteenth of the free memory where that is less."""
+    available = available_memory()
+    limit = 256 * 2**20
+    return limit if available is None else min(limit, available // 16)
+
+
+#: The trained, unpruned networks of this process's recent fits (see
+#: :func:`cached_training`): a search over pruning settings trains once per
+#: fold. ``training_cache.max_bytes = 0`` turns it off, ``clear()`` empties it.
+training_cache = ProcessCache(_training_cache_bytes())
 
 
 def build_mlp(n_in, hidden_layer_sizes, n_out, activation, *, generator=None):
@@ -629,11 +644,14 @@ def train_network(
 
 
 def cached_training(memory, X, y, sample_weight, *, verbose, **params):
-    """:func:`train_network` through the cache folder ``memory``.
+    """:func:`train_network` through :data:`training_cache` and the cache
+    folder ``memory``.
 
     The entry holds the network's state dict and the history (see
     :class:`skbandit._cache.TensorCache`): nothing in it is unpickled, and
     the network is rebuilt from ``params``. ``verbose`` is not part of the key.
+    The same key finds the entry in this process's :data:`training_cache`
+    first, then in ``memory`` (None: no folder).
 
     Returns
     -------
@@ -658,9 +676,17 @@ def cached_training(memory, X, y, sample_weight, *, verbose, **params):
         module.load_state_dict(state)
         return module.to(params["device"]), meta["history"]
 
-    return cache.get_or_compute(
+    def encode(value):
+        return value[0].state_dict(), {"history": value[1]}
+
+    entry = training_cache.get(key)
+    if entry is not None:
+        return decode(*entry), True
+    value, hit = cache.get_or_compute(
         key,
         lambda: train_network(X, y, sample_weight, verbose=verbose, **params),
-        lambda value: (value[0].state_dict(), {"history": value[1]}),
+        encode,
         decode,
     )
+    training_cache.put(key, *encode(value))
+    return value, hit

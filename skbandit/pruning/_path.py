@@ -240,8 +240,9 @@ def prune_path(
     same ``settings``, until every group has one unit. Each network is
     scored by ``score``; the chosen one is the smallest whose score is at
     least the best score on the path (the unpruned network's unless removal
-    raised it) minus ``max_score_drop`` (see :func:`choose_step`). With a target, only the networks that meet it may
-    be chosen (the target is a hard limit).
+    raised it) minus ``max_score_drop`` (see :func:`choose_step`). With a
+    target, only the networks that meet it may be chosen (the target is a
+    hard limit).
 
     Parameters
     ----------
