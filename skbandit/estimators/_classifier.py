@@ -157,6 +157,10 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
+    #: As MLPClassifier's (an attribute there too, not a parameter): the loss
+    #: is the log loss (cross-entropy; binary per label for multilabel).
+    loss = "log_loss"
+
     def __init__(
         self,
         hidden_layer_sizes=(100,),
