@@ -194,7 +194,7 @@ CASES = [
     fit(
         "1 sample classifier", r"Found array with 1 sample\(s\)", X=X_OK[:1], y=Y_OK[:1]
     ),
-    fit("1 class", "only one class", y=np.zeros(30)),
+    # (one class is accepted, as by MLPClassifier: tests/test_mlp_dropin.py)
     fit(
         "continuous y for classifier",
         "Unknown label type: continuous",
@@ -317,10 +317,11 @@ CASES = [
     fit("batch_size 0", "'batch_size' parameter", batch_size=0),
     fit("arms_per_round 0", "'arms_per_round' parameter", arms_per_round=0),
     fit(
-        "hidden layer of 1 unit",
-        "hidden_layer_sizes must be >= 2",
-        hidden_layer_sizes=(1,),
+        "hidden layer of 0 units",
+        "hidden_layer_sizes must be > 0",
+        hidden_layer_sizes=(4, 0),
     ),
+    # (a layer of one unit is kept unpruned: tests/test_mlp_dropin.py)
     fit("no hidden layer", "non-empty sequence of integers", hidden_layer_sizes=()),
     fit(
         "absurd hidden layer sizes",

@@ -185,14 +185,17 @@ def test_lbfgs_warns_when_max_fun_or_max_iter_stop_it_as_sklearn(iris):
     "estimator", [BanditPrunedMLPClassifier, BanditPrunedMLPRegressor]
 )
 def test_one_unit_layers_without_pruning(iris, estimator):
-    """MLPClassifier accepts hidden_layer_sizes=(1,); so do ours when they do
-    not prune (pruning keeps a unit per layer, so needs two)."""
+    """MLPClassifier accepts hidden_layer_sizes=(1,); so do ours. Pruning keeps
+    a unit per layer, so a layer of one unit stays whole, with a warning, and
+    the other layers are pruned as usual."""
     X, y = iris
     fitted = estimator(**dict(FAST, hidden_layer_sizes=(1, 3)), policy="none").fit(X, y)
     assert [c.shape[1] for c in fitted.coefs_[:-1]] == [1, 3]
     assert np.all(np.isfinite(fitted.predict(X).astype(float)))
-    with pytest.raises(ValueError, match="policy='none' accepts 1"):
-        estimator(**dict(FAST, hidden_layer_sizes=(1,))).fit(X, y)
+    with pytest.warns(UserWarning, match="layer of one unit"):
+        pruned = estimator(**dict(FAST, hidden_layer_sizes=(1, 4))).fit(X, y)
+    assert [c.shape[1] for c in pruned.coefs_[:-1]] == [1, 2]
+    assert np.all(np.isfinite(pruned.predict(X).astype(float)))
 
 
 @pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
@@ -610,12 +613,14 @@ def test_balanced_class_weight_equals_balanced_sample_weight(imbalanced):
 
 def test_task_specific_parameters(iris):
     """As in scikit-learn: class_weight is the classifier's, loss the
-    regressor's (squared error only)."""
+    regressor's (squared error or Poisson: test_poisson_loss_matches_the_glm;
+    the classifier's ``loss`` is a fixed attribute, as MLPClassifier's)."""
     X, y = iris
     assert "class_weight" not in BanditPrunedMLPRegressor().get_params()
     assert "loss" not in BanditPrunedMLPClassifier().get_params()
-    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
-        BanditPrunedMLPRegressor(loss="poisson").fit(X, y)
+    assert BanditPrunedMLPClassifier().loss == MLPClassifier().loss == "log_loss"
+    with pytest.raises(ValueError, match="'loss' parameter"):
+        BanditPrunedMLPRegressor(loss="absolute_error").fit(X, y)
 
 
 def test_weighted_regression(iris):
@@ -751,3 +756,146 @@ def test_string_features_hint_at_encoding():
     X = np.array([["blue", 1.0], ["red", 2.0], ["blue", 3.0]], dtype=object)
     with pytest.raises(ValueError, match="OneHotEncoder"):
         BanditPrunedMLPClassifier().fit(X, [0, 1, 0])
+
+
+# -- scikit-learn's semantics, edge cases and the public API ----------------------
+
+#: Public names of a fitted MLPClassifier / MLPRegressor that ours may lack,
+#: each deliberately (docs/user_guide.rst, "A drop-in for scikit-learn's MLP",
+#: lists the differences in behaviour). None at present.
+DELIBERATE_MISSING = {"MLPClassifier": set(), "MLPRegressor": set()}
+
+
+def _public(estimator):
+    return {name for name in dir(estimator) if not name.startswith("_")}
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (BanditPrunedMLPClassifier, MLPClassifier),
+        (BanditPrunedMLPRegressor, MLPRegressor),
+    ],
+)
+def test_every_public_attribute_and_method_of_a_fitted_mlp_exists(
+    iris, ours, theirs, early_stopping
+):
+    X, y = iris
+    params = dict(max_iter=5, random_state=0, early_stopping=early_stopping)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mine = ours(**dict(FAST, **params)).fit(X, y)
+        sklearn = theirs(**params).fit(X, y)
+    missing = _public(sklearn) - _public(mine) - DELIBERATE_MISSING[theirs.__name__]
+    assert not missing
+    for name in _public(sklearn) - DELIBERATE_MISSING[theirs.__name__]:
+        assert callable(getattr(mine, name)) == callable(getattr(sklearn, name)), name
+
+
+def test_partial_fit_calls_train_as_fits_epochs():
+    """n partial_fit calls on the same data train exactly as n epochs of
+    fit's training: the optimizer's state (momentum) and the batch orders
+    carry over, as scikit-learn's test_partial_fit_regression expects."""
+    X, y = make_regression(200, 10, noise=10.0, random_state=7)
+    params = dict(
+        hidden_layer_sizes=(16,),
+        solver="sgd",
+        momentum=0.9,
+        learning_rate_init=0.001,
+        batch_size=32,
+        random_state=1,
+    )
+    fitted = BanditPrunedMLPRegressor(
+        max_iter=20, policy="none", fine_tune_epochs=0, **params
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted.fit(X, y)
+    calls = BanditPrunedMLPRegressor(**params)
+    for _ in range(fitted.n_iter_):
+        calls.partial_fit(X, y)
+    assert calls.loss_curve_ == fitted.loss_curve_
+    np.testing.assert_array_equal(calls.predict(X), fitted.predict(X))
+
+
+def test_partial_fit_edge_cases_as_sklearn():
+    clf = BanditPrunedMLPClassifier(solver="sgd", hidden_layer_sizes=(4,))
+    clf.partial_fit([[3, 2]], [0], classes=[0, 1])  # one sample
+    with pytest.raises(ValueError, match="not the same as on last call"):
+        clf.partial_fit([[3, 2]], [0], classes=[1, 2])
+    X, Y = make_multilabel_classification(50, random_state=0, return_indicator=True)
+    multi = BanditPrunedMLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    for _ in range(3):
+        multi.partial_fit(X, Y, classes=np.arange(Y.shape[1]))
+    assert multi.predict(X).shape == Y.shape and multi.out_activation_ == "logistic"
+    early = BanditPrunedMLPClassifier(early_stopping=True, **FAST)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stop"):
+        early.partial_fit(X, Y[:, 0], classes=[0, 1])
+
+
+def test_one_class_is_accepted_as_mlpclassifier():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        clf = BanditPrunedMLPClassifier(**FAST).fit(X, np.full(20, 7))
+    assert list(clf.classes_) == [7] and set(clf.predict(X)) == {7}
+    np.testing.assert_allclose(clf.predict_proba(X), 1.0)
+
+
+def test_poisson_loss_matches_the_glm():
+    """scikit-learn's test_mlp_vs_poisson_glm_equivalent, on one seed."""
+    from sklearn.linear_model import PoissonRegressor
+
+    rng = np.random.default_rng(0)
+    X = np.linspace(0, 1, 100)
+    y = rng.poisson(np.exp(X + 1))
+    X = X.reshape(-1, 1)
+    glm = PoissonRegressor(alpha=0, tol=1e-7).fit(X, y)
+    params = dict(hidden_layer_sizes=(1,), activation="identity", alpha=0)
+    params.update(solver="lbfgs", tol=1e-7, random_state=1)
+    with pytest.warns(UserWarning, match="layer of one unit"):
+        mlp = BanditPrunedMLPRegressor(loss="poisson", **params).fit(X, y)
+    assert mlp.out_activation_ == "exp"
+    np.testing.assert_allclose(mlp.predict(X), glm.predict(X), rtol=1e-4)
+    with pytest.raises(ValueError, match="non-negative"):
+        BanditPrunedMLPRegressor(loss="poisson", **params).fit(X, -y)
+
+
+def test_divergence_as_sklearn(iris):
+    """A diverging training records the non-finite scores and keeps the best
+    weights with early_stopping; without, scikit-learn's error."""
+    X, y = iris
+    params = dict(
+        hidden_layer_sizes=(100,),
+        activation="identity",
+        solver="sgd",
+        learning_rate_init=1,
+        max_iter=20,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = BanditPrunedMLPRegressor(early_stopping=True, **params).fit(X, y)
+    assert np.isnan(reg.validation_scores_[-1])
+    assert np.all(np.isfinite(reg.predict(X)))
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            BanditPrunedMLPRegressor(**params).fit(X, y)
+
+
+def test_early_stopping_split_errors_in_sklearns_words():
+    with pytest.raises(ValueError, match=r"Classes with too few members are: \['True'"):
+        BanditPrunedMLPClassifier(early_stopping=True).fit(
+            [[1, 2], [2, 3], [3, 4], [4, 5]], [0, 0, 0, 1]
+        )
+    X, y = make_regression(2, 5, random_state=0)
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        BanditPrunedMLPRegressor(early_stopping=True).fit(X, y)
+
+
+def test_verbose_prints_sklearns_iteration_lines(iris, capsys):
+    X, y = iris
+    BanditPrunedMLPClassifier(verbose=2, **FAST).partial_fit(X, y, classes=[0, 1, 2])
+    assert "Iteration 1, loss = " in capsys.readouterr().out

@@ -47,6 +47,7 @@ from ._training import (
     ACTIVATIONS,
     SOLVERS,
     TrainingData,
+    TrainingDiverged,
     build_mlp,
     cached_training,
     fit_module,
@@ -111,6 +112,20 @@ def _check_float32_weights(weights, sample_weight, class_weights):
         "Divide them by a constant (e.g. their mean): the loss is their "
         "weighted mean, so only the weight of the alpha penalty changes."
     )
+
+
+def _beyond_float32(X):
+    """Whether ``X`` holds values beyond float32's range, the precision the
+    network is trained in (they become inf there)."""
+    values = X.data if sp.issparse(X) else X
+    return bool(values.size) and np.abs(values).max() > np.finfo(np.float32).max
+
+
+#: scikit-learn's error when training leaves non-finite weights.
+NON_FINITE_WEIGHTS = (
+    "Solver produced non-finite parameter weights. The input data may contain "
+    "large values and need to be preprocessed."
+)
 
 
 def _parameter_device(module):
@@ -305,21 +320,27 @@ class BaseBanditPrunedMLP(BaseEstimator):
         ``solver="lbfgs"`` ignores ``early_stopping``, and so does this."""
         return self.early_stopping and self.solver != "lbfgs"
 
-    def _validate_hidden_layer_sizes(self):
+    def _validate_hidden_layer_sizes(self, pruning=True):
         sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes))
         if sizes.ndim != 1 or sizes.size == 0 or sizes.dtype.kind not in "iu":
             raise ValueError(
                 "hidden_layer_sizes must be a non-empty sequence of integers, got "
                 f"{self.hidden_layer_sizes!r}."
             )
-        # A layer keeps a unit when pruned; without pruning one unit is a
-        # layer, as scikit-learn has it.
-        smallest = 1 if self.policy == "none" else 2
-        if np.any(sizes < smallest):
+        if np.any(sizes < 1):
             raise ValueError(
-                "hidden_layer_sizes must be >= 2 (a layer keeps at least one unit "
-                "when pruned; policy='none' accepts 1), got "
-                f"{self.hidden_layer_sizes!r}."
+                f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes!r}."
+            )
+        # As scikit-learn, one unit is a layer; pruning keeps at least one
+        # unit per layer, so such a layer stays whole.
+        prunes = not (isinstance(self.policy, str) and self.policy == "none")
+        if pruning and prunes and self.prune_ratio != 0 and np.any(sizes == 1):
+            warnings.warn(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} has a layer of "
+                "one unit: pruning keeps at least one unit per layer, so that "
+                "layer is not pruned.",
+                UserWarning,
+                stacklevel=3,
             )
         return [int(s) for s in sizes]
 
@@ -354,21 +375,38 @@ class BaseBanditPrunedMLP(BaseEstimator):
                     "directory (created if missing), a joblib.Memory or None."
                 )
 
-    def _check_validation_split(self, n_samples):
+    def _check_validation_split(self, targets):
+        """scikit-learn's checks of the ``early_stopping`` split, in its order
+        and words: a stratified split needs two samples of every class, and
+        the split (``ceil(validation_fraction * n)`` rows, as
+        ``train_test_split`` and skorch hold out) two validation rows."""
         if not self._early_stopping:
             return
-        n_valid = int(np.floor(self.validation_fraction * n_samples))
-        if n_valid < 2 or n_samples - n_valid < 2:
+        n_samples = targets.shape[0]
+        if self._stratify:
+            self._check_stratified_split(targets)
+        n_valid = int(np.ceil(self.validation_fraction * n_samples))
+        if n_valid < 2 or n_samples - n_valid < 1:
             raise ValueError(
-                f"early_stopping needs a validation split: validation_fraction="
-                f"{self.validation_fraction} of {n_samples} samples leaves "
-                f"{n_valid} for validation and {n_samples - n_valid} for "
-                "training; each needs at least 2. Use more samples, a larger "
-                "validation_fraction or early_stopping=False."
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset. (early_stopping holds out a "
+                f"validation split: validation_fraction={self.validation_fraction} "
+                f"of {n_samples} samples leaves {n_valid} for validation and "
+                f"{n_samples - n_valid} for training; validation needs at least "
+                "2. Or use early_stopping=False.)"
             )
 
-    def _validate_X(self, X, reset):
-        """``X`` as float (CSR when sparse); a hint to encode string features."""
+    def _check_stratified_split(self, targets):
+        """A stratified split needs two samples of every class (classifiers)."""
+
+    def _validate_X(self, X, reset, min_samples=None, check_range=True):
+        """``X`` as float (CSR when sparse); a hint to encode string features.
+
+        ``check_range=False`` leaves values beyond float32's range to
+        training, which then ends in scikit-learn's error on non-finite
+        weights (see :meth:`_check_finite_weights`)."""
+        if min_samples is None:
+            min_samples = self._min_fit_samples if reset else 1
         try:
             X = validate_data(
                 self,
@@ -376,7 +414,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 reset=reset,
                 accept_sparse="csr",
                 dtype=[np.float64, np.float32],
-                ensure_min_samples=self._min_fit_samples if reset else 1,
+                ensure_min_samples=min_samples,
             )
         except ValueError as error:
             if "could not convert" not in str(error):
@@ -387,8 +425,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "(OneHotEncoder(), categorical_columns), remainder='passthrough'), "
                 "estimator), or OrdinalEncoder."
             ) from error
-        values = X.data if sp.issparse(X) else X
-        if values.size and np.abs(values).max() > np.finfo(np.float32).max:
+        if check_range and _beyond_float32(X):
             raise ValueError(
                 "Input X contains values too large for float32 (|x| > 3.4e38), "
                 "the precision the network is trained in; rescale X (e.g. "
@@ -452,6 +489,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 "_y_ndim",
                 "_multilabel",
                 "_fit_dtype",
+                "_partial_state",
+                "_X_beyond_float32",
             ):
                 delattr(self, name)
 
@@ -464,7 +503,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         check_warm_start_network(
             previous, sizes, self.hidden_layer_sizes, self.activation
         )
-        X = self._validate_X(X, reset=True)
+        X = self._validate_X(X, reset=True, check_range=False)
+        self._X_beyond_float32 = _beyond_float32(X)
+        # A fit starts a fresh optimizer; partial_fit then starts its own.
+        self._partial_state = None
         # coefs_ and intercepts_ come in X's precision, as scikit-learn's.
         self._fit_dtype = X.dtype
         if y is None:
@@ -477,7 +519,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         check_estimator_memory(self, X.shape[0], X.shape[1], sizes, n_outputs)
         self._check_memory()
         X, targets, weights = self._training_rows(X, targets, sample_weight)
-        self._check_validation_split(X.shape[0])
+        self._check_validation_split(targets)
         check_warm_start(previous, X.shape[1], n_outputs)
 
         work = batch_work(X.shape[1], sizes, n_outputs, self._batch_size(X.shape[0]))
@@ -579,9 +621,17 @@ class BaseBanditPrunedMLP(BaseEstimator):
             raise
 
     def _partial_fit_unchecked(self, X, y, sample_weight, classes, first):
+        if self.early_stopping:
+            # scikit-learn's words: a validation split of one epoch's rows
+            # says nothing about when to stop.
+            raise ValueError("partial_fit does not support early_stopping=True")
         self._check_training_options()
-        sizes = self._validate_hidden_layer_sizes()
-        X = self._validate_X(X, reset=first)
+        sizes = self._validate_hidden_layer_sizes(pruning=False)
+        # One sample is a batch, as in scikit-learn's partial_fit.
+        X = self._validate_X(X, reset=first, min_samples=1, check_range=False)
+        if first:
+            self._fit_dtype = X.dtype
+        self._X_beyond_float32 = _beyond_float32(X)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
@@ -589,10 +639,24 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
         targets, n_outputs = self._encode_partial_targets(y, classes, first)
         X, targets, weights = self._training_rows(X, targets, sample_weight)
-        # One seed per call: the epochs draw different batch orders.
-        base = check_random_state(self.random_state).randint(_SEED_MAX)
-        calls = len(getattr(self, "loss_curve_", ()))
-        seed = int(np.random.SeedSequence([int(base), calls]).generate_state(1)[0])
+        # The first call builds the network from the seed fit would train it
+        # from; the optimizer's state and the batch orders' random stream
+        # then carry over from call to call (``_partial_state``), so that n
+        # calls on the same data train as n epochs of fit's training do.
+        base = check_random_state(self.random_state).randint(_SEED_MAX, size=3)[0]
+        state = getattr(self, "_partial_state", None)
+        if first or state is None:
+            calls = len(getattr(self, "loss_curve_", ()))
+            seed = (
+                int(base)
+                if first
+                else int(
+                    np.random.SeedSequence([int(base), calls]).generate_state(1)[0]
+                )
+            )
+            state = self._partial_state = {}
+        else:
+            seed = int(base)  # unused: the stream continues from state
         if first:
             self._check_network_size(X.shape[1], sizes, n_outputs)
             module = build_mlp(
@@ -615,10 +679,13 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 epochs=1,
                 seed=seed,
                 verbose=self.verbose,
+                log_factor=self._loss_factor(),
+                state=state,
                 **params,
             )
         self.fit_times_ = {"train": time.perf_counter() - start}
         self.module_.eval()
+        self._check_finite_weights(self.module_, history)
         self.history_ = self.history_ + history
         self.loss_curve_ = self.loss_curve_ + self._losses(history)
         # As scikit-learn: n_iter_ counts this call's epochs, loss_curve_
@@ -628,7 +695,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self.best_loss_ = min(self.loss_curve_)
         self.t_ += X.shape[0]
         self.validation_scores_ = self.best_validation_score_ = None
-        self.coefs_, self.intercepts_ = layers_as_numpy(self.module_)
+        coefs, intercepts = layers_as_numpy(self.module_)
+        dtype = getattr(self, "_fit_dtype", np.float32)
+        self.coefs_ = [c.astype(dtype) for c in coefs]
+        self.intercepts_ = [b.astype(dtype) for b in intercepts]
         return self
 
     def _start_partial_fit(self, module, sizes):
@@ -725,6 +795,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             seed=seed,
             verbose=self.verbose,
             init=previous,
+            log_factor=self._loss_factor(),
             **self._training_params(X.shape[0]),
         )
         start = time.perf_counter()
@@ -737,6 +808,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             self.train_cache_hit_ = False
             module, history = train_network(X, targets, weights, **arguments)
         self.fit_times_["train"] = time.perf_counter() - start
+        self._check_finite_weights(module, history)
         self._log(
             f"training: {len(history)}/{self.max_iter} epochs, "
             f"{self.fit_times_['train']:.2f} s, loss "
@@ -744,6 +816,33 @@ class BaseBanditPrunedMLP(BaseEstimator):
             + (" (cached)" if self.train_cache_hit_ else "")
         )
         return module, history
+
+    def _check_finite_weights(self, module, history):
+        """scikit-learn's error when training left non-finite weights (with
+        ``early_stopping`` the best validation score's weights are kept, which
+        are finite: no error then, as in scikit-learn)."""
+        if all(torch.isfinite(p).all() for p in module.parameters()):
+            return
+        losses = [row["train_loss"] for row in history]
+        first = next(
+            (i for i, loss in enumerate(losses) if not np.isfinite(loss)), None
+        )
+        detail = ""
+        if first is not None:
+            detail = (
+                f" Training diverged: the training loss was {losses[first]} "
+                f"first at epoch {first + 1}."
+            )
+        if getattr(self, "_X_beyond_float32", False):
+            detail += (
+                " X holds values beyond float32's range (|x| > 3.4e38), the "
+                "precision the network is trained in."
+            )
+        raise ValueError(
+            f"{NON_FINITE_WEIGHTS}{detail} Scale the features (e.g. "
+            "StandardScaler), lower `learning_rate_init` or check the data for "
+            "extreme values."
+        )
 
     def _record_training(self, history, n_rows, sizes):
         """scikit-learn's MLP attributes of the training phase (``n_rows``
@@ -766,7 +865,16 @@ class BaseBanditPrunedMLP(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
             self.best_loss_ = min(self.loss_curve_)
-        if history[-1].get("max_fun_reached"):
+        if history[-1].get("diverged"):
+            # Only with early_stopping (else _check_finite_weights raised):
+            # training ended short of max_iter, on the best weights.
+            message = (
+                f"Training diverged: the weights were not finite after epoch "
+                f"{self.n_iter_} of max_iter={self.max_iter}; the weights of the "
+                "best validation score were kept. Lower `learning_rate_init` or "
+                "scale the data."
+            )
+        elif history[-1].get("max_fun_reached"):
             # Stopped short of convergence, as scikit-learn warns.
             message = (
                 "lbfgs failed to converge: the number of loss evaluations "
@@ -855,15 +963,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
     def _fine_tune(self, pruned, report, pruning_rows, data, epochs, seed):
         """Fine-tune ``pruned`` in place; its history and the updated report."""
         start = time.perf_counter()
-        history = fit_module(
-            pruned,
-            data,
-            epochs=epochs,
-            seed=seed,
-            verbose=self.verbose,
-            phase="fine-tuning",
-            **self._training_params(len(data)),
-        )
+        history = self._tune(pruned, data, epochs, seed)
         elapsed = time.perf_counter() - start
         self.fit_times_["fine_tune"] += elapsed
         loss = evaluate_loss(pruned.eval(), *pruning_rows, self._loss)
@@ -875,6 +975,31 @@ class BaseBanditPrunedMLP(BaseEstimator):
             report, time_fine_tune=elapsed, loss_after_fine_tune=loss
         )
         return history, report
+
+    def _tune(self, module, data, epochs, seed):
+        """Fine-tune ``module`` in place; its history. A fine-tuning whose loss
+        is not finite is undone, with a ``ConvergenceWarning``: the network
+        stays as pruned (scikit-learn, which does not fine-tune, would keep
+        it), and the history is empty."""
+        before = copy.deepcopy(module.state_dict())
+        try:
+            return fit_module(
+                module,
+                data,
+                epochs=epochs,
+                seed=seed,
+                verbose=self.verbose,
+                phase="fine-tuning",
+                **self._training_params(len(data)),
+            )
+        except TrainingDiverged as error:
+            module.load_state_dict(before)
+            warnings.warn(
+                f"Fine-tuning was undone, the pruned network kept as it was: {error}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+            return []
 
     def _final_fine_tune_epochs(self, report):
         """Epochs of training after the last pruning round.
@@ -907,15 +1032,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             # prune() runs without gradients; training needs them back.
             with torch.enable_grad():
                 history.extend(
-                    fit_module(
-                        module,
-                        data,
-                        epochs=self.fine_tune_epochs,
-                        seed=int(next(seeds)),
-                        verbose=self.verbose,
-                        phase="fine-tuning",
-                        **self._training_params(X.shape[0]),
-                    )
+                    self._tune(module, data, self.fine_tune_epochs, int(next(seeds)))
                 )
             return module
 

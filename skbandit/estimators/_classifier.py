@@ -6,7 +6,7 @@ from numbers import Real
 import numpy as np
 import scipy.sparse as sp
 import torch.nn.functional as F
-from scipy.special import expit, log_expit, log_softmax, softmax
+from scipy.special import expit, softmax
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._available_if import available_if
@@ -156,6 +156,10 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
         **BaseBanditPrunedMLP._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
+
+    #: As MLPClassifier's (an attribute there too, not a parameter): the loss
+    #: is the log loss (cross-entropy; binary per label for multilabel).
+    loss = "log_loss"
 
     def __init__(
         self,
@@ -328,18 +332,14 @@ sample_weight_val), default=None
         return self._partial_fit(X, y, sample_weight, classes)
 
     def _encode_partial_targets(self, y, classes, first):
-        if type_of_target(y, input_name="y") == "multilabel-indicator":
-            raise ValueError(
-                "partial_fit takes one label per sample; use fit for multilabel "
-                "targets."
-            )
-        if not first and self._multilabel:
-            raise ValueError(
-                "This classifier was fitted on multilabel targets; partial_fit "
-                "takes one label per sample."
-            )
+        multilabel = type_of_target(y, input_name="y") == "multilabel-indicator"
+        if not first and multilabel != self._multilabel:
+            before, now = ("class labels", "a multilabel indicator matrix")
+            if self._multilabel:
+                before, now = now, before
+            raise ValueError(f"This classifier was fitted on {before}; y is {now}.")
         _check_missing_labels(y)
-        if _check_partial_fit_first_call(self, classes):
+        if _check_partial_fit_first_call(self, classes) and not multilabel:
             if len(self.classes_) < 2:
                 raise ValueError(
                     f"classes must hold at least 2 classes, got {self.classes_!r}."
@@ -348,6 +348,16 @@ sample_weight_val), default=None
             binary = len(self.classes_) == 2
             self.n_outputs_ = 1 if binary else len(self.classes_)
             self.out_activation_ = "logistic" if binary else "softmax"
+        if multilabel:
+            # As scikit-learn: one sigmoid output per column of y, whatever
+            # ``classes`` says (its ``classes_`` are the column indices).
+            n_labels = np.shape(y)[1]
+            if not first and n_labels != len(self.classes_):
+                raise ValueError(
+                    f"y has {n_labels} labels, the network was fitted on "
+                    f"{len(self.classes_)}."
+                )
+            return self._encode_multilabel(y)
         y = column_or_1d(
             np.asarray(y, dtype=object) if _is_categorical(y) else y, warn=True
         )
@@ -383,18 +393,40 @@ sample_weight_val), default=None
         )
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
-        if len(encoder.classes_) < 2:
-            raise ValueError(
-                "The target y has only one class "
-                f"({encoder.classes_[0]!r}); a classifier needs at least 2 classes."
-            )
+        # One class is accepted, as scikit-learn's MLPClassifier accepts it:
+        # one output, a loss of 0, and that class predicted everywhere.
         self.classes_ = encoder.classes_
         # scikit-learn's names: one logistic output for two classes. The
         # network has two logits under a softmax, the same probabilities.
-        binary = len(self.classes_) == 2
+        binary = len(self.classes_) <= 2
         self.n_outputs_ = 1 if binary else len(self.classes_)
         self.out_activation_ = "logistic" if binary else "softmax"
         return encoder.transform(y).astype(np.int64), len(self.classes_)
+
+    def _check_stratified_split(self, targets):
+        """scikit-learn's error (``train_test_split``'s, in its words) when a
+        class has one sample: a stratified split needs two of each. It names
+        the classes as scikit-learn's split sees them, rows of the
+        label-binarized ``y`` (``'True'`` for the second of two classes)."""
+        counts = np.bincount(targets, minlength=len(self.classes_))
+        if counts.min() >= 2:
+            return
+        few = np.flatnonzero(counts < 2)
+        n = len(self.classes_)
+
+        def binarized(i):
+            if n <= 2:
+                return str(i == 1)
+            return " ".join(str(j == i) for j in range(n))
+
+        raise ValueError(
+            "The least populated classes in y have only 1 member, which is too "
+            "few. The minimum number of groups for any class cannot be less "
+            f"than 2. Classes with too few members are: {[binarized(i) for i in few]}"
+            f" (classes {[_shown(c) for c in self.classes_[few]]} of y; "
+            "early_stopping holds out a validation split stratified by class). "
+            "Use more samples of them or early_stopping=False."
+        )
 
     def _encode_multilabel(self, y):
         if self.reward == "accuracy":
@@ -478,11 +510,12 @@ sample_weight_val), default=None
         return proba.astype(dtype, copy=False)
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`."""
-        logits, dtype = self._forward(X)
-        if self._multilabel:
-            return log_expit(logits).astype(dtype, copy=False)
-        return log_softmax(logits, axis=1).astype(dtype, copy=False)
+        """Logarithm of :meth:`predict_proba`, computed as scikit-learn's:
+        ``np.log(predict_proba(X))`` (so both have the same argmax, even
+        where probabilities round to 1; a probability that rounds to 0 gives
+        ``-inf``)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """Predicted class labels.

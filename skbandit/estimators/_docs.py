@@ -18,9 +18,10 @@ __all__ = ["shared_parameters_doc"]
 _PARAMETERS_DOC = """Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
-        Width of each hidden layer before pruning (each at least 2, or 1
-        with ``policy="none"``; the whole network at most 10**9
-        parameters).
+        Width of each hidden layer before pruning (each at least 1; the
+        whole network at most 10**9 parameters). Pruning keeps at least one
+        unit per layer, so a layer of one unit is never pruned (a
+        ``UserWarning`` says so).
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden activation.
     solver : {"adam", "sgd", "adamw", "lbfgs"}, default="adam"
@@ -116,8 +117,10 @@ default="constant"
         training, but it stays in ``classes_`` (and has its output and
         ``predict_proba`` column), so it is hardly ever predicted.
     loss : {"squared_error", "poisson"}, default="squared_error"
-        The regressor's loss; ``"poisson"`` (scikit-learn's) is refused with
-        a clear error.
+        The regressor's loss. ``"poisson"``, as scikit-learn's: half the
+        Poisson deviance, an ``exp`` output (the network predicts ``log y``,
+        ``out_activation_ == "exp"``), non-negative targets, not
+        standardised; pruning scores with the same loss.
     policy : str or policy object, default=%(estimator_policy)s
         How the neurons to remove are chosen. A bandit policy:
         ``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``, ``"thompson"``,

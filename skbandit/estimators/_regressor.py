@@ -199,14 +199,24 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         )
         self.loss = loss
 
-    _loss = "mse"
-    _criterion = nn.MSELoss
     _stratify = False
     _min_fit_samples = 1  # as MLPRegressor
 
-    @staticmethod
-    def _validation_score(y_pred, y, sample_weight):
-        return _r2_score(y_pred, y, sample_weight)
+    @property
+    def _poisson(self):
+        return self.loss == "poisson"
+
+    @property
+    def _loss(self):
+        return _poisson_deviance if self._poisson else "mse"
+
+    @property
+    def _criterion(self):
+        return _PoissonDeviance if self._poisson else nn.MSELoss
+
+    @property
+    def _validation_score(self):
+        return _r2_score_of_log if self._poisson else _r2_score
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, validation_data=None):
@@ -233,10 +243,6 @@ sample_weight_val), default=None
         """
         if self.reward == "accuracy":
             raise ValueError("reward='accuracy' is for classifiers; use 'loss'.")
-        if self.loss == "poisson":
-            raise ValueError(
-                "loss='poisson' is not supported; use loss='squared_error'."
-            )
         return self._fit(X, y, sample_weight, validation_data)
 
     def _encode_targets(self, y):
@@ -255,7 +261,17 @@ sample_weight_val), default=None
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = y2.shape[1]
-        self.out_activation_ = "identity"
+        self.out_activation_ = "exp" if self._poisson else "identity"
+        if self._poisson:
+            # The network predicts log(y): nothing to standardise.
+            if np.any(y2 < 0):
+                raise ValueError(
+                    "loss='poisson' needs non-negative targets (counts or "
+                    f"rates); y has {y2.min()!r}."
+                )
+            self.y_mean_ = np.zeros(self.n_outputs_)
+            self.y_scale_ = np.ones(self.n_outputs_)
+            return y2.astype(np.float32), self.n_outputs_
         with np.errstate(over="ignore", invalid="ignore"):
             mean, scale = y2.mean(axis=0), y2.std(axis=0)
             targets = (y2 - mean) / np.where(scale > 0, scale, 1.0)
@@ -316,7 +332,10 @@ sample_weight_val), default=None
         """Training minimises the mean squared error of standardised
         targets; scikit-learn reports half the mean squared error of ``y``:
         for one target, ``0.5 * y_scale_**2`` times ours (the mean over
-        targets of their squared scales for several)."""
+        targets of their squared scales for several). The Poisson loss is
+        scikit-learn's as trained."""
+        if self._poisson:
+            return 1.0
         return 0.5 * float(np.mean(self.y_scale_**2))
 
     def _encode_validation_targets(self, y):
@@ -341,6 +360,8 @@ sample_weight_val), default=None
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs_)
         """
         outputs, dtype = self._forward(X)
+        if self.out_activation_ == "exp":
+            outputs = np.exp(outputs)
         pred = (outputs * self.y_scale_ + self.y_mean_).astype(dtype, copy=False)
         return pred.ravel() if self._y_ndim == 1 else pred
 
@@ -363,3 +384,34 @@ def _r2_score(y_pred, y, sample_weight):
     exact = torch.where(residual > 0, 0.0, 1.0).double()
     r2 = torch.where(total > 0, 1 - residual / total.clamp_min(1e-300), exact)
     return float(r2.mean())
+
+
+def _r2_score_of_log(y_pred, y, sample_weight):
+    """:func:`_r2_score` of ``exp(y_pred)``: the Poisson network predicts
+    ``log(y)``."""
+    return _r2_score(torch.exp(y_pred.double()), y, sample_weight)
+
+
+def _poisson_deviance(output, target):
+    """Half the Poisson deviance of ``exp(output)`` per sample and target,
+    scikit-learn's ``loss="poisson"``: ``y log(y / mu) - y + mu``."""
+    target = target.reshape(output.shape).to(output.dtype)
+    return (
+        torch.exp(output)
+        - target * output
+        + torch.special.xlogy(target, target)
+        - target
+    )
+
+
+class _PoissonDeviance(nn.Module):
+    """:func:`_poisson_deviance` as a torch criterion (``reduction="none"``
+    only: training weighs and averages the samples itself)."""
+
+    def __init__(self, reduction="none"):
+        super().__init__()
+        if reduction != "none":
+            raise ValueError("_PoissonDeviance computes per-sample losses only.")
+
+    def forward(self, output, target):
+        return _poisson_deviance(output, target)

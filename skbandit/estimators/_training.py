@@ -32,6 +32,7 @@ __all__ = [
     "ACTIVATIONS",
     "SOLVERS",
     "TrainingData",
+    "TrainingDiverged",
     "build_mlp",
     "cached_training",
     "fit_module",
@@ -174,18 +175,39 @@ class TrainingData(torch.utils.data.Dataset):
         return X, (self.y[index], self.sample_weight[index])
 
 
+class TrainingDiverged(ValueError):
+    """The loss of a fine-tuning epoch was not finite."""
+
+
 class _DivergenceGuard(Callback):
-    """Stop with a clear error as soon as the training loss is not finite."""
+    """Stop with a clear error (:class:`TrainingDiverged`) as soon as the
+    fine-tuning loss is not finite."""
 
     def on_epoch_end(self, net, **kwargs):
         loss = net.history[-1, "train_loss"]
         if not math.isfinite(loss):
-            raise ValueError(
+            raise TrainingDiverged(
                 f"Training diverged: the training loss is {loss} at epoch "
                 f"{len(net.history)}. Lower `learning_rate_init`, scale the "
                 "features (e.g. StandardScaler) or check the data for extreme "
                 "values."
             )
+
+
+class _DivergenceStop(Callback):
+    """Training: a non-finite loss is recorded, as scikit-learn records it,
+    and training goes on; once the weights themselves are not finite (no
+    gradient step brings them back) it stops, with ``diverged`` recorded.
+    The estimator then raises scikit-learn's error, unless ``early_stopping``
+    restored the weights of the best validation score."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if math.isfinite(net.history[-1, "train_loss"]):
+            return
+        if all(torch.isfinite(p).all() for p in net.module_.parameters()):
+            return
+        net.history.record("diverged", True)
+        raise KeyboardInterrupt  # skorch's way to end training early
 
 
 class TensorBatches:
@@ -341,21 +363,27 @@ class _Convergence(Callback):
 
 class _InvScaling(Callback):
     """``learning_rate="invscaling"``: after each epoch the learning rate is
-    ``learning_rate_init / (t + 1) ** power_t``, ``t`` the samples seen."""
+    ``learning_rate_init / (t + 1) ** power_t``, ``t`` the samples seen
+    (``seen`` of them before this training, by earlier ``partial_fit``
+    calls)."""
 
-    def __init__(self, power_t):
+    def __init__(self, power_t, seen=0):
         self.power_t = power_t
+        self.seen = seen
 
     def on_epoch_end(self, net, dataset_train=None, **kwargs):
-        seen = len(net.history) * len(dataset_train)
+        seen = self.seen + len(net.history) * len(dataset_train)
         _set_learning_rate(net, net.lr / (seen + 1) ** self.power_t)
 
 
 class _EpochLog(Callback):
-    """One plain line per epoch (``verbose >= 2``), no colours or tables."""
+    """One plain line per epoch (``verbose >= 2``), no colours or tables;
+    in training, followed by scikit-learn's MLP line (``Iteration 3, loss =
+    0.12345678``, the loss times ``log_factor``: on scikit-learn's scale)."""
 
-    def __init__(self, phase):
+    def __init__(self, phase, log_factor=1.0):
         self.phase = phase
+        self.log_factor = log_factor
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
@@ -366,6 +394,9 @@ class _EpochLog(Callback):
             if key in row
         ]
         print(", ".join(parts) + f", {row['dur']:.2f} s", flush=True)
+        if self.phase == "training":
+            loss = row["train_loss"] * self.log_factor
+            print(f"Iteration {row['epoch']}, loss = {loss:.8f}", flush=True)
 
 
 class _LBFGSStop(Callback):
@@ -446,14 +477,18 @@ def _optimizer_params(
     return {"optimizer__betas": (beta_1, beta_2), "optimizer__eps": epsilon}
 
 
-def _callbacks(params, score, epochs, phase, verbose):
+def _callbacks(params, score, epochs, phase, verbose, log_factor=1.0, seen=0):
     solver, schedule = params["solver"], params["learning_rate"]
     early_stopping = params["early_stopping"]
-    callbacks = [("divergence_guard", _DivergenceGuard())]
+    callbacks = []
+    if phase != "training":
+        callbacks.append(("divergence_guard", _DivergenceGuard()))
     if solver == "lbfgs":
         callbacks.append(("lbfgs_stop", _LBFGSStop(params["max_fun"])))
         if verbose >= 2:
-            callbacks.append(("epoch_log", _EpochLog(phase)))
+            callbacks.append(("epoch_log", _EpochLog(phase, log_factor)))
+        if phase == "training":
+            callbacks.append(("divergence_stop", _DivergenceStop()))
         return callbacks
     if early_stopping:
         callbacks.append(("valid_score", _ValidationScore(score)))
@@ -469,7 +504,7 @@ def _callbacks(params, score, epochs, phase, verbose):
         )
     )
     if solver == "sgd" and schedule == "invscaling":
-        callbacks.append(("invscaling", _InvScaling(params["power_t"])))
+        callbacks.append(("invscaling", _InvScaling(params["power_t"], seen)))
     if schedule == "cosine":
         callbacks.append(
             (
@@ -478,7 +513,10 @@ def _callbacks(params, score, epochs, phase, verbose):
             )
         )
     if verbose >= 2:
-        callbacks.append(("epoch_log", _EpochLog(phase)))
+        callbacks.append(("epoch_log", _EpochLog(phase, log_factor)))
+    if phase == "training":
+        # Last: the epoch's validation score is recorded before it stops.
+        callbacks.append(("divergence_stop", _DivergenceStop()))
     return callbacks
 
 
@@ -494,6 +532,8 @@ def fit_module(
     verbose,
     seed,
     phase="training",
+    log_factor=1.0,
+    state=None,
     **params,
 ):
     """Train ``module`` in place with skorch; return its training history.
@@ -518,7 +558,15 @@ def fit_module(
         Seed of the validation split and of the generator that every
         iterator (train and valid) draws from.
     phase : str, default="training"
-        Name of the phase in the printed lines.
+        Name of the phase in the printed lines. In ``"training"`` a
+        non-finite loss is recorded and training goes on until the weights
+        are not finite (``diverged``); in any other phase it raises.
+    log_factor : float, default=1.0
+        What turns the loss into scikit-learn's, for the printed lines.
+    state : dict, default=None
+        What carries over between calls (``partial_fit``): the optimizer's
+        state, the batch orders' random stream and the samples seen. Read
+        when it holds them (the first call fills it), updated in place.
     **params
         The estimator's optimisation parameters (scikit-learn's names):
         ``solver``, ``learning_rate_init``, ``alpha``, ``batch_size``,
@@ -537,11 +585,14 @@ def fit_module(
         One entry per epoch (``epoch``, ``train_loss``, ``valid_loss`` and
         ``valid_score`` when validating, ``dur``; ``converged``, True, on
         the epoch after which the ``tol``/``n_iter_no_change`` rule stopped
-        training).
+        training; ``diverged``, True, on the epoch after which the weights
+        were not finite).
     """
     # One stream for both iterators: they draw in turn, epoch after epoch,
     # as DataLoaders drawing from one seeded global generator would.
     generator = torch.Generator().manual_seed(seed)
+    if state is not None and "generator" in state:
+        generator.set_state(state["generator"])
     lbfgs = params["solver"] == "lbfgs"
     if lbfgs:
         # Full batch, no validation split: scikit-learn's L-BFGS ignores
@@ -587,12 +638,30 @@ def fit_module(
         iterator_train__generator=generator,
         iterator_valid__generator=generator,
         train_split=train_split,
-        callbacks=_callbacks(params, score, epochs, phase, verbose),
+        callbacks=_callbacks(
+            params,
+            score,
+            epochs,
+            phase,
+            verbose,
+            log_factor,
+            seen=0 if state is None else state.get("seen", 0),
+        ),
         callbacks__print_log=None,  # _EpochLog prints plain lines instead
         device=device,
         verbose=0,
     )
-    net.fit(data, data.y.numpy() if stratify else None)
+    y_split = data.y.numpy() if stratify else None
+    if state is None:
+        net.fit(data, y_split)
+    else:
+        net.initialize()
+        if "optimizer" in state:
+            net.optimizer_.load_state_dict(state["optimizer"])
+        net.partial_fit(data, y_split)
+        state["optimizer"] = copy.deepcopy(net.optimizer_.state_dict())
+        state["generator"] = generator.get_state()
+        state["seen"] = state.get("seen", 0) + len(net.history) * len(data)
     keys = (
         "epoch",
         "train_loss",
@@ -601,6 +670,7 @@ def fit_module(
         "dur",
         "converged",
         "max_fun_reached",
+        "diverged",
     )
     return [{k: row[k] for k in keys if k in row} for row in net.history]
 
@@ -616,6 +686,7 @@ def train_network(
     seed,
     verbose,
     init=None,
+    log_factor=1.0,
     **params,
 ):
     """Build an MLP with seeded weights (or start from a copy of ``init``) and
@@ -639,19 +710,22 @@ def train_network(
             generator=torch.Generator().manual_seed(seed),
         )
     data = TrainingData(X, y, sample_weight)
-    history = fit_module(module, data, seed=seed, verbose=verbose, **params)
+    history = fit_module(
+        module, data, seed=seed, verbose=verbose, log_factor=log_factor, **params
+    )
     return module, history
 
 
-def cached_training(memory, X, y, sample_weight, *, verbose, **params):
+def cached_training(memory, X, y, sample_weight, *, verbose, log_factor=1.0, **params):
     """:func:`train_network` through :data:`training_cache` and the cache
     folder ``memory``.
 
     The entry holds the network's state dict and the history (see
     :class:`skbandit._cache.TensorCache`): nothing in it is unpickled, and
-    the network is rebuilt from ``params``. ``verbose`` is not part of the key.
-    The same key finds the entry in this process's :data:`training_cache`
-    first, then in ``memory`` (None: no folder).
+    the network is rebuilt from ``params``. ``verbose`` and ``log_factor``
+    (printing only) are not part of the key. The same key finds the entry in
+    this process's :data:`training_cache` first, then in ``memory`` (None:
+    no folder).
 
     Returns
     -------
@@ -684,7 +758,9 @@ def cached_training(memory, X, y, sample_weight, *, verbose, **params):
         return decode(*entry), True
     value, hit = cache.get_or_compute(
         key,
-        lambda: train_network(X, y, sample_weight, verbose=verbose, **params),
+        lambda: train_network(
+            X, y, sample_weight, verbose=verbose, log_factor=log_factor, **params
+        ),
         encode,
         decode,
     )
