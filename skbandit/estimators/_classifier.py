@@ -258,7 +258,7 @@ class BanditPrunedMLPClassifier(ClassifierMixin, BaseBanditPrunedMLP):
 
     @property
     def _criterion(self):
-        return nn.BCEWithLogitsLoss if self._multilabel else nn.CrossEntropyLoss
+        return _MultilabelLogLoss if self._multilabel else nn.CrossEntropyLoss
 
     @property
     def _stratify(self):
@@ -604,6 +604,14 @@ def _check_class_weight(class_weight):
                 "class_weight must map each class to a finite, non-negative "
                 f"number, got {_shown(weight)!r} for class {_shown(label)!r}."
             )
+
+
+class _MultilabelLogLoss(nn.BCEWithLogitsLoss):
+    """scikit-learn's multilabel log loss per sample: the labels' binary
+    cross-entropies summed, not averaged (``reduction="none"`` only)."""
+
+    def forward(self, input, target):
+        return super().forward(input, target).sum(dim=1)
 
 
 def _binary_cross_entropy(output, target):
