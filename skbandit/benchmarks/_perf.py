@@ -382,7 +382,7 @@ def readme_grid(n_jobs=2):
 
     X, y = load_breast_cancer(return_X_y=True)
     ours_grid = {
-        "banditprunedmlpclassifier__policy": ["ucb1", "thompson", "magnitude", "none"],
+        "banditprunedmlpclassifier__policy": ["obs", "ucb1", "magnitude", "none"],
         "banditprunedmlpclassifier__prune_ratio": [0.25, 0.5],
     }
     theirs_grid = {"mlpclassifier__alpha": list(np.logspace(-5, -1.5, 8))}
