@@ -1657,7 +1657,7 @@ def estimator_fits(cache):
 
 
 def deep_runs(cache):
-    from skbandit.benchmarks.deep.run import run_task
+    from skbandit.benchmarks.deep import run_task
 
     keys = (
         "accuracy",

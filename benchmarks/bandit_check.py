@@ -109,7 +109,7 @@ from skbandit._options import DEFAULTS, ESTIMATOR_POLICY, METHOD_NAMES
 from skbandit.benchmarks import DEEP_TASKS, holm_adjust, list_datasets
 from skbandit.benchmarks._datasets import _REGISTRY
 from skbandit.benchmarks._methods import OURS_DEFAULTS
-from skbandit.benchmarks._runner import SUITES
+from skbandit.benchmarks._tabular import SUITES
 from skbandit.pruning import prune
 
 RESULTS = Path(__file__).parent / "results"

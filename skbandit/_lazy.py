@@ -19,7 +19,7 @@ def attach(package, submodule_names):
     package : str
         The package's ``__name__``.
     submodule_names : dict of str to sequence of str
-        Relative submodule (``"._runner"``) -> the public names it defines.
+        Relative submodule (``"._tabular"``) -> the public names it defines.
     """
     where = {name: sub for sub, names in submodule_names.items() for name in names}
 

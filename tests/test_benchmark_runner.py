@@ -33,17 +33,17 @@ from skbandit.benchmarks import (
 )
 from skbandit.benchmarks._names import EXTERNAL
 from skbandit.benchmarks._reports import build_report, pruning_curve, write_report
-from skbandit.benchmarks._runner import (
-    QUICK,
-    fold_indices,
-    resolve_datasets,
-    run_benchmark,
-)
 from skbandit.benchmarks._store import (
     ProtocolMismatch,
     ResultStore,
     StoreError,
     integrity_check,
+)
+from skbandit.benchmarks._tabular import (
+    QUICK,
+    fold_indices,
+    resolve_datasets,
+    run_benchmark,
 )
 
 C, R = "classification", "regression"
@@ -418,8 +418,7 @@ def test_resume_after_keyboard_interrupt(tmp_path, monkeypatch):
 _KILLED_CHILD = """
 import os, signal, sys
 from sklearn.tree import DecisionTreeClassifier
-from skbandit.benchmarks._methods import Method
-from skbandit.benchmarks._runner import run_benchmark
+from skbandit.benchmarks import Method, run_benchmark
 
 FITS = [0]
 
@@ -446,8 +445,15 @@ def test_resume_after_sigkill(tmp_path):
     db = tmp_path / "r.sqlite"
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(_KILLED_CHILD))
+    # The child imports this checkout's skbandit (the script lives in
+    # tmp_path), not whichever copy is installed.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     child = subprocess.run(
-        [sys.executable, str(script), str(db)], capture_output=True, timeout=120
+        [sys.executable, str(script), str(db)],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()
     stored = len(_count_rows(db))

@@ -24,6 +24,9 @@ from skbandit.benchmarks import (
 
 distributed = pytest.importorskip("dask.distributed")
 
+# The grid comparisons (and a cluster of our own) take seconds each and run
+# in the slow tier; the CLI's --scheduler test on the shared cluster and the
+# unreachable-scheduler test keep Dask in the default run.
 pytestmark = pytest.mark.dask
 
 TINY_OURS = {"hidden_layer_sizes": (8,), "max_iter": 6, "learning_rate_init": 0.05}
@@ -71,6 +74,7 @@ def _results(db):
     }
 
 
+@pytest.mark.slow
 def test_grid_on_dask_equals_local_run(cluster, tmp_path):
     local = run_benchmark("tabular", db=tmp_path / "local.sqlite", **GRID)
     assert local.n_done == N_CONFIGS and not local.failures
@@ -100,6 +104,7 @@ def test_grid_on_dask_equals_local_run(cluster, tmp_path):
     assert (again.n_skipped, again.n_done) == (N_CONFIGS, 0)
 
 
+@pytest.mark.slow
 def test_grid_search_on_dask_equals_local(cluster):
     X, y = load_iris(return_X_y=True)
     X = (X - X.mean(0)) / X.std(0)
@@ -137,6 +142,7 @@ def test_cli_scheduler_option(cluster, tmp_path, capsys):
         assert len(store.completed_keys("tabular")) == 2
 
 
+@pytest.mark.slow
 def test_backend_dask_starts_its_own_local_cluster(tmp_path):
     grid = {**GRID, "datasets": ["iris"], "methods": ["sk_knn", "ucb1@0.5"]}
     local = run_benchmark("tabular", db=tmp_path / "a.sqlite", **grid)

@@ -75,6 +75,9 @@ def _run(script, out, threads, noise, hash_seed):
     return out.read_bytes()
 
 
+# Slow (two fresh interpreters that import torch and fit): the in-process
+# refit and thread tests below keep determinism in the default run.
+@pytest.mark.slow
 def test_predictions_are_byte_identical_across_processes(tmp_path):
     script = tmp_path / "fit_predict.py"
     script.write_text(SCRIPT)

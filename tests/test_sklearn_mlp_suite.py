@@ -43,6 +43,8 @@ def test_private_reads_found(suite):
     assert any("_no_improvement_count" in attrs for attrs in reads.values())
 
 
+# Slow: a fresh pytest in a subprocess imports scikit-learn's test file.
+@pytest.mark.slow
 def test_summary_line_on_two_cheap_tests():
     out = subprocess.run(
         [sys.executable, SCRIPT, "--only", CHEAP, "--timeout", "120"],

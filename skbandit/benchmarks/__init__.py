@@ -33,7 +33,6 @@ __getattr__, __dir__, __all__ = attach(
         "._names": ("MethodName", "parse_method_name"),
         "._perf": ("MEASUREMENTS", "Measurement"),
         "._reports": ("Report", "write_report"),
-        "._runner": ("QUICK", "SUITES", "run_benchmark"),
         "._stats": (
             "critical_difference",
             "friedman_test",
@@ -46,6 +45,7 @@ __getattr__, __dir__, __all__ = attach(
             "wilcoxon_holm",
         ),
         "._store": ("ResultStore", "StoreError", "integrity_check"),
+        "._tabular": ("QUICK", "SUITES", "run_benchmark"),
         ".deep": (
             "DEEP_TASKS",
             "list_deep_methods",

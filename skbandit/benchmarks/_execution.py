@@ -1,9 +1,10 @@
 """Where benchmark configurations run, and what a run reports.
 
-Shared by the tabular runner (:mod:`._runner`) and the deep suite
-(:mod:`.deep.runner`): local joblib workers or a Dask cluster, a thread cap
-per fit, the driver as the results store's one writer, progress bars, and
-the :class:`RunSummary` a run returns.
+Shared by the tabular suites (:mod:`._tabular`) and the deep suite
+(:mod:`.deep.suite`): the options they check alike, the run skeleton
+(:func:`run_suite`: Dask or local joblib workers, the resumable store, the
+driver as its one writer), a thread cap per fit, progress bars, and the
+:class:`RunSummary` a run returns.
 """
 
 import contextlib
@@ -11,11 +12,13 @@ import dataclasses
 import functools
 import importlib.metadata
 import operator
+import os
 import platform
 import sys
 import warnings
 
 from ._errors import BenchmarkInputError, MissingDependencyError
+from ._store import ResultStore
 
 __all__ = [
     "BACKENDS",
@@ -24,13 +27,16 @@ __all__ = [
     "SchedulerError",
     "check_backend",
     "check_n_jobs",
+    "check_run_options",
     "check_seeds",
     "dask_backend",
     "default_paths",
     "progress_bar",
     "run_pending",
+    "run_suite",
     "thread_limit",
     "versions",
+    "warning_lines",
 ]
 
 
@@ -341,3 +347,80 @@ def run_pending(store, suite, tasks, n_tasks, n_jobs, progress, on_error):
             bar.update()
             bar.set_postfix_str(f"{key[0]} {key[1]}", refresh=False)
     return failures
+
+
+def check_run_options(on_error, seeds, n_jobs, backend, scheduler):
+    """The options every suite shares, checked: ``(seeds, n_jobs, backend)``.
+
+    Raises :class:`BenchmarkInputError` for an ``on_error`` other than
+    ``"record"`` or ``"raise"``, and as :func:`check_seeds`,
+    :func:`check_n_jobs` and :func:`check_backend` do.
+    """
+    if on_error not in ("record", "raise"):
+        raise BenchmarkInputError(
+            f"on_error must be 'record' or 'raise', got {on_error!r}"
+        )
+    seeds = check_seeds(seeds)
+    if scheduler is None:  # a scheduler's cluster has its own workers
+        n_jobs = check_n_jobs(n_jobs)
+    return seeds, n_jobs, check_backend(backend, scheduler)
+
+
+def warning_lines(caught):
+    """The distinct warnings a configuration raised, as its result stores them."""
+    messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    return [m[:300] for m in messages[:5]]
+
+
+def run_suite(
+    suite,
+    grid,
+    make_jobs,
+    *,
+    db,
+    quick,
+    protocol,
+    n_jobs,
+    backend,
+    scheduler,
+    progress,
+    on_error,
+):
+    """Run the configurations of ``grid`` that the store does not hold yet.
+
+    The skeleton of every suite (``run_benchmark``, ``run_deep_benchmark``):
+    connect to Dask (before the results file is created, so that an
+    unreachable scheduler leaves nothing behind), open the store at ``db``
+    (default :func:`default_paths` of ``suite``), refuse another
+    ``protocol``, skip the stored keys and run the rest through
+    :func:`run_pending`. ``make_jobs(todo)`` yields one joblib task per key
+    of ``todo``, in order; its options are already checked
+    (:func:`check_run_options`).
+
+    Returns
+    -------
+    RunSummary
+    """
+    db = os.fspath(db) if db is not None else default_paths(suite, quick)[0]
+    with contextlib.ExitStack() as stack:
+        if backend == "dask":
+            # Connect (or start the LocalCluster) before the results file is
+            # created: an unreachable scheduler leaves nothing behind.
+            n_workers = n_jobs if n_jobs and n_jobs > 0 else os.cpu_count()
+            stack.enter_context(dask_backend(scheduler, n_workers))
+            n_jobs = -1  # every worker thread of the cluster
+        store = stack.enter_context(ResultStore(db))
+        store.check_protocol(suite, protocol)
+        done = store.completed_keys(suite)
+        todo = [key for key in grid if key not in done]
+        failures = run_pending(
+            store, suite, make_jobs(todo), len(todo), n_jobs, progress, on_error
+        )
+    return RunSummary(
+        suite=suite,
+        db=db,
+        n_configs=len(grid),
+        n_skipped=len(grid) - len(todo),
+        n_done=len(todo) - len(failures),
+        failures=tuple(failures),
+    )

@@ -67,8 +67,6 @@ OURS_DEFAULTS = {
 
 DEFAULT_RATIOS = (0.5,)
 
-FAMILIES = ("ours", "peer")
-
 
 @dataclasses.dataclass(frozen=True)
 class Method:

@@ -9,8 +9,9 @@ CPU cores. One concept per module:
 - :mod:`.data`: the offline datasets and their fixed splits;
 - :mod:`.tasks`: the task registry (:data:`DEEP_TASKS`), training and the
   stored protocol;
-- :mod:`.run`: one configuration (train or load, prune, fine-tune, measure);
-- :mod:`.runner`: the resumable suite over the results store.
+- :mod:`.configuration`: one configuration (train or load, prune,
+  fine-tune, measure);
+- :mod:`.suite`: the resumable suite over the results store.
 
 The tasks
 ---------
@@ -34,10 +35,10 @@ modadd-transformer     reasoning   the same; embed + transformer
 =====================  ==========  =============================================
 """
 
+from .configuration import DEEP_METHODS, measure_latency, run_deep_config, run_task
 from .data import SPLIT_SEED, DeepData
 from .models import TokenEmbedding, TransformerBlock, TransformerClassifier
-from .run import DEEP_METHODS, measure_latency, run_deep_config, run_task
-from .runner import (
+from .suite import (
     QUICK_DEEP,
     list_deep_methods,
     resolve_deep_methods,

@@ -7,29 +7,22 @@ go to the same SQLite store, workers and statistics as
 :func:`~skbandit.benchmarks.run_benchmark` (suite ``"deep"``).
 """
 
-import contextlib
 import fnmatch
-import os
 import traceback
 import warnings
 
 from ..._options import DEFAULTS
 from .._errors import BenchmarkInputError, MissingDependencyError
 from .._execution import (
-    RunSummary,
-    check_backend,
-    check_n_jobs,
-    check_seeds,
-    dask_backend,
-    default_paths,
-    run_pending,
+    check_run_options,
+    run_suite,
     thread_limit,
     versions,
+    warning_lines,
 )
 from .._methods import DEFAULT_RATIOS
 from .._names import format_ratio, parse_method_name
-from .._store import ResultStore
-from .run import DEEP_METHODS, run_deep_config
+from .configuration import DEEP_METHODS, run_deep_config
 from .tasks import deep_protocol, get_deep_task, list_deep_tasks
 
 __all__ = [
@@ -156,9 +149,9 @@ def _evaluate_deep(key, fit_threads, cache, options):
     except Exception:
         return key, None, traceback.format_exc()
     values["extra"].update(versions=versions(), fit_threads=fit_threads)
-    messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    messages = warning_lines(caught)
     if messages:
-        values["extra"]["warnings"] = [m[:300] for m in messages[:5]]
+        values["extra"]["warnings"] = messages
     return key, values, None
 
 
@@ -243,43 +236,29 @@ def run_deep_benchmark(
     """
     from joblib import delayed
 
-    if on_error not in ("record", "raise"):
-        raise BenchmarkInputError(
-            f"on_error must be 'record' or 'raise', got {on_error!r}"
-        )
-    seeds = check_seeds(seeds)
-    if scheduler is None:  # a scheduler's cluster has its own workers
-        n_jobs = check_n_jobs(n_jobs)
-    backend = check_backend(backend, scheduler)
+    seeds, n_jobs, backend = check_run_options(
+        on_error, seeds, n_jobs, backend, scheduler
+    )
     tasks = resolve_deep_tasks(tasks, quick)
     methods = resolve_deep_methods(methods, quick, ratios)
-    db = os.fspath(db) if db is not None else default_paths("deep", quick)[0]
     protocol = deep_protocol(budget=budget)
     protocol.pop("prune_ratio")  # in the method names
     options = {"budget": budget}
-    with contextlib.ExitStack() as stack:
-        if backend == "dask":
-            n_workers = n_jobs if n_jobs and n_jobs > 0 else os.cpu_count()
-            stack.enter_context(dask_backend(scheduler, n_workers))
-            n_jobs = -1
-        store = stack.enter_context(ResultStore(db))
-        store.check_protocol("deep", protocol)
-        done = store.completed_keys("deep")
-        # Task-major, methods innermost: a task's network is trained (and
-        # cached) by its first configuration, then shared.
-        grid = [(t, m, 0, s) for t in tasks for s in seeds for m in methods]
-        todo = [key for key in grid if key not in done]
-        jobs = (
+    # Task-major, methods innermost: a task's network is trained (and
+    # cached) by its first configuration, then shared.
+    grid = [(t, m, 0, s) for t in tasks for s in seeds for m in methods]
+    return run_suite(
+        "deep",
+        grid,
+        lambda todo: (
             delayed(_evaluate_deep)(key, fit_threads, cache, options) for key in todo
-        )
-        failures = run_pending(
-            store, "deep", jobs, len(todo), n_jobs, progress, on_error
-        )
-    return RunSummary(
-        suite="deep",
+        ),
         db=db,
-        n_configs=len(grid),
-        n_skipped=len(grid) - len(todo),
-        n_done=len(todo) - len(failures),
-        failures=tuple(failures),
+        quick=quick,
+        protocol=protocol,
+        n_jobs=n_jobs,
+        backend=backend,
+        scheduler=scheduler,
+        progress=progress,
+        on_error=on_error,
     )

@@ -1,4 +1,4 @@
-"""The benchmark runner: dataset x method x fold x seed, resumable.
+"""The cross-validated tabular suites: dataset x method x fold x seed, resumable.
 
 Every configuration ``(dataset, method, fold, seed)`` fits one pipeline on
 the training part of a cross-validation fold and scores it on the test part
@@ -15,8 +15,6 @@ transaction. Re-running the same call skips every stored configuration, so
 an interrupted run resumes and loses only the fits in flight.
 """
 
-import contextlib
-import os
 import time
 import traceback
 import warnings
@@ -27,18 +25,13 @@ from .._options import recorded_defaults
 from ._datasets import get_spec, list_datasets, load_dataset
 from ._errors import BenchmarkInputError, MissingDependencyError
 from ._execution import (
-    RunSummary,
-    check_backend,
-    check_n_jobs,
-    check_seeds,
-    dask_backend,
-    default_paths,
-    run_pending,
+    check_run_options,
+    run_suite,
     thread_limit,
     versions,
+    warning_lines,
 )
 from ._methods import DEFAULT_RATIOS, OURS_DEFAULTS, Method, select_methods
-from ._store import ResultStore
 
 __all__ = [
     "SUITES",
@@ -298,9 +291,9 @@ def _fit_and_score(method, task, X, y, train, test, seed, fit_threads, cache):
         # cache, ``fit_time`` of a cache hit holds no training.
         extra["fit_times"] = dict(fit_times)
         extra["train_cache_hit"] = bool(pipeline[-1].train_cache_hit_)
-    messages = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    messages = warning_lines(caught)
     if messages:
-        extra["warnings"] = [m[:300] for m in messages[:5]]
+        extra["warnings"] = messages
     return {
         "metric": METRICS[task],
         "score": _score(task, y[test], y_pred),
@@ -328,10 +321,6 @@ def _evaluate(key, method, task, X, y, train, test, fit_threads, cache):
     except Exception:
         return key, None, traceback.format_exc()
     return key, values, None
-
-
-# ----------------------------------------------------------------------------
-# where the configurations run: local joblib or a Dask cluster
 
 
 # ----------------------------------------------------------------------------
@@ -486,30 +475,24 @@ def run_benchmark(
         file is created).
     """
     task = _task_of(suite)
-    if on_error not in ("record", "raise"):
-        raise BenchmarkInputError(
-            f"on_error must be 'record' or 'raise', got {on_error!r}"
-        )
+    seeds, n_jobs, backend = check_run_options(
+        on_error, seeds, n_jobs, backend, scheduler
+    )
     quick_defaults = QUICK[suite] if quick else {}
     n_folds = n_folds or quick_defaults.get("n_folds", DEFAULT_N_FOLDS)
     if int(n_folds) != n_folds or n_folds < 2:
         raise BenchmarkInputError(
             f"n_folds must be an int >= 2, got {n_folds!r}", parameter="n_folds"
         )
-    seeds = check_seeds(seeds)
     if max_samples is not None and max_samples < 2 * n_folds:
         raise BenchmarkInputError(
             f"max_samples must be at least 2 * n_folds, got {max_samples!r}",
             parameter="max_samples",
         )
-    if scheduler is None:  # a scheduler's cluster has its own workers
-        n_jobs = check_n_jobs(n_jobs)
-    backend = check_backend(backend, scheduler)
     datasets = resolve_datasets(suite, datasets, quick)
     methods = resolve_methods(suite, methods, quick, ratios, ours_params)
     _check_buildable(methods, task)
     _check_folds(datasets, task, n_folds, max_samples)  # loads them: last
-    db = os.fspath(db) if db is not None else default_paths(suite, quick)[0]
 
     protocol = {
         "task": task,
@@ -523,27 +506,18 @@ def run_benchmark(
         "pruning_defaults": recorded_defaults(),
         "epochs_rule": FAIR_EPOCHS,
     }
-    with contextlib.ExitStack() as stack:
-        if backend == "dask":
-            # Connect (or start the LocalCluster) before the results file is
-            # created: an unreachable scheduler leaves nothing behind.
-            n_workers = n_jobs if n_jobs and n_jobs > 0 else os.cpu_count()
-            stack.enter_context(dask_backend(scheduler, n_workers))
-            n_jobs = -1  # every worker thread of the cluster
-        store = stack.enter_context(ResultStore(db))
-        store.check_protocol(suite, protocol)
-        done = store.completed_keys(suite)
-        grid = _grid(datasets, methods, n_folds, seeds)
-        todo = [key for key in grid if key not in done]
-        tasks = _tasks(todo, methods, task, n_folds, max_samples, fit_threads, cache)
-        failures = run_pending(
-            store, suite, tasks, len(todo), n_jobs, progress, on_error
-        )
-    return RunSummary(
-        suite=suite,
+    return run_suite(
+        suite,
+        _grid(datasets, methods, n_folds, seeds),
+        lambda todo: _tasks(
+            todo, methods, task, n_folds, max_samples, fit_threads, cache
+        ),
         db=db,
-        n_configs=len(grid),
-        n_skipped=len(grid) - len(todo),
-        n_done=len(todo) - len(failures),
-        failures=tuple(failures),
+        quick=quick,
+        protocol=protocol,
+        n_jobs=n_jobs,
+        backend=backend,
+        scheduler=scheduler,
+        progress=progress,
+        on_error=on_error,
     )
