@@ -5,7 +5,8 @@ Compare bandit-pruned MLPs with scikit-learn models
 
 Every estimator runs inside the same ``Pipeline(StandardScaler(), model)`` and
 is scored by 5-fold ``cross_val_score`` on scikit-learn's bundled breast-cancer
-data. The bandit-pruned networks lose half of their hidden neurons; the table
+data. The pruned networks (a bandit, the default greedy OBS and magnitude)
+lose half of their hidden neurons; the table
 shows what that costs (or gains) in accuracy next to the unpruned network and
 scikit-learn's own models, and how many parameters the pruned network keeps.
 """
@@ -27,7 +28,7 @@ network = dict(hidden_layer_sizes=(64, 64), max_iter=30, random_state=0)
 models = {
     "unpruned MLP (ours)": BanditPrunedMLPClassifier(policy="none", **network),
     "UCB1, 50 % pruned": BanditPrunedMLPClassifier(policy="ucb1", **network),
-    "Thompson, 50 % pruned": BanditPrunedMLPClassifier(policy="thompson", **network),
+    "OBS (default), 50 % pruned": BanditPrunedMLPClassifier(**network),
     "magnitude, 50 % pruned": BanditPrunedMLPClassifier(policy="magnitude", **network),
     "LogisticRegression": LogisticRegression(max_iter=1000),
     "RandomForest": RandomForestClassifier(n_estimators=200, random_state=0),
