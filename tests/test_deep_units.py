@@ -389,7 +389,7 @@ def test_conv_flatten_linear_batched_equals_naive(with_fill, monkeypatch):
     X, y = image_batch(20)
     groups = find_unit_groups(net, example_input=X[:1])
     tr = trace(net, X)
-    kinds = [_pulls._batched_kind(tr, g) for g in groups]
+    kinds = [_pulls.batched_kind(tr, g) for g in groups]
     assert kinds == ["conv", "block", "linear"]
     for group in groups:
         arms = list(range(group.size)) + [0]

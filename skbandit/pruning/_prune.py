@@ -1,7 +1,6 @@
 """One call that scores, removes and reports: :func:`prune`."""
 
 import copy
-import dataclasses
 import numbers
 import time
 import warnings
@@ -12,8 +11,8 @@ from torch import nn
 
 from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, check_prune_ratio
 from ._attention import convert_multihead_attention
-from ._graph import GraphGroup, discover_groups
-from ._hooks import check_refittable
+from ._chain import flat_children
+from ._discovery import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
@@ -28,7 +27,7 @@ from ._targets import (
     round_count,
     round_param_target,
 )
-from ._units import _flat_children, check_unit_groups, count_parameters
+from ._units import check_unit_groups, count_parameters
 
 __all__ = ["PAPER_SETTINGS", "prune", "evaluate_loss"]
 
@@ -85,7 +84,7 @@ def _first_layer(model):
     the first leaf of an ``nn.Sequential``, if it is a Linear/Conv layer."""
     if not isinstance(model, nn.Sequential):
         return None
-    for name, module in _flat_children(model):
+    for name, module in flat_children(model):
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             return name, module
         return None
@@ -428,18 +427,15 @@ default="fidelity"
         groups = discover_groups(model, X)
     else:
         groups = qualify(model, list(groups))
-        # A GraphGroup checks its own layout where it masks.
-        check_unit_groups(model, [g for g in groups if not isinstance(g, GraphGroup)])
+        check_unit_groups(model, groups)
     if not groups:
         raise ValueError(
             "The model has no prunable units: it needs a hidden layer whose "
             "outputs feed another layer (or declare UnitGroups explicitly)."
         )
     _check_rounds(n_rounds, groups)
-    if compensate == "lstsq":  # before scoring, not after it
-        for group in groups:
-            if isinstance(group, GraphGroup):
-                check_refittable(group)
+    for group in groups:  # before scoring, not after it
+        group.check_compensation(compensate)
     if compensate == "lstsq" or policy == "obs":
         reason = "compensate='lstsq'" if compensate == "lstsq" else "policy='obs'"
         check_refit_memory(model, groups, reason, next(model.parameters()).device)
@@ -598,10 +594,7 @@ class _RoundState:
         self.history = _surviving_history(
             self.history, result.history, removals, self.sizes
         )
-        self.groups = [
-            dataclasses.replace(g, size=len(o))
-            for g, o in zip(self.groups, self.original)
-        ]
+        self.groups = [g.resized(len(o)) for g, o in zip(self.groups, self.original)]
 
     def layer_reports(self):
         return [

@@ -38,10 +38,12 @@ from ._masking import masked, refitted
 from ._trace import GraphTrace, Trace, trace
 
 __all__ = [
+    "batched_kind",
     "evaluate_arms",
     "evaluate_arms_naive",
     "evaluate_company",
     "company_batched",
+    "sliced_arm_values",
 ]
 
 #: Elements of the largest stacked tensor per chunk on the CPU: a chunk's
@@ -185,7 +187,7 @@ def _flat_input(tr, node):
     return h.reshape(-1, h.shape[-1])
 
 
-def _batched_kind(tr, group):
+def batched_kind(tr, group):
     """``"linear"``, ``"block"``, ``"conv"`` or ``None`` (naive pulls).
 
     ``"block"``: a ``Linear`` consumer of units that span several features
@@ -213,7 +215,11 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
     ----------
     model : torch.nn.Module
         In eval mode.
-    group : UnitGroup
+    group : UnitGroup or GraphGroup
+        The group picks how its arms are evaluated
+        (:meth:`BaseUnitGroup.evaluate_arms`): a :class:`UnitGroup` by the
+        batched rank-1 updates of this module where its consumer allows,
+        a :class:`GraphGroup` on replicated batches.
     arms : sequence of int
         Unit indices within ``group`` (repeats allowed).
     X, y : torch.Tensor
@@ -236,8 +242,16 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
     -------
     values : torch.Tensor of shape (len(arms),)
     """
-    if hasattr(group, "evaluate_arms"):  # e.g. a GraphGroup: replicated batches
-        return group.evaluate_arms(model, arms, X, y, metric, fills)
+    return group.evaluate_arms(model, arms, X, y, metric, fills, tr, refit)
+
+
+def sliced_arm_values(
+    model, group, arms, X, y, metric, fills=None, tr=None, refit=None
+):
+    """:func:`evaluate_arms` of a :class:`UnitGroup`: batched where its
+    consumer allows (rank-1 updates of a ``Linear``, im2col of a plain
+    convolution, ``torch.fx`` + ``vmap`` on a traced graph), else the
+    naive loop."""
     tr = tr if tr is not None else trace(model, X)
     node = _graph_refit_consumer(tr, group, refit)
     if node is not None:
@@ -251,7 +265,7 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
             _warn_out_of_memory(group)
         except (RuntimeError, NotImplementedError):
             pass  # an operation vmap cannot batch: the naive loop is exact
-    if refit is not None and _batched_kind(tr, group) != "linear":
+    if refit is not None and batched_kind(tr, group) != "linear":
         return evaluate_arms_naive(model, group, arms, X, y, metric, refit=refit)
     if isinstance(tr, GraphTrace):
         node = _graph_consumer(tr, group)
@@ -266,7 +280,7 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
             except (RuntimeError, NotImplementedError):
                 pass  # an operation vmap cannot batch: the naive loop is exact
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
-    kind = _batched_kind(tr, group)
+    kind = batched_kind(tr, group)
     if kind is None:
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
     pos = tr.position(group.consumers[0])
@@ -298,7 +312,9 @@ def _warn_out_of_memory(group):
         "pull minibatch (prune's batch_size, the estimators' "
         "pull_batch_size) keeps them batched.",
         UserWarning,
-        stacklevel=4,  # evaluate_arms' caller, past torch.no_grad's wrapper
+        # evaluate_arms' caller, past UnitGroup.evaluate_arms, evaluate_arms
+        # and torch.no_grad's wrapper
+        stacklevel=6,
     )
 
 
@@ -373,7 +389,7 @@ def evaluate_company(
     """
     plan = np.unique(np.asarray(plan, dtype=np.int64))
     tr = tr if tr is not None else trace(model, X)
-    if not company_batched(tr, group):
+    if not group.company_batched(tr):
         return _company_naive(model, group, arms, plan, X, y, metric, fills, refit)
     pos = tr.position(group.consumers[0])
     consumer, suffix, h = tr.modules[pos], tr.modules[pos + 1 :], tr.inputs[pos]
@@ -400,8 +416,9 @@ def evaluate_company(
 
 def company_batched(tr, group):
     """Whether :func:`evaluate_company` evaluates ``group``'s arms batched
-    (a ``Linear`` consumer of a flat ``nn.Sequential``) on trace ``tr``."""
-    return _batched_kind(tr, group) == "linear"
+    (a ``Linear`` consumer of a flat ``nn.Sequential``) on trace ``tr``
+    (:meth:`BaseUnitGroup.company_batched`)."""
+    return group.company_batched(tr)
 
 
 def _company_refit_terms(h, refit, arms, plan):
