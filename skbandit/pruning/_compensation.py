@@ -10,7 +10,7 @@ convolution, on its unfolded patches).
 import torch
 from torch import nn
 
-from ._conv import is_plain_conv, unfold
+from ._layers import LAYER_TYPES, layer_type
 
 __all__ = [
     "MAX_LSTSQ_ROWS",
@@ -97,19 +97,25 @@ def design(consumer, inputs, targets):
     position), a convolution one per sample and output position, its patches
     unfolded with the layer's own padding, stride and dilation.
     """
-    if isinstance(consumer, nn.Linear):
-        features = inputs.reshape(-1, inputs.shape[-1])
-        return features, targets.reshape(-1, targets.shape[-1])
-    if is_plain_conv(consumer):
-        patches = unfold(inputs, consumer)  # (batch, in * k, positions)
+    entry = layer_type(consumer)
+    if entry is not None and entry.refittable(consumer):
+        if entry.flat:
+            features = inputs.reshape(-1, inputs.shape[-1])
+            return features, targets.reshape(-1, targets.shape[-1])
+        patches = entry.rows(consumer, inputs)  # (batch, in * k, positions)
         features = patches.transpose(1, 2).reshape(-1, patches.shape[1])
         outputs = targets.flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
         return features, outputs
     raise ValueError(
-        "compensate='lstsq' refits Linear and Conv1d/Conv2d consumers "
-        "(ungrouped, zero or no padding); use 'mean' or 'none' for "
+        "compensate='lstsq' refits Linear and convolution consumers "
+        f"({', '.join(c.__name__ for c in _refittable_types())}; ungrouped, "
+        "zero or no padding); use 'mean' or 'none' for "
         f"{type(consumer).__name__}."
     )
+
+
+def _refittable_types():
+    return [c for c, e in LAYER_TYPES.items() if e.weighted]
 
 
 def normal_equations(H, Z):

@@ -12,9 +12,11 @@ removed from every member together.
 A group is kept only where masking equals removal, which is what the bandit's
 pulls need:
 
-* its members are convolutions, ``Linear`` and batch-norm layers (a
-  LayerNorm, an embedding, ``nn.MultiheadAttention`` or a free parameter
-  rescales or mixes the units, so a group through one is left alone);
+* its members are convolutions, ``Linear`` and batch-norm layers of a type
+  with an entry in the layer registry (``_layers.py``; a LayerNorm, an
+  embedding, ``nn.MultiheadAttention``, a transposed convolution or a free
+  parameter rescales, mixes or lays out the units otherwise, so a group
+  through one is left alone);
 * every member holds every unit, ``width`` consecutive features each;
 * at least one member reads the units (a *consumer*: its input features are
   removed), so a mask has somewhere to act;
@@ -37,10 +39,10 @@ from ._graph import (
     GraphGroup,
     GraphMember,
     dependency_graph,
-    n_inputs,
     torch_pruning,
 )
 from ._inputs import PREFIX, InputAdapter
+from ._layers import layer_type
 from ._masking import masked
 from ._units import find_unit_groups
 
@@ -103,9 +105,11 @@ def _affine_member(name, consumes, module, idxs, root_idxs, size):
     offset = min(idxs)
     if [i for _, i in pairs] != list(range(offset, offset + size * width)):
         return None
-    dim = -1 if isinstance(module, nn.Linear) else 1
-    tail = n_inputs(module) - offset - size * width if consumes else 0
-    return GraphMember(name, consumes, dim, offset, width, tail)
+    entry = layer_type(module)
+    if entry is None:  # a layer type without a registry entry
+        return None
+    tail = entry.n_in(module) - offset - size * width if consumes else 0
+    return GraphMember(name, consumes, entry.feature_dim, offset, width, tail)
 
 
 def find_graph_groups(model, example_input):

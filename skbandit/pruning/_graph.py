@@ -24,16 +24,15 @@ import weakref
 from dataclasses import dataclass, field, replace
 
 import torch
-from torch import nn
 
 from ._compensation import consumer_inputs, consumer_outputs, fold_mean, refit_lstsq
 from ._group import BaseUnitGroup
+from ._layers import layer_type
 
 __all__ = [
     "GraphGroup",
     "GraphMember",
     "MAX_ROWS",
-    "n_inputs",
     "dependency_graph",
     "graph_of",
     "torch_pruning",
@@ -266,8 +265,8 @@ class _FastPathOff:
 
 
 def n_inputs(module):
-    """Input features (``Linear``) or channels (convolution) of ``module``."""
-    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
+    """Input features (``Linear``) or channels (convolution) of a member."""
+    return layer_type(module).n_in(module)
 
 
 def _replica_mask_hook(member, keep, fill, n_features):
@@ -436,7 +435,7 @@ def _unit_means(model, dg, every, consumer, X, size):
     ``consumer`` reads it (the pulls' fill values)."""
     ((_, item),) = [p for p in _consumer_items(dg, every, [consumer])]
     x = consumer_inputs(model, consumer, X)
-    dim = -1 if isinstance(model.get_submodule(consumer), nn.Linear) else 1
+    dim = layer_type(model.get_submodule(consumer)).feature_dim
     columns = x.movedim(dim, 1)[:, item.idxs].transpose(0, 1).flatten(1).mean(1)
     units = torch.as_tensor(item.root_idxs, device=columns.device)
     total = columns.new_zeros(size).index_add_(0, units, columns)

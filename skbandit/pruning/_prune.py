@@ -14,6 +14,7 @@ from ._attention import convert_multihead_attention
 from ._chain import flat_children
 from ._discovery import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
+from ._layers import layer_type
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
 from ._resources import check_refit_memory
@@ -81,11 +82,13 @@ def _numeric_tensor(values, name):
 
 def _first_layer(model):
     """``(name, module)`` of the layer that reads the input, when it is known:
-    the first leaf of an ``nn.Sequential``, if it is a Linear/Conv layer."""
+    the first leaf of an ``nn.Sequential``, if it is a layer with weights
+    (a registered ``Linear`` or convolution type)."""
     if not isinstance(model, nn.Sequential):
         return None
     for name, module in flat_children(model):
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        entry = layer_type(module)
+        if entry is not None and entry.weighted:
             return name, module
         return None
     return None
@@ -108,9 +111,9 @@ def _check_data(model, X, y, loss):
     first = _first_layer(model)
     if first is not None:
         name, layer = first
-        linear = isinstance(layer, nn.Linear)
-        dim, expected = (-1, layer.in_features) if linear else (1, layer.in_channels)
-        what = "features" if linear else "channels"
+        entry = layer_type(layer)
+        dim, expected = entry.feature_dim, entry.n_in(layer)
+        what = "features" if entry.flat else "channels"
         if X.shape[dim] != expected:
             raise ValueError(
                 f"X has {X.shape[dim]} {what}, but the model's first layer "

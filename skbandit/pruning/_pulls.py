@@ -33,7 +33,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from ._conv import is_plain_conv, unfold
+from ._layers import layer_type
 from ._masking import masked, refitted
 from ._trace import GraphTrace, Trace, trace
 
@@ -199,12 +199,15 @@ def batched_kind(tr, group):
         return None
     pos = tr.position(group.consumers[0])
     consumer, h = tr.modules[pos], tr.inputs[pos]
+    entry = layer_type(consumer)
+    if entry is None or not entry.refittable(consumer):
+        return None
     if group.unit_width != 1:
-        reads = isinstance(consumer, nn.Linear) and h.dim() == 2
+        reads = entry.flat and h.dim() == 2
         return "block" if reads and h.shape[1] == group.n_features else None
-    if isinstance(consumer, nn.Linear) and h.dim() == 2:
-        return "linear"
-    return "conv" if is_plain_conv(consumer) else None
+    if entry.flat:
+        return "linear" if h.dim() == 2 else None
+    return "conv"
 
 
 @torch.no_grad()
@@ -488,7 +491,7 @@ def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
     batch, out_shape = h.shape[0], z.shape[1:]
     ksize = int(np.prod(consumer.kernel_size))
     # (batch, channels, k, L): every channel's patches, unfolded once.
-    patches = unfold(h, consumer).view(batch, h.shape[1], ksize, -1)
+    patches = layer_type(consumer).rows(consumer, h).view(batch, h.shape[1], ksize, -1)
     fill_patches = None if fills is None else _fill_patches(h, fills, consumer, ksize)
     chunk = max(1, _chunk_elements(z) // (batch * z[0].numel()))
     values = []
@@ -541,7 +544,8 @@ def _block_values(h, z, consumer, arms, fills, width, suffix, y, metric):
 def _fill_patches(h, fills, conv, ksize):
     """Patches of constant maps at the fill values (zero in the padding)."""
     constant = fills.view(1, -1, *([1] * (h.dim() - 2))).expand(1, *h.shape[1:])
-    return unfold(constant.contiguous(), conv).view(h.shape[1], ksize, -1)
+    patches = layer_type(conv).rows(conv, constant.contiguous())
+    return patches.view(h.shape[1], ksize, -1)
 
 
 def _widest(modules, width):

@@ -12,7 +12,6 @@ import copy
 
 import numpy as np
 import torch
-from torch import nn
 
 from .._options import COMPENSATIONS
 from ._compensation import (
@@ -25,47 +24,10 @@ from ._compensation import (
     set_refit,
     solve_ridge,
 )
+from ._layers import slice_inputs, slice_rows
 from ._streaming import chunk_rows
 
 __all__ = ["remove_units", "remove_sliced", "RIDGE"]
-
-
-def _slice_(module, dim, keep, expected=None):
-    """Keep ``keep`` along ``dim`` of every per-unit parameter and buffer."""
-    for name, tensor in list(module.named_parameters(recurse=False)) + list(
-        module.named_buffers(recurse=False)
-    ):
-        if tensor.dim() > dim and tensor.dim() > 0:
-            if expected is not None and tensor.shape[dim] != expected:
-                raise ValueError(
-                    f"{type(module).__name__}.{name} has {tensor.shape[dim]} "
-                    f"entries along dimension {dim}; the unit group spans "
-                    f"{expected}."
-                )
-            sliced = tensor.detach().index_select(dim, keep).clone()
-            if isinstance(tensor, nn.Parameter):
-                sliced = nn.Parameter(sliced, requires_grad=tensor.requires_grad)
-            setattr(module, name, sliced)
-
-
-def _shrink_producer(module, keep, expected=None):
-    _slice_(module, 0, keep, expected)
-    for attr in ("out_features", "out_channels", "num_features"):
-        if hasattr(module, attr):
-            setattr(module, attr, len(keep))
-
-
-def _shrink_consumer(module, keep, expected=None):
-    if expected is not None and module.weight.shape[1] != expected:
-        raise ValueError(
-            f"{type(module).__name__} reads {module.weight.shape[1]} input "
-            f"features; the unit group spans {expected}."
-        )
-    weight = module.weight.detach().index_select(1, keep).clone()
-    module.weight = nn.Parameter(weight, requires_grad=module.weight.requires_grad)
-    for attr in ("in_features", "in_channels"):
-        if hasattr(module, attr):
-            setattr(module, attr, len(keep))
 
 
 @torch.no_grad()
@@ -138,12 +100,12 @@ def remove_sliced(group, original, pruned, removed, compensate, X, ridge):
             original, pruned, group, columns, X, compensate == "lstsq"
         )
     for name in group.producers:
-        _shrink_producer(pruned.get_submodule(name), rows, group.n_rows)
+        slice_rows(pruned.get_submodule(name), rows, group.n_rows)
     for name in group.consumers:
         consumer = pruned.get_submodule(name)
         if compensate == "mean":
             fold_mean(consumer, removed_columns, means)
-        _shrink_consumer(consumer, columns, group.n_features)
+        slice_inputs(consumer, columns, group.n_features)
         if compensate == "lstsq":
             set_refit(consumer, *solve_ridge(*equations[name], ridge))
 

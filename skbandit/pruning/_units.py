@@ -37,6 +37,7 @@ from torch import nn
 
 from ._chain import flat_children
 from ._group import BaseUnitGroup
+from ._layers import layer_type
 from ._pulls import batched_kind, sliced_arm_values
 from ._surgery import remove_sliced
 
@@ -78,8 +79,6 @@ _CHANNELWISE = (
     nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d,
 )
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)
-_PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 @dataclass(frozen=True)
@@ -471,19 +470,20 @@ def _sequential_groups(seq, prefix, shapes):
     repeated = {key for key, count in counts.items() if count > 1}
     for local, module in chain:
         name = _join(prefix, local)
-        if id(module) in repeated and isinstance(module, (*_PRODUCERS, *_NORMS)):
+        entry = layer_type(module)
+        layer = entry is not None or isinstance(module, nn.LayerNorm)
+        if id(module) in repeated and layer:
             open_group = None
             continue
-        if isinstance(module, _PRODUCERS):
-            if open_group is not None and _reads_all(module, open_group):
-                linear = isinstance(module, nn.Linear)
+        if entry is not None and entry.weighted:
+            if open_group is not None and _reads_all(module, entry, open_group):
                 groups.append(
                     UnitGroup(
                         name=open_group["producers"][0],
                         size=open_group["size"],
                         producers=tuple(open_group["producers"]),
                         consumers=(name,),
-                        feature_dim=-1 if linear else 1,
+                        feature_dim=entry.feature_dim,
                         unit_width=open_group["width"],
                     )
                 )
@@ -494,14 +494,14 @@ def _sequential_groups(seq, prefix, shapes):
                 continue
             open_group = {
                 "producers": [name],
-                "size": _n_out(module),
-                "conv": not isinstance(module, nn.Linear),
+                "size": entry.n_out(module),
+                "conv": not entry.flat,
                 "width": 1,
                 "flat": False,
             }
         elif open_group is None:
             continue
-        elif isinstance(module, _NORMS):
+        elif layer:  # a norm
             if isinstance(module, nn.LayerNorm) or open_group["flat"]:
                 # LayerNorm mixes all units of a sample: removing one changes
                 # the others, so the layer before it is not prunable.
@@ -540,23 +540,16 @@ def _flattened(open_group, name, module, shapes):
     return {**open_group, "width": math.prod(shape[2:]), "flat": True}
 
 
-def _n_out(module):
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
-
-
-def _n_in(module):
-    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
-
-
-def _reads_all(consumer, group):
-    """Whether ``consumer`` reads every unit of the open group, one-to-one."""
-    linear = isinstance(consumer, nn.Linear)
+def _reads_all(consumer, entry, group):
+    """Whether ``consumer`` (of registry entry ``entry``) reads every unit of
+    the open group, one-to-one."""
     if group["conv"] and not group["flat"]:
-        family = not linear  # channel maps feed a convolution
+        family = not entry.flat  # channel maps feed a convolution
     else:
-        family = linear  # neurons or flattened channels feed a Linear
+        family = entry.flat  # neurons or flattened channels feed a Linear
     grouped = getattr(consumer, "groups", 1) != 1
-    return family and not grouped and _n_in(consumer) == group["size"] * group["width"]
+    size = group["size"] * group["width"]
+    return family and not grouped and entry.n_in(consumer) == size
 
 
 def check_unit_groups(model, groups):
