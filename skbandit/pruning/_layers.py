@@ -245,6 +245,8 @@ LAYER_TYPES = {
     nn.Conv2d: _conv(nn.Conv2d, 2),
     nn.BatchNorm1d: _norm(nn.BatchNorm1d),
     nn.BatchNorm2d: _norm(nn.BatchNorm2d),
+    nn.Conv3d: _conv(nn.Conv3d, 3),
+    nn.BatchNorm3d: _norm(nn.BatchNorm3d),
 }
 
 

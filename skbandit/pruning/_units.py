@@ -66,6 +66,7 @@ _PASS_THROUGH = (
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,
+    nn.Dropout3d,
 )
 #: Modules that act on every channel of a convolution's output independently
 #: (pooling over space): pass-through for channel units, not for neurons.
@@ -78,6 +79,10 @@ _CHANNELWISE = (
     nn.AdaptiveAvgPool2d,
     nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool3d,
 )
 
 
