@@ -147,6 +147,7 @@ def test_conv3d_mean_compensation_equals_mean_fill():
     net = make_cnn3d(pool=False)
     X, _ = volume_batch()
     groups = find_unit_groups(net, example_input=X[:1])
+    assert [g.name for g in groups] == ["0", "3", "6"]  # no pooling layer
     removals = [[1, 3], [0, 2], [5]]
     pruned = remove_units(net, groups, removals, compensate="mean", X=X)
     current = net
@@ -187,12 +188,14 @@ def test_conv3d_prunes_with_compensation(compensate):
     X, y = volume_batch(n=24)
     small, report = prune(net, X, y, "ucb1", 0.5, budget=2, compensate=compensate)
     assert report.params_after == count_parameters(small) < count_parameters(net)
+    assert (small[0].out_channels, small[3].out_channels) == (3, 2)
 
 
 def test_conv3d_parameter_and_mac_costs_match_the_pruned_network():
     net = make_cnn3d()
     X, _ = volume_batch()
     groups = find_unit_groups(net, example_input=X[:1])
+    assert [g.name for g in groups] == ["0", "3", "7"]
     params, macs = param_cost(net, groups), mac_cost(net, groups, X[:1])
     assert params([g.size for g in groups]) == count_parameters(net)
     removals = [[0, 1], [3], [2, 4]]
@@ -213,6 +216,7 @@ def test_conv3d_prunes_to_a_latency_target():
     pruned = find_unit_groups(small, example_input=X[:1])
     cost = mac_cost(small, pruned, X[:1])([g.size for g in pruned])
     assert cost <= 0.6 * macs([5, 4, 6])
+    assert small[0].out_channels < 5 or small[3].out_channels < 4
 
 
 class Residual3d(nn.Module):
