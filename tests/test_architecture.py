@@ -93,10 +93,11 @@ def _signatures_with_pruning_options():
 # ``batch_size`` is the training batch).
 _ALIASES = {"batch_size": "pull_batch_size"}
 # A deep task fine-tunes by its own recipe unless told otherwise; the bare
-# scorer is the plain single-unit one (prune() passes the library defaults).
+# scorer is the paper's plain single-unit one, zero-filled (prune() passes
+# the library defaults).
 _OWN_DEFAULTS = {
     "run_task": {"fine_tune_epochs"},
-    "BanditScorer": {"reward", "pull"},
+    "BanditScorer": {"reward", "pull", "compensate"},
     # The estimators' policy is ESTIMATOR_POLICY (checked below).
     "BanditPrunedMLPClassifier": {"policy"},
     "BanditPrunedMLPRegressor": {"policy"},

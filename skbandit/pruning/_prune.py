@@ -33,9 +33,6 @@ from ._units import check_unit_groups, count_parameters
 __all__ = ["PAPER_SETTINGS", "prune", "evaluate_loss"]
 
 
-#: How a pull removes a unit under each ``compensate``: as removal will.
-_PULL_FILLS = {"none": "zero", "mean": "mean", "lstsq": "lstsq"}
-
 #: Rows of the pruning data the reported ``latency_ratio`` is measured on.
 _LATENCY_ROWS = 1024
 
@@ -454,7 +451,7 @@ default="fidelity"
         reward=reward,
         scope=scope,
         arms_per_round=arms_per_round,
-        fill=_PULL_FILLS[compensate],
+        compensate=compensate,
         pull=pull,
         max_budget=max_budget,
         prior=prior,

@@ -266,8 +266,9 @@ def sliced_arm_values(
             return _graph_refit_values(tr, node, z, weight, arms, delta, y, metric)
         except torch.cuda.OutOfMemoryError:
             _warn_out_of_memory(group)
-        except (RuntimeError, NotImplementedError):
-            pass  # an operation vmap cannot batch: the naive loop is exact
+        except (RuntimeError, NotImplementedError) as error:
+            # an operation vmap cannot batch: the naive loop is exact
+            _warn_fallback("compensated graph pulls (_graph_refit_values)", error)
     if refit is not None and batched_kind(tr, group) != "linear":
         return evaluate_arms_naive(model, group, arms, X, y, metric, refit=refit)
     if isinstance(tr, GraphTrace):
@@ -280,8 +281,9 @@ def sliced_arm_values(
                 return _graph_values(tr, node, group, arms, fills, y, metric)
             except torch.cuda.OutOfMemoryError:
                 _warn_out_of_memory(group)
-            except (RuntimeError, NotImplementedError):
-                pass  # an operation vmap cannot batch: the naive loop is exact
+            except (RuntimeError, NotImplementedError) as error:
+                # an operation vmap cannot batch: the naive loop is exact
+                _warn_fallback("graph pulls (_graph_values)", error)
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
     kind = batched_kind(tr, group)
     if kind is None:
@@ -305,6 +307,27 @@ def sliced_arm_values(
         if fills is not None:
             delta = delta - fills[arms][:, None]
     return _linear_values(z, weight, arms, delta, suffix, y, metric, base)
+
+
+#: Fast paths that failed and fell back to the naive loop in this process
+#: (each warns once).
+_FELL_BACK = set()
+
+
+def _warn_fallback(path, error):
+    """Say once per process that the fast path ``path`` failed and the
+    pulls run the naive loop: same values, but a broken fast path must not
+    show only as slowness."""
+    if path in _FELL_BACK:
+        return
+    _FELL_BACK.add(path)
+    warnings.warn(
+        f"The batched {path} failed ({type(error).__name__}: {error}); the "
+        "pulls run one forward pass per arm instead (same values, slower). "
+        "Shown once per process.",
+        RuntimeWarning,
+        stacklevel=6,  # as _warn_out_of_memory: evaluate_arms' caller
+    )
 
 
 def _warn_out_of_memory(group):
