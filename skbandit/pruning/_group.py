@@ -45,6 +45,19 @@ class BaseUnitGroup(ABC):
     producer_width, producer_chunks : int
         How a unit's rows are laid out in the first producer (see
         :func:`~skbandit.pruning.unit_weights`).
+
+    Examples
+    --------
+    Callers hold any kind of group through this interface:
+
+    >>> from torch import nn
+    >>> from skbandit.pruning import BaseUnitGroup, find_unit_groups
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> (group,) = find_unit_groups(net)
+    >>> isinstance(group, BaseUnitGroup), group.consumers
+    (True, ('2',))
+    >>> group.resized(3).size
+    3
     """
 
     @abstractmethod
