@@ -1,4 +1,9 @@
-"""One call that scores, removes and reports: :func:`prune`."""
+"""One call that scores, removes and reports: :func:`prune`.
+
+``prune`` is the two halves: ``_checked`` (every setting, the model, the
+data and the groups, before any work) and ``_rounds`` (score and remove,
+round by round, and report).
+"""
 
 import copy
 import numbers
@@ -415,6 +420,72 @@ default="fidelity"
     >>> small[0].out_features, report.params_after < report.params_before
     (8, True)
     """
+    model, X, y, groups = _checked(
+        model,
+        X,
+        y,
+        loss=loss,
+        groups=groups,
+        policy=policy,
+        prune_ratio=prune_ratio,
+        compensate=compensate,
+        n_rounds=n_rounds,
+        target_params=target_params,
+        target_latency=target_latency,
+        random_state=random_state,
+    )
+    scorer = make_scorer(
+        policy,
+        budget=budget,
+        batch_size=batch_size,
+        reward=reward,
+        scope=scope,
+        arms_per_round=arms_per_round,
+        compensate=compensate,
+        pull=pull,
+        max_budget=max_budget,
+        prior=prior,
+        prior_weight=prior_weight,
+    )
+    pruned, report = _rounds(
+        model,
+        X,
+        y,
+        groups,
+        scorer,
+        method=_method_name(policy),
+        loss=loss,
+        prune_ratio=prune_ratio,
+        scope=scope,
+        compensate=compensate,
+        n_rounds=n_rounds,
+        target_params=target_params,
+        target_latency=target_latency,
+        between_rounds=between_rounds,
+        random_state=random_state,
+    )
+    return unwrap(pruned), report
+
+
+def _checked(
+    model,
+    X,
+    y,
+    *,
+    loss,
+    groups,
+    policy,
+    prune_ratio,
+    compensate,
+    n_rounds,
+    target_params,
+    target_latency,
+    random_state,
+):
+    """The checking half of :func:`prune`: every setting, the model and the
+    data checked before any work. Returns the model (in eval mode, attention
+    converted, inputs adapted), ``X`` and ``y`` as tensors on its device and
+    the unit groups to prune (discovered or the given ones, checked)."""
     _check_settings(
         prune_ratio, compensate, n_rounds, target_params, target_latency, random_state
     )
@@ -439,24 +510,34 @@ default="fidelity"
     if compensate == "lstsq" or policy == "obs":
         reason = "compensate='lstsq'" if compensate == "lstsq" else "policy='obs'"
         check_refit_memory(model, groups, reason, next(model.parameters()).device)
+    resolve_loss(loss)  # an unknown loss fails here, before the policy's check
+    return model, X, y, groups
+
+
+def _rounds(
+    model,
+    X,
+    y,
+    groups,
+    scorer,
+    *,
+    method,
+    loss,
+    prune_ratio,
+    scope,
+    compensate,
+    n_rounds,
+    target_params,
+    target_latency,
+    between_rounds,
+    random_state,
+):
+    """The orchestration half of :func:`prune`: score and remove in
+    ``n_rounds`` rounds (or to a parameter or latency target) with
+    ``scorer`` (None: no pruning). Returns the pruned model and the report."""
     loss_fn = resolve_loss(loss)
-    report = PruningReport(
-        method=_method_name(policy), params_before=count_parameters(model)
-    )
+    report = PruningReport(method=method, params_before=count_parameters(model))
     report.loss_before = evaluate_loss(model, X, y, loss_fn)
-    scorer = make_scorer(
-        policy,
-        budget=budget,
-        batch_size=batch_size,
-        reward=reward,
-        scope=scope,
-        arms_per_round=arms_per_round,
-        compensate=compensate,
-        pull=pull,
-        max_budget=max_budget,
-        prior=prior,
-        prior_weight=prior_weight,
-    )
     state = _RoundState(groups)
     pruned = model if scorer is not None else copy.deepcopy(model)
     if scorer is not None:
@@ -468,7 +549,7 @@ default="fidelity"
                 "down to zero, and every group keeps at least one unit. The "
                 "network is returned unchanged.",
                 UserWarning,
-                stacklevel=3,  # the caller, past torch.no_grad's wrapper
+                stacklevel=4,  # prune's caller, past torch.no_grad's wrapper
             )
         rng = np.random.default_rng(random_state)
         for r in range(n_rounds):
@@ -503,7 +584,7 @@ default="fidelity"
     report.layers = state.layer_reports()
     if target_latency is not None and scorer is not None:
         report.latency_ratio = latency_ratio(model, pruned, X[:_LATENCY_ROWS])
-    return unwrap(pruned), report
+    return pruned, report
 
 
 class _Plan:
