@@ -56,6 +56,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .pruning._layers import LAYER_TYPES, layer_type
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -74,25 +76,11 @@ FORMAT = "skbandit.module"
 FORMAT_VERSION = 1
 
 # Layer type -> (class, constructor arguments read from the module's
-# attributes). Linear and convolutions also record whether they have a bias;
-# the pruning backend may add one (compensate="mean").
-_CONV_ATTRS = (
-    "in_channels",
-    "out_channels",
-    "kernel_size",
-    "stride",
-    "padding",
-    "dilation",
-    "groups",
-    "padding_mode",
-)
-_BATCH_NORM_ATTRS = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+# attributes): the pruning backend's layer registry (its ``export_args``),
+# then the layers without units. Layers with weights also record whether
+# they have a bias; the pruning backend may add one (compensate="mean").
 _LAYERS = {
-    "Linear": (nn.Linear, ("in_features", "out_features")),
-    "Conv1d": (nn.Conv1d, _CONV_ATTRS),
-    "Conv2d": (nn.Conv2d, _CONV_ATTRS),
-    "BatchNorm1d": (nn.BatchNorm1d, _BATCH_NORM_ATTRS),
-    "BatchNorm2d": (nn.BatchNorm2d, _BATCH_NORM_ATTRS),
+    **{c.__name__: (c, e.export_args) for c, e in LAYER_TYPES.items()},
     "LayerNorm": (nn.LayerNorm, ("normalized_shape", "eps", "elementwise_affine")),
     "ReLU": (nn.ReLU, ()),
     "Tanh": (nn.Tanh, ()),
@@ -112,7 +100,7 @@ _LAYERS = {
     "AdaptiveAvgPool1d": (nn.AdaptiveAvgPool1d, ("output_size",)),
     "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ("output_size",)),
 }
-_WITH_BIAS = ("Linear", "Conv1d", "Conv2d")
+_WITH_BIAS = tuple(c.__name__ for c, e in LAYER_TYPES.items() if e.weighted)
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16}
 
@@ -483,8 +471,7 @@ def _check_meta(path, module, meta):
             _check_statistics(path, key, meta[key], n_outputs)
     n_features = meta.get("n_features_in")
     # The layer that reads the features (normalisations keep their width).
-    readers = (nn.Linear, nn.Conv1d, nn.Conv2d)
-    first = next((m for m in module.modules() if isinstance(m, readers)), None)
+    first = next((m for m in module.modules() if _weighted(m)), None)
     if n_features is not None and isinstance(first, nn.Linear):
         if n_features != first.in_features:
             raise ValueError(
@@ -542,7 +529,7 @@ def _example_input(module, n_rows=2):
         if isinstance(layer, nn.Linear):
             n_in = layer.in_features
             break
-        if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
+        if _weighted(layer):
             raise ValueError(
                 "cannot infer the input shape of a convolutional network; pass "
                 "example_inputs"
@@ -551,6 +538,12 @@ def _example_input(module, n_rows=2):
         raise ValueError("cannot infer the input shape; pass example_inputs")
     dtype = next(module.parameters()).dtype
     return torch.zeros(n_rows, n_in, dtype=dtype)
+
+
+def _weighted(module):
+    """Whether ``module`` is a layer with weights (a Linear or convolution)."""
+    entry = layer_type(module)
+    return entry is not None and entry.weighted
 
 
 def _eval_copy(obj):

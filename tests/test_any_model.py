@@ -185,11 +185,11 @@ def test_replicated_pulls_equal_naive(name, with_fill):
 
 
 def test_replicated_pulls_chunk(monkeypatch):
-    from skbandit.pruning import _hooks
+    from skbandit.pruning import _graph
 
     model, X, y, (group, *_) = prepared("resnet")
     whole = evaluate_arms(model, group, range(group.size), X, y, _metric())
-    monkeypatch.setattr(_hooks, "MAX_ROWS", 10)  # two arms per forward pass
+    monkeypatch.setattr(_graph, "MAX_ROWS", 10)  # two arms per forward pass
     chunked = evaluate_arms(model, group, range(group.size), X, y, _metric())
     torch.testing.assert_close(chunked, whole, atol=1e-12, rtol=0)
 

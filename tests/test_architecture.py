@@ -6,11 +6,16 @@
   :data:`skbandit._options.DEFAULTS`.
 - Every public function, class and estimator parameter is documented in its
   numpydoc ``Parameters`` section.
+- No package's modules import each other in a circle (function-level imports
+  included), and no module of ``skbandit/pruning/`` imports another's
+  private (underscored) names.
 """
 
+import ast
 import dataclasses
 import importlib
 import inspect
+import pathlib
 import subprocess
 import sys
 
@@ -88,10 +93,11 @@ def _signatures_with_pruning_options():
 # ``batch_size`` is the training batch).
 _ALIASES = {"batch_size": "pull_batch_size"}
 # A deep task fine-tunes by its own recipe unless told otherwise; the bare
-# scorer is the plain single-unit one (prune() passes the library defaults).
+# scorer is the paper's plain single-unit one, zero-filled (prune() passes
+# the library defaults).
 _OWN_DEFAULTS = {
     "run_task": {"fine_tune_epochs"},
-    "BanditScorer": {"reward", "pull"},
+    "BanditScorer": {"reward", "pull", "compensate"},
     # The estimators' policy is ESTIMATOR_POLICY (checked below).
     "BanditPrunedMLPClassifier": {"policy"},
     "BanditPrunedMLPRegressor": {"policy"},
@@ -174,3 +180,125 @@ def test_estimator_docs_list_every_parameter_with_its_default():
         assert set(types) == set(cls().get_params()), cls.__name__
         assert f"default={DEFAULTS.budget}" in types["budget"]
         assert f'default="{ESTIMATOR_POLICY}"' in types["policy"]
+
+
+# -- the import graph -----------------------------------------------------------
+
+PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[1] / "skbandit"
+
+
+def _module_name(path):
+    parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules():
+    """``{qualified name: path}`` of every module of skbandit."""
+    return {_module_name(p): p for p in sorted(PACKAGE_ROOT.rglob("*.py"))}
+
+
+def _imports(name, path, modules):
+    """``(imported module, imported name or None)`` of every skbandit import
+    of one module, at any depth (function-level imports included)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                submodule = f"{target}.{alias.name}"
+                if submodule in modules:  # ``from . import _module``
+                    yield submodule, None
+                else:
+                    yield target, alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None
+
+
+def _package_of(name, modules):
+    return name if modules[name].name == "__init__.py" else name.rpartition(".")[0]
+
+
+def _cycle(graph):
+    """One cycle of ``graph`` (``{node: set of nodes}``) as a list, or None."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _package_graphs():
+    """Per package, the import graph of its modules (``__init__`` aside: it
+    re-exports the package's names and is imported by none of them)."""
+    modules = _modules()
+    graphs = {}
+    for name, path in modules.items():
+        if path.name == "__init__.py":
+            continue
+        package = _package_of(name, modules)
+        graph = graphs.setdefault(package, {})
+        graph.setdefault(name, set())
+        for target, _ in _imports(name, path, modules):
+            if target in modules and target != name:
+                if modules[target].name != "__init__.py":
+                    if _package_of(target, modules) == package:
+                        graph[name].add(target)
+    return graphs
+
+
+def test_the_import_graph_reader_sees_function_level_imports():
+    modules = _modules()
+    graph = _package_graphs()["skbandit.pruning"]
+    assert "skbandit.pruning._units" in graph["skbandit.pruning._discovery"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+    # ``from ._version import __version__`` inside a function counts
+    cli = set(_imports("skbandit.cli", modules["skbandit.cli"], modules))
+    assert ("skbandit._version", "__version__") in cli
+
+
+@pytest.mark.parametrize("package", sorted(_package_graphs()))
+def test_no_import_cycle_inside_a_package(package):
+    cycle = _cycle(_package_graphs()[package])
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_pruning_modules_use_no_private_name_of_another():
+    """Inside ``skbandit/pruning/`` a module imports another's public names
+    only; variation between group kinds goes through the unit-group protocol
+    (``_group.py``), not through private helpers."""
+    modules = _modules()
+    offences = []
+    for name, path in modules.items():
+        if not name.startswith("skbandit.pruning"):
+            continue
+        for target, imported in _imports(name, path, modules):
+            if not target.startswith("skbandit.pruning") or imported is None:
+                continue
+            if imported.startswith("_") and not imported.startswith("__"):
+                offences.append(f"{name} imports {target}.{imported}")
+    assert not offences, offences

@@ -2,6 +2,8 @@
 inside submodules and user-declared groups; masking == physical removal,
 batched pulls == naive pulls, and the fine-tuning helper."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -389,7 +391,7 @@ def test_conv_flatten_linear_batched_equals_naive(with_fill, monkeypatch):
     X, y = image_batch(20)
     groups = find_unit_groups(net, example_input=X[:1])
     tr = trace(net, X)
-    kinds = [_pulls._batched_kind(tr, g) for g in groups]
+    kinds = [_pulls.batched_kind(tr, g) for g in groups]
     assert kinds == ["conv", "block", "linear"]
     for group in groups:
         arms = list(range(group.size)) + [0]
@@ -492,6 +494,33 @@ def test_graph_pulls_out_of_gpu_memory_warn_and_run_naive(compensated, monkeypat
     assert record[0].filename == __file__  # points at the caller
     naive = evaluate_arms_naive(net, group, range(6), X, y, _metric(), refit=refit)
     torch.testing.assert_close(fast, naive, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "compensated, path", [(False, "_graph_values"), (True, "_graph_refit_values")]
+)
+def test_a_failing_fast_path_warns_once_and_runs_naive(compensated, path, monkeypatch):
+    torch.manual_seed(0)
+    net = Residual().to(DTYPE).eval()
+    X = torch.randn(9, 5, dtype=DTYPE)
+    y = torch.randint(0, 3, (9,))
+    group = UnitGroup("hidden", 6, ("hidden",), ("out",))
+    refit = consumer_refits(net, [group], X)[0] if compensated else None
+
+    def broken(*args):
+        raise NotImplementedError("no batching rule")
+
+    monkeypatch.setattr(_pulls, path, broken)
+    monkeypatch.setattr(_pulls, "_FELL_BACK", set())
+    with pytest.warns(RuntimeWarning, match=f"{path}.*no batching rule") as record:
+        fast = evaluate_arms(net, group, range(6), X, y, _metric(), refit=refit)
+    assert record[0].filename == __file__  # points at the caller
+    naive = evaluate_arms_naive(net, group, range(6), X, y, _metric(), refit=refit)
+    torch.testing.assert_close(fast, naive, atol=0, rtol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process
+        again = evaluate_arms(net, group, range(6), X, y, _metric(), refit=refit)
+    torch.testing.assert_close(again, naive, atol=0, rtol=0)
 
 
 class InPlace(nn.Module):

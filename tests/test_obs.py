@@ -206,7 +206,7 @@ def test_compensated_bandit_rewards_are_the_compensated_loss_changes():
     groups = find_unit_groups(net)
     # One round over every arm of both layers, on the whole data set.
     scorer = BanditScorer(
-        "ucb1", budget=1, batch_size=64, fill="lstsq", arms_per_round=12
+        "ucb1", budget=1, batch_size=64, compensate="lstsq", arms_per_round=12
     )
     result = scorer.score(
         net, groups, X, y, resolve_loss("cross_entropy"), np.random.default_rng(0)
@@ -313,7 +313,12 @@ def test_company_bandit_conditions_on_its_plan():
     net, (X, y) = _net(), _data(n=64)
     groups = find_unit_groups(net)
     scorer = BanditScorer(
-        "ucb1", budget=3, batch_size=64, fill="lstsq", pull="company", arms_per_round=12
+        "ucb1",
+        budget=3,
+        batch_size=64,
+        compensate="lstsq",
+        pull="company",
+        arms_per_round=12,
     )
     rng = np.random.default_rng(0)
     result = scorer.score(net, groups, X, y, resolve_loss("cross_entropy"), rng)
@@ -343,3 +348,25 @@ def test_fidelity_metric_and_reward_hand_computed():
     np.testing.assert_allclose(
         reward(np.array([0.0, 0.9]), np.array([0.01, 1.0])), 1 / (1 + np.e), rtol=1e-12
     )
+
+
+@pytest.mark.parametrize("fill, compensate", [("zero", "none"), ("lstsq", "lstsq")])
+def test_the_scorer_s_deprecated_fill_is_its_compensate(fill, compensate):
+    net, (X, y) = _net(), _data(n=64)
+    groups = find_unit_groups(net)
+    settings = dict(budget=2, batch_size=32, arms_per_round=4)
+
+    def scores(scorer):
+        rng = np.random.default_rng(0)
+        result = scorer.score(net, groups, X, y, resolve_loss("cross_entropy"), rng)
+        return result.scores
+
+    with pytest.warns(FutureWarning, match="fill=.*deprecated.*compensate="):
+        old = BanditScorer("ucb1", fill=fill, **settings)
+    new = BanditScorer("ucb1", compensate=compensate, **settings)
+    for a, b in zip(scores(old), scores(new)):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="compensate must be one of"):
+        scores(BanditScorer("ucb1", compensate="zero"))
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="fill must"):
+        scores(BanditScorer("ucb1", fill="none"))

@@ -14,8 +14,10 @@ from ._attention import (
     convert_multihead_attention,
 )
 from ._bandit import MAX_BUDGET, BanditScorer
+from ._discovery import discover_groups, find_graph_groups
 from ._finetune import fine_tune
-from ._graph import GraphGroup, GraphMember, discover_groups, find_graph_groups
+from ._graph import GraphGroup, GraphMember
+from ._group import BaseUnitGroup
 from ._masking import masked, refitted
 from ._obs import Refit, consumer_refits, greedy_obs_order
 from ._path import PruningPath, prune_path
@@ -60,6 +62,7 @@ __all__ = [
     "ActivationScorer",
     "BASELINES",
     "BanditScorer",
+    "BaseUnitGroup",
     "GraphGroup",
     "GraphMember",
     "COMPENSATIONS",

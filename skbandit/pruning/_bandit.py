@@ -24,12 +24,13 @@ stops its bandit early once it says ``done_``.
 
 import math
 import numbers
+import warnings
 from statistics import NormalDist
 
 import numpy as np
 import torch
 
-from .._options import DEFAULTS, PAPER_SETTINGS, PRIORS, PULLS, SCOPES
+from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, PRIORS, PULLS, SCOPES
 from ..policies import make_policy
 from ._masking import masked, refitted
 from ._obs import consumer_refits
@@ -37,6 +38,9 @@ from ._pulls import company_batched, evaluate_arms, evaluate_company, trace
 from ._rewards import make_reward, sample_metric
 from ._scorers import BASELINES, Scores, unit_means
 from ._selection import removals_by_count
+
+#: The deprecated ``fill`` names of the scorer's ``compensate`` values.
+_FILLS = {"zero": "none", "mean": "mean", "lstsq": "lstsq"}
 
 __all__ = ["BanditScorer", "MAX_BUDGET"]
 
@@ -245,11 +249,11 @@ class BanditScorer:
     arms_per_round : int, default=None
         Arms a bandit pulls per round (one minibatch) in single pulls; ``None``
         means an eighth of its arms, rounded up.
-    fill : {"zero", "mean", "lstsq"}, default="zero"
-        How a pulled unit is removed: replaced by ``0`` (removal without
-        compensation), by its mean activation (removal with
-        ``compensate="mean"``), or removed with the least-squares refit of
-        its consumer (``compensate="lstsq"``; the OBS downdate of
+    compensate : {"none", "mean", "lstsq"}, default="none"
+        How a pulled unit is removed, as removal with the same
+        ``compensate`` will remove it: replaced by ``0`` (``"none"``), by
+        its mean activation (``"mean"``), or with the least-squares refit of
+        its consumer (``"lstsq"``; the OBS downdate of
         :mod:`skbandit.pruning._obs`, batched as a rank-1 change). A group
         whose consumer is not a ``Linear`` layer reading one feature per
         unit (a convolution, channels through ``Flatten``) falls back to the
@@ -282,6 +286,10 @@ class BanditScorer:
         its weight says how much that order counts against the pulls.
     prior_weight : int, default=2
         Pseudo-pulls of the prior per unit (an integer >= 0).
+    fill : {"zero", "mean", "lstsq"}, default=None
+        Deprecated name of ``compensate`` (``"zero"`` is
+        ``compensate="none"``); given, it overrides ``compensate`` with a
+        ``FutureWarning``.
 
     Notes
     -----
@@ -299,12 +307,13 @@ class BanditScorer:
         reward=PAPER_SETTINGS["reward"],
         scope=DEFAULTS.scope,
         arms_per_round=DEFAULTS.arms_per_round,
-        fill="zero",
+        compensate=PAPER_SETTINGS["compensate"],
         pull=PAPER_SETTINGS["pull"],
         max_budget=DEFAULTS.max_budget,
         confidence=0.05,
         prior=DEFAULTS.prior,
         prior_weight=DEFAULTS.prior_weight,
+        fill=None,
     ):
         self.policy = policy
         self.budget = budget
@@ -312,12 +321,21 @@ class BanditScorer:
         self.reward = reward
         self.scope = scope
         self.arms_per_round = arms_per_round
-        self.fill = fill
+        self.compensate = compensate
         self.pull = pull
         self.max_budget = max_budget
         self.confidence = confidence
         self.prior = prior
         self.prior_weight = prior_weight
+        self.fill = fill
+        if fill is not None:
+            warnings.warn(
+                "BanditScorer(fill=...) is deprecated and will be removed: use "
+                "compensate=, the name prune() and the estimators use "
+                "(fill='zero' is compensate='none').",
+                FutureWarning,
+                stacklevel=2,
+            )
 
     def _check(self):
         auto = isinstance(self.budget, str) and self.budget == "auto"
@@ -337,13 +355,15 @@ class BanditScorer:
             )
         for name, options in (
             ("scope", SCOPES),
-            ("fill", ("zero", "mean", "lstsq")),
+            ("compensate", COMPENSATIONS),
             ("pull", PULLS),
         ):
             if getattr(self, name) not in options:
                 raise ValueError(
                     f"{name} must be one of {options}, got {getattr(self, name)!r}."
                 )
+        if self.fill is not None and self.fill not in _FILLS:
+            raise ValueError(f"fill must be one of {tuple(_FILLS)}, got {self.fill!r}.")
         _check_pulls_per_unit("max_budget", self.max_budget)
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}.")
@@ -360,6 +380,10 @@ class BanditScorer:
                 "prior_weight must be an integer >= 0 (pseudo-pulls per unit), "
                 f"got {self.prior_weight!r}."
             )
+
+    def _compensation(self):
+        """``compensate``, or what the deprecated ``fill`` names."""
+        return self.compensate if self.fill is None else _FILLS[self.fill]
 
     def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, warm_start=None):
         """Run the bandits.
@@ -385,10 +409,11 @@ class BanditScorer:
         self._check()
         reward = make_reward(self.reward)
         metric = sample_metric(reward.metric, loss_fn)
-        fills = unit_means(model, groups, X) if self.fill != "zero" else None
+        compensate = self._compensation()
+        fills = unit_means(model, groups, X) if compensate != "none" else None
         refits = (
             consumer_refits(model, groups, X)
-            if self.fill == "lstsq"
+            if compensate == "lstsq"
             else [None] * len(groups)
         )
         priors = None

@@ -1,48 +1,45 @@
-"""Unit groups of any torch model, from Torch-Pruning's dependency graph.
+"""Coupled units found by Torch-Pruning's dependency graph: :class:`GraphGroup`.
 
-:func:`find_unit_groups` reads ``nn.Sequential`` chains and declared groups;
-a ResNet, a MobileNet, a ViT or a Hugging Face model has neither. Here
-Torch-Pruning's :class:`~torch_pruning.DependencyGraph` traces the model once
-and says which output channels are **coupled**: the channels of every layer
-that writes into one residual sum, the channels a depthwise convolution
-carries through, a channel and the ``H * W`` features a ``Linear`` reads it as
-after ``flatten``. Each coupled set is one :class:`GraphGroup`: its units are
-removed from every member together.
+The channels of every layer that writes into one residual sum, the channels
+a depthwise convolution carries through, a channel and the ``H * W``
+features a ``Linear`` reads it as after ``flatten``: each coupled set is one
+:class:`GraphGroup` (found by :func:`~skbandit.pruning.find_graph_groups`),
+whose units are removed from every member together. This module is how such
+a group implements the unit-group protocol (:class:`BaseUnitGroup`):
 
-A group is kept only where masking equals removal, which is what the bandit's
-pulls need:
-
-* its members are convolutions, ``Linear`` and batch-norm layers (a
-  LayerNorm, an embedding, ``nn.MultiheadAttention`` or a free parameter
-  rescales or mixes the units, so a group through one is left alone);
-* every member holds every unit, ``width`` consecutive features each;
-* at least one member reads the units (a *consumer*: its input features are
-  removed), so a mask has somewhere to act;
-* removing units physically gives the same output as masking them at the
-  consumers. This is checked once, on the example input: a group whose
-  removal breaks the model's reshapes (the query/key dimensions of an
-  attention layer, the output layer) fails the check and is dropped.
-
-Masking acts on the consumers' inputs, not the producers' outputs: a batch
-norm or a bias after a zeroed producer would make the channel non-zero
-again, whereas a consumer that reads zeros computes exactly what it computes
-without those input columns.
+* **masking** acts on the consumers' inputs, not the producers' outputs: a
+  batch norm or a bias after a zeroed producer would make the channel
+  non-zero again, whereas a consumer that reads zeros computes exactly what
+  it computes without those input columns (forward pre-hooks, see
+  :meth:`GraphGroup.mask_hooks`);
+* **pulls** replicate the minibatch once per arm, each replica carrying its
+  own mask: a model in eval mode treats samples independently, so replica
+  ``i`` computes exactly the naive pull of arm ``i``;
+* **removal** is Torch-Pruning's (it knows how every coupled layer
+  shrinks); the compensation around it is skbandit's
+  (:func:`~skbandit.pruning.remove_units`).
 """
 
-import copy
-import warnings
 import weakref
 from dataclasses import dataclass, field, replace
 
 import torch
-from torch import nn
 
-from ._masking import masked
+from ._compensation import consumer_inputs, consumer_outputs, fold_mean, refit_lstsq
+from ._group import BaseUnitGroup
+from ._layers import layer_type
 
-__all__ = ["GraphGroup", "GraphMember", "find_graph_groups", "discover_groups"]
+__all__ = [
+    "GraphGroup",
+    "GraphMember",
+    "MAX_ROWS",
+    "dependency_graph",
+    "graph_of",
+    "torch_pruning",
+]
 
-#: Samples of the data the groups are traced and checked on.
-EXAMPLE_ROWS = 4
+#: Replicated samples per forward pass of the pulls (bounds peak memory).
+MAX_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -93,13 +90,12 @@ class GraphMember:
 
 
 @dataclass(frozen=True, eq=False)
-class GraphGroup:
+class GraphGroup(BaseUnitGroup):
     """Coupled units found by the dependency graph (see the module docstring).
 
-    The interface of :class:`UnitGroup` that the scorers use (``name``,
-    ``size``, ``producers``, ``consumers``), plus how to mask, view and
-    remove the units; ``prune`` calls these instead of the slice rules of a
-    declared group.
+    A :class:`BaseUnitGroup`: the scorers read ``name``, ``size``,
+    ``producers`` and ``consumers``; masking, pulls and removal go through
+    the group's own methods (see the module docstring).
 
     Parameters
     ----------
@@ -121,6 +117,7 @@ class GraphGroup:
 
     >>> import torch
     >>> from torch import nn
+    >>> from skbandit.pruning import find_graph_groups
     >>> class Net(nn.Module):
     ...     def __init__(self):
     ...         super().__init__()
@@ -190,33 +187,59 @@ class GraphGroup:
         hooks = []
         for member in self._consumer_members():
             module = model.get_submodule(member.name)
-            self._check_layout(member, _n_inputs(module))
+            self._check_layout(member, n_inputs(module))
             hooks.append(
-                (module, _replica_mask_hook(member, keep, fill, _n_inputs(module)))
+                (module, _replica_mask_hook(member, keep, fill, n_inputs(module)))
             )
         handles = [_FastPathOff()]
         for module, hook in hooks:
             handles.append(module.register_forward_pre_hook(hook))
         return handles
 
-    def evaluate_arms(self, model, arms, X, y, metric, fills=None):
+    def check(self, model):
+        """Nothing to check up front: the layout is checked where the group
+        masks (a consumer reading another number of features raises)."""
+
+    def check_compensation(self, compensate):
+        """``ValueError`` when ``compensate="lstsq"`` and a consumer also
+        produces the units (a layer applied to its own output, e.g. with tied
+        weights): the refit of its kept inputs cannot reproduce the outputs
+        it loses."""
+        if compensate != "lstsq":
+            return
+        producers = {m.name for m in self.members if not m.consumes}
+        for member in self.members:
+            if member.consumes and member.name in producers:
+                raise ValueError(
+                    f"compensate='lstsq' cannot refit {member.name!r}: "
+                    f"{member.name!r} reads the units it produces (a layer "
+                    f"applied to its own output) in group {self.name!r}; use "
+                    "compensate='mean' or 'none'."
+                )
+
+    def evaluate_arms(self, model, arms, X, y, metric, fills=None, tr=None, refit=None):
         """Mean metric with each arm masked alone, many arms per forward pass.
 
         The batch is replicated once per arm and each replica masks its own
-        unit, so one forward pass evaluates a chunk of arms.
+        unit, so one forward pass evaluates a chunk of arms (``tr`` and
+        ``refit`` are not used: a coupled group's consumers are not refit
+        per pull).
         """
-        from ._hooks import replicated_arm_values
-
-        return replicated_arm_values(self, model, arms, X, y, metric, fills)
+        return _replicated_arm_values(self, model, arms, X, y, metric, fills)
 
     def remove(self, original, pruned, removed, compensate, X, ridge):
         """Remove ``removed`` units from ``pruned`` in place (with
-        compensation, see :func:`remove_units`)."""
-        from ._hooks import remove_graph_units
+        compensation, see :func:`remove_units`).
 
-        # original is part of the removal protocol; a coupled group refits
-        # its consumers on the model as it was just before this removal.
-        remove_graph_units(self, pruned, removed, compensate, X, ridge)
+        ``original`` is part of the removal protocol; a coupled group refits
+        its consumers on the model as it was just before this removal.
+        """
+        _remove_graph_units(self, pruned, removed, compensate, X, ridge)
+
+    def qualified(self, prefix):
+        """The group with its members' names prefixed by ``prefix``."""
+        members = tuple(replace(m, name=prefix + m.name) for m in self.members)
+        return replace(self, members=members)
 
 
 class _FastPathOff:
@@ -241,8 +264,9 @@ class _FastPathOff:
             torch.backends.mha.set_fastpath_enabled(_FastPathOff._saved)
 
 
-def _n_inputs(module):
-    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
+def n_inputs(module):
+    """Input features (``Linear``) or channels (convolution) of a member."""
+    return layer_type(module).n_in(module)
 
 
 def _replica_mask_hook(member, keep, fill, n_features):
@@ -274,12 +298,13 @@ def _replica_mask_hook(member, keep, fill, n_features):
     return hook
 
 
-# -- discovery ----------------------------------------------------------------
+# -- Torch-Pruning's graph ------------------------------------------------------
 
 
-def _torch_pruning():
-    # Imported on first use: Sequential models and declared groups never
-    # trace a graph, and importing skbandit.pruning stays light.
+def torch_pruning():
+    """The ``torch_pruning`` module, imported on first use: Sequential models
+    and declared groups never trace a graph, and importing
+    ``skbandit.pruning`` stays light."""
     import torch_pruning
 
     return torch_pruning
@@ -287,254 +312,12 @@ def _torch_pruning():
 
 def dependency_graph(model, example_input):
     """Torch-Pruning's dependency graph of ``model`` traced on ``example_input``."""
-    tp = _torch_pruning()
+    tp = torch_pruning()
     # The graph is traced through autograd, which prune()'s no_grad disables.
     with torch.enable_grad():
         return tp.DependencyGraph().build_dependency(
             model, example_inputs=example_input, verbose=False
         )
-
-
-def _member_kinds():
-    OP = _torch_pruning().ops.OPTYPE
-    real = {OP.CONV, OP.DEPTHWISE_CONV, OP.LINEAR, OP.BN}
-    # Operations without parameters that carry channels through unchanged.
-    virtual = {OP.ELEMENTWISE, OP.RESHAPE, OP.CONCAT, OP.SPLIT, OP.SLICE}
-    return real, virtual
-
-
-def _graph_group(dg, tp_group, example_input):
-    """A :class:`GraphGroup` of one Torch-Pruning group, or None if masking
-    it at its consumers cannot equal removing it."""
-    real, virtual = _member_kinds()
-    size = len(tp_group[0].idxs)
-    if size < 2:
-        return None  # a group of one unit can never lose a unit
-    members = []
-    for item in tp_group:
-        node = item.dep.target
-        if node.type in virtual:
-            continue
-        if node.type not in real:
-            return None
-        handler = item.dep.handler
-        # A batch norm prunes inputs and outputs with one function: it
-        # rescales the units, it does not consume them.
-        consumes = dg.is_in_channel_pruning_fn(
-            handler
-        ) and not dg.is_out_channel_pruning_fn(handler)
-        member = _affine_member(
-            dg._module2name[node.module],
-            consumes,
-            node.module,
-            item.idxs,
-            item.root_idxs,
-            size,
-        )
-        if member is None:
-            return None
-        members.append(member)
-    if not any(m.consumes for m in members):
-        return None
-    return GraphGroup(members[0].name, size, tuple(members), example_input)
-
-
-def _affine_member(name, consumes, module, idxs, root_idxs, size):
-    """The member if unit ``j`` owns features ``offset + j * width + i``."""
-    if len(idxs) % size or sorted(set(root_idxs)) != list(range(size)):
-        return None
-    width = len(idxs) // size
-    pairs = sorted(zip(root_idxs, idxs))
-    offset = min(idxs)
-    if [i for _, i in pairs] != list(range(offset, offset + size * width)):
-        return None
-    dim = -1 if isinstance(module, nn.Linear) else 1
-    tail = _n_inputs(module) - offset - size * width if consumes else 0
-    return GraphMember(name, consumes, dim, offset, width, tail)
-
-
-def find_graph_groups(model, example_input):
-    """Coupled unit groups of any model, from its dependency graph.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        In eval mode. Left unchanged.
-    example_input : torch.Tensor
-        A few input samples: the model is traced on them, and removal is
-        checked against masking on them.
-
-    Returns
-    -------
-    groups : list of GraphGroup
-        In the graph's order; groups whose removal does not equal their mask
-        are left out (see the module docstring).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> class Residual(nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 4)
-    ...         self.head = nn.Linear(4, 2)
-    ...     def forward(self, x):
-    ...         return self.head(x + self.b(torch.relu(self.a(x))))
-    >>> groups = find_graph_groups(Residual().eval(), torch.randn(4, 4))
-    >>> [(g.name, g.size, g.consumers) for g in groups]
-    [('a', 8, ('b',))]
-    """
-    probe = _probe(model)
-    copied = copy.deepcopy(probe)
-    dg = dependency_graph(copied, example_input)
-    candidates = []
-    for tp_group in dg.get_all_groups():
-        group = _graph_group(dg, tp_group, example_input)
-        if group is not None:
-            candidates.append((group, tp_group))
-    if not candidates:
-        return []
-    groups = [g for g, _ in candidates]
-    if _removal_matches_mask(probe, copied, candidates, example_input):
-        return groups
-    # Some group breaks the model when removed: check each on its own.
-    return [g for g in groups if _removal_matches_mask_alone(probe, g, example_input)]
-
-
-@torch.no_grad()
-def _probe(model):
-    """A copy of ``model`` with random weights of unit gain.
-
-    The check of removal against masking is about the graph, not the
-    weights, and trained or freshly initialised weights can hide a broken
-    group: with BERT's initial weights (std 0.02) attention is uniform, so
-    removing query/key dimensions changes nothing measurable.
-    """
-    probe = copy.deepcopy(model)
-    generator = torch.Generator().manual_seed(0)
-    for param in probe.parameters():
-        fan_in = param[0].numel() if param.dim() >= 2 else 4
-        noise = torch.randn(param.shape, generator=generator, dtype=param.dtype)
-        param.copy_(noise.to(param.device) / fan_in**0.5)
-    return probe
-
-
-def _odd_units(group):
-    return list(range(1, group.size, 2))
-
-
-def _removal_matches_mask(model, copied, candidates, X):
-    """Whether removing the odd units of every candidate from ``copied`` (on
-    its own dependency graph) gives ``model``'s output with them masked."""
-    masks = {}
-    try:
-        for group, tp_group in candidates:
-            tp_group.prune(_odd_units(group))
-            keep = torch.ones(group.size)
-            keep[_odd_units(group)] = 0
-            masks[group] = keep
-        with torch.no_grad():
-            removed = copied(X)
-            with masked(model, masks):
-                expected = model(X)
-    except (RuntimeError, ValueError, IndexError):  # a reshape that no longer fits
-        return False
-    return _close(removed, expected)
-
-
-def _removal_matches_mask_alone(model, group, X):
-    copied = copy.deepcopy(model)
-    dg = dependency_graph(copied, X)
-    root = copied.get_submodule(group.members[0].name)
-    tp_group = dg.get_pruning_group(
-        root, dg.get_pruner_of_module(root).prune_out_channels, list(range(group.size))
-    )
-    return _removal_matches_mask(model, copied, [(group, tp_group)], X)
-
-
-def _close(a, b):
-    if not (torch.is_tensor(a) and torch.is_tensor(b)) or a.shape != b.shape:
-        return False
-    scale = b.abs().max().clamp_min(1e-12)
-    return bool(((a - b).abs().max() / scale) < 1e-4)
-
-
-def _declares_units(model):
-    return any(callable(getattr(m, "unit_groups", None)) for m in model.modules())
-
-
-def _holds_sequential(model):
-    return any(isinstance(m, nn.Sequential) for m in model.modules())
-
-
-def discover_groups(model, X):
-    """The prunable units of ``model``: sequential and declared, then from
-    the dependency graph.
-
-    An ``nn.Sequential`` keeps the rules of :func:`find_unit_groups` (and
-    their fast pulls). Any other model gets the groups its modules declare
-    (e.g. :class:`SelfAttention` heads) and, for the layers those do not
-    cover, :func:`find_graph_groups`; without either it falls back to
-    :func:`find_unit_groups` on the ``nn.Sequential`` chains inside the
-    model.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        In eval mode.
-    X : torch.Tensor
-        Input samples; the first few are used.
-
-    Returns
-    -------
-    groups : list of UnitGroup or GraphGroup
-
-    Raises
-    ------
-    TypeError
-        If no way finds a group: no declared units, no ``nn.Sequential``
-        chain and nothing from the dependency graph.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from torch import nn
-    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    >>> [type(g).__name__ for g in discover_groups(net, torch.randn(5, 4))]
-    ['UnitGroup']
-    """
-    from ._inputs import PREFIX, InputAdapter
-    from ._units import find_unit_groups
-
-    if isinstance(model, nn.Sequential):
-        return find_unit_groups(model, example_input=X[:1])
-    declared = find_unit_groups(model, X[:1]) if _declares_units(model) else []
-    covered = {n for g in declared for n in (*g.producers, *g.consumers)}
-    try:
-        found = find_graph_groups(model, X[:EXAMPLE_ROWS])
-    except Exception as error:  # tracing an arbitrary forward can fail anywhere
-        warnings.warn(
-            f"Torch-Pruning could not trace {type(model).__name__} ({error!r}); "
-            "only its nn.Sequential and declared units are pruned.",
-            UserWarning,
-            stacklevel=3,
-        )
-        found = []
-    found = [g for g in found if covered.isdisjoint((*g.producers, *g.consumers))]
-    if not declared and not found:
-        if not _declares_units(model) and not _holds_sequential(model):
-            raise TypeError(
-                f"No prunable units found in {type(model).__name__}: no group "
-                "of its dependency graph could be removed as masked, it "
-                "holds no nn.Sequential chain and no module declares "
-                "unit_groups(name). Declare the groups with UnitGroup and "
-                "pass them as prune(..., groups=[...])."
-            )
-        return find_unit_groups(model, example_input=X[:1])
-    if isinstance(model, InputAdapter):  # report the user's layer names
-        found = [replace(g, name=g.name.removeprefix(PREFIX)) for g in found]
-    return declared + found
 
 
 #: Dependency graphs of pruned copies, so that removing several groups from
@@ -548,3 +331,112 @@ def graph_of(model, example_input):
     if dg is None:
         dg = _GRAPHS[model] = dependency_graph(model, example_input)
     return dg
+
+
+# -- pulls and removal ---------------------------------------------------------
+
+
+@torch.no_grad()
+def _replicated_arm_values(group, model, arms, X, y, metric, fills=None):
+    """Mean metric of ``model`` with each arm of ``group`` masked alone.
+
+    Parameters
+    ----------
+    group : GraphGroup
+    model : torch.nn.Module
+        In eval mode.
+    arms : sequence of int
+        Unit indices (repeats allowed).
+    X, y : torch.Tensor
+        The minibatch.
+    metric : callable
+        Per-sample metric ``metric(outputs, y) -> (n_samples,)``.
+    fills : torch.Tensor of shape (group.size,), default=None
+        What a masked unit reads as (default 0).
+
+    Returns
+    -------
+    values : torch.Tensor of shape (len(arms),)
+    """
+    arms = torch.as_tensor(arms, dtype=torch.long).flatten()
+    n = X.shape[0]
+    chunk = max(1, MAX_ROWS // n)
+    values = []
+    for i in range(0, len(arms), chunk):
+        part = arms[i : i + chunk]
+        keep = torch.ones(len(part), group.size, dtype=torch.float64)
+        keep[torch.arange(len(part)), part] = 0
+        handles = group.mask_hooks(model, keep, fills)
+        try:
+            out = model(X.repeat(len(part), *[1] * (X.dim() - 1)))
+        finally:
+            for handle in handles:
+                handle.remove()
+        targets = y.repeat(len(part), *[1] * (y.dim() - 1))
+        values.append(metric(out, targets).view(len(part), n).mean(dim=1))
+    if not values:
+        return next(model.parameters()).new_empty(0)
+    return torch.cat(values)
+
+
+@torch.no_grad()
+def _remove_graph_units(group, pruned, removed, compensate, X, ridge):
+    """Remove ``removed`` units of ``group`` from ``pruned``, in place.
+
+    ``"mean"`` folds each removed unit's mean (as the first consumer reads
+    it, the value the pulls fill it with) times its weights into every
+    consumer's bias; ``"lstsq"`` refits every consumer, in forward order, on
+    its kept inputs to reproduce its output before the removal (not the
+    unpruned network's: in a coupled graph a consumer may already have lost
+    output channels to a group removed earlier). A consumer that is not a
+    ``Linear`` or plain convolution cannot be refitted: ``ValueError``.
+
+    Column indices come from the dependency graph of ``pruned`` as it is
+    now, not from ``group.members``: removing another group concatenated
+    with this one has moved them.
+    """
+    removed = torch.as_tensor(removed, dtype=torch.long).flatten().tolist()
+    consumers = [m.name for m in group.members if m.consumes]
+    group.check_compensation(compensate)
+    dg = graph_of(pruned, group.example_input)
+    root = pruned.get_submodule(group.members[0].name)
+    prune_out = dg.get_pruner_of_module(root).prune_out_channels
+    doomed = dg.get_pruning_group(root, prune_out, removed)
+    if compensate == "mean":
+        every = dg.get_pruning_group(root, prune_out, list(range(group.size)))
+        means = _unit_means(pruned, dg, every, consumers[0], X, group.size)
+        for name, item in _consumer_items(dg, doomed, consumers):
+            module = pruned.get_submodule(name)
+            full = means.new_zeros(n_inputs(module))
+            full[item.idxs] = means[item.root_idxs]
+            fold_mean(module, torch.as_tensor(item.idxs), full)
+    if compensate == "lstsq":
+        targets = consumer_outputs(pruned, consumers, X)
+    doomed.prune()
+    if compensate == "lstsq":
+        order = {name: i for i, (name, _) in enumerate(pruned.named_modules())}
+        for name in sorted(consumers, key=order.__getitem__):
+            inputs = consumer_inputs(pruned, name, X)
+            refit_lstsq(pruned.get_submodule(name), inputs, targets[name], ridge)
+
+
+def _consumer_items(dg, tp_group, names):
+    """``(name, item)`` of the group's items that remove consumer inputs."""
+    for item in tp_group:
+        name = dg._module2name.get(item.dep.target.module)
+        handler = item.dep.handler
+        reads = dg.is_in_channel_pruning_fn(handler)
+        if name in names and reads and not dg.is_out_channel_pruning_fn(handler):
+            yield name, item
+
+
+def _unit_means(model, dg, every, consumer, X, size):
+    """Mean of each unit over samples, positions and its features, as
+    ``consumer`` reads it (the pulls' fill values)."""
+    ((_, item),) = [p for p in _consumer_items(dg, every, [consumer])]
+    x = consumer_inputs(model, consumer, X)
+    dim = layer_type(model.get_submodule(consumer)).feature_dim
+    columns = x.movedim(dim, 1)[:, item.idxs].transpose(0, 1).flatten(1).mean(1)
+    units = torch.as_tensor(item.root_idxs, device=columns.device)
+    total = columns.new_zeros(size).index_add_(0, units, columns)
+    return total / torch.bincount(units, minlength=size).to(columns.dtype)

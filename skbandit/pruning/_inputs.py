@@ -10,8 +10,6 @@ inputs with their own dtypes (token ids stay integers), calls the model and
 returns its logits. ``prune`` returns the wrapped model, pruned.
 """
 
-import dataclasses
-
 import numpy as np
 import torch
 from torch import nn
@@ -196,11 +194,4 @@ def qualify(model, groups):
     """Declared groups named inside the adapter when ``model`` is one."""
     if groups is None or not isinstance(model, InputAdapter):
         return groups
-    return [
-        dataclasses.replace(
-            g,
-            producers=tuple(PREFIX + n for n in g.producers),
-            consumers=tuple(PREFIX + n for n in g.consumers),
-        )
-        for g in groups
-    ]
+    return [g.qualified(PREFIX) for g in groups]

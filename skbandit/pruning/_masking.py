@@ -1,27 +1,13 @@
 """Masking units where their consumers read them (the reference for everything).
 
-:func:`masked` replaces units by a fill value; :func:`refitted` removes them
-with the least-squares compensation of their consumer.
+:func:`masked` replaces units by a fill value (each group registers its own
+hooks, :meth:`BaseUnitGroup.mask_hooks`); :func:`refitted` removes them with
+the least-squares compensation of their consumer.
 """
 
 from contextlib import contextmanager
 
 __all__ = ["masked", "refitted"]
-
-
-def _mask_hook(keep, fill, feature_dim):
-    def hook(module, args):
-        x = args[0]
-        shape = [1] * x.dim()
-        shape[feature_dim] = -1
-        k = keep.to(device=x.device, dtype=x.dtype).view(shape)
-        if fill is None:
-            out = x * k
-        else:
-            out = x * k + (1 - k) * fill.to(device=x.device, dtype=x.dtype).view(shape)
-        return (out, *args[1:])
-
-    return hook
 
 
 @contextmanager
@@ -35,7 +21,7 @@ def masked(model, masks, fills=None):
     Parameters
     ----------
     model : torch.nn.Module
-    masks : dict of {UnitGroup: tensor of shape (group.size,)}
+    masks : dict of {UnitGroup or GraphGroup: tensor of shape (group.size,)}
         ``1`` keeps a unit, ``0`` masks it.
     fills : dict of {UnitGroup: tensor of shape (group.size,)}, default=None
         Value a masked unit is replaced with (e.g. its mean activation); a
@@ -58,21 +44,7 @@ def masked(model, masks, fills=None):
     handles = []
     try:
         for group, keep in masks.items():
-            if hasattr(group, "mask_hooks"):  # a group masked its own way
-                handles.extend(group.mask_hooks(model, keep, fills.get(group)))
-                continue
-            # One value per consumer feature: a unit spanning several
-            # features (a flattened channel, an attention head) masks all.
-            keep = group.feature_values(keep)
-            fill = fills.get(group)
-            fill = None if fill is None else group.feature_values(fill)
-            for name in group.consumers:
-                module = model.get_submodule(name)
-                handles.append(
-                    module.register_forward_pre_hook(
-                        _mask_hook(keep, fill, group.feature_dim)
-                    )
-                )
+            handles.extend(group.mask_hooks(model, keep, fills.get(group)))
         yield model
     finally:
         for handle in handles:

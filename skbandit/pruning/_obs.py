@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._surgery import RIDGE, _consumer_inputs_raw, _consumer_outputs
+from ._compensation import RIDGE, consumer_inputs, consumer_outputs
 
 __all__ = [
     "RIDGE",
@@ -48,6 +48,7 @@ __all__ = [
     "consumer_gram",
     "consumer_refits",
     "greedy_obs_order",
+    "refittable",
 ]
 
 #: Rows of the data per forward pass when accumulating Gram matrices.
@@ -251,8 +252,8 @@ def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
     gram = cross = None
     for start in range(0, X.shape[0], _CHUNK_ROWS):
         xb = X[start : start + _CHUNK_ROWS]
-        H = _consumer_inputs_raw(model, name, xb)
-        Z = _consumer_outputs(target_model, [name], xb)[name]
+        H = consumer_inputs(model, name, xb)
+        Z = consumer_outputs(target_model, [name], xb)[name]
         A = _with_bias(H.reshape(-1, H.shape[-1]))
         Z = Z.reshape(-1, Z.shape[-1]).double()
         gram = A.T @ A if gram is None else gram.addmm_(A.T, A)
@@ -266,7 +267,7 @@ def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
     return gram + torch.diag(penalty.to(gram.device)), cross
 
 
-def _refittable(model, group):
+def refittable(model, group):
     """Whether a group's units are read by one ``Linear`` consumer, one each."""
     if len(group.consumers) != 1 or group.unit_width != 1:
         return False
@@ -305,7 +306,7 @@ def consumer_refits(model, groups, X, ridge=RIDGE):
     """
     return [
         Refit.from_gram(*consumer_gram(model, g.consumers[0], X, ridge=ridge))
-        if _refittable(model, g)
+        if refittable(model, g)
         else None
         for g in groups
     ]

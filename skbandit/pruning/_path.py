@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._graph import discover_groups
+from ._discovery import discover_groups
 from ._prune import prune
 from ._report import LayerReport, PruningReport
 from ._targets import mac_cost

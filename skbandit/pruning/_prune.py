@@ -1,7 +1,11 @@
-"""One call that scores, removes and reports: :func:`prune`."""
+"""One call that scores, removes and reports: :func:`prune`.
+
+``prune`` is the two halves: ``_checked`` (every setting, the model, the
+data and the groups, before any work) and ``_rounds`` (score and remove,
+round by round, and report).
+"""
 
 import copy
-import dataclasses
 import numbers
 import time
 import warnings
@@ -12,9 +16,10 @@ from torch import nn
 
 from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, check_prune_ratio
 from ._attention import convert_multihead_attention
-from ._graph import GraphGroup, discover_groups
-from ._hooks import check_refittable
+from ._chain import flat_children
+from ._discovery import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
+from ._layers import layer_type
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
 from ._resources import check_refit_memory
@@ -28,13 +33,10 @@ from ._targets import (
     round_count,
     round_param_target,
 )
-from ._units import _flat_children, check_unit_groups, count_parameters
+from ._units import check_unit_groups, count_parameters
 
 __all__ = ["PAPER_SETTINGS", "prune", "evaluate_loss"]
 
-
-#: How a pull removes a unit under each ``compensate``: as removal will.
-_PULL_FILLS = {"none": "zero", "mean": "mean", "lstsq": "lstsq"}
 
 #: Rows of the pruning data the reported ``latency_ratio`` is measured on.
 _LATENCY_ROWS = 1024
@@ -82,11 +84,13 @@ def _numeric_tensor(values, name):
 
 def _first_layer(model):
     """``(name, module)`` of the layer that reads the input, when it is known:
-    the first leaf of an ``nn.Sequential``, if it is a Linear/Conv layer."""
+    the first leaf of an ``nn.Sequential``, if it is a layer with weights
+    (a registered ``Linear`` or convolution type)."""
     if not isinstance(model, nn.Sequential):
         return None
-    for name, module in _flat_children(model):
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+    for name, module in flat_children(model):
+        entry = layer_type(module)
+        if entry is not None and entry.weighted:
             return name, module
         return None
     return None
@@ -109,9 +113,9 @@ def _check_data(model, X, y, loss):
     first = _first_layer(model)
     if first is not None:
         name, layer = first
-        linear = isinstance(layer, nn.Linear)
-        dim, expected = (-1, layer.in_features) if linear else (1, layer.in_channels)
-        what = "features" if linear else "channels"
+        entry = layer_type(layer)
+        dim, expected = entry.feature_dim, entry.n_in(layer)
+        what = "features" if entry.flat else "channels"
         if X.shape[dim] != expected:
             raise ValueError(
                 f"X has {X.shape[dim]} {what}, but the model's first layer "
@@ -416,6 +420,72 @@ default="fidelity"
     >>> small[0].out_features, report.params_after < report.params_before
     (8, True)
     """
+    model, X, y, groups = _checked(
+        model,
+        X,
+        y,
+        loss=loss,
+        groups=groups,
+        policy=policy,
+        prune_ratio=prune_ratio,
+        compensate=compensate,
+        n_rounds=n_rounds,
+        target_params=target_params,
+        target_latency=target_latency,
+        random_state=random_state,
+    )
+    scorer = make_scorer(
+        policy,
+        budget=budget,
+        batch_size=batch_size,
+        reward=reward,
+        scope=scope,
+        arms_per_round=arms_per_round,
+        compensate=compensate,
+        pull=pull,
+        max_budget=max_budget,
+        prior=prior,
+        prior_weight=prior_weight,
+    )
+    pruned, report = _rounds(
+        model,
+        X,
+        y,
+        groups,
+        scorer,
+        method=_method_name(policy),
+        loss=loss,
+        prune_ratio=prune_ratio,
+        scope=scope,
+        compensate=compensate,
+        n_rounds=n_rounds,
+        target_params=target_params,
+        target_latency=target_latency,
+        between_rounds=between_rounds,
+        random_state=random_state,
+    )
+    return unwrap(pruned), report
+
+
+def _checked(
+    model,
+    X,
+    y,
+    *,
+    loss,
+    groups,
+    policy,
+    prune_ratio,
+    compensate,
+    n_rounds,
+    target_params,
+    target_latency,
+    random_state,
+):
+    """The checking half of :func:`prune`: every setting, the model and the
+    data checked before any work. Returns the model (in eval mode, attention
+    converted, inputs adapted), ``X`` and ``y`` as tensors on its device and
+    the unit groups to prune (discovered or the given ones, checked)."""
     _check_settings(
         prune_ratio, compensate, n_rounds, target_params, target_latency, random_state
     )
@@ -428,39 +498,46 @@ default="fidelity"
         groups = discover_groups(model, X)
     else:
         groups = qualify(model, list(groups))
-        # A GraphGroup checks its own layout where it masks.
-        check_unit_groups(model, [g for g in groups if not isinstance(g, GraphGroup)])
+        check_unit_groups(model, groups)
     if not groups:
         raise ValueError(
             "The model has no prunable units: it needs a hidden layer whose "
             "outputs feed another layer (or declare UnitGroups explicitly)."
         )
     _check_rounds(n_rounds, groups)
-    if compensate == "lstsq":  # before scoring, not after it
-        for group in groups:
-            if isinstance(group, GraphGroup):
-                check_refittable(group)
+    for group in groups:  # before scoring, not after it
+        group.check_compensation(compensate)
     if compensate == "lstsq" or policy == "obs":
         reason = "compensate='lstsq'" if compensate == "lstsq" else "policy='obs'"
         check_refit_memory(model, groups, reason, next(model.parameters()).device)
+    resolve_loss(loss)  # an unknown loss fails here, before the policy's check
+    return model, X, y, groups
+
+
+def _rounds(
+    model,
+    X,
+    y,
+    groups,
+    scorer,
+    *,
+    method,
+    loss,
+    prune_ratio,
+    scope,
+    compensate,
+    n_rounds,
+    target_params,
+    target_latency,
+    between_rounds,
+    random_state,
+):
+    """The orchestration half of :func:`prune`: score and remove in
+    ``n_rounds`` rounds (or to a parameter or latency target) with
+    ``scorer`` (None: no pruning). Returns the pruned model and the report."""
     loss_fn = resolve_loss(loss)
-    report = PruningReport(
-        method=_method_name(policy), params_before=count_parameters(model)
-    )
+    report = PruningReport(method=method, params_before=count_parameters(model))
     report.loss_before = evaluate_loss(model, X, y, loss_fn)
-    scorer = make_scorer(
-        policy,
-        budget=budget,
-        batch_size=batch_size,
-        reward=reward,
-        scope=scope,
-        arms_per_round=arms_per_round,
-        fill=_PULL_FILLS[compensate],
-        pull=pull,
-        max_budget=max_budget,
-        prior=prior,
-        prior_weight=prior_weight,
-    )
     state = _RoundState(groups)
     pruned = model if scorer is not None else copy.deepcopy(model)
     if scorer is not None:
@@ -472,7 +549,7 @@ default="fidelity"
                 "down to zero, and every group keeps at least one unit. The "
                 "network is returned unchanged.",
                 UserWarning,
-                stacklevel=3,  # the caller, past torch.no_grad's wrapper
+                stacklevel=4,  # prune's caller, past torch.no_grad's wrapper
             )
         rng = np.random.default_rng(random_state)
         for r in range(n_rounds):
@@ -507,7 +584,7 @@ default="fidelity"
     report.layers = state.layer_reports()
     if target_latency is not None and scorer is not None:
         report.latency_ratio = latency_ratio(model, pruned, X[:_LATENCY_ROWS])
-    return unwrap(pruned), report
+    return pruned, report
 
 
 class _Plan:
@@ -598,10 +675,7 @@ class _RoundState:
         self.history = _surviving_history(
             self.history, result.history, removals, self.sizes
         )
-        self.groups = [
-            dataclasses.replace(g, size=len(o))
-            for g, o in zip(self.groups, self.original)
-        ]
+        self.groups = [g.resized(len(o)) for g, o in zip(self.groups, self.original)]
 
     def layer_reports(self):
         return [

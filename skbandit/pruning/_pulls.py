@@ -33,15 +33,17 @@ import torch
 import torch.fx
 from torch import nn
 
-from ._conv import is_plain_conv, unfold
+from ._layers import layer_type
 from ._masking import masked, refitted
 from ._trace import GraphTrace, Trace, trace
 
 __all__ = [
+    "batched_kind",
     "evaluate_arms",
     "evaluate_arms_naive",
     "evaluate_company",
     "company_batched",
+    "sliced_arm_values",
 ]
 
 #: Elements of the largest stacked tensor per chunk on the CPU: a chunk's
@@ -185,7 +187,7 @@ def _flat_input(tr, node):
     return h.reshape(-1, h.shape[-1])
 
 
-def _batched_kind(tr, group):
+def batched_kind(tr, group):
     """``"linear"``, ``"block"``, ``"conv"`` or ``None`` (naive pulls).
 
     ``"block"``: a ``Linear`` consumer of units that span several features
@@ -197,12 +199,15 @@ def _batched_kind(tr, group):
         return None
     pos = tr.position(group.consumers[0])
     consumer, h = tr.modules[pos], tr.inputs[pos]
+    entry = layer_type(consumer)
+    if entry is None or not entry.refittable(consumer):
+        return None
     if group.unit_width != 1:
-        reads = isinstance(consumer, nn.Linear) and h.dim() == 2
+        reads = entry.flat and h.dim() == 2
         return "block" if reads and h.shape[1] == group.n_features else None
-    if isinstance(consumer, nn.Linear) and h.dim() == 2:
-        return "linear"
-    return "conv" if is_plain_conv(consumer) else None
+    if entry.flat:
+        return "linear" if h.dim() == 2 else None
+    return "conv"
 
 
 @torch.no_grad()
@@ -213,7 +218,11 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
     ----------
     model : torch.nn.Module
         In eval mode.
-    group : UnitGroup
+    group : UnitGroup or GraphGroup
+        The group picks how its arms are evaluated
+        (:meth:`BaseUnitGroup.evaluate_arms`): a :class:`UnitGroup` by the
+        batched rank-1 updates of this module where its consumer allows,
+        a :class:`GraphGroup` on replicated batches.
     arms : sequence of int
         Unit indices within ``group`` (repeats allowed).
     X, y : torch.Tensor
@@ -236,8 +245,16 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
     -------
     values : torch.Tensor of shape (len(arms),)
     """
-    if hasattr(group, "evaluate_arms"):  # e.g. a GraphGroup: replicated batches
-        return group.evaluate_arms(model, arms, X, y, metric, fills)
+    return group.evaluate_arms(model, arms, X, y, metric, fills, tr, refit)
+
+
+def sliced_arm_values(
+    model, group, arms, X, y, metric, fills=None, tr=None, refit=None
+):
+    """:func:`evaluate_arms` of a :class:`UnitGroup`: batched where its
+    consumer allows (rank-1 updates of a ``Linear``, im2col of a plain
+    convolution, ``torch.fx`` + ``vmap`` on a traced graph), else the
+    naive loop."""
     tr = tr if tr is not None else trace(model, X)
     node = _graph_refit_consumer(tr, group, refit)
     if node is not None:
@@ -249,9 +266,10 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
             return _graph_refit_values(tr, node, z, weight, arms, delta, y, metric)
         except torch.cuda.OutOfMemoryError:
             _warn_out_of_memory(group)
-        except (RuntimeError, NotImplementedError):
-            pass  # an operation vmap cannot batch: the naive loop is exact
-    if refit is not None and _batched_kind(tr, group) != "linear":
+        except (RuntimeError, NotImplementedError) as error:
+            # an operation vmap cannot batch: the naive loop is exact
+            _warn_fallback("compensated graph pulls (_graph_refit_values)", error)
+    if refit is not None and batched_kind(tr, group) != "linear":
         return evaluate_arms_naive(model, group, arms, X, y, metric, refit=refit)
     if isinstance(tr, GraphTrace):
         node = _graph_consumer(tr, group)
@@ -263,10 +281,11 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
                 return _graph_values(tr, node, group, arms, fills, y, metric)
             except torch.cuda.OutOfMemoryError:
                 _warn_out_of_memory(group)
-            except (RuntimeError, NotImplementedError):
-                pass  # an operation vmap cannot batch: the naive loop is exact
+            except (RuntimeError, NotImplementedError) as error:
+                # an operation vmap cannot batch: the naive loop is exact
+                _warn_fallback("graph pulls (_graph_values)", error)
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
-    kind = _batched_kind(tr, group)
+    kind = batched_kind(tr, group)
     if kind is None:
         return evaluate_arms_naive(model, group, arms, X, y, metric, fills)
     pos = tr.position(group.consumers[0])
@@ -290,6 +309,27 @@ def evaluate_arms(model, group, arms, X, y, metric, fills=None, tr=None, refit=N
     return _linear_values(z, weight, arms, delta, suffix, y, metric, base)
 
 
+#: Fast paths that failed and fell back to the naive loop in this process
+#: (each warns once).
+_FELL_BACK = set()
+
+
+def _warn_fallback(path, error):
+    """Say once per process that the fast path ``path`` failed and the
+    pulls run the naive loop: same values, but a broken fast path must not
+    show only as slowness."""
+    if path in _FELL_BACK:
+        return
+    _FELL_BACK.add(path)
+    warnings.warn(
+        f"The batched {path} failed ({type(error).__name__}: {error}); the "
+        "pulls run one forward pass per arm instead (same values, slower). "
+        "Shown once per process.",
+        RuntimeWarning,
+        stacklevel=6,  # as _warn_out_of_memory: evaluate_arms' caller
+    )
+
+
 def _warn_out_of_memory(group):
     # The naive loop needs one forward pass of memory, so it still runs.
     warnings.warn(
@@ -298,7 +338,9 @@ def _warn_out_of_memory(group):
         "pull minibatch (prune's batch_size, the estimators' "
         "pull_batch_size) keeps them batched.",
         UserWarning,
-        stacklevel=4,  # evaluate_arms' caller, past torch.no_grad's wrapper
+        # evaluate_arms' caller, past UnitGroup.evaluate_arms, evaluate_arms
+        # and torch.no_grad's wrapper
+        stacklevel=6,
     )
 
 
@@ -373,7 +415,7 @@ def evaluate_company(
     """
     plan = np.unique(np.asarray(plan, dtype=np.int64))
     tr = tr if tr is not None else trace(model, X)
-    if not company_batched(tr, group):
+    if not group.company_batched(tr):
         return _company_naive(model, group, arms, plan, X, y, metric, fills, refit)
     pos = tr.position(group.consumers[0])
     consumer, suffix, h = tr.modules[pos], tr.modules[pos + 1 :], tr.inputs[pos]
@@ -400,8 +442,9 @@ def evaluate_company(
 
 def company_batched(tr, group):
     """Whether :func:`evaluate_company` evaluates ``group``'s arms batched
-    (a ``Linear`` consumer of a flat ``nn.Sequential``) on trace ``tr``."""
-    return _batched_kind(tr, group) == "linear"
+    (a ``Linear`` consumer of a flat ``nn.Sequential``) on trace ``tr``
+    (:meth:`BaseUnitGroup.company_batched`)."""
+    return group.company_batched(tr)
 
 
 def _company_refit_terms(h, refit, arms, plan):
@@ -471,7 +514,7 @@ def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
     batch, out_shape = h.shape[0], z.shape[1:]
     ksize = int(np.prod(consumer.kernel_size))
     # (batch, channels, k, L): every channel's patches, unfolded once.
-    patches = unfold(h, consumer).view(batch, h.shape[1], ksize, -1)
+    patches = layer_type(consumer).rows(consumer, h).view(batch, h.shape[1], ksize, -1)
     fill_patches = None if fills is None else _fill_patches(h, fills, consumer, ksize)
     chunk = max(1, _chunk_elements(z) // (batch * z[0].numel()))
     values = []
@@ -524,7 +567,8 @@ def _block_values(h, z, consumer, arms, fills, width, suffix, y, metric):
 def _fill_patches(h, fills, conv, ksize):
     """Patches of constant maps at the fill values (zero in the padding)."""
     constant = fills.view(1, -1, *([1] * (h.dim() - 2))).expand(1, *h.shape[1:])
-    return unfold(constant.contiguous(), conv).view(h.shape[1], ksize, -1)
+    patches = layer_type(conv).rows(conv, constant.contiguous())
+    return patches.view(h.shape[1], ksize, -1)
 
 
 def _widest(modules, width):

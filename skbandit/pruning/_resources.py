@@ -13,7 +13,8 @@ compare it with what the machine has free.
 import os
 
 import torch
-from torch import nn
+
+from ._layers import layer_type
 
 __all__ = [
     "GB",
@@ -96,7 +97,8 @@ def refit_widths(model, groups):
     for group in groups:
         for name in group.consumers:
             consumer = model.get_submodule(name)
-            if isinstance(consumer, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            entry = layer_type(consumer)
+            if entry is not None and entry.weighted:
                 widths[name] = consumer.weight[0].numel()
     return widths
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .._options import BASELINE_NAMES
-from ._obs import Refit, _refittable, consumer_gram, greedy_obs_order
+from ._obs import Refit, consumer_gram, greedy_obs_order, refittable
 from ._streaming import chunk_rows
 from ._surgery import RIDGE, remove_units
 from ._units import unit_view, unit_weights
@@ -220,7 +220,7 @@ class OBSScorer:
         # does not say how many units each layer loses.
         per_layer = isinstance(n_remove, (list, tuple))
         for g, group in enumerate(groups):
-            if not _refittable(model, group):
+            if not refittable(model, group):
                 raise ValueError(
                     "policy='obs' needs groups read by one nn.Linear consumer, "
                     f"one feature per unit; {group.name!r} is not."

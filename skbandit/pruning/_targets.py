@@ -10,8 +10,8 @@ is left in every round lets later rounds re-measure the units that matter.
 import time
 
 import torch
-from torch import nn
 
+from ._layers import layer_type
 from ._selection import removal_counts
 
 __all__ = [
@@ -52,9 +52,6 @@ def param_cost(model, groups):
             in_group = consumer_of.get(name) if param.dim() >= 2 else None
             terms.append((param.numel(), out_group, in_group))
     return _scaled_cost(groups, terms)
-
-
-_WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def mac_cost(model, groups, example_input):
@@ -102,11 +99,11 @@ def _positions(model, example_input):
     """Positions each linear or convolution layer is applied at, per sample."""
     positions, handles = {}, []
     for name, module in model.named_modules():
-        if isinstance(module, _WEIGHT_LAYERS):
+        entry = layer_type(module)
+        if entry is not None and entry.weighted:
 
-            def hook(module, args, output, name=name):
-                channels = output.shape[-1 if isinstance(module, nn.Linear) else 1]
-                positions[name] = positions.get(name, 0) + output.numel() // channels
+            def hook(module, args, output, name=name, entry=entry):
+                positions[name] = positions.get(name, 0) + entry.positions(output)
 
             handles.append(module.register_forward_hook(hook))
     try:

@@ -14,7 +14,7 @@ import torch
 import torch.fx
 from torch import nn
 
-from ._units import _flat_children
+from ._chain import flat_children
 
 __all__ = ["Trace", "GraphTrace", "trace"]
 
@@ -36,7 +36,7 @@ class Trace:
     """
 
     def __init__(self, model, X):
-        self.names, self.modules = zip(*_flat_children(model))
+        self.names, self.modules = zip(*flat_children(model))
         # Inference tensors keep no version counter: always copy with them.
         inference = torch.is_inference_mode_enabled() or X.is_inference()
         if inference or self._record(X, copy_inputs=False):

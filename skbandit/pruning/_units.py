@@ -30,10 +30,16 @@ hand with :class:`UnitGroup`.
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+
+from ._chain import flat_children
+from ._group import BaseUnitGroup
+from ._layers import layer_type
+from ._pulls import batched_kind, sliced_arm_values
+from ._surgery import remove_sliced
 
 __all__ = [
     "UnitGroup",
@@ -60,6 +66,7 @@ _PASS_THROUGH = (
     nn.Dropout,
     nn.Dropout1d,
     nn.Dropout2d,
+    nn.Dropout3d,
 )
 #: Modules that act on every channel of a convolution's output independently
 #: (pooling over space): pass-through for channel units, not for neurons.
@@ -72,14 +79,22 @@ _CHANNELWISE = (
     nn.AdaptiveAvgPool2d,
     nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool3d,
 )
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)
-_PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
 @dataclass(frozen=True)
-class UnitGroup:
-    """One layer's worth of prunable units.
+class UnitGroup(BaseUnitGroup):
+    """One layer's worth of prunable units, laid out by slice rules.
+
+    The :class:`BaseUnitGroup` of ``nn.Sequential`` chains and declared
+    groups: masks act on the consumers' inputs along ``feature_dim``, pulls
+    are batched rank-1 updates where the consumer allows them
+    (:func:`evaluate_arms`), removal slices the producers' rows and the
+    consumers' input features (:func:`remove_units`).
 
     Parameters
     ----------
@@ -167,6 +182,96 @@ class UnitGroup:
             return values
         return values.repeat_interleave(self.unit_width)
 
+    # -- the unit-group protocol ------------------------------------------
+
+    def check(self, model):
+        """Raise ``ValueError`` unless the group fits the layers it names
+        (see :func:`check_unit_groups`)."""
+        for name in self.producers:
+            module = _named_module(model, self, name)
+            tensors = (
+                *module.named_parameters(recurse=False),
+                *module.named_buffers(recurse=False),
+            )
+            for attr, tensor in tensors:
+                if tensor.dim() > 0 and tensor.shape[0] != self.n_rows:
+                    raise ValueError(
+                        f"UnitGroup {self.name!r} has {self.size} units "
+                        f"({self.n_rows} rows), but producer {name!r} has "
+                        f"{tensor.shape[0]} rows in {attr}."
+                    )
+        for name in self.consumers:
+            weight = getattr(_named_module(model, self, name), "weight", None)
+            if torch.is_tensor(weight) and weight.dim() >= 2:
+                if weight.shape[1] != self.n_features:
+                    raise ValueError(
+                        f"UnitGroup {self.name!r} spans {self.n_features} input "
+                        f"features, but consumer {name!r} reads {weight.shape[1]}."
+                    )
+
+    def unit_view(self, x):
+        """A consumer input ``x`` as ``(samples, units, everything else)``
+        (see :func:`unit_view`)."""
+        x = x.movedim(self.feature_dim, 1)
+        if x.shape[1] != self.n_features:
+            raise ValueError(
+                f"group {self.name!r} spans {self.n_features} features of its "
+                f"consumer's input, which has {x.shape[1]} along dimension "
+                f"{self.feature_dim}."
+            )
+        x = x.unflatten(1, (self.size, self.unit_width))
+        return x.flatten(2)
+
+    def mask_hooks(self, model, keep, fill=None):
+        """Pre-hooks replacing masked units at every consumer's input."""
+        # One value per consumer feature: a unit spanning several
+        # features (a flattened channel, an attention head) masks all.
+        keep = self.feature_values(keep)
+        fill = None if fill is None else self.feature_values(fill)
+        return [
+            model.get_submodule(name).register_forward_pre_hook(
+                _mask_hook(keep, fill, self.feature_dim)
+            )
+            for name in self.consumers
+        ]
+
+    def evaluate_arms(self, model, arms, X, y, metric, fills=None, tr=None, refit=None):
+        """Batched rank-1 pulls where the consumer allows, else the naive
+        loop (see :func:`evaluate_arms`)."""
+        return sliced_arm_values(model, self, arms, X, y, metric, fills, tr, refit)
+
+    def company_batched(self, tr):
+        """Whether company pulls run batched: a ``Linear`` consumer of a flat
+        ``nn.Sequential`` traced as ``tr``."""
+        return batched_kind(tr, self) == "linear"
+
+    def remove(self, original, pruned, removed, compensate, X, ridge):
+        """Slice the removed units out of ``pruned`` (see :func:`remove_units`)."""
+        remove_sliced(self, original, pruned, removed, compensate, X, ridge)
+
+    def qualified(self, prefix):
+        """The group with its producers and consumers prefixed by ``prefix``."""
+        return replace(
+            self,
+            producers=tuple(prefix + n for n in self.producers),
+            consumers=tuple(prefix + n for n in self.consumers),
+        )
+
+
+def _mask_hook(keep, fill, feature_dim):
+    def hook(module, args):
+        x = args[0]
+        shape = [1] * x.dim()
+        shape[feature_dim] = -1
+        k = keep.to(device=x.device, dtype=x.dtype).view(shape)
+        if fill is None:
+            out = x * k
+        else:
+            out = x * k + (1 - k) * fill.to(device=x.device, dtype=x.dtype).view(shape)
+        return (out, *args[1:])
+
+    return hook
+
 
 def _as_index(units):
     return torch.as_tensor(units, dtype=torch.long).flatten().cpu()
@@ -190,8 +295,9 @@ def unit_view(x, group):
     ----------
     x : torch.Tensor
         Input of one of the group's consumers, samples along dimension 0.
-    group : UnitGroup
-        The group whose units ``x`` holds along ``group.feature_dim``.
+    group : UnitGroup or GraphGroup
+        The group whose units ``x`` holds (along ``group.feature_dim`` for a
+        :class:`UnitGroup`).
 
     Examples
     --------
@@ -201,17 +307,7 @@ def unit_view(x, group):
     tensor([[ 6.,  7.,  8.],
             [ 9., 10., 11.]])
     """
-    if hasattr(group, "unit_view"):  # a group that knows its own layout
-        return group.unit_view(x)
-    x = x.movedim(group.feature_dim, 1)
-    if x.shape[1] != group.n_features:
-        raise ValueError(
-            f"group {group.name!r} spans {group.n_features} features of its "
-            f"consumer's input, which has {x.shape[1]} along dimension "
-            f"{group.feature_dim}."
-        )
-    x = x.unflatten(1, (group.size, group.unit_width))
-    return x.flatten(2)
+    return group.unit_view(x)
 
 
 def unit_weights(model, group):
@@ -237,21 +333,6 @@ def unit_weights(model, group):
     weight = model.get_submodule(group.producers[0]).weight.detach()
     blocks = weight.reshape(group.producer_chunks, group.size, group.producer_width, -1)
     return blocks.transpose(0, 1).reshape(group.size, -1)
-
-
-def _flat_children(model, remove_duplicate=True):
-    """Named leaf-level children of a (possibly nested) ``nn.Sequential``;
-    with ``remove_duplicate=False`` a module listed twice is yielded twice."""
-    if remove_duplicate:
-        children = model.named_children()
-    else:
-        children = ((n, m) for n, m in model._modules.items() if m is not None)
-    for name, child in children:
-        if isinstance(child, nn.Sequential):
-            for sub_name, sub in _flat_children(child, remove_duplicate):
-                yield f"{name}.{sub_name}", sub
-        else:
-            yield name, child
 
 
 def _join(prefix, name):
@@ -388,25 +469,26 @@ def _input_shapes(model, example_input):
 def _sequential_groups(seq, prefix, shapes):
     """Groups of the flattened chain of ``seq`` (names prefixed)."""
     groups, open_group = [], None
-    chain = list(_flat_children(seq, remove_duplicate=False))
+    chain = list(flat_children(seq, remove_duplicate=False))
     # A layer listed twice reads its own output: its units are not separable.
     counts = Counter(id(m) for _, m in chain)
     repeated = {key for key, count in counts.items() if count > 1}
     for local, module in chain:
         name = _join(prefix, local)
-        if id(module) in repeated and isinstance(module, (*_PRODUCERS, *_NORMS)):
+        entry = layer_type(module)
+        layer = entry is not None or isinstance(module, nn.LayerNorm)
+        if id(module) in repeated and layer:
             open_group = None
             continue
-        if isinstance(module, _PRODUCERS):
-            if open_group is not None and _reads_all(module, open_group):
-                linear = isinstance(module, nn.Linear)
+        if entry is not None and entry.weighted:
+            if open_group is not None and _reads_all(module, entry, open_group):
                 groups.append(
                     UnitGroup(
                         name=open_group["producers"][0],
                         size=open_group["size"],
                         producers=tuple(open_group["producers"]),
                         consumers=(name,),
-                        feature_dim=-1 if linear else 1,
+                        feature_dim=entry.feature_dim,
                         unit_width=open_group["width"],
                     )
                 )
@@ -417,14 +499,14 @@ def _sequential_groups(seq, prefix, shapes):
                 continue
             open_group = {
                 "producers": [name],
-                "size": _n_out(module),
-                "conv": not isinstance(module, nn.Linear),
+                "size": entry.n_out(module),
+                "conv": not entry.flat,
                 "width": 1,
                 "flat": False,
             }
         elif open_group is None:
             continue
-        elif isinstance(module, _NORMS):
+        elif layer:  # a norm
             if isinstance(module, nn.LayerNorm) or open_group["flat"]:
                 # LayerNorm mixes all units of a sample: removing one changes
                 # the others, so the layer before it is not prunable.
@@ -463,23 +545,16 @@ def _flattened(open_group, name, module, shapes):
     return {**open_group, "width": math.prod(shape[2:]), "flat": True}
 
 
-def _n_out(module):
-    return module.out_features if isinstance(module, nn.Linear) else module.out_channels
-
-
-def _n_in(module):
-    return module.in_features if isinstance(module, nn.Linear) else module.in_channels
-
-
-def _reads_all(consumer, group):
-    """Whether ``consumer`` reads every unit of the open group, one-to-one."""
-    linear = isinstance(consumer, nn.Linear)
+def _reads_all(consumer, entry, group):
+    """Whether ``consumer`` (of registry entry ``entry``) reads every unit of
+    the open group, one-to-one."""
     if group["conv"] and not group["flat"]:
-        family = not linear  # channel maps feed a convolution
+        family = not entry.flat  # channel maps feed a convolution
     else:
-        family = linear  # neurons or flattened channels feed a Linear
+        family = entry.flat  # neurons or flattened channels feed a Linear
     grouped = getattr(consumer, "groups", 1) != 1
-    return family and not grouped and _n_in(consumer) == group["size"] * group["width"]
+    size = group["size"] * group["width"]
+    return family and not grouped and entry.n_in(consumer) == size
 
 
 def check_unit_groups(model, groups):
@@ -489,7 +564,9 @@ def check_unit_groups(model, groups):
     of each of its parameters and buffers, and every consumer must exist
     and read ``group.n_features`` input features (dimension 1 of its
     weight): a declared group of the wrong size would otherwise index past
-    the layers' ends in the middle of the pulls.
+    the layers' ends in the middle of the pulls. Each group checks itself
+    (:meth:`BaseUnitGroup.check`; a :class:`GraphGroup` checks its layout
+    where it masks).
 
     Examples
     --------
@@ -501,31 +578,11 @@ def check_unit_groups(model, groups):
     ValueError: UnitGroup '0' has 5 units (5 rows), but producer '0' has 4 ...
     """
     for group in groups:
-        if not isinstance(group, UnitGroup):
+        if not isinstance(group, BaseUnitGroup):
             raise TypeError(
                 f"groups must be UnitGroup objects, got {type(group).__name__}."
             )
-        for name in group.producers:
-            module = _named_module(model, group, name)
-            tensors = (
-                *module.named_parameters(recurse=False),
-                *module.named_buffers(recurse=False),
-            )
-            for attr, tensor in tensors:
-                if tensor.dim() > 0 and tensor.shape[0] != group.n_rows:
-                    raise ValueError(
-                        f"UnitGroup {group.name!r} has {group.size} units "
-                        f"({group.n_rows} rows), but producer {name!r} has "
-                        f"{tensor.shape[0]} rows in {attr}."
-                    )
-        for name in group.consumers:
-            weight = getattr(_named_module(model, group, name), "weight", None)
-            if torch.is_tensor(weight) and weight.dim() >= 2:
-                if weight.shape[1] != group.n_features:
-                    raise ValueError(
-                        f"UnitGroup {group.name!r} spans {group.n_features} input "
-                        f"features, but consumer {name!r} reads {weight.shape[1]}."
-                    )
+        group.check(model)
 
 
 def _named_module(model, group, name):

@@ -1,0 +1,169 @@
+"""What compensation computes: the consumers' data and the least-squares refit.
+
+Removal (``_surgery.py`` for slice-rule groups, ``_graph.py`` for graph
+groups) and the closed-form scores (``_obs.py``) share these: the input and
+output a module sees on the data, the mean folded into a consumer's bias,
+and the ridge regression of a consumer on its kept inputs (for a
+convolution, on its unfolded patches).
+"""
+
+import torch
+from torch import nn
+
+from ._layers import LAYER_TYPES, layer_type
+
+__all__ = [
+    "MAX_LSTSQ_ROWS",
+    "RIDGE",
+    "consumer_inputs",
+    "consumer_outputs",
+    "design",
+    "fold_mean",
+    "normal_equations",
+    "refit_lstsq",
+    "set_refit",
+    "solve_ridge",
+]
+
+#: Ridge penalty of least-squares compensation, relative to the number of rows.
+RIDGE = 1e-4
+
+
+#: Rows (samples x positions) a least-squares refit uses at most; more are
+#: subsampled with a fixed seed, which keeps the solve cheap on images.
+MAX_LSTSQ_ROWS = 50_000
+
+
+@torch.no_grad()
+def consumer_inputs(model, name, X):
+    """Input of the module ``name`` on ``X``, as it reads it."""
+    captured = {}
+
+    def hook(module, args):
+        captured["x"] = args[0]
+
+    handle = model.get_submodule(name).register_forward_pre_hook(hook)
+    try:
+        model(X)
+    finally:
+        handle.remove()
+    return captured["x"]
+
+
+@torch.no_grad()
+def consumer_outputs(model, names, X):
+    """Output of each named module on ``X``."""
+    captured, handles = {}, []
+    for name in names:
+
+        def hook(module, args, output, name=name):
+            # A copy: a later in-place module (ReLU(inplace=True)) would
+            # overwrite the output itself.
+            captured[name] = output.clone()
+
+        handles.append(model.get_submodule(name).register_forward_hook(hook))
+    try:
+        model(X)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+@torch.no_grad()
+def fold_mean(consumer, removed, means):
+    """Add the removed units' mean contribution to the consumer's bias.
+
+    Exact for a linear consumer when the removed units are constant; for a
+    convolution it ignores zero padding at the borders.
+    """
+    if consumer.bias is None:
+        consumer.bias = nn.Parameter(
+            consumer.weight.new_zeros(consumer.weight.shape[0])
+        )
+    w = consumer.weight[:, removed]
+    contribution = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ means[removed]
+    consumer.bias += contribution
+
+
+@torch.no_grad()
+def design(consumer, inputs, targets):
+    """Rows of the consumer's regression: (features, outputs).
+
+    ``inputs`` is the consumer's input restricted to the kept units, as it
+    reads it; ``targets`` its original output. A convolution is a linear map
+    of its input's patches, so both reduce to ridge regression on rows of
+    features (:func:`solve_ridge`): a ``Linear`` has one row per sample (and
+    position), a convolution one per sample and output position, its patches
+    unfolded with the layer's own padding, stride and dilation.
+    """
+    entry = layer_type(consumer)
+    if entry is not None and entry.refittable(consumer):
+        if entry.flat:
+            features = inputs.reshape(-1, inputs.shape[-1])
+            return features, targets.reshape(-1, targets.shape[-1])
+        patches = entry.rows(consumer, inputs)  # (batch, in * k, positions)
+        features = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+        outputs = targets.flatten(2).transpose(1, 2).reshape(-1, targets.shape[1])
+        return features, outputs
+    raise ValueError(
+        "compensate='lstsq' refits Linear and convolution consumers "
+        f"({', '.join(c.__name__ for c in _refittable_types())}; ungrouped, "
+        "zero or no padding); use 'mean' or 'none' for "
+        f"{type(consumer).__name__}."
+    )
+
+
+def _refittable_types():
+    return [c for c, e in LAYER_TYPES.items() if e.weighted]
+
+
+def normal_equations(H, Z):
+    """``([H 1]^T [H 1], [H 1]^T Z, rows)`` in float64, at most
+    :data:`MAX_LSTSQ_ROWS` rows (a seeded subsample beyond)."""
+    if H.shape[0] > MAX_LSTSQ_ROWS:
+        generator = torch.Generator(device=H.device).manual_seed(0)
+        rows = torch.randperm(H.shape[0], generator=generator, device=H.device)
+        H, Z = H[rows[:MAX_LSTSQ_ROWS]], Z[rows[:MAX_LSTSQ_ROWS]]
+    H = H.double()
+    A = torch.cat([H, H.new_ones(H.shape[0], 1)], dim=1)
+    return A.T @ A, A.T @ Z.double(), H.shape[0]
+
+
+def solve_ridge(gram, cross, n, ridge):
+    """``min ||[H 1] [W b]^T - Z||^2 + ridge * n * ||W||^2`` from its normal
+    equations; the bias is not penalised. Returns ``W`` of shape
+    ``(p, outputs)`` and ``b`` of shape ``(outputs,)``."""
+    penalty = torch.full(
+        (gram.shape[0],), ridge * n, dtype=gram.dtype, device=gram.device
+    )
+    penalty[-1] = 0.0
+    gram = gram + torch.diag(penalty)
+    solution, info = torch.linalg.solve_ex(gram, cross)
+    if info.any() or not torch.isfinite(solution).all():
+        # Numerically singular (e.g. a constant unit of large magnitude, whose
+        # column is collinear with the bias): the least-norm solution.
+        solution = torch.linalg.pinv(gram, hermitian=True) @ cross
+    return solution[:-1], solution[-1]
+
+
+@torch.no_grad()
+def set_refit(consumer, weight, bias):
+    """Write a refit's ``(p, outputs)`` weights and bias into ``consumer``."""
+    consumer.weight.copy_(
+        weight.T.reshape(consumer.weight.shape).to(consumer.weight.dtype)
+    )
+    if consumer.bias is None:
+        consumer.bias = nn.Parameter(
+            consumer.weight.new_zeros(consumer.weight.shape[0])
+        )
+    consumer.bias.copy_(bias.to(consumer.bias.dtype))
+
+
+def refit_lstsq(consumer, inputs, targets, ridge):
+    """Refit ``consumer`` on its kept ``inputs`` to reproduce ``targets``, in
+    memory (the graph groups' removal; MLP and CNN groups stream, see
+    :func:`_compensation_statistics`)."""
+    features, outputs = design(consumer, inputs, targets)
+    gram, cross, rows = normal_equations(features, outputs)
+    set_refit(consumer, *solve_ridge(gram, cross, rows, ridge))

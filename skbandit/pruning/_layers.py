@@ -1,0 +1,296 @@
+"""Layer types with weights: one registry entry per type (Torch-Pruning's idea).
+
+Everything the pruning backend needs to know about a layer type lives in its
+entry in :data:`LAYER_TYPES`: how many features it reads and writes and
+along which dimension, how its rows (outputs) and input features are sliced
+away, its multiply-accumulates, whether a least-squares refit can
+reproduce it and how its input is unfolded into rows for one, and the
+constructor arguments a saved network records. Discovery (``_units.py``,
+``_discovery.py``), pulls (``_pulls.py``), removal (``_surgery.py``,
+``_graph.py``, ``_compensation.py``), targets (``_targets.py``), memory
+checks (``_resources.py``) and export (``skbandit/export.py``) read the
+entries; none of them lists layer types of its own.
+
+Two kinds of entry: a *weighted* layer reads its input features through a
+weight matrix (``Linear``, convolutions: it can produce units and consume
+them), a *norm* rescales each feature of its input (batch norms: it
+follows a producer and loses the same rows). Supporting a new layer type is
+one entry here (and a test); see ``docs/architecture.rst``.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ConvType",
+    "LAYER_TYPES",
+    "LayerType",
+    "LinearType",
+    "NormType",
+    "layer_type",
+    "slice_rows",
+    "slice_inputs",
+]
+
+
+def _slice_(module, dim, keep, expected=None):
+    """Keep ``keep`` along ``dim`` of every per-unit parameter and buffer."""
+    for name, tensor in list(module.named_parameters(recurse=False)) + list(
+        module.named_buffers(recurse=False)
+    ):
+        if tensor.dim() > dim and tensor.dim() > 0:
+            if expected is not None and tensor.shape[dim] != expected:
+                raise ValueError(
+                    f"{type(module).__name__}.{name} has {tensor.shape[dim]} "
+                    f"entries along dimension {dim}; the unit group spans "
+                    f"{expected}."
+                )
+            sliced = tensor.detach().index_select(dim, keep).clone()
+            if isinstance(tensor, nn.Parameter):
+                sliced = nn.Parameter(sliced, requires_grad=tensor.requires_grad)
+            setattr(module, name, sliced)
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """How one layer type holds units (the base of every registry entry).
+
+    Parameters
+    ----------
+    cls : type
+        The ``torch.nn.Module`` subclass (its subclasses share the entry).
+    out_attr : str
+        The constructor attribute that counts its outputs.
+    in_attr : str or None
+        The one that counts its inputs (None: a norm, as wide as its output).
+    feature_dim : int
+        Dimension of its input and output that indexes features (``-1`` for
+        a ``Linear``, ``1`` for channels).
+    weighted : bool
+        Whether it reads its input through a weight matrix (it can produce
+        and consume units) rather than rescaling each feature (a norm).
+    export_args : tuple of str
+        Constructor arguments a saved network records
+        (:func:`skbandit.export.module_spec`).
+    """
+
+    cls: type
+    out_attr: str
+    in_attr: str
+    feature_dim: int
+    weighted: bool
+    export_args: tuple
+
+    #: Whether the layer reads a flat vector of features (its last
+    #: dimension) rather than channel maps.
+    flat = False
+
+    def n_out(self, module):
+        """Outputs (features or channels) of ``module``."""
+        return getattr(module, self.out_attr)
+
+    def n_in(self, module):
+        """Inputs (features or channels) of ``module``."""
+        return getattr(module, self.in_attr or self.out_attr)
+
+    def slice_out(self, module, keep, expected=None):
+        """Keep the outputs ``keep`` of ``module`` (rows of every tensor)."""
+        _slice_(module, 0, keep, expected)
+        setattr(module, self.out_attr, len(keep))
+
+    def slice_in(self, module, keep, expected=None):
+        """Keep the input features ``keep`` of ``module`` (weight columns)."""
+        _check_inputs(module, expected)
+        weight = module.weight.detach().index_select(1, keep).clone()
+        module.weight = nn.Parameter(weight, requires_grad=module.weight.requires_grad)
+        setattr(module, self.in_attr, len(keep))
+
+    def positions(self, output):
+        """Positions the layer was applied at to give ``output``."""
+        return output.numel() // output.shape[self.feature_dim]
+
+    def refittable(self, module):
+        """Whether ``module`` is a linear map of rows of its input (see
+        :meth:`rows`), so that least-squares compensation and the batched
+        pulls of a consumer apply."""
+        return False
+
+    def rows(self, module, inputs):
+        """``module``'s input as the rows of its linear map:
+        ``(batch, features per row, positions)``."""
+        raise ValueError(f"{type(module).__name__} is not a linear map of its input")
+
+
+@dataclass(frozen=True)
+class LinearType(LayerType):
+    """``nn.Linear``: features along the last dimension."""
+
+    flat = True
+
+    def refittable(self, module):
+        return True
+
+
+@dataclass(frozen=True)
+class ConvType(LayerType):
+    """A convolution over ``spatial`` dimensions: channels along dimension 1.
+
+    Parameters
+    ----------
+    spatial : int
+        Spatial dimensions (1, 2 or 3).
+    """
+
+    spatial: int = 2
+
+    def refittable(self, module):
+        """A plain convolution: ungrouped, zero or no padding (a linear map
+        of its zero-padded patches)."""
+        return (
+            type(module) is self.cls
+            and module.groups == 1
+            and module.padding_mode == "zeros"
+            and isinstance(module.padding, tuple)
+        )
+
+    def rows(self, module, inputs):
+        """im2col of ``inputs`` as ``module`` sees them: (batch, C * k, L)."""
+        return unfold(inputs, module)
+
+
+@dataclass(frozen=True)
+class NormType(LayerType):
+    """A per-feature normalisation (batch norm): it rescales units, so it
+    follows a producer and loses the same rows."""
+
+
+def unfold(h, conv):
+    """im2col of a 1d, 2d or 3d input as ``conv`` sees it: (batch, C * k, L).
+
+    Columns are channel-major then kernel positions, as ``conv.weight``
+    flattened from dimension 1; positions are row-major.
+    """
+    if h.dim() == 3:  # Conv1d: treat as a 2d image of height 1
+        return F.unfold(
+            h.unsqueeze(2),
+            (1, *conv.kernel_size),
+            dilation=(1, *conv.dilation),
+            padding=(0, *conv.padding),
+            stride=(1, *conv.stride),
+        )
+    if h.dim() == 4:
+        return F.unfold(h, conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+    return _unfold_nd(h, conv)
+
+
+def _unfold_nd(h, conv):
+    """im2col over any number of spatial dimensions (``F.unfold`` reads 2)."""
+    n = h.dim() - 2
+    pad = []
+    for p in reversed(conv.padding):
+        pad += [p, p]
+    x = F.pad(h, pad)
+    for d, (k, s, dil) in enumerate(zip(conv.kernel_size, conv.stride, conv.dilation)):
+        x = x.unfold(2 + d, dil * (k - 1) + 1, s)  # window appended last
+        if dil > 1:
+            x = x[..., ::dil]
+    # (batch, C, *positions, *kernel) -> (batch, C, *kernel, *positions)
+    x = x.permute(0, 1, *range(2 + n, 2 + 2 * n), *range(2, 2 + n))
+    return x.reshape(h.shape[0], h.shape[1] * math.prod(conv.kernel_size), -1)
+
+
+def _check_inputs(module, expected):
+    if expected is not None and module.weight.shape[1] != expected:
+        raise ValueError(
+            f"{type(module).__name__} reads {module.weight.shape[1]} input "
+            f"features; the unit group spans {expected}."
+        )
+
+
+_CONV_ARGS = (
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "padding_mode",
+)
+_NORM_ARGS = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+
+
+def _conv(cls, spatial):
+    return ConvType(cls, "out_channels", "in_channels", 1, True, _CONV_ARGS, spatial)
+
+
+def _norm(cls):
+    return NormType(cls, "num_features", None, 1, False, _NORM_ARGS)
+
+
+#: One entry per supported layer type, by class.
+LAYER_TYPES = {
+    nn.Linear: LinearType(
+        nn.Linear,
+        "out_features",
+        "in_features",
+        -1,
+        True,
+        ("in_features", "out_features"),
+    ),
+    nn.Conv1d: _conv(nn.Conv1d, 1),
+    nn.Conv2d: _conv(nn.Conv2d, 2),
+    nn.BatchNorm1d: _norm(nn.BatchNorm1d),
+    nn.BatchNorm2d: _norm(nn.BatchNorm2d),
+    nn.Conv3d: _conv(nn.Conv3d, 3),
+    nn.BatchNorm3d: _norm(nn.BatchNorm3d),
+}
+
+
+def layer_type(module):
+    """The registry entry of ``module``'s type (or of its nearest registered
+    base class), or None.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> layer_type(nn.Linear(3, 2)).n_in(nn.Linear(3, 2))
+    3
+    >>> layer_type(nn.ReLU()) is None
+    True
+    """
+    for cls in type(module).__mro__:
+        entry = LAYER_TYPES.get(cls)
+        if entry is not None:
+            return entry
+    return None
+
+
+def slice_rows(module, keep, expected=None):
+    """Keep the rows ``keep`` (dimension 0 of every parameter and buffer) of
+    a producer: by its registry entry, or for any other module (a declared
+    group's) by the generic rule, every size attribute updated."""
+    entry = layer_type(module)
+    if entry is not None:
+        return entry.slice_out(module, keep, expected)
+    _slice_(module, 0, keep, expected)
+    for attr in ("out_features", "out_channels", "num_features"):
+        if hasattr(module, attr):
+            setattr(module, attr, len(keep))
+
+
+def slice_inputs(module, keep, expected=None):
+    """Keep the input features ``keep`` of a consumer: by its registry entry,
+    or for any other module by slicing dimension 1 of its weight."""
+    entry = layer_type(module)
+    if entry is not None and entry.weighted:
+        return entry.slice_in(module, keep, expected)
+    _check_inputs(module, expected)
+    weight = module.weight.detach().index_select(1, keep).clone()
+    module.weight = nn.Parameter(weight, requires_grad=module.weight.requires_grad)
+    for attr in ("in_features", "in_channels"):
+        if hasattr(module, attr):
+            setattr(module, attr, len(keep))
