@@ -111,3 +111,24 @@ def test_every_method_has_a_display_name():
     shown = [display_name(m) for m in list_methods("classification")]
     assert len(set(shown)) == len(shown)  # no two methods read the same
     assert not any("@" in s or "_" in s.replace("scikit-learn", "") for s in shown)
+
+
+def test_report_only_rewrites_the_report_and_runs_nothing(tmp_path, capsys):
+    from skbandit.cli import main
+
+    from .test_benchmark_runner import _store_frame
+
+    db, out = tmp_path / "r.sqlite", tmp_path / "out"
+    _store_frame(db, _synthetic_frame())
+    before = db.stat().st_mtime_ns, db.read_bytes()
+    argv = ["bench", "tabular", "--db", str(db), "--out", str(out)]
+    assert main([*argv, "--report-only", "--no-progress"]) == 0
+    text = (out / "report.md").read_text()
+    assert text.splitlines()[2] == "## At a glance"
+    assert f"Regenerate: `skbandit bench tabular --db {db} --out {out} " in text
+    assert "--report-only" not in text
+    assert (db.stat().st_mtime_ns, db.read_bytes()) == before
+    assert "cached fits not recorded" in capsys.readouterr().out
+    missing = ["bench", "tabular", "--db", str(tmp_path / "no.sqlite")]
+    assert main([*missing, "--report-only"]) != 0
+    assert "no results file" in capsys.readouterr().err

@@ -460,6 +460,31 @@ def glance_tables(mean_scores, costs, metric):
     return tables
 
 
+def _params_kept(frame, costs):
+    """``costs`` with ``params_ratio`` of the networks trained from scratch
+    (whose own count is before = after) against the unpruned network's
+    count on the same dataset, so that every row reads the same way."""
+    unpruned = frame[frame["method"] == UNPRUNED]
+    if unpruned.empty:
+        return costs
+    base = (
+        pd.to_numeric(unpruned["params_after"], errors="coerce")
+        .groupby(unpruned["dataset"])
+        .mean()
+    )
+    costs = costs.copy()
+    for method in costs.index:
+        parsed = parse_method_name(method)
+        if parsed is None or parsed.policy != SCRATCH:
+            continue
+        rows = frame[frame["method"] == method]
+        after = pd.to_numeric(rows["params_after"], errors="coerce").to_numpy()
+        costs.loc[method, "params_ratio"] = float(
+            (after / rows["dataset"].map(base).to_numpy()).mean()
+        )
+    return costs
+
+
 def _glance_lines(summary_all, costs, metric, n_datasets):
     complete = summary_all.mean.dropna()
     used = len(complete) if len(complete) else len(summary_all.mean)
@@ -479,11 +504,11 @@ def _glance_lines(summary_all, costs, metric, n_datasets):
         "## At a glance",
         "",
         f"Mean {metric} over the {used} of {n_datasets} datasets every method "
-        f"completed (higher is better). Drop = {drop} (negative: better than "
-        "the baseline), against the unpruned "
+        f"completed (higher is better). Drop = {drop}, against the unpruned "
         "network trained as many epochs (marked *baseline*; a method without "
-        "fine-tuning is read against the trained network itself); params kept "
-        f"= parameters after / before pruning; fit s = mean seconds per fit; "
+        "fine-tuning is read against the trained network itself); a negative "
+        "drop is a gain. Params kept = parameters of the pruned network / of "
+        "the unpruned one; fit s = mean seconds per fit; "
         f"{cached}.",
         "",
     ]
@@ -795,7 +820,9 @@ def build_report(frame, suite, protocol=None, command=None, figures=None):
         drawn["pruning_curve"] = figures["pruning_curve"]
 
     parts = [f"# skbandit benchmark: {suite} ({metric}, higher is better)", ""]
-    parts += _glance_lines(summary_all, costs, metric, frame["dataset"].nunique())
+    parts += _glance_lines(
+        summary_all, _params_kept(frame, costs), metric, frame["dataset"].nunique()
+    )
     parts += ["## How it was run", ""]
     parts += _protocol_lines(frame, protocol, command) + [""]
     standing = _standing(summary_all, summary_ours)
