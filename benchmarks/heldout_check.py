@@ -639,6 +639,10 @@ def main():
     report = markdown(frame, args.split, bases)
     tuned = fine_tuned_drops(args.split) if args.split == "heldout" else None
     if tuned is not None:
+        report = report.replace(
+            "drop (points), no fine-tuning", "drop (points), without fine-tuning "
+            "and after it", 1,
+        )  # fmt: skip
         report += "\n" + fine_tuned_markdown(tuned)
     report += "\n" + _machine_lines(lines)
     (RESULTS / name).write_text(report, encoding="utf-8")
