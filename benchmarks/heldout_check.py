@@ -43,11 +43,18 @@ break). Rows are cached in
 markdown table is written to ``benchmarks/results/heldout/<split>.md``
 (``summary.md`` for the held-out split).
 
+The unpruned network's test accuracy of every (dataset, fold), the baseline
+the drops are read against, is kept in ``<split>_base.csv``; ``--bases``
+recovers it for runs that did not keep it (retraining only the unpruned
+networks and checking them against the stored drops), ``--report-only``
+rewrites the markdown from the CSV files without training anything.
+
 Usage::
 
     python benchmarks/heldout_check.py tuning
     python benchmarks/heldout_check.py heldout
     python benchmarks/heldout_check.py fresh
+    python benchmarks/heldout_check.py heldout --report-only
 """
 
 import argparse
@@ -65,8 +72,10 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
 from skbandit import BanditPrunedMLPClassifier
+from skbandit._options import DEFAULTS
 from skbandit.benchmarks import load_dataset
 from skbandit.benchmarks._methods import OURS_DEFAULTS
+from skbandit.benchmarks._names import COMPENSATION_NAMES, DISPLAY_NAMES, PULL_NAMES
 from skbandit.benchmarks._torch_pruning import TorchPruningMagnitude, TorchPruningTaylor
 from skbandit.pruning import PAPER_SETTINGS, prune
 
@@ -238,6 +247,7 @@ def run(split, methods, path):
             start = time.perf_counter()
             net = train(X, y, fold)
             base = accuracy(net, X_test, y_test)
+            record_base(split, name, fold, base)
             for method, ratio in todo:
                 tic = time.perf_counter()
                 pruned, _ = prune(
@@ -260,6 +270,66 @@ def run(split, methods, path):
                 flush=True,
             )
     return pd.DataFrame(rows)
+
+
+def _base_path(split):
+    return RESULTS / f"{split}_base.csv"
+
+
+def read_bases(split):
+    """Test accuracy of the unpruned network of every (dataset, fold)
+    recorded for ``split`` (the baseline the drops are read against)."""
+    path = _base_path(split)
+    if not path.exists():
+        return pd.DataFrame(columns=["dataset", "fold", "base"])
+    return pd.read_csv(path)
+
+
+def record_base(split, dataset, fold, base):
+    frame = read_bases(split)
+    frame = frame[~((frame["dataset"] == dataset) & (frame["fold"] == fold))]
+    row = pd.DataFrame([dict(dataset=dataset, fold=fold, base=base)])
+    frame = pd.concat([frame, row], ignore_index=True) if len(frame) else row
+    frame.sort_values(["dataset", "fold"]).to_csv(_base_path(split), index=False)
+
+
+def recompute_bases(split, frame):
+    """Retrain the unpruned network of every (dataset, fold) whose baseline
+    is not recorded (runs before the baseline was kept), record its test
+    accuracy, and check that it is the same network: ``obs`` (deterministic)
+    pruning it at 50 % must drop exactly the recorded points. Prints
+    ``<split>_base: folds=N reproduced=R`` and returns the bases."""
+    have = {(r.dataset, r.fold) for r in read_bases(split).itertuples()}
+    checked = reproduced = 0
+    for name in DATASETS[split]:
+        for fold, X, y, X_test, y_test in folds(name):
+            if (name, fold) in have:
+                continue
+            net = train(X, y, fold)
+            base = accuracy(net, X_test, y_test)
+            stored = frame[
+                (frame["dataset"] == name)
+                & (frame["fold"] == fold)
+                & (frame["method"] == GREEDY)
+                & (frame["ratio"] == 0.5)
+            ]["drop"]
+            if len(stored):
+                pruned, _ = prune(
+                    net, X, y, prune_ratio=0.5, random_state=fold, **METHODS[GREEDY]
+                )
+                drop = 100 * (base - accuracy(pruned, X_test, y_test))
+                checked += 1
+                if abs(drop - float(stored.iloc[0])) > 1e-6:
+                    print(
+                        f"{name} fold {fold}: obs drop {drop:.4f} != stored "
+                        f"{float(stored.iloc[0]):.4f}; baseline not recorded"
+                    )
+                    continue
+                reproduced += 1
+            record_base(split, name, fold, base)
+            print(f"{name} fold {fold}: base={base:.3f}", flush=True)
+    print(f"{split}_base: folds={checked} reproduced={reproduced}")
+    return read_bases(split)
 
 
 def _paired_p(gap, alternative):
@@ -312,8 +382,10 @@ def choose(frame):
     return candidates.groupby("method")["drop"].mean().idxmin()
 
 
-def markdown(frame, split):
-    """Mean drop (and its standard error over dataset-folds) per method x ratio."""
+def markdown(frame, split, bases=None):
+    """The report of a split: the baseline the drops are read against, then
+    the mean drop (and its standard error over dataset-folds) per method x
+    ratio, methods named for people (:func:`label`)."""
     table = frame.pivot_table(index="method", columns="ratio", values="drop")
     errors = frame.groupby(["method", "ratio"])["drop"].sem().unstack()
     seconds = frame.groupby("method")["seconds"].mean()
@@ -327,76 +399,275 @@ def markdown(frame, split):
         f"{OURS_DEFAULTS['activation']} ({OURS_DEFAULTS['max_iter']} epochs) per "
         "fold, pruned by every method. Mean ± standard error over dataset-folds.",
         "",
+    ]
+    lines += _baseline_lines(frame, split, bases)
+    lines += [
         "| method | "
         + " | ".join(f"{r:.0%} removed" for r in ratios)
         + " | s / prune |",
-        "|---|" + "---|" * (len(ratios) + 1),
+        "|---|" + "---:|" * (len(ratios) + 1),
     ]
     for method in order:
         cells = [
             f"{table.loc[method, r]:.2f} ± {errors.loc[method, r]:.2f}" for r in ratios
         ]
         lines.append(
-            f"| {method} | " + " | ".join(cells) + f" | {seconds[method]:.2f} |"
+            f"| {label(method)} | " + " | ".join(cells) + f" | {seconds[method]:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
 
-#: How the figure names the methods of the held-out split.
-LABELS = {
-    "default": "skbandit default (bandit + LS)",
-    "obs": "greedy OBS + LS",
-    "random_lstsq": "random + LS",
-    "magnitude_lstsq": "magnitude + LS",
-    "tp_magnitude_lstsq": "Torch-Pruning magnitude + LS",
-    "tp_taylor_lstsq": "Torch-Pruning Taylor + LS",
-    "ucb1_lstsq": "UCB1 single pulls + LS",
-    "paper": "paper (UCB1, no compensation)",
+def _baseline_lines(frame, split, bases):
+    """What the drops are read against: the unpruned networks' accuracy."""
+    pairs = frame[["dataset", "fold"]].drop_duplicates()
+    if bases is None or bases.empty:
+        return [
+            "Read against the test accuracy of the unpruned network of each "
+            "dataset-fold (drop = 100 × (unpruned − pruned)); this run did not "
+            "record it (`python benchmarks/heldout_check.py "
+            f"{split} --bases` retrains the unpruned networks to recover it).",
+            "",
+        ]
+    known = pairs.merge(bases, on=["dataset", "fold"], how="inner")
+    per_dataset = known.groupby("dataset", sort=False)["base"].mean()
+    per_dataset = per_dataset.reindex([d for d in DATASETS[split] if d in per_dataset])
+    cells = ", ".join(f"{d} {100 * a:.1f}" for d, a in per_dataset.items())
+    complete = len(known) == len(pairs)
+    return [
+        "**Read against**: the unpruned network's test accuracy, "
+        f"{100 * known['base'].mean():.1f} % on average over "
+        f"{len(known)}{'' if complete else f' of {len(pairs)}'} dataset-folds "
+        f"(per dataset, %: {cells}). Drop = 100 × (unpruned − pruned accuracy), "
+        "in points: 1.00 means 1 point of accuracy lost.",
+        "",
+    ]
+
+
+def label(method):
+    """A method of this check (a key of :data:`METHODS` or
+    :data:`CANDIDATES`), named for people from its settings and the
+    project's one mapping of names (:data:`DISPLAY_NAMES`)."""
+    if method == "default":
+        return (
+            f"prune()'s default: {DISPLAY_NAMES[DEFAULTS.policy]} + "
+            f"{COMPENSATION_NAMES[DEFAULTS.compensate]}, "
+            f"{PULL_NAMES[DEFAULTS.pull]}, {DEFAULTS.reward} reward"
+        )
+    if method == "paper":
+        return DISPLAY_NAMES["paper"]
+    settings = {**METHODS, **CANDIDATES}[method]
+    policy = settings["policy"]
+    if not isinstance(policy, str):
+        policy = {"TorchPruningMagnitude": "tp_magnitude"}.get(
+            type(policy).__name__, "tp_taylor"
+        )
+    text = DISPLAY_NAMES[policy]
+    if settings.get("compensate"):
+        text += f" + {COMPENSATION_NAMES[settings['compensate']]}"
+    parts = [text]
+    if "pull" in settings:
+        parts.append(PULL_NAMES[settings["pull"]])
+    if "reward" in settings:
+        parts.append(f"{settings['reward']} reward")
+    if settings.get("n_rounds", 1) > 1:
+        parts.append(f"{settings['n_rounds']} rounds")
+    return ", ".join(parts)
+
+
+#: The tabular suite's store: the same eight held-out datasets, 5-fold on all
+#: rows, every method fine-tuned 5 epochs after pruning (the estimators'
+#: default use), the unpruned network trained as many epochs.
+TABULAR_STORE = RESULTS.parent / "tabular.sqlite"
+
+#: This check's methods -> the tabular suite's policies with the same
+#: selection and refit (the suite prunes with prune()'s defaults:
+#: least-squares refit, company pulls, fidelity reward); "ucb1_lstsq"
+#: (single pulls, loss reward) has no counterpart there.
+FINE_TUNED = {
+    "default": "ucb1",
+    "obs": "obs",
+    "random_lstsq": "random",
+    "magnitude_lstsq": "magnitude",
+    "tp_magnitude_lstsq": "tp_magnitude",
+    "tp_taylor_lstsq": "tp_taylor",
+    "paper": "paper",
 }
 
 
-def plot(frame, path):
-    """Accuracy drop against the fraction of neurons removed, per method."""
-    from matplotlib.figure import Figure
+def fine_tuned_drops(split):
+    """Drops after fine-tuning of the split's datasets, read from the tabular
+    suite's committed store (nothing is run): ``dataset, fold, method,
+    ratio, drop`` (points against the unpruned network trained as long), or
+    None when the store lacks them."""
+    if not TABULAR_STORE.exists():
+        return None
+    from skbandit.benchmarks._store import ResultStore
+
+    with ResultStore(TABULAR_STORE, create=False) as store:
+        results = store.results_frame("tabular")
+    results = results[results["dataset"].isin(DATASETS[split])]
+    if results.empty:
+        return None
+    scores = results.pivot_table(
+        index=["dataset", "fold"], columns="method", values="score"
+    )
+    rows = []
+    for method, policy in FINE_TUNED.items():
+        for ratio in RATIOS:
+            name = f"{policy}@{ratio:g}"
+            if name not in scores or "none" not in scores:
+                continue
+            drop = 100 * (scores["none"] - scores[name])
+            for (dataset, fold), value in drop.dropna().items():
+                rows.append(
+                    dict(
+                        dataset=dataset, fold=fold, method=method, ratio=ratio,
+                        drop=value,
+                    )
+                )  # fmt: skip
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    frame.attrs["base"] = scores["none"].mean()
+    frame.attrs["folds"] = len(scores)
+    return frame
+
+
+def fine_tuned_markdown(tuned):
+    """The after-fine-tuning table of the held-out datasets."""
+    table = tuned.pivot_table(index="method", columns="ratio", values="drop")
+    errors = tuned.groupby(["method", "ratio"])["drop"].sem().unstack()
+    order = table.mean(axis=1).sort_values().index
+    lines = [
+        "## After fine-tuning (the estimators' default use)",
+        "",
+        "The same eight datasets in the tabular suite's committed store "
+        "(`benchmarks/results/tabular.sqlite`, nothing rerun): 5-fold on all "
+        "rows, every method fine-tuned 5 epochs after pruning, read against "
+        "the unpruned network trained as many epochs (test accuracy "
+        f"{100 * tuned.attrs['base']:.1f} % on average over "
+        f"{tuned.attrs['folds']} dataset-folds). Mean drop ± standard error "
+        "(points; negative = better than the unpruned network).",
+        "",
+        "| method | " + " | ".join(f"{r:.0%} removed" for r in table.columns) + " |",
+        "|---|" + "---:|" * len(table.columns),
+    ]
+    for method in order:
+        cells = [
+            f"{table.loc[method, r]:.2f} ± {errors.loc[method, r]:.2f}"
+            for r in table.columns
+        ]
+        lines.append(f"| {label(method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _draw(ax, frame, title, log):
     from matplotlib.ticker import ScalarFormatter
 
     means = frame.groupby(["method", "ratio"])["drop"].mean().unstack("ratio")
-    figure = Figure(figsize=(6.4, 4.0))
-    ax = figure.add_subplot()
     for method, row in means.iterrows():
         style = "-o" if method == "default" else "--."
-        label = LABELS.get(method, method)
-        ax.plot(100 * row.index, row.to_numpy(), style, label=label)
-    # Drops span 0.1 to 40 points: a log axis, labelled in plain numbers.
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ScalarFormatter())
+        color = f"C{list(METHODS).index(method) % 10}"
+        ax.plot(
+            100 * row.index, row.to_numpy(), style, color=color, label=label(method)
+        )
+    if log:
+        # Drops span 0.1 to 40 points: a log axis, labelled in plain numbers.
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+    else:
+        ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("hidden neurons removed (%)")
-    ax.set_ylabel("test accuracy drop (points, no fine-tuning)")
-    ax.set_title("8 held-out tabular datasets, same trained MLPs")
+    ax.set_title(title, fontsize="medium")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="x-small")
+
+
+def plot(frame, path, tuned=None):
+    """Accuracy drop against the fraction of neurons removed, per method:
+    after fine-tuning (when ``tuned`` is given) beside no fine-tuning."""
+    from matplotlib.figure import Figure
+
+    panels = 2 if tuned is not None else 1
+    figure = Figure(figsize=(6.0 * panels, 4.6))
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    if tuned is not None:
+        _draw(axes[0], tuned, "after 5 epochs of fine-tuning (default use)", False)
+    _draw(axes[-1], frame, "right after removal, no fine-tuning", True)
+    axes[0].set_ylabel("test accuracy drop (points)")
+    figure.suptitle("8 held-out tabular datasets")
+    handles, labels = axes[-1].get_legend_handles_labels()
+    figure.legend(
+        handles, labels, loc="lower center", ncol=2, fontsize="small",
+        bbox_to_anchor=(0.5, -0.02 - 0.04 * ((len(labels) + 1) // 2)),
+    )  # fmt: skip
     figure.savefig(path, dpi=150, bbox_inches="tight")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("split", choices=sorted(DATASETS))
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the split's markdown (and figure) from its CSV files; "
+        "train and prune nothing",
+    )
+    parser.add_argument(
+        "--bases",
+        action="store_true",
+        help="retrain only the unpruned networks whose test accuracy (the "
+        "baseline) is not recorded, check them against the stored drops, "
+        "record it, then report",
+    )
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("SKBANDIT_THREADS", "1")))
     RESULTS.mkdir(parents=True, exist_ok=True)
     methods = TUNING_METHODS if args.split == "tuning" else METHODS
-    frame = run(args.split, methods, RESULTS / f"{args.split}.csv")
+    path = RESULTS / f"{args.split}.csv"
+    if args.report_only or args.bases:
+        frame = pd.read_csv(path)
+    else:
+        frame = run(args.split, methods, path)
     frame = frame[frame["method"].isin(list(methods))]
+    bases = recompute_bases(args.split, frame) if args.bases else None
     chosen = choose(frame) if args.split == "tuning" else CHOSEN
     lines = [f"{args.split}: {line}" for _, line in verdicts(frame, chosen)]
     if args.split == "tuning":
         lines.append(f"tuning: chosen={chosen} (lowest mean drop over the ratios)")
     name = "summary.md" if args.split == "heldout" else f"{args.split}.md"
-    report = markdown(frame, args.split) + "\n```\n" + "\n".join(lines) + "\n```\n"
+    bases = read_bases(args.split) if bases is None else bases
+    report = markdown(frame, args.split, bases)
+    tuned = fine_tuned_drops(args.split) if args.split == "heldout" else None
+    if tuned is not None:
+        report = report.replace(
+            "drop (points), no fine-tuning", "drop (points), without fine-tuning "
+            "and after it", 1,
+        )  # fmt: skip
+        report += "\n" + fine_tuned_markdown(tuned)
+    report += "\n" + _machine_lines(lines)
     (RESULTS / name).write_text(report, encoding="utf-8")
     if args.split == "heldout":
-        plot(frame, RESULTS / "heldout.png")
+        plot(frame, RESULTS / "heldout.png", tuned)
     print("\n".join(lines))
+
+
+def _machine_lines(lines):
+    """The summary lines, as the script prints them (checks parse them),
+    collapsed below the table and wrapped rather than cut."""
+    return "\n".join(
+        [
+            "<details>",
+            "<summary>Summary lines as the script prints them (p-values, "
+            "verdicts; internal method names)</summary>",
+            "",
+            "```text",
+            *lines,
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

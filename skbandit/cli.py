@@ -253,6 +253,12 @@ def _add_run_arguments(parser, deep):
         action="store_true",
         help=f"list the {what}s and methods, then exit",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite report.md, figures and results.csv in --out "
+        "from what --db holds (the report quotes the command without this flag)",
+    )
 
 
 class UserError(Exception):
@@ -438,9 +444,28 @@ def _dispatch(args, argv):
     if args.list:
         (_print_deep_list if args.suite == "deep" else _print_list)(args)
         return 0
+    if args.report_only:
+        return _report_only(args, argv)
     if args.suite == "deep":
         return _run_deep(args, argv)
     return _run_suite(args, argv)
+
+
+def _report_only(args, argv):
+    """Rewrite the report of a stored run, running nothing."""
+    from .benchmarks import default_paths, write_report
+
+    db_default, out_default = default_paths(args.suite, args.quick)
+    db, out = args.db or db_default, args.out or out_default
+    if not os.path.isfile(db):
+        raise UserError(f"--report-only: no results file {db!r}")
+    _check_paths(db, out, None)
+    run = [a for a in argv if a != "--report-only"]
+    command = "skbandit " + " ".join(shlex.quote(a) for a in run)
+    report = write_report(db, args.suite, out, command=command)
+    print(report.terminal)
+    print(f"\nreport: {out}/report.md", file=sys.stderr)
+    return 0
 
 
 def _user_errors():

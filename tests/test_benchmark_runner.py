@@ -619,7 +619,10 @@ def test_report_files_and_content(tmp_path):
     assert "## (a) All methods" in text and "## (b) Pruning methods only" in text
     assert "Friedman chi2" in text and "Nemenyi p-values" in text
     assert "![CD diagram, all methods](cd_all.png)" in text
-    assert "- **ucb1@0.3**: mean rank 1.00, position 1 of 9 among all methods" in text
+    assert (
+        "- **UCB1, 30 % removed**: mean rank 1.00, position 1 of 9 among all methods"
+        in text
+    )
     # (b) leaves the peers out
     assert list(report.summary_ours.ranks.index)[0] == "ucb1@0.3"
     assert "sk_tree" not in report.summary_ours.ranks

@@ -34,6 +34,8 @@ __all__ = [
     "parse_method_name",
     "check_method_ratio",
     "format_ratio",
+    "DISPLAY_NAMES",
+    "display_name",
 ]
 
 #: Scorers from other libraries, by the name a method uses: Torch-Pruning's
@@ -207,3 +209,96 @@ fine_tune_epochs=None, pull=None)
         )
     except ValueError:
         return None
+
+
+#: Readable names of every policy, baseline, external scorer, control and
+#: scikit-learn peer, the one mapping reports and documentation tables use
+#: (:func:`display_name` composes them with a method's ratio and options).
+DISPLAY_NAMES = {
+    UNPRUNED: "Unpruned network",
+    "epsilon_greedy": "ε-greedy bandit",
+    "softmax": "Softmax bandit",
+    "ucb1": "UCB1",
+    "thompson": "Thompson sampling",
+    "gaussian_thompson": "Gaussian Thompson sampling",
+    "hedge": "Hedge",
+    "exp3": "EXP3",
+    "uniform": "Uniform pulls (control)",
+    "sar": "Successive accepts/rejects",
+    "lucb": "LUCB",
+    "magnitude": "Weight magnitude",
+    "activation": "Mean activation",
+    "random": "Random removal",
+    "obs": "Greedy OBS",
+    "tp_magnitude": "Torch-Pruning magnitude",
+    "tp_taylor": "Torch-Pruning Taylor",
+    SCRATCH: "Pruned size, trained from scratch",
+    PAPER: "Paper's configuration (UCB1, zeroing)",
+    "sk_linear": "scikit-learn linear model",
+    "sk_knn": "scikit-learn k-nearest neighbours",
+    "sk_tree": "scikit-learn decision tree",
+    "sk_forest": "scikit-learn random forest",
+    "sk_hgb": "scikit-learn gradient boosting",
+    "sk_svm": "scikit-learn SVM (RBF)",
+    "sk_mlp": "scikit-learn MLP",
+}
+
+#: How :func:`display_name` writes a method's compensation and pull scheme.
+COMPENSATION_NAMES = {
+    "none": "no compensation",
+    "mean": "mean compensation",
+    "lstsq": "least-squares refit",
+}
+PULL_NAMES = {
+    "company": "company pulls",
+    "single": "single pulls",
+    "set": "set pulls",
+}
+
+
+def display_name(method, ratio=True):
+    """The readable name of a benchmark method, for people.
+
+    Parameters
+    ----------
+    method : str
+        A method name of the grammar above (``"ucb1@0.5:lstsq/ft0+set"``), a
+        scikit-learn peer (``"sk_mlp"``) or a bare policy (``"obs"``); a
+        name none of these spell is returned unchanged.
+    ratio : bool, default=True
+        Whether to write the prune ratio (``"UCB1, 50 % removed"``); tables
+        with one column or section per ratio leave it out.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> display_name("ucb1@0.5:lstsq/ft0")
+    'UCB1 + least-squares refit, 50 % removed, no fine-tuning'
+    >>> display_name("tp_magnitude@0.75", ratio=False)
+    'Torch-Pruning magnitude'
+    >>> display_name("none/ft0"), display_name("sk_mlp")
+    ('Unpruned network, no fine-tuning', 'scikit-learn MLP')
+    >>> display_name("exp3@0.9:lstsq/ft0+single", ratio=False)
+    'EXP3 + least-squares refit, single pulls, no fine-tuning'
+    """
+    if method in DISPLAY_NAMES:
+        return DISPLAY_NAMES[method]
+    parsed = parse_method_name(method)
+    if parsed is None:
+        return method
+    text = DISPLAY_NAMES[parsed.policy]
+    if parsed.compensate is not None:
+        text += f" + {COMPENSATION_NAMES[parsed.compensate]}"
+    parts = [text]
+    if parsed.pull is not None:
+        parts.append(PULL_NAMES[parsed.pull])
+    if ratio and parsed.prune_ratio is not None:
+        parts.append(f"{parsed.prune_ratio:.0%} removed".replace("%", " %"))
+    if parsed.fine_tune_epochs == 0:
+        parts.append("no fine-tuning")
+    elif parsed.fine_tune_epochs is not None:
+        parts.append(f"{parsed.fine_tune_epochs} fine-tuning epochs")
+    return ", ".join(parts)
