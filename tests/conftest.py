@@ -39,6 +39,7 @@ ORDER = (
     "test_best_set_pruning.py",
     "test_export.py",
     "test_architecture.py",
+    "test_conv3d.py",
     # other architectures (CNNs, transformers, ResNet/ViT, Torch-Pruning, GPU)
     "test_deep_units.py",
     "test_any_model.py",
@@ -48,6 +49,7 @@ ORDER = (
     "test_benchmark_datasets.py",
     "test_benchmark_stats.py",
     "test_benchmark_runner.py",
+    "test_reports.py",
     "test_bandit_check.py",
     "test_adversarial_script.py",
     "test_sklearn_mlp_suite.py",
