@@ -915,10 +915,29 @@ class BaseBanditPrunedMLP(BaseEstimator):
         X_rows = X[rows]
         if sp.issparse(X_rows):
             X_rows = X_rows.toarray()
+        self._warn_few_pruning_rows(X_rows.shape[0])
         return (
             torch.as_tensor(X_rows, device=self.device),
             torch.as_tensor(targets[rows], device=self.device),
         )
+
+    def _warn_few_pruning_rows(self, n_rows):
+        """Warn when pruning would score the units of a layer on fewer rows
+        than the layer has units: the activations' Gram matrix, which the
+        least-squares refit and OBS solve with and which the unit scores
+        estimate, then has a lower rank than the layer is wide."""
+        if isinstance(self.policy, str) and self.policy == "none":
+            return
+        widest = int(np.max(self.hidden_layer_sizes))
+        if self.prune_ratio != 0 and n_rows < widest:
+            warnings.warn(
+                f"Pruning scores the units on {n_rows} rows, fewer than the "
+                f"{widest} units of the widest hidden layer: the unit scores "
+                "and the least-squares refit are underdetermined. Use at least "
+                f"{widest} rows for pruning, or narrower hidden layers.",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _prune(self, module, pruning_rows, X, targets, weights, prune_seed, tune_seed):
         """``(pruned, report, fine-tuning history between rounds)``."""
