@@ -823,3 +823,43 @@ def test_paper_is_the_papers_configuration_at_a_ratio():
     assert (estimator.prune_ratio, estimator.fine_tune_epochs) == (0.75, 0)
     with pytest.raises(ValueError, match="unknown method"):
         select_methods(C, ["paper@0.5:lstsq"])
+
+
+def test_auto_method_finds_its_size_in_a_run(tmp_path):
+    name = parse_method_name("magnitude@auto")
+    assert (name.prune_ratio, str(name)) == ("auto", "magnitude@auto")
+    assert name.settings()["prune_ratio"] == "auto"
+    method = select_methods(C, ["magnitude@auto"])["magnitude@auto"]
+    assert method.build(C, random_state=0).prune_ratio == "auto"
+    summary = run_benchmark(
+        "tabular",
+        datasets=["iris"],
+        methods=["none", "magnitude@0.5", "magnitude@auto"],
+        db=tmp_path / "a.sqlite",
+        ours_params={"max_iter": 5},
+        # Enough training rows for a validation split with every class.
+        **{**SMALL, "max_samples": 100},
+    )
+    assert summary.n_done == 6 and summary.n_failed == 0
+    frame = ResultStore(tmp_path / "a.sqlite").results_frame("tabular")
+    auto = frame[frame["method"] == "magnitude@auto"]
+    # The size it found is stored like any pruned size.
+    assert (auto["params_after"] <= auto["params_before"]).all()
+    report = build_report(frame, "tabular").markdown
+    assert "### Size found on validation rows (prune_ratio='auto')" in report
+    assert "### 50 % of the hidden units removed" in report
+
+
+@pytest.mark.parametrize("name", ["scratch@auto", "tp_magnitude@auto", "paper@auto"])
+def test_auto_takes_a_policy_or_a_baseline(name):
+    with pytest.raises(ValueError, match="no size search"):
+        MethodName(*name.split("@"))
+    assert parse_method_name(name) is None
+
+
+def test_deep_suite_refuses_auto():
+    from skbandit.benchmarks import BenchmarkInputError
+    from skbandit.benchmarks.deep.suite import resolve_deep_methods
+
+    with pytest.raises(BenchmarkInputError, match="fixed ratios"):
+        resolve_deep_methods(["ucb1@auto"])

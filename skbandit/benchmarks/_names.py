@@ -9,7 +9,9 @@ the trained network itself, the control of methods without fine-tuning). The
 policy is a name of :data:`skbandit._options.METHOD_NAMES` or of
 :data:`EXTERNAL` (scorers from other libraries); the ratio lies in (0, 1);
 the optional parts override the suite's compensation, fine-tuning epochs and
-pull scheme.
+pull scheme. The ratio ``auto`` (``"obs@auto"``) is the estimators'
+``prune_ratio="auto"``: the size found on validation rows within their
+default ``max_score_drop`` (tabular and regression suites only).
 """
 
 import dataclasses
@@ -26,6 +28,7 @@ from .._options import (
 from ._errors import BenchmarkInputError
 
 __all__ = [
+    "AUTO",
     "EXTERNAL",
     "SCRATCH",
     "PAPER",
@@ -50,11 +53,14 @@ SCRATCH = "scratch"
 #: ratio: ``"paper@0.5"``, a row of every benchmark.
 PAPER = "paper"
 
+#: The ratio of a method that finds its own size (``"obs@auto"``).
+AUTO = "auto"
+
 #: Every policy a pruning method name may carry.
 PRUNING_POLICIES = (*POLICY_NAMES, *BASELINE_NAMES, *EXTERNAL, SCRATCH, PAPER)
 
 _GRAMMAR = re.compile(
-    r"^(?P<policy>[a-z_0-9]+)@(?P<ratio>[0-9.eE+-]+)"
+    rf"^(?P<policy>[a-z_0-9]+)@(?P<ratio>{AUTO}|[0-9.eE+-]+)"
     rf"(?::(?P<compensate>{'|'.join(COMPENSATIONS)}))?"
     r"(?:/ft(?P<ft>[0-9]+))?"
     rf"(?:\+(?P<pull>{'|'.join(PULLS)}))?$"
@@ -65,8 +71,8 @@ _UNPRUNED_GRAMMAR = re.compile(rf"^{UNPRUNED}(?:/ft(?P<ft>[0-9]+))?$")
 
 
 def format_ratio(ratio):
-    """The ratio as a method name writes it (``0.5``, ``0.25``)."""
-    return format(ratio, "g")
+    """The ratio as a method name writes it (``0.5``, ``0.25``, ``auto``)."""
+    return AUTO if ratio == AUTO else format(ratio, "g")
 
 
 def check_method_ratio(ratio):
@@ -88,8 +94,9 @@ class MethodName:
     ----------
     policy : str
         A policy, baseline, external scorer or ``"none"``.
-    prune_ratio : float or None
-        None for ``"none"``.
+    prune_ratio : float, "auto" or None
+        None for ``"none"``; ``"auto"`` for a bandit policy or baseline
+        that finds its size.
     compensate : str or None
         None: the suite's default.
     fine_tune_epochs : int or None
@@ -130,7 +137,15 @@ class MethodName:
             )
         if self.prune_ratio is None:
             raise ValueError(f"policy {self.policy!r} needs a prune ratio")
-        object.__setattr__(self, "prune_ratio", check_method_ratio(self.prune_ratio))
+        if self.prune_ratio == AUTO:
+            if self.policy not in (*POLICY_NAMES, *BASELINE_NAMES):
+                raise ValueError(
+                    f"{self.policy!r} has no size search: '@{AUTO}' takes a "
+                    "bandit policy or a baseline"
+                )
+        else:
+            ratio = check_method_ratio(self.prune_ratio)
+            object.__setattr__(self, "prune_ratio", ratio)
         if self.compensate is not None and self.compensate not in COMPENSATIONS:
             raise ValueError(
                 f"compensate must be one of {COMPENSATIONS}, got {self.compensate!r}"
@@ -192,6 +207,8 @@ fine_tune_epochs=None, pull=None)
     True
     >>> parse_method_name("ucb1@1.5") is None
     True
+    >>> parse_method_name("obs@auto").prune_ratio
+    'auto'
     """
     unpruned = _UNPRUNED_GRAMMAR.match(name)
     if unpruned is not None:
@@ -202,7 +219,7 @@ fine_tune_epochs=None, pull=None)
     try:
         return MethodName(
             match["policy"],
-            float(match["ratio"]),
+            match["ratio"] if match["ratio"] == AUTO else float(match["ratio"]),
             match["compensate"],
             match["ft"],
             match["pull"],
@@ -295,7 +312,9 @@ def display_name(method, ratio=True):
     parts = [text]
     if parsed.pull is not None:
         parts.append(PULL_NAMES[parsed.pull])
-    if ratio and parsed.prune_ratio is not None:
+    if ratio and parsed.prune_ratio == AUTO:
+        parts.append("size found on validation rows")
+    elif ratio and parsed.prune_ratio is not None:
         parts.append(f"{parsed.prune_ratio:.0%} removed".replace("%", " %"))
     if parsed.fine_tune_epochs == 0:
         parts.append("no fine-tuning")

@@ -35,6 +35,7 @@ import pandas as pd
 from .._options import UNPRUNED
 from ._errors import BenchmarkInputError
 from ._names import (
+    AUTO,
     SCRATCH,
     MethodName,
     display_name,
@@ -188,7 +189,8 @@ def pruning_curve(mean_scores):
     parsed = {m: parse_method_name(m) for m in mean_scores.columns}
     ours = [m for m, p in parsed.items() if p is not None]
     complete = mean_scores[ours].dropna()
-    pruned = [m for m in ours if parsed[m].prune_ratio is not None]
+    # A curve over fixed ratios: "auto" finds a size of its own.
+    pruned = [m for m in ours if isinstance(parsed[m].prune_ratio, float)]
     ratios = sorted({parsed[m].prune_ratio for m in pruned})
     if len(ratios) < 2 or complete.empty:
         return None
@@ -231,7 +233,10 @@ def _unpruned_control(setting, methods):
 
 def _scratch_control(setting):
     """The network of ``setting``'s pruned size trained from scratch for as
-    many epochs (compensation and pulls do not apply to it)."""
+    many epochs (compensation and pulls do not apply to it); None for a
+    setting that finds its size (``"auto"``), which has no size to train."""
+    if setting.prune_ratio == AUTO:
+        return None
     return str(
         MethodName(
             SCRATCH, setting.prune_ratio, fine_tune_epochs=setting.fine_tune_epochs
@@ -413,7 +418,9 @@ def glance_tables(mean_scores, costs, metric):
             for m in reference
         ]
         tables.append(("Read against", _rows_to_markdown(header, rows)))
-    ratios = sorted({p.prune_ratio for p in parsed.values() if p and p.prune_ratio})
+    ratios = {p.prune_ratio for p in parsed.values() if p and p.prune_ratio}
+    # The fixed ratios in order, then the methods that found their size.
+    ratios = sorted(ratios - {AUTO}) + sorted(ratios & {AUTO})
     for ratio in ratios:
         at_ratio = [m for m, p in parsed.items() if p and p.prune_ratio == ratio]
         ranked = sorted(at_ratio, key=lambda m: -means[m])
@@ -448,7 +455,11 @@ def glance_tables(mean_scores, costs, metric):
                     *_cost_cells(costs, m),
                 ]
             )
-        title = f"{_percent(ratio)} of the hidden units removed"
+        title = (
+            "Size found on validation rows (prune_ratio='auto')"
+            if ratio == AUTO
+            else f"{_percent(ratio)} of the hidden units removed"
+        )
         note = ""
         if len(at_ratio) > len(shown):
             note = (

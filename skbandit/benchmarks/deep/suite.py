@@ -21,7 +21,7 @@ from .._execution import (
     warning_lines,
 )
 from .._methods import DEFAULT_RATIOS
-from .._names import format_ratio, parse_method_name
+from .._names import AUTO, format_ratio, parse_method_name
 from .configuration import DEEP_METHODS, run_deep_config
 from .tasks import deep_protocol, get_deep_task, list_deep_tasks
 
@@ -129,6 +129,12 @@ def resolve_deep_methods(methods=None, quick=False, ratios=DEFAULT_RATIOS):
     for pattern in methods:
         matches = [m for m in known if fnmatch.fnmatchcase(m, pattern)]
         explicit = parse_method_name(pattern)
+        if explicit is not None and explicit.prune_ratio == AUTO:
+            raise BenchmarkInputError(
+                f"{pattern!r}: the deep suite prunes at fixed ratios; "
+                f"'@{AUTO}' (the estimators' prune_ratio='auto') is for the "
+                "tabular and regression suites"
+            )
         if not matches and explicit is not None and explicit.policy in DEEP_METHODS:
             matches = [pattern]  # "<method>@<ratio>..." at a ratio not in ratios
         if not matches:
