@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import torch
 
-from .._options import COMPENSATIONS
+from .._validation import option_constraints, validated
 from ._compensation import (
     RIDGE,
     consumer_inputs,
@@ -30,6 +30,7 @@ from ._streaming import chunk_rows
 __all__ = ["remove_units", "remove_sliced", "RIDGE"]
 
 
+@validated(option_constraints("compensate"))
 @torch.no_grad()
 def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE):
     """Return a physically smaller copy of ``model`` without the removed units.
@@ -61,10 +62,6 @@ def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE
     -------
     pruned : torch.nn.Module
     """
-    if compensate not in COMPENSATIONS:
-        raise ValueError(
-            f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
-        )
     if compensate != "none" and X is None:
         raise ValueError(f"compensate={compensate!r} needs data X.")
     original, pruned = model, copy.deepcopy(model)
