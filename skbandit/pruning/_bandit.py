@@ -34,6 +34,7 @@ from sklearn.utils._param_validation import Interval
 from .._options import DEFAULTS, MAX_BUDGET, PAPER_SETTINGS
 from .._validation import BANDIT_POLICY, Names, check_options, option_constraints
 from ..policies import make_policy
+from ._compensation import COMPENSATION
 from ._masking import masked, refitted
 from ._obs import consumer_refits
 from ._pulls import company_batched, evaluate_arms, evaluate_company, trace
@@ -364,11 +365,12 @@ class BanditScorer:
         self._check()
         reward = make_reward(self.reward)
         metric = sample_metric(reward.metric, loss_fn)
-        compensate = self._compensation()
-        fills = unit_means(model, groups, X) if compensate != "none" else None
+        # A pull removes a unit as removal with this compensation will.
+        compensation = COMPENSATION[self._compensation()]
+        fills = unit_means(model, groups, X) if compensation.fills else None
         refits = (
             consumer_refits(model, groups, X)
-            if compensate == "lstsq"
+            if compensation.refits
             else [None] * len(groups)
         )
         priors = None

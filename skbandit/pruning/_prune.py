@@ -23,6 +23,7 @@ from .._validation import (
 )
 from ._attention import convert_multihead_attention
 from ._chain import flat_children
+from ._compensation import COMPENSATION
 from ._discovery import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._layers import layer_type
@@ -482,8 +483,9 @@ def _checked(
     _check_rounds(n_rounds, groups)
     for group in groups:  # before scoring, not after it
         group.check_compensation(compensate)
-    if compensate == "lstsq" or policy == "obs":
-        reason = "compensate='lstsq'" if compensate == "lstsq" else "policy='obs'"
+    refits = COMPENSATION[compensate].refits
+    if refits or policy == "obs":
+        reason = f"compensate={compensate!r}" if refits else "policy='obs'"
         check_refit_memory(model, groups, reason, next(model.parameters()).device)
     resolve_loss(loss)  # an unknown loss fails here, before any scoring
     return model, X, y, groups
