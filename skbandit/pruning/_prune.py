@@ -27,6 +27,7 @@ from ._compensation import COMPENSATION
 from ._discovery import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._layers import layer_type
+from ._pulls import counting_fallbacks
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
 from ._resources import check_refit_memory
@@ -532,16 +533,18 @@ def _rounds(
         rng = np.random.default_rng(random_state)
         for r in range(n_rounds):
             start = time.perf_counter()
-            result = scorer.score(
-                pruned,
-                state.groups,
-                X,
-                y,
-                loss_fn,
-                rng,
-                n_remove=None if target_latency is not None else plan.counts(r),
-                warm_start=state.history,
-            )
+            with counting_fallbacks() as fallbacks:
+                result = scorer.score(
+                    pruned,
+                    state.groups,
+                    X,
+                    y,
+                    loss_fn,
+                    rng,
+                    n_remove=None if target_latency is not None else plan.counts(r),
+                    warm_start=state.history,
+                )
+            report.fast_path_fallbacks += fallbacks[0]
             _check_scores(result.scores, state.groups, report.method)
             if target_latency is not None:
                 removals = _latency_removals(
