@@ -3,7 +3,9 @@
 Every place that accepts a pruning option — the estimators'
 ``_parameter_constraints``, :func:`skbandit.pruning.prune`, the bandit scorer,
 the benchmark method names and the command line — reads its valid values and
-its default from here, so that they cannot drift apart. The module imports
+its default from here, so that they cannot drift apart (the constraints
+built from these names, and their one check, are in
+:mod:`skbandit._validation`). The module imports
 neither torch nor scikit-learn (only the numpy-only policies), so listing
 names stays cheap.
 """
@@ -23,6 +25,7 @@ __all__ = [
     "REWARDS",
     "SCOPES",
     "PRIORS",
+    "MAX_BUDGET",
     "PruningDefaults",
     "DEFAULTS",
     "ESTIMATOR_POLICY",
@@ -51,6 +54,13 @@ REWARDS = ("fidelity", "loss", "accuracy")
 SCOPES = ("layer", "global")
 #: Closed-form scores ``prior=`` may start the bandits from (or None).
 PRIORS = ("obs", "magnitude")
+
+#: Most pulls per unit ``budget`` and ``max_budget`` may ask for. A unit's
+#: estimate is a mean of its rewards, whose noise shrinks as one over the
+#: square root of its pulls: at 1000 pulls it is about 3% of a single
+#: pull's, and more only multiplies the run time (``budget=1e7`` would run
+#: for days), which is far more likely a typo than an intent.
+MAX_BUDGET = 1000
 
 
 @dataclasses.dataclass(frozen=True)

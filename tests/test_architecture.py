@@ -302,3 +302,77 @@ def test_pruning_modules_use_no_private_name_of_another():
             if imported.startswith("_") and not imported.startswith("__"):
                 offences.append(f"{name} imports {target}.{imported}")
     assert not offences, offences
+
+
+# -- one validation of the pruning options --------------------------------------
+
+
+def _option_tables():
+    """``{caller: (its constraints, its names of the options)}``."""
+    from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
+    from skbandit.pruning import BanditScorer, prune, remove_units
+
+    alias = {"pull_batch_size": "batch_size"}
+    return {
+        "BanditPrunedMLPClassifier": (
+            BanditPrunedMLPClassifier._parameter_constraints,
+            {},
+        ),
+        "BanditPrunedMLPRegressor": (
+            BanditPrunedMLPRegressor._parameter_constraints,
+            {},
+        ),
+        "prune": (prune._skl_parameter_constraints, alias),
+        "BanditScorer": (BanditScorer._parameter_constraints, alias),
+        "remove_units": (remove_units._skl_parameter_constraints, {}),
+    }
+
+
+# Where a caller accepts more or less than the shared constraint: the
+# estimators' prune_ratio="auto" (the accuracy path), the scorer's bandit-only
+# policies.
+_OWN_CONSTRAINTS = {
+    "BanditPrunedMLPClassifier": {"prune_ratio"},
+    "BanditPrunedMLPRegressor": {"prune_ratio"},
+    "BanditScorer": {"policy"},
+}
+
+
+@pytest.mark.parametrize("caller", sorted(_option_tables()))
+def test_option_constraints_come_from_one_table(caller):
+    from skbandit._validation import OPTION_CONSTRAINTS
+
+    table, alias = _option_tables()[caller]
+    checked = 0
+    for option, constraints in OPTION_CONSTRAINTS.items():
+        name = alias.get(option, option)
+        if name not in table:
+            continue
+        checked += 1
+        if option in _OWN_CONSTRAINTS.get(caller, ()):
+            continue
+        # The same constraint objects, not copies that could drift apart.
+        assert table[name] == constraints, (caller, option)
+    assert checked >= 1, caller
+    assert set(OPTION_CONSTRAINTS) == set(PruningDefaults.__dataclass_fields__)
+
+
+def test_prune_and_the_estimators_give_the_same_option_error():
+    import torch
+    from torch import nn
+
+    from skbandit import BanditPrunedMLPClassifier
+    from skbandit.pruning import prune
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    X, y = torch.randn(8, 3), torch.arange(8) % 2
+    messages = []
+    for call in (
+        lambda: prune(net, X, y, budget=1e-3),
+        lambda: BanditPrunedMLPClassifier(budget=1e-3).fit(X.numpy(), y.numpy()),
+    ):
+        with pytest.raises(ValueError) as error:
+            call()
+        messages.append(str(error.value).split(" of ", 1)[1].split(" ", 1)[1])
+    assert messages[0] == messages[1]
+    assert "removed in index order" in messages[0]

@@ -357,36 +357,63 @@ CASES = [
     predict("predict NaN", "Input X contains NaN", _with(X_OK, (1, 1), np.nan), est=R),
     predict("predict empty", r"Found array with 0 sample\(s\)", np.empty((0, 3))),
     # ---- prune ----
-    pruning("prune unknown policy", "Unknown policy 'greedy'", policy="greedy"),
-    pruning("prune unknown reward", "Unknown reward 'auc'", reward="auc"),
+    pruning(
+        "prune unknown policy",
+        r"'policy' parameter of prune must be one of \['activation', .*"
+        r"Got 'greedy' instead\.",
+        policy="greedy",
+    ),
+    pruning("prune misspelt policy", "Did you mean 'ucb1'", policy="ucb"),
+    pruning(
+        "prune unknown reward",
+        r"'reward' parameter of prune must be one of \['accuracy', 'fidelity', "
+        r"'loss'\] or a callable\. Got 'auc' instead",
+        reward="auc",
+    ),
     pruning("prune unknown loss", "Unknown loss 'hinge'", loss="hinge"),
-    pruning("prune unknown scope", "scope must be", scope="network"),
     pruning(
-        "prune unknown compensate", "compensate must be one of", compensate="median"
+        "prune unknown scope",
+        r"'scope' parameter of prune must be one of \['global', 'layer'\]",
+        scope="network",
     ),
-    pruning("prune ratio 1", r"prune_ratio must be in \[0, 1\)", prune_ratio=1.0),
     pruning(
-        "prune ratio negative", r"prune_ratio must be in \[0, 1\)", prune_ratio=-0.5
+        "prune unknown compensate",
+        r"'compensate' parameter of prune must be one of \['lstsq', 'mean', "
+        r"'none'\]\. Got 'median'",
+        compensate="median",
     ),
-    pruning("prune budget 0", "budget must be", budget=0),
+    pruning(
+        "prune ratio 1",
+        r"'prune_ratio' parameter of prune must be a float in the range \[0.0, 1.0\)",
+        prune_ratio=1.0,
+    ),
+    pruning(
+        "prune ratio negative",
+        r"'prune_ratio' parameter of prune must be a float in the range \[0.0, 1.0\)",
+        prune_ratio=-0.5,
+    ),
+    pruning("prune budget 0", "'budget' parameter of prune must be", budget=0),
     pruning(
         "prune budget inf",
-        "budget must be",
+        "'budget' parameter of prune must be",
         budget=float("inf"),
     ),
     pruning(
         "prune budget below one pull",
-        r"budget must be a number in \[1, 1000\].* removed in index order",
+        r"'budget' parameter of prune must be a float in the range "
+        r"\[1.0, 1000.0\].* removed in index order",
         budget=1e-12,
     ),
     pruning(
         "prune budget above the cap",
-        r"budget must be a number in \[1, 1000\].* can run for days",
+        r"'budget' parameter of prune must be a float in the range "
+        r"\[1.0, 1000.0\].* can run for days",
         budget=1e7,
     ),
     pruning(
         "prune max_budget above the cap",
-        r"max_budget must be a number in \[1, 1000\]",
+        r"'max_budget' parameter of prune must be a float in the range "
+        r"\[1.0, 1000.0\].* can run for days",
         budget="auto",
         max_budget=1e7,
     ),
@@ -437,12 +464,14 @@ CASES = [
     ),
     pruning(
         "prune random_state a string",
-        r"random_state must be None, an int >= 0 or a numpy.random.Generator",
+        r"'random_state' parameter of prune must be None, an int in the range "
+        r"\[0, inf\) or an instance of 'numpy.random._generator.Generator'",
         random_state="x",
     ),
     pruning(
         "prune random_state negative",
-        r"random_state must be None, an int >= 0 .* got -1",
+        r"'random_state' parameter of prune must be None, an int in the range "
+        r"\[0, inf\) .* Got -1 instead",
         random_state=-1,
     ),
     pruning(
@@ -472,10 +501,15 @@ CASES = [
         between_rounds=lambda model: None,
         error=TypeError,
     ),
-    pruning("prune batch_size 0", "batch_size must be", batch_size=0),
+    pruning(
+        "prune batch_size 0",
+        r"'batch_size' parameter of prune must be an int in the range \[1, inf\)",
+        batch_size=0,
+    ),
     pruning(
         "prune arms_per_round 0",
-        "arms_per_round must be",
+        r"'arms_per_round' parameter of prune must be an int in the range "
+        r"\[1, inf\) or None",
         arms_per_round=0,
     ),
     pruning(

@@ -123,9 +123,14 @@ def test_prior_needs_a_policy_that_takes_it(problem):
     net, X, y = problem
     with pytest.raises(ValueError, match="takes_context"):
         prune(net, X, y, NoContext(), 0.5, prior="obs", random_state=0)
-    with pytest.raises(ValueError, match="prior must be"):
+    with pytest.raises(
+        ValueError, match=r"'prior' parameter of prune must be one of \['magnitude',"
+    ):
         prune(net, X, y, "ucb1", 0.5, prior="lstsq")
-    with pytest.raises(ValueError, match="prior_weight must be"):
+    with pytest.raises(
+        ValueError,
+        match=r"'prior_weight' parameter of prune must be an int in the range \[0,",
+    ):
         prune(net, X, y, "ucb1", 0.5, prior="obs", prior_weight=0.5)
     with pytest.raises(ValueError, match="pull='set'"):
         prune(net, X, y, "sar", 0.5, pull="set")

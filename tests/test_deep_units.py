@@ -613,3 +613,29 @@ def test_fine_tune_lowers_the_loss_and_validates():
     with pytest.raises(ValueError, match="epochs"):
         fine_tune(net, X, y, epochs=-1)
     assert fine_tune(net, X, y, epochs=0) is net
+
+
+def test_fast_path_fallbacks_are_counted_in_the_report(monkeypatch):
+    from skbandit.pruning import prune
+
+    torch.manual_seed(0)
+    net = Residual().to(DTYPE).eval()
+    X = torch.randn(16, 5, dtype=DTYPE)
+    y = torch.randint(0, 3, (16,))
+    group = UnitGroup("hidden", 6, ("hidden",), ("out",))
+    settings = dict(groups=[group], compensate="none", budget=2, random_state=0)
+    _, clean = prune(net, X, y, "ucb1", 0.5, **settings)
+    assert clean.fast_path_fallbacks == 0
+
+    def broken(*args):
+        raise NotImplementedError("no batching rule")
+
+    monkeypatch.setattr(_pulls, "_graph_values", broken)
+    monkeypatch.setattr(_pulls, "_FELL_BACK", set())
+    with pytest.warns(RuntimeWarning, match="no batching rule"):
+        _, report = prune(net, X, y, "ucb1", 0.5, **settings)
+    # Every pull evaluation that fell back, not just the one warning; the
+    # naive loop gives the same values, so the same units go.
+    assert report.fast_path_fallbacks > 1
+    assert report.summary()["fast_path_fallbacks"] == report.fast_path_fallbacks
+    np.testing.assert_array_equal(report.layers[0].removed, clean.layers[0].removed)

@@ -366,7 +366,12 @@ def test_the_scorer_s_deprecated_fill_is_its_compensate(fill, compensate):
     new = BanditScorer("ucb1", compensate=compensate, **settings)
     for a, b in zip(scores(old), scores(new)):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="compensate must be one of"):
+    with pytest.raises(
+        ValueError, match="'compensate' parameter of BanditScorer must be one of"
+    ):
         scores(BanditScorer("ucb1", compensate="zero"))
-    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="fill must"):
+    with (
+        pytest.warns(FutureWarning),
+        pytest.raises(ValueError, match="'fill' parameter of BanditScorer must be"),
+    ):
         scores(BanditScorer("ucb1", fill="none"))

@@ -518,7 +518,7 @@ def test_prune_errors():
     with pytest.raises(ValueError, match="no prunable units"):
         prune(nn.Sequential(nn.Linear(4, 2)), X, y)
     net = make_mlp([4, 6, 2])
-    with pytest.raises(ValueError, match="Unknown policy"):
+    with pytest.raises(ValueError, match="'policy' parameter of prune must be one of"):
         prune(net, X, y, policy="greedy")
     with pytest.raises(ValueError, match="budget"):
         prune(net, X, y, policy="ucb1", budget=0)

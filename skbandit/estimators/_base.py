@@ -22,19 +22,16 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .._options import (
-    COMPENSATIONS,
-    DEFAULTS,
-    ESTIMATOR_POLICY,
-    METHOD_NAMES,
-    PULLS,
-    REWARDS,
-    SCOPES,
+from .._options import DEFAULTS, ESTIMATOR_POLICY
+from .._validation import (
+    OPTION_CONSTRAINTS,
+    check_option_combinations,
+    check_options,
+    option_constraints,
 )
-from ..pruning import MAX_BUDGET, evaluate_loss, prune
+from ..pruning import evaluate_loss, prune
 from ._checks import (
     check_device,
-    check_policy_name,
     check_warm_start,
     check_warm_start_network,
     layers_as_numpy,
@@ -168,26 +165,17 @@ class BaseBanditPrunedMLP(BaseEstimator):
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
-        "policy": [
-            StrOptions(set(METHOD_NAMES)),
-            HasMethods(["reset", "select", "update"]),
-            HasMethods(["score"]),
-        ],
-        "prune_ratio": [Interval(Real, 0, 1, closed="left"), StrOptions({"auto"})],
+        # The pruning options: the constraints prune() and the bandit scorer
+        # share (skbandit._validation), prune_ratio also "auto" (the path).
+        **option_constraints(
+            *(name for name in DEFAULTS.__dataclass_fields__ if "prior" not in name),
+            prune_ratio=[
+                *OPTION_CONSTRAINTS["prune_ratio"],
+                StrOptions({"auto"}),
+            ],
+        ),
         "max_score_drop": [Interval(Real, 0, None, closed="left")],
         "path_step": [Interval(Real, 0, 1, closed="neither")],
-        "budget": [Interval(Real, 1, MAX_BUDGET, closed="both"), StrOptions({"auto"})],
-        "max_budget": [Interval(Real, 1, MAX_BUDGET, closed="both")],
-        "pull": [StrOptions(set(PULLS))],
-        "n_rounds": [Interval(Integral, 1, None, closed="left")],
-        "target_params": [Interval(Real, 0, None, closed="neither"), None],
-        "target_latency": [Interval(Real, 0, 1, closed="neither"), None],
-        "reward": [StrOptions(set(REWARDS)), callable],
-        "scope": [StrOptions(set(SCOPES))],
-        "compensate": [StrOptions(set(COMPENSATIONS))],
-        "pull_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "arms_per_round": [Interval(Integral, 1, None, closed="left"), None],
-        "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
         "memory": [None, str, os.PathLike, Memory],
         "device": [str, HasMethods(["__str__"])],
         "random_state": ["random_state"],
@@ -307,9 +295,17 @@ class BaseBanditPrunedMLP(BaseEstimator):
     # -- parameter checks ------------------------------------------------------
 
     def _validate_params(self):
-        # Before the generic check, whose message lists the names unsorted.
-        check_policy_name(self.policy)
-        super()._validate_params()
+        # scikit-learn's check, with the advice prune() gives (a misspelt
+        # policy's closest name, why a budget is out of range), and the
+        # options that exclude each other, before training.
+        check_options(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            type(self).__name__,
+        )
+        check_option_combinations(
+            self.n_rounds, self.target_params, self.target_latency
+        )
 
     def _check_training_options(self):
         check_device(self.device)

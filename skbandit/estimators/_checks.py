@@ -1,33 +1,16 @@
 """Checks and conversions the estimators' ``fit`` uses (small, pure helpers)."""
 
-import difflib
-
 import torch
 
-from .._options import METHOD_NAMES
 from ._training import ACTIVATIONS
 
 __all__ = [
     "check_device",
-    "check_policy_name",
     "check_warm_start",
     "check_warm_start_network",
     "layers_as_numpy",
     "pruning_line",
 ]
-
-
-def check_policy_name(policy):
-    """A misspelt policy name: the sorted names and the closest one."""
-    if not isinstance(policy, str) or policy in METHOD_NAMES:
-        return
-    names = sorted(METHOD_NAMES)
-    close = difflib.get_close_matches(policy, names, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(
-        f"The 'policy' parameter must be one of {names} or a policy or scorer "
-        f"object. Got {policy!r} instead.{hint}"
-    )
 
 
 def check_device(device):

@@ -23,15 +23,18 @@ stops its bandit early once it says ``done_``.
 """
 
 import math
-import numbers
 import warnings
+from numbers import Real
 from statistics import NormalDist
 
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval
 
-from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, PRIORS, PULLS, SCOPES
+from .._options import DEFAULTS, MAX_BUDGET, PAPER_SETTINGS
+from .._validation import BANDIT_POLICY, Names, check_options, option_constraints
 from ..policies import make_policy
+from ._compensation import COMPENSATION
 from ._masking import masked, refitted
 from ._obs import consumer_refits
 from ._pulls import company_batched, evaluate_arms, evaluate_company, trace
@@ -194,36 +197,24 @@ def _separated(counts, sums, squares, n_remove, confidence):
     return (means[top] - radius[top]).min() > (means[rest] + radius[rest]).max()
 
 
-#: Most pulls per unit ``budget`` and ``max_budget`` may ask for. A unit's
-#: estimate is a mean of its rewards, whose noise shrinks as one over the
-#: square root of its pulls: at 1000 pulls it is about 3% of a single
-#: pull's, and more only multiplies the run time (``budget=1e7`` would run
-#: for days), which is far more likely a typo than an intent.
-MAX_BUDGET = 1000
-
-
-def _check_pulls_per_unit(name, value, alternative=""):
-    """``value`` pulls per unit must lie in ``[1, MAX_BUDGET]``.
-
-    Fewer than one pull per unit leaves units never measured: their scores
-    are the policy's prior, all equal, and the removal rule would then
-    remove them in index order.
-    """
-    options = f"a number in [1, {MAX_BUDGET}] {alternative}".rstrip()
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise ValueError(f"{name} must be {options}, got {value!r}.")
-    if not value >= 1:  # also NaN
-        raise ValueError(
-            f"{name} must be {options} (average pulls per unit), got {value!r}: "
-            "with fewer than one pull per unit some units are never measured "
-            "and would be removed in index order."
-        )
-    if value > MAX_BUDGET:
-        raise ValueError(
-            f"{name} must be {options} (average pulls per unit), got {value!r}: "
-            f"more than {MAX_BUDGET} pulls per unit barely sharpens the "
-            "estimates and can run for days."
-        )
+#: What :class:`BanditScorer` accepts: the shared option constraints, under
+#: its names, and its own ``confidence`` and deprecated ``fill``.
+_CONSTRAINTS = option_constraints(
+    "budget",
+    "pull_batch_size",
+    "reward",
+    "scope",
+    "arms_per_round",
+    "compensate",
+    "pull",
+    "max_budget",
+    "prior",
+    "prior_weight",
+    renamed={"pull_batch_size": "batch_size"},
+    policy=BANDIT_POLICY,
+    confidence=[Interval(Real, 0, 1, closed="neither")],
+    fill=[Names(set(_FILLS)), None],
+)
 
 
 class BanditScorer:
@@ -299,6 +290,10 @@ class BanditScorer:
     fidelity reward, least-squares fill).
     """
 
+    #: The constraints :meth:`score` checks (shared with prune() and the
+    #: estimators, see :mod:`skbandit._validation`).
+    _parameter_constraints = _CONSTRAINTS
+
     def __init__(
         self,
         policy,
@@ -338,48 +333,9 @@ class BanditScorer:
             )
 
     def _check(self):
-        auto = isinstance(self.budget, str) and self.budget == "auto"
-        if not auto:
-            _check_pulls_per_unit("budget", self.budget, "or 'auto'")
-        if not (isinstance(self.batch_size, numbers.Integral) and self.batch_size >= 1):
-            raise ValueError(
-                f"batch_size must be an integer >= 1, got {self.batch_size!r}."
-            )
-        if self.arms_per_round is not None and not (
-            isinstance(self.arms_per_round, numbers.Integral)
-            and self.arms_per_round >= 1
-        ):
-            raise ValueError(
-                "arms_per_round must be an integer >= 1 or None, got "
-                f"{self.arms_per_round!r}."
-            )
-        for name, options in (
-            ("scope", SCOPES),
-            ("compensate", COMPENSATIONS),
-            ("pull", PULLS),
-        ):
-            if getattr(self, name) not in options:
-                raise ValueError(
-                    f"{name} must be one of {options}, got {getattr(self, name)!r}."
-                )
-        if self.fill is not None and self.fill not in _FILLS:
-            raise ValueError(f"fill must be one of {tuple(_FILLS)}, got {self.fill!r}.")
-        _check_pulls_per_unit("max_budget", self.max_budget)
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}.")
-        if self.prior is not None and self.prior not in PRIORS:
-            raise ValueError(
-                f"prior must be None or one of {PRIORS}, got {self.prior!r}."
-            )
-        if not (
-            isinstance(self.prior_weight, numbers.Integral)
-            and not isinstance(self.prior_weight, bool)
-            and self.prior_weight >= 0
-        ):
-            raise ValueError(
-                "prior_weight must be an integer >= 0 (pseudo-pulls per unit), "
-                f"got {self.prior_weight!r}."
-            )
+        """Every setting, by the constraints :func:`prune` and the estimators
+        share (:mod:`skbandit._validation`)."""
+        check_options(self._parameter_constraints, vars(self), type(self).__name__)
 
     def _compensation(self):
         """``compensate``, or what the deprecated ``fill`` names."""
@@ -409,11 +365,12 @@ class BanditScorer:
         self._check()
         reward = make_reward(self.reward)
         metric = sample_metric(reward.metric, loss_fn)
-        compensate = self._compensation()
-        fills = unit_means(model, groups, X) if compensate != "none" else None
+        # A pull removes a unit as removal with this compensation will.
+        compensation = COMPENSATION[self._compensation()]
+        fills = unit_means(model, groups, X) if compensation.fills else None
         refits = (
             consumer_refits(model, groups, X)
-            if compensate == "lstsq"
+            if compensation.refits
             else [None] * len(groups)
         )
         priors = None

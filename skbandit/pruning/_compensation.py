@@ -1,18 +1,30 @@
-"""What compensation computes: the consumers' data and the least-squares refit.
+"""The compensations, and what they compute: the consumers' data and the refit.
 
-Removal (``_surgery.py`` for slice-rule groups, ``_graph.py`` for graph
-groups) and the closed-form scores (``_obs.py``) share these: the input and
-output a module sees on the data, the mean folded into a consumer's bias,
-and the ridge regression of a consumer on its kept inputs (for a
-convolution, on its unfolded patches).
+:data:`COMPENSATION` is the one registry of what each ``compensate=`` value
+does, on both sides: how a bandit pull removes a unit (what a masked unit
+reads as, whether its consumer is refit) and what removal puts back (the
+mean folded into a consumer's bias, the least-squares refit of the
+consumers). The pulls (``_bandit.py``), both kinds of removal (``_surgery.py``
+for slice-rule groups, ``_graph.py`` for graph groups) and ``prune()``'s
+memory check read an entry's flags; none of them compares names.
+
+Removal, the pulls and the closed-form scores (``_obs.py``) share the
+computations below: the input and output a module sees on the data, the mean
+folded into a consumer's bias, and the ridge regression of a consumer on its
+kept inputs (for a convolution, on its unfolded patches).
 """
+
+import dataclasses
 
 import torch
 from torch import nn
 
+from .._options import COMPENSATIONS
 from ._layers import LAYER_TYPES, layer_type
 
 __all__ = [
+    "COMPENSATION",
+    "Compensation",
     "MAX_LSTSQ_ROWS",
     "RIDGE",
     "consumer_inputs",
@@ -27,6 +39,63 @@ __all__ = [
 
 #: Ridge penalty of least-squares compensation, relative to the number of rows.
 RIDGE = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Compensation:
+    """What one ``compensate=`` value does, on the pull side and the removal
+    side alike (so that a pull removes a unit as removal will).
+
+    Attributes
+    ----------
+    name : str
+        The value of ``compensate`` (a name of
+        :data:`skbandit._options.COMPENSATIONS`).
+    fills : bool
+        Pulls replace a removed unit by its mean activation on the data
+        (:func:`~skbandit.pruning.unit_means`) instead of 0, where they do
+        not refit its consumer.
+    folds : bool
+        Removal adds the removed units' mean contribution to their
+        consumers' biases (:func:`fold_mean`).
+    refits : bool
+        Consumers are refit by ridge regression on their kept inputs:
+        removal solves it (streamed normal equations, :func:`solve_ridge`,
+        or :func:`refit_lstsq` for a graph group), pulls take its rank-1
+        downdates (:func:`~skbandit.pruning.consumer_refits`); it needs
+        refittable consumers (``Linear`` or plain convolutions) and memory
+        for their Gram matrices.
+    """
+
+    name: str
+    fills: bool = False
+    folds: bool = False
+    refits: bool = False
+
+    @property
+    def needs_data(self):
+        """Whether removal and the pulls measure anything on the data."""
+        return self.fills or self.folds or self.refits
+
+    @property
+    def measures_means(self):
+        """Whether removal measures the units' means before it changes the
+        network (they are folded, or stand in where a refit does not)."""
+        return self.folds or self.refits
+
+
+#: ``compensate=`` value -> :class:`Compensation`: zeroing (the paper's), the
+#: mean, the least-squares refit. A new compensation is its name in
+#: :data:`skbandit._options.COMPENSATIONS` and its entry here.
+COMPENSATION = {
+    c.name: c
+    for c in (
+        Compensation("none"),
+        Compensation("mean", fills=True, folds=True),
+        Compensation("lstsq", fills=True, refits=True),
+    )
+}
+assert tuple(COMPENSATION) == COMPENSATIONS, "one entry per name, in order"
 
 
 #: Rows (samples x positions) a least-squares refit uses at most; more are

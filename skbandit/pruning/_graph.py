@@ -25,7 +25,13 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ._compensation import consumer_inputs, consumer_outputs, fold_mean, refit_lstsq
+from ._compensation import (
+    COMPENSATION,
+    consumer_inputs,
+    consumer_outputs,
+    fold_mean,
+    refit_lstsq,
+)
 from ._group import BaseUnitGroup
 from ._layers import layer_type
 
@@ -205,7 +211,7 @@ class GraphGroup(BaseUnitGroup):
         produces the units (a layer applied to its own output, e.g. with tied
         weights): the refit of its kept inputs cannot reproduce the outputs
         it loses."""
-        if compensate != "lstsq":
+        if not COMPENSATION[compensate].refits:
             return
         producers = {m.name for m in self.members if not m.consumes}
         for member in self.members:
@@ -402,7 +408,8 @@ def _remove_graph_units(group, pruned, removed, compensate, X, ridge):
     root = pruned.get_submodule(group.members[0].name)
     prune_out = dg.get_pruner_of_module(root).prune_out_channels
     doomed = dg.get_pruning_group(root, prune_out, removed)
-    if compensate == "mean":
+    compensation = COMPENSATION[compensate]
+    if compensation.folds:
         every = dg.get_pruning_group(root, prune_out, list(range(group.size)))
         means = _unit_means(pruned, dg, every, consumers[0], X, group.size)
         for name, item in _consumer_items(dg, doomed, consumers):
@@ -410,10 +417,10 @@ def _remove_graph_units(group, pruned, removed, compensate, X, ridge):
             full = means.new_zeros(n_inputs(module))
             full[item.idxs] = means[item.root_idxs]
             fold_mean(module, torch.as_tensor(item.idxs), full)
-    if compensate == "lstsq":
+    if compensation.refits:
         targets = consumer_outputs(pruned, consumers, X)
     doomed.prune()
-    if compensate == "lstsq":
+    if compensation.refits:
         order = {name: i for i, (name, _) in enumerate(pruned.named_modules())}
         for name in sorted(consumers, key=order.__getitem__):
             inputs = consumer_inputs(pruned, name, X)

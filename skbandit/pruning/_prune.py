@@ -1,12 +1,12 @@
 """One call that scores, removes and reports: :func:`prune`.
 
-``prune`` is the two halves: ``_checked`` (every setting, the model, the
-data and the groups, before any work) and ``_rounds`` (score and remove,
-round by round, and report).
+``prune`` is the two halves: ``_checked`` (the settings, checked each alone
+by the shared option constraints on the way in and together here, the
+model, the data and the groups, before any work) and ``_rounds`` (score and
+remove, round by round, and report).
 """
 
 import copy
-import numbers
 import time
 import warnings
 
@@ -14,12 +14,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, check_prune_ratio
+from .._options import DEFAULTS, PAPER_SETTINGS
+from .._validation import (
+    SEED,
+    check_option_combinations,
+    option_constraints,
+    validated,
+)
 from ._attention import convert_multihead_attention
 from ._chain import flat_children
+from ._compensation import COMPENSATION
 from ._discovery import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
 from ._layers import layer_type
+from ._pulls import counting_fallbacks
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
 from ._resources import check_refit_memory
@@ -179,44 +187,6 @@ def _as_tensors(model, X, y, loss="cross_entropy"):
     return X, y
 
 
-def _check_settings(
-    prune_ratio, compensate, n_rounds, target_params, target_latency, random_state
-):
-    check_prune_ratio(prune_ratio)
-    if not (
-        random_state is None
-        or isinstance(random_state, np.random.Generator)
-        or (isinstance(random_state, numbers.Integral) and random_state >= 0)
-    ):
-        raise ValueError(
-            "random_state must be None, an int >= 0 or a numpy.random.Generator, "
-            f"got {random_state!r}."
-        )
-    if compensate not in COMPENSATIONS:
-        raise ValueError(
-            f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
-        )
-    if not (isinstance(n_rounds, numbers.Integral) and n_rounds >= 1):
-        raise ValueError(f"n_rounds must be an integer >= 1, got {n_rounds!r}.")
-    if target_params is not None and target_latency is not None:
-        raise ValueError("Give target_params or target_latency, not both.")
-    if target_params is not None and not (
-        isinstance(target_params, numbers.Real) and target_params > 0
-    ):
-        raise ValueError(
-            "target_params must be a parameter count (int >= 1) or a fraction "
-            f"in (0, 1), got {target_params!r}."
-        )
-    if target_latency is not None:
-        if not (isinstance(target_latency, numbers.Real) and 0 < target_latency < 1):
-            raise ValueError(
-                "target_latency is a fraction of the unpruned latency in (0, 1), "
-                f"got {target_latency!r}."
-            )
-        if n_rounds != 1:
-            raise ValueError("target_latency needs n_rounds=1.")
-
-
 def _between_rounds(between_rounds, model):
     """``between_rounds(model)``, checked: the next round prunes what it returns."""
     result = between_rounds(model)
@@ -272,6 +242,17 @@ def _param_target(target_params, params_before):
     return int(target_params)
 
 
+#: What :func:`prune` accepts: the shared option constraints, under prune's
+#: names, and its own ``between_rounds`` and ``random_state``.
+_CONSTRAINTS = option_constraints(
+    *(name for name in DEFAULTS.__dataclass_fields__ if name != "fine_tune_epochs"),
+    renamed={"pull_batch_size": "batch_size"},
+    between_rounds=[callable, None],
+    random_state=SEED,
+)
+
+
+@validated(_CONSTRAINTS)
 @torch.no_grad()
 def prune(
     model,
@@ -427,12 +408,10 @@ default="fidelity"
         loss=loss,
         groups=groups,
         policy=policy,
-        prune_ratio=prune_ratio,
         compensate=compensate,
         n_rounds=n_rounds,
         target_params=target_params,
         target_latency=target_latency,
-        random_state=random_state,
     )
     scorer = make_scorer(
         policy,
@@ -475,20 +454,18 @@ def _checked(
     loss,
     groups,
     policy,
-    prune_ratio,
     compensate,
     n_rounds,
     target_params,
     target_latency,
-    random_state,
 ):
-    """The checking half of :func:`prune`: every setting, the model and the
-    data checked before any work. Returns the model (in eval mode, attention
+    """The checking half of :func:`prune`: the settings that exclude each
+    other (each one alone was checked on the way in), the model and the data,
+    before any work. Returns the model (in eval mode, attention
     converted, inputs adapted), ``X`` and ``y`` as tensors on its device and
     the unit groups to prune (discovered or the given ones, checked)."""
-    _check_settings(
-        prune_ratio, compensate, n_rounds, target_params, target_latency, random_state
-    )
+    # Each option alone was checked on the way in (``validated``).
+    check_option_combinations(n_rounds, target_params, target_latency)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
@@ -507,10 +484,11 @@ def _checked(
     _check_rounds(n_rounds, groups)
     for group in groups:  # before scoring, not after it
         group.check_compensation(compensate)
-    if compensate == "lstsq" or policy == "obs":
-        reason = "compensate='lstsq'" if compensate == "lstsq" else "policy='obs'"
+    refits = COMPENSATION[compensate].refits
+    if refits or policy == "obs":
+        reason = f"compensate={compensate!r}" if refits else "policy='obs'"
         check_refit_memory(model, groups, reason, next(model.parameters()).device)
-    resolve_loss(loss)  # an unknown loss fails here, before the policy's check
+    resolve_loss(loss)  # an unknown loss fails here, before any scoring
     return model, X, y, groups
 
 
@@ -549,21 +527,24 @@ def _rounds(
                 "down to zero, and every group keeps at least one unit. The "
                 "network is returned unchanged.",
                 UserWarning,
-                stacklevel=4,  # prune's caller, past torch.no_grad's wrapper
+                # prune's caller, past torch.no_grad's and validated's wrappers
+                stacklevel=5,
             )
         rng = np.random.default_rng(random_state)
         for r in range(n_rounds):
             start = time.perf_counter()
-            result = scorer.score(
-                pruned,
-                state.groups,
-                X,
-                y,
-                loss_fn,
-                rng,
-                n_remove=None if target_latency is not None else plan.counts(r),
-                warm_start=state.history,
-            )
+            with counting_fallbacks() as fallbacks:
+                result = scorer.score(
+                    pruned,
+                    state.groups,
+                    X,
+                    y,
+                    loss_fn,
+                    rng,
+                    n_remove=None if target_latency is not None else plan.counts(r),
+                    warm_start=state.history,
+                )
+            report.fast_path_fallbacks += fallbacks[0]
             _check_scores(result.scores, state.groups, report.method)
             if target_latency is not None:
                 removals = _latency_removals(

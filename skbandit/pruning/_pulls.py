@@ -26,6 +26,8 @@ repeated). Models that ``torch.fx`` cannot trace, or that modify tensors in
 place, use naive pulls.
 """
 
+import contextlib
+import contextvars
 import warnings
 
 import numpy as np
@@ -39,6 +41,7 @@ from ._trace import GraphTrace, Trace, trace
 
 __all__ = [
     "batched_kind",
+    "counting_fallbacks",
     "evaluate_arms",
     "evaluate_arms_naive",
     "evaluate_company",
@@ -313,11 +316,46 @@ def sliced_arm_values(
 #: (each warns once).
 _FELL_BACK = set()
 
+#: The fallback counter of the :func:`counting_fallbacks` block running in
+#: this thread or task (None outside one).
+_FALLBACKS = contextvars.ContextVar("fast_path_fallbacks", default=None)
+
+
+@contextlib.contextmanager
+def counting_fallbacks():
+    """Count the pulls that fall back from a fast path to the naive loop
+    inside the block (a failed batched path, or one out of GPU memory).
+
+    Yields a one-element list whose value is the count so far; ``prune()``
+    reports it as ``PruningReport.fast_path_fallbacks``. Each fallback is
+    counted, while its warning is shown once per process.
+
+    Examples
+    --------
+    >>> with counting_fallbacks() as fallbacks:
+    ...     pass
+    >>> fallbacks
+    [0]
+    """
+    counter = [0]
+    token = _FALLBACKS.set(counter)
+    try:
+        yield counter
+    finally:
+        _FALLBACKS.reset(token)
+
+
+def _count_fallback():
+    counter = _FALLBACKS.get()
+    if counter is not None:
+        counter[0] += 1
+
 
 def _warn_fallback(path, error):
     """Say once per process that the fast path ``path`` failed and the
     pulls run the naive loop: same values, but a broken fast path must not
-    show only as slowness."""
+    show only as slowness (and every fallback counts in the report)."""
+    _count_fallback()
     if path in _FELL_BACK:
         return
     _FELL_BACK.add(path)
@@ -332,6 +370,7 @@ def _warn_fallback(path, error):
 
 def _warn_out_of_memory(group):
     # The naive loop needs one forward pass of memory, so it still runs.
+    _count_fallback()
     warnings.warn(
         f"Out of GPU memory for the batched pulls of {group.name!r}: they run "
         "one forward pass per arm instead (slower, same values). A smaller "

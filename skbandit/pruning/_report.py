@@ -64,6 +64,12 @@ class PruningReport:
         (fastest of 15 runs each on one thread, on up to 1024 rows of the
         pruning data), for information: the units are chosen by
         multiply-accumulates.
+    fast_path_fallbacks : int
+        Pull evaluations that fell back from a batched fast path to one
+        forward pass per arm (a path that failed, or ran out of GPU memory):
+        the same values, only slower. Each fallback warns once per process;
+        this counts every one, so a broken fast path shows in the report
+        (0 for baselines, and whenever the fast paths ran).
     """
 
     method: str
@@ -78,6 +84,7 @@ class PruningReport:
     time_fine_tune: float = 0.0
     n_rounds: int = 1
     latency_ratio: float = None
+    fast_path_fallbacks: int = 0
 
     @property
     def total_pulls(self):

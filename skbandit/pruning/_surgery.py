@@ -13,8 +13,9 @@ import copy
 import numpy as np
 import torch
 
-from .._options import COMPENSATIONS
+from .._validation import option_constraints, validated
 from ._compensation import (
+    COMPENSATION,
     RIDGE,
     consumer_inputs,
     consumer_outputs,
@@ -30,6 +31,7 @@ from ._streaming import chunk_rows
 __all__ = ["remove_units", "remove_sliced", "RIDGE"]
 
 
+@validated(option_constraints("compensate"))
 @torch.no_grad()
 def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE):
     """Return a physically smaller copy of ``model`` without the removed units.
@@ -61,11 +63,7 @@ def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE
     -------
     pruned : torch.nn.Module
     """
-    if compensate not in COMPENSATIONS:
-        raise ValueError(
-            f"compensate must be one of {COMPENSATIONS}, got {compensate!r}."
-        )
-    if compensate != "none" and X is None:
+    if COMPENSATION[compensate].needs_data and X is None:
         raise ValueError(f"compensate={compensate!r} needs data X.")
     original, pruned = model, copy.deepcopy(model)
     for group, removed in zip(groups, removals):
@@ -93,20 +91,21 @@ def remove_sliced(group, original, pruned, removed, compensate, X, ridge):
     # A unit spanning several consumer features (unit_width) drops them all.
     columns = group.consumer_index(keep).to(device)
     removed_columns = group.consumer_index(removed).to(device)
-    if compensate != "none":
+    compensation = COMPENSATION[compensate]
+    if compensation.measures_means:
         # Read off the network before it changes: the consumers' inputs with
         # every unit, and what the original network outputs there.
         means, equations = _compensation_statistics(
-            original, pruned, group, columns, X, compensate == "lstsq"
+            original, pruned, group, columns, X, compensation.refits
         )
     for name in group.producers:
         slice_rows(pruned.get_submodule(name), rows, group.n_rows)
     for name in group.consumers:
         consumer = pruned.get_submodule(name)
-        if compensate == "mean":
+        if compensation.folds:
             fold_mean(consumer, removed_columns, means)
         slice_inputs(consumer, columns, group.n_features)
-        if compensate == "lstsq":
+        if compensation.refits:
             set_refit(consumer, *solve_ridge(*equations[name], ridge))
 
 
