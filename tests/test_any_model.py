@@ -145,10 +145,16 @@ def test_mobilenet_groups_carry_depthwise_channels():
     assert expand.consumers == ("features.1.conv.6",)
 
 
-def test_transformers_keep_the_residual_stream_and_attention():
+def test_transformers_keep_the_residual_stream_and_prune_heads():
     # LayerNorm, embeddings and attention mix the units of the residual
-    # stream: only the feed-forward hidden units are groups.
-    assert _group_names("vit") == [("blocks.1.mlp.fc1", 32), ("blocks.0.mlp.fc1", 32)]
+    # stream: the attention heads (fused qkv) and the feed-forward hidden
+    # units are the groups, found from the blocks' structure.
+    assert _group_names("vit") == [
+        ("blocks.0.attn.qkv", 4),
+        ("blocks.0.mlp.fc1", 32),
+        ("blocks.1.attn.qkv", 4),
+        ("blocks.1.mlp.fc1", 32),
+    ]
     assert _group_names("residual_mlp") == [
         ("head.0", 16),
         ("ups.1", 16),
@@ -157,10 +163,14 @@ def test_transformers_keep_the_residual_stream_and_attention():
 
 
 @pytest.mark.skipif(not _transformers_available(), reason="transformers not installed")
-def test_bert_query_key_dimensions_are_not_a_group():
-    names = [n for n, _ in _group_names("bert")]
-    assert "bert.encoder.layer.0.intermediate.dense" in names
-    assert not any("attention.self" in n for n in names)
+def test_bert_heads_are_groups_not_query_key_dimensions():
+    groups = dict(_group_names("bert"))
+    assert groups["bert.encoder.layer.0.intermediate.dense"] == 32
+    # Query/key dimensions one by one are not units; whole heads are.
+    attention = {n: s for n, s in groups.items() if "attention" in n}
+    assert attention == {
+        f"bert.encoder.layer.{i}.attention.self.query": 4 for i in (0, 1)
+    }
 
 
 def test_token_ids_stay_integer():

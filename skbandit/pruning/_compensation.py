@@ -10,7 +10,7 @@ convolution, on its unfolded patches).
 import torch
 from torch import nn
 
-from ._layers import LAYER_TYPES, layer_type
+from ._layers import LAYER_TYPES, TransposedConvType, layer_type
 
 __all__ = [
     "MAX_LSTSQ_ROWS",
@@ -77,11 +77,10 @@ def fold_mean(consumer, removed, means):
     Exact for a linear consumer when the removed units are constant; for a
     convolution it ignores zero padding at the borders.
     """
+    weight = _matrix(consumer)  # (outputs, inputs, ...) whatever the layout
     if consumer.bias is None:
-        consumer.bias = nn.Parameter(
-            consumer.weight.new_zeros(consumer.weight.shape[0])
-        )
-    w = consumer.weight[:, removed]
+        consumer.bias = nn.Parameter(weight.new_zeros(weight.shape[0]))
+    w = weight[:, removed]
     contribution = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ means[removed]
     consumer.bias += contribution
 
@@ -114,8 +113,20 @@ def design(consumer, inputs, targets):
     )
 
 
+def _matrix(module):
+    """``module``'s weight as (outputs, inputs, ...), by its registry entry
+    (GPT-2's ``Conv1D`` stores the transpose; a view for every refittable
+    layer, which is what refits write into)."""
+    entry = layer_type(module)
+    return module.weight if entry is None else entry.matrix(module)
+
+
 def _refittable_types():
-    return [c for c, e in LAYER_TYPES.items() if e.weighted]
+    return [
+        c
+        for c, e in LAYER_TYPES.items()
+        if e.weighted and not isinstance(e, TransposedConvType)
+    ]
 
 
 def normal_equations(H, Z):
@@ -150,13 +161,10 @@ def solve_ridge(gram, cross, n, ridge):
 @torch.no_grad()
 def set_refit(consumer, weight, bias):
     """Write a refit's ``(p, outputs)`` weights and bias into ``consumer``."""
-    consumer.weight.copy_(
-        weight.T.reshape(consumer.weight.shape).to(consumer.weight.dtype)
-    )
+    matrix = _matrix(consumer)
+    matrix.copy_(weight.T.reshape(matrix.shape).to(matrix.dtype))
     if consumer.bias is None:
-        consumer.bias = nn.Parameter(
-            consumer.weight.new_zeros(consumer.weight.shape[0])
-        )
+        consumer.bias = nn.Parameter(matrix.new_zeros(matrix.shape[0]))
     consumer.bias.copy_(bias.to(consumer.bias.dtype))
 
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from .._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS, check_prune_ratio
 from ._attention import convert_multihead_attention
+from ._blocks import with_kv_cache_off
 from ._chain import flat_children
 from ._discovery import discover_groups
 from ._inputs import adapt_inputs, qualify, unwrap
@@ -272,6 +273,7 @@ def _param_target(target_params, params_before):
     return int(target_params)
 
 
+@with_kv_cache_off  # a decoder's KV cache is off while the pulls run
 @torch.no_grad()
 def prune(
     model,
