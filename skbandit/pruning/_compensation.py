@@ -10,7 +10,7 @@ convolution, on its unfolded patches).
 import torch
 from torch import nn
 
-from ._layers import LAYER_TYPES, TransposedConvType, layer_type
+from ._layers import LAYER_TYPES, layer_type
 
 __all__ = [
     "MAX_LSTSQ_ROWS",
@@ -82,6 +82,9 @@ def fold_mean(consumer, removed, means):
         consumer.bias = nn.Parameter(weight.new_zeros(weight.shape[0]))
     w = weight[:, removed]
     contribution = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ means[removed]
+    entry = layer_type(consumer)
+    if entry is not None:
+        contribution = contribution * entry.mean_gain(consumer)
     consumer.bias += contribution
 
 
@@ -115,18 +118,14 @@ def design(consumer, inputs, targets):
 
 def _matrix(module):
     """``module``'s weight as (outputs, inputs, ...), by its registry entry
-    (GPT-2's ``Conv1D`` stores the transpose; a view for every refittable
-    layer, which is what refits write into)."""
+    (GPT-2's ``Conv1D`` stores the transpose, a transposed convolution its
+    flipped transpose)."""
     entry = layer_type(module)
     return module.weight if entry is None else entry.matrix(module)
 
 
 def _refittable_types():
-    return [
-        c
-        for c, e in LAYER_TYPES.items()
-        if e.weighted and not isinstance(e, TransposedConvType)
-    ]
+    return [c for c, e in LAYER_TYPES.items() if e.weighted]
 
 
 def normal_equations(H, Z):
@@ -162,7 +161,12 @@ def solve_ridge(gram, cross, n, ridge):
 def set_refit(consumer, weight, bias):
     """Write a refit's ``(p, outputs)`` weights and bias into ``consumer``."""
     matrix = _matrix(consumer)
-    matrix.copy_(weight.T.reshape(matrix.shape).to(matrix.dtype))
+    weight = weight.T.reshape(matrix.shape).to(matrix.dtype)
+    entry = layer_type(consumer)
+    if entry is None:
+        consumer.weight.copy_(weight)
+    else:
+        entry.set_matrix(consumer, weight)
     if consumer.bias is None:
         consumer.bias = nn.Parameter(matrix.new_zeros(matrix.shape[0]))
     consumer.bias.copy_(bias.to(consumer.bias.dtype))

@@ -118,6 +118,16 @@ class LayerType:
         is refittable)."""
         return module.weight
 
+    def set_matrix(self, module, weight):
+        """Write ``weight``, laid out as :meth:`matrix`, into ``module``."""
+        self.matrix(module).copy_(weight)
+
+    def mean_gain(self, module):
+        """Share of a constant input's contribution summed over the kernel
+        that reaches an output position (1 but for transposed
+        convolutions), for folding a mean into the bias."""
+        return 1.0
+
     def positions(self, output):
         """Positions the layer was applied at to give ``output``."""
         return output.numel() // output.shape[self.feature_dim]
@@ -194,8 +204,8 @@ class TransposedLinearType(LinearType):
 @dataclass(frozen=True)
 class TransposedConvType(ConvType):
     """A transposed convolution: its weight is ``(in, out / groups, *k)``,
-    input-first. Not a linear map of input patches (no im2col), so it is
-    never refit by least squares and its pulls are not batched."""
+    input-first. It is the convolution of its zero-inserted input with the
+    flipped kernel, which is how least squares refits it (:meth:`rows`)."""
 
     def slice_out(self, module, keep, expected=None):
         if module.groups != 1:
@@ -210,14 +220,71 @@ class TransposedConvType(ConvType):
         setattr(module, self.in_attr, len(keep))
 
     def matrix(self, module):
-        """``(out, in, *k)``, each tap scaled by ``1 / prod(stride)``: with a
-        kernel a multiple of the stride, an output position receives that
-        share of the taps on average, so a constant input's contribution
-        folds into the bias by summing the taps (as for a convolution)."""
-        return module.weight.transpose(0, 1) / math.prod(module.stride)
+        """``(out, in, *k)``: the kernel of the equivalent convolution of
+        its zero-inserted input (:meth:`rows`), flipped and transposed."""
+        return module.weight.transpose(0, 1).flip(list(range(2, module.weight.dim())))
+
+    def set_matrix(self, module, weight):
+        flipped = weight.flip(list(range(2, weight.dim()))).transpose(0, 1)
+        module.weight.copy_(flipped)
+
+    def mean_gain(self, module):
+        """With a kernel a multiple of the stride an output position receives
+        ``1 / prod(stride)`` of the taps on average."""
+        return 1.0 / math.prod(module.stride)
 
     def refittable(self, module):
-        return False
+        """Ungrouped, zero padding no wider than the dilated kernel."""
+        return (
+            type(module) is self.cls
+            and module.groups == 1
+            and module.padding_mode == "zeros"
+            and isinstance(module.padding, tuple)
+            and all(
+                d * (k - 1) >= p
+                for k, p, d in zip(module.kernel_size, module.padding, module.dilation)
+            )
+        )
+
+    def rows(self, module, inputs):
+        """The input as a convolution reads it: zeros inserted between
+        positions (``stride - 1``), padded by ``dilation * (k - 1) - padding``
+        (plus ``output_padding`` after), unfolded with stride 1."""
+        strides = module.stride
+        spatial = inputs.shape[2:]
+        shape = (
+            *inputs.shape[:2],
+            *((n - 1) * s + 1 for n, s in zip(spatial, strides)),
+        )
+        z = inputs.new_zeros(shape)
+        every = tuple(slice(None, None, s) for s in strides)
+        z[(slice(None), slice(None), *every)] = inputs
+        pad = []
+        for k, p, d, extra in reversed(
+            list(
+                zip(
+                    module.kernel_size,
+                    module.padding,
+                    module.dilation,
+                    module.output_padding,
+                )
+            )
+        ):
+            pad += [d * (k - 1) - p, d * (k - 1) - p + extra]
+        z = F.pad(z, pad)
+        ones = (1,) * len(strides)
+        plain = _Kernel(module.kernel_size, module.dilation, (0,) * len(strides), ones)
+        return unfold(z, plain)
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """What :func:`unfold` reads of a convolution."""
+
+    kernel_size: tuple
+    dilation: tuple
+    padding: tuple
+    stride: tuple
 
 
 @dataclass(frozen=True)
