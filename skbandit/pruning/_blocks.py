@@ -55,9 +55,9 @@ class BlockGroup(GraphGroup):
 
     Parameters
     ----------
-    name, size, members, example_input :
+    name, size, members, example_input, channels_per_unit :
         As :class:`GraphGroup`; ``members`` lists the producers
-        (``consumes=False``) then the consumer.
+        (``consumes=False``) then the consumer; ``channels_per_unit`` is 1.
     layout : tuple of (str, int, int)
         Per producer: its name, the consecutive rows one unit owns in each
         block and the number of blocks (3 for a fused ``qkv``).

@@ -65,6 +65,11 @@ class GraphMember:
         Features of a consumer after the group's (other units concatenated
         with these): with ``offset`` it tells when another group's removal
         has moved this one.
+    refittable : bool, default=True
+        Whether a least-squares refit applies to the layer (a consumer).
+    kind : str, default=""
+        The layer's type name, for the error that says why it is not
+        refittable.
 
     Examples
     --------
@@ -80,8 +85,6 @@ class GraphMember:
     offset: int
     width: int
     tail: int = 0
-    #: Whether a least-squares refit applies to the layer (a consumer), and
-    #: its type's name, for the error that says why not.
     refittable: bool = True
     kind: str = ""
 
@@ -113,6 +116,9 @@ class GraphGroup(BaseUnitGroup):
         model that is pruned.
     example_input : torch.Tensor
         An input batch, to trace the (pruned) model again for removal.
+    channels_per_unit : int, default=1
+        Consecutive channels of the root one unit spans: a whole norm group
+        when the channels pass through an ``nn.GroupNorm``.
 
     Examples
     --------
@@ -138,8 +144,6 @@ class GraphGroup(BaseUnitGroup):
     size: int
     members: tuple
     example_input: torch.Tensor = field(repr=False)
-    #: Consecutive channels of the root one unit spans: a whole norm group
-    #: when the channels pass through an ``nn.GroupNorm``, else 1.
     channels_per_unit: int = 1
     #: A unit owns one row of the root layer (``unit_weights`` reads it).
     producer_width = 1
