@@ -385,6 +385,28 @@ def find_block_groups(model, example_input, exclude=(), probe=None):
     groups : list of BlockGroup
         In module order; empty when no attention layer is recognised (the
         model is then left to the dependency graph).
+
+    Examples
+    --------
+    A timm-style attention with a fused ``qkv`` projection, 2 heads of 4:
+
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> from torch import nn
+    >>> class Attention(nn.Module):
+    ...     def __init__(self, dim=8, num_heads=2):
+    ...         super().__init__()
+    ...         self.num_heads, self.head_dim = num_heads, dim // num_heads
+    ...         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+    ...     def forward(self, x):
+    ...         n, t, _ = x.shape
+    ...         qkv = self.qkv(x).reshape(n, t, 3, self.num_heads, self.head_dim)
+    ...         q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    ...         out = F.scaled_dot_product_attention(q, k, v)
+    ...         return self.proj(out.transpose(1, 2).reshape(n, t, -1))
+    >>> (heads,) = find_block_groups(Attention().eval(), torch.randn(4, 5, 8))
+    >>> heads.name, heads.size, heads.consumers, heads.layout
+    ('qkv', 2, ('proj',), (('qkv', 4, 3),))
     """
     candidates = _candidates(model, example_input, exclude)
     if not candidates:
