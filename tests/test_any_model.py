@@ -145,10 +145,16 @@ def test_mobilenet_groups_carry_depthwise_channels():
     assert expand.consumers == ("features.1.conv.6",)
 
 
-def test_transformers_keep_the_residual_stream_and_attention():
+def test_transformers_keep_the_residual_stream_and_prune_heads():
     # LayerNorm, embeddings and attention mix the units of the residual
-    # stream: only the feed-forward hidden units are groups.
-    assert _group_names("vit") == [("blocks.1.mlp.fc1", 32), ("blocks.0.mlp.fc1", 32)]
+    # stream: the attention heads (fused qkv) and the feed-forward hidden
+    # units are the groups, found from the blocks' structure.
+    assert _group_names("vit") == [
+        ("blocks.0.attn.qkv", 4),
+        ("blocks.0.mlp.fc1", 32),
+        ("blocks.1.attn.qkv", 4),
+        ("blocks.1.mlp.fc1", 32),
+    ]
     assert _group_names("residual_mlp") == [
         ("head.0", 16),
         ("ups.1", 16),
@@ -157,10 +163,14 @@ def test_transformers_keep_the_residual_stream_and_attention():
 
 
 @pytest.mark.skipif(not _transformers_available(), reason="transformers not installed")
-def test_bert_query_key_dimensions_are_not_a_group():
-    names = [n for n, _ in _group_names("bert")]
-    assert "bert.encoder.layer.0.intermediate.dense" in names
-    assert not any("attention.self" in n for n in names)
+def test_bert_heads_are_groups_not_query_key_dimensions():
+    groups = dict(_group_names("bert"))
+    assert groups["bert.encoder.layer.0.intermediate.dense"] == 32
+    # Query/key dimensions one by one are not units; whole heads are.
+    attention = {n: s for n, s in groups.items() if "attention" in n}
+    assert attention == {
+        f"bert.encoder.layer.{i}.attention.self.query": 4 for i in (0, 1)
+    }
 
 
 def test_token_ids_stay_integer():
@@ -484,3 +494,354 @@ def test_the_default_configuration_runs_on_any_model(name):
     assert count_parameters(small) < count_parameters(model)
     after = predict(small, X)
     assert after.shape == before.shape and torch.isfinite(after).all()
+
+
+# -- transformers, decoders, GroupNorm and transposed convolutions -------------
+#
+# Issue 27: no groups declared; at prune_ratio=0.5 the prunable blocks keep at
+# most 0.55 of their parameters, the pruned model equals the masked one
+# (float64) and discovery takes seconds on tiny configurations.
+
+
+def _lm_loss(out, y):
+    """Per-token cross-entropy of (batch, seq, vocab) logits."""
+    return torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none")
+
+
+def _gpt2(head):
+    import transformers
+
+    config = transformers.GPT2Config(
+        n_layer=2,
+        n_embd=32,
+        n_head=4,
+        vocab_size=100,
+        n_positions=32,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    if head == "lm":
+        return transformers.GPT2LMHeadModel(config)
+    config.num_labels, config.pad_token_id = 3, 0
+    return transformers.GPT2ForSequenceClassification(config)
+
+
+def _llama():
+    import transformers
+
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,  # grouped-query attention: 2 query heads per KV head
+        max_position_embeddings=32,
+    )
+    return transformers.LlamaForCausalLM(config)
+
+
+def _distilbert():
+    import transformers
+
+    config = transformers.DistilBertConfig(
+        vocab_size=100,
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        hidden_dim=64,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    return transformers.DistilBertForSequenceClassification(config)
+
+
+class FusedAttention(nn.Module):
+    """A timm-style attention: fused ``qkv``, ``num_heads`` read in forward."""
+
+    def __init__(self, dim, num_heads):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, _ = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        x = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(x.transpose(1, 2).reshape(B, N, -1))
+
+
+class ViTBlock(nn.Module):
+    """Patch embedding, one pre-norm ViT block, a classifier."""
+
+    def __init__(self, dim=32, heads=4):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 4, 4)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = FusedAttention(dim, heads)
+        self.mlp = nn.ModuleDict({"fc1": nn.Linear(dim, 64), "fc2": nn.Linear(64, dim)})
+        self.head = nn.Linear(dim, 3)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = x + self.attn(self.norm1(x))
+        h = self.mlp["fc2"](torch.nn.functional.gelu(self.mlp["fc1"](self.norm2(x))))
+        return self.head((x + h).mean(1))
+
+
+class GroupNormCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.gn1 = nn.Conv2d(3, 16, 3, padding=1), nn.GroupNorm(4, 16)
+        self.conv2, self.gn2 = nn.Conv2d(16, 16, 3, padding=1), nn.GroupNorm(8, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.gn1(self.conv1(x)))
+        x = torch.relu(self.gn2(self.conv2(x)))
+        return self.head(x.mean((2, 3)))
+
+
+class UNet(nn.Module):
+    """Encoder, ConvTranspose2d upsampling, skip concatenation, decoder."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.enc2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.dec = nn.Conv2d(16, 8, 3, padding=1)
+        self.head = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        e1 = torch.relu(self.enc1(x))
+        e2 = torch.relu(self.enc2(torch.nn.functional.max_pool2d(e1, 2)))
+        u = torch.relu(self.up(e2))
+        return self.head(torch.relu(self.dec(torch.cat([u, e1], 1)))).mean((2, 3))
+
+
+def _tokens(n=8, length=12):
+    return torch.randint(1, 100, (n, length))
+
+
+#: name -> (model factory, X, y, loss, groups expected by kind)
+def _issue_27_case(name):
+    torch.manual_seed(0)
+    ids = _tokens()
+    labels = torch.randint(0, 3, (ids.shape[0],))
+    images = torch.randn(16, 3, 8, 8, dtype=DTYPE)
+    cases = {
+        "gpt2_lm": (lambda: _gpt2("lm"), ids, torch.roll(ids, -1, 1), _lm_loss),
+        "gpt2_cls": (lambda: _gpt2("cls"), ids, labels, "cross_entropy"),
+        "llama": (_llama, ids, torch.roll(ids, -1, 1), _lm_loss),
+        "distilbert": (_distilbert, ids, labels, "cross_entropy"),
+        "vit_block": (ViTBlock, images, torch.randint(0, 3, (16,)), "cross_entropy"),
+        "groupnorm": (
+            GroupNormCNN,
+            images,
+            torch.randint(0, 3, (16,)),
+            "cross_entropy",
+        ),
+        "unet": (UNet, images, torch.randint(0, 3, (16,)), "cross_entropy"),
+    }
+    factory, X, y, loss = cases[name]
+    return factory().to(DTYPE).eval(), X, y, loss
+
+
+_HF = ("gpt2_lm", "gpt2_cls", "llama", "distilbert")
+_NEEDS_TRANSFORMERS = pytest.mark.skipif(
+    not _transformers_available(), reason="transformers not installed"
+)
+_ISSUE_27 = [
+    pytest.param(name, "none", marks=[_NEEDS_TRANSFORMERS] if name in _HF else [])
+    for name in (*_HF, "vit_block", "groupnorm")
+] + [pytest.param("unet", c, id=f"unet-{c}") for c in ("none", "mean", "lstsq")]
+
+
+def _block_params(model, groups):
+    names = {n for g in groups for n in (*g.producers, *g.consumers)}
+    return sum(p.numel() for n in names for p in model.get_submodule(n).parameters())
+
+
+@pytest.mark.parametrize("name, compensate", _ISSUE_27)
+def test_transformers_and_decoders_prune_to_their_masked_selves(name, compensate):
+    import time
+
+    model, X, y, loss = _issue_27_case(name)
+    adapted, packed = adapt_inputs(model, X)
+    start = time.perf_counter()
+    groups = discover_groups(adapted, packed)
+    assert time.perf_counter() - start < 10
+    assert groups
+    small, report = prune(
+        model,
+        X,
+        y,
+        prune_ratio=0.5,
+        budget=1,
+        compensate=compensate,
+        loss=loss,
+        random_state=0,
+    )
+    assert isinstance(small, type(model))
+    assert [g.name for g in groups] == [layer.name for layer in report.layers]
+    small_adapted, _ = adapt_inputs(small, X)
+    ratio = _block_params(small_adapted, groups) / _block_params(adapted, groups)
+    assert ratio <= 0.55
+    if compensate != "none":
+        return
+    masks = {}
+    for group, layer in zip(groups, report.layers):
+        keep = torch.ones(group.size, dtype=DTYPE)
+        keep[layer.removed] = 0
+        masks[group] = keep
+    with torch.no_grad():
+        after = small_adapted(packed)
+        with masked(adapted, masks):
+            expected = adapted(packed)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+
+
+@_NEEDS_TRANSFORMERS
+def test_gpt2_heads_are_fused_conv1d_rows_and_split_size_follows():
+    model, X, y, loss = _issue_27_case("gpt2_lm")
+    adapted, packed = adapt_inputs(model, X)
+    heads = discover_groups(adapted, packed)[0]
+    assert (heads.name, heads.size, heads.head_dim) == (
+        "transformer.h.0.attn.c_attn",
+        4,
+        8,
+    )
+    assert heads.consumers == ("module.transformer.h.0.attn.c_proj",)  # adapted
+    assert model.config.use_cache
+    small, _ = prune(model, X, y, "magnitude", 0.5, loss=loss)
+    attn = small.transformer.h[0].attn
+    assert attn.c_attn.weight.shape == (32, 48) and attn.c_attn.nf == 48
+    assert attn.c_proj.weight.shape == (16, 32) and attn.c_proj.nx == 16
+    assert attn.split_size == 16 and attn.embed_dim == 32
+    assert small.config.use_cache and model.config.use_cache  # restored
+
+
+@_NEEDS_TRANSFORMERS
+def test_llama_grouped_query_heads_go_with_their_key_value_head():
+    model, X, y, loss = _issue_27_case("llama")
+    adapted, packed = adapt_inputs(model, X)
+    heads = discover_groups(adapted, packed)[0]
+    # 4 query heads over 2 KV heads: a unit is a KV head and its 2 queries.
+    assert (heads.size, heads.heads_per_unit, heads.head_dim) == (2, 2, 8)
+    assert [w for _, w, _ in heads.layout] == [16, 8, 8]
+    small, _ = prune(model, X, y, "magnitude", 0.5, loss=loss)
+    attn = small.model.layers[0].self_attn
+    assert (attn.q_proj.out_features, attn.k_proj.out_features) == (16, 8)
+    assert (attn.o_proj.in_features, attn.num_key_value_groups) == (16, 2)
+    rotary = small.model.rotary_emb.inv_freq
+    torch.testing.assert_close(rotary, model.model.rotary_emb.inv_freq)
+
+
+def test_block_group_pulls_equal_naive():
+    for name in ("vit_block", "groupnorm", "unet"):
+        model, X, y, _ = _issue_27_case(name)
+        X, y = X[:5], y[:5]
+        for group in discover_groups(model, X):
+            arms = [0, group.size - 1, 1, 0]
+            fast = evaluate_arms(model, group, arms, X, y, _metric())
+            naive = evaluate_arms_naive(model, group, arms, X, y, _metric())
+            torch.testing.assert_close(fast, naive, atol=1e-10, rtol=0)
+
+
+def test_groupnorm_channels_go_in_whole_norm_groups():
+    model, X, y, _ = _issue_27_case("groupnorm")
+    groups = {g.name: g for g in discover_groups(model, X)}
+    assert (groups["conv1"].size, groups["conv1"].channels_per_unit) == (4, 4)
+    assert (groups["conv2"].size, groups["conv2"].channels_per_unit) == (8, 2)
+    small, _ = prune(model, X, y, "magnitude", 0.5)
+    assert (small.gn1.num_groups, small.gn1.num_channels) == (2, 8)
+    assert (small.gn2.num_groups, small.gn2.num_channels) == (4, 8)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"kernel_size": 2, "stride": 2},
+        {"kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1},
+        {"kernel_size": 4, "stride": 2, "padding": 1},
+    ],
+)
+def test_transposed_convolution_refits_exactly(kwargs):
+    from skbandit.pruning._compensation import refit_lstsq
+
+    torch.manual_seed(0)
+    layer = nn.ConvTranspose2d(5, 4, **kwargs).to(DTYPE)
+    x = torch.randn(6, 5, 5, 7, dtype=DTYPE)
+    target = layer(x)
+    fresh = nn.ConvTranspose2d(5, 4, **kwargs).to(DTYPE)
+    refit_lstsq(fresh, x, target, 1e-12)
+    torch.testing.assert_close(fresh(x), target, atol=1e-7, rtol=0)
+
+
+def test_unet_lstsq_refits_the_transposed_consumer():
+    model, X, _, _ = _issue_27_case("unet")
+    groups = {g.name: g for g in discover_groups(model, X)}
+    enc2 = groups["enc2"]
+    assert enc2.consumers == ("up",)
+    plain = remove_units(model, [enc2], [[0, 2, 4, 6]])
+    refit = remove_units(model, [enc2], [[0, 2, 4, 6]], compensate="lstsq", X=X)
+    full = model(X)
+    assert (refit(X) - full).abs().mean() < (plain(X) - full).abs().mean()
+
+
+class Sleeper(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        import time
+
+        time.sleep(0.3)
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_tracing_has_a_time_limit_that_names_the_model(monkeypatch):
+    from skbandit.pruning import _discovery
+
+    monkeypatch.setattr(_discovery, "TRACE_TIMEOUT", 0.1)
+    X, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    with pytest.raises(TimeoutError, match="units of Sleeper took more than 0.1 s"):
+        prune(Sleeper(), (X,), y, policy="magnitude")
+
+
+def test_an_interruption_is_not_taken_for_a_failed_trace(monkeypatch):
+    from skbandit.pruning import _discovery
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_discovery, "find_graph_groups", interrupted)
+    X = torch.randn(8, 4)
+    with pytest.raises(KeyboardInterrupt):
+        discover_groups(Sleeper(), X)
+
+
+def test_no_units_names_the_users_class_not_the_adapter():
+    X, y = torch.randn(20, 5, 4), torch.randint(0, 3, (20,))
+    with pytest.raises(TypeError, match="No prunable units found in _Recurrent"):
+        prune(_Recurrent(), (X,), y, budget=1)
+
+
+def test_conv1d_layer_type_reads_its_transposed_weight():
+    transformers = pytest.importorskip("transformers")
+    from skbandit.pruning._layers import layer_type
+
+    layer = transformers.pytorch_utils.Conv1D(6, 4)
+    entry = layer_type(layer)
+    assert (entry.n_in(layer), entry.n_out(layer)) == (4, 6)
+    assert entry.matrix(layer).shape == (6, 4)
+    x = torch.randn(3, 4)
+    expected = layer(x)[:, [1, 3]]
+    entry.slice_out(layer, torch.tensor([1, 3]))
+    torch.testing.assert_close(layer(x), expected)
+    entry.slice_in(layer, torch.tensor([0, 2]))
+    assert layer.weight.shape == (2, 2) and layer.nx == 2

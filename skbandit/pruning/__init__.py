@@ -14,6 +14,7 @@ from ._attention import (
     convert_multihead_attention,
 )
 from ._bandit import MAX_BUDGET, BanditScorer
+from ._blocks import BlockGroup, find_block_groups
 from ._discovery import discover_groups, find_graph_groups
 from ._finetune import fine_tune
 from ._graph import GraphGroup, GraphMember
@@ -63,6 +64,7 @@ __all__ = [
     "BASELINES",
     "BanditScorer",
     "BaseUnitGroup",
+    "BlockGroup",
     "GraphGroup",
     "GraphMember",
     "COMPENSATIONS",
@@ -91,6 +93,7 @@ __all__ = [
     "evaluate_arms_naive",
     "evaluate_company",
     "evaluate_loss",
+    "find_block_groups",
     "find_graph_groups",
     "find_unit_groups",
     "fine_tune",

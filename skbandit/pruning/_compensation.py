@@ -146,12 +146,14 @@ def fold_mean(consumer, removed, means):
     Exact for a linear consumer when the removed units are constant; for a
     convolution it ignores zero padding at the borders.
     """
+    weight = _matrix(consumer)  # (outputs, inputs, ...) whatever the layout
     if consumer.bias is None:
-        consumer.bias = nn.Parameter(
-            consumer.weight.new_zeros(consumer.weight.shape[0])
-        )
-    w = consumer.weight[:, removed]
+        consumer.bias = nn.Parameter(weight.new_zeros(weight.shape[0]))
+    w = weight[:, removed]
     contribution = (w.flatten(2).sum(2) if w.dim() > 2 else w) @ means[removed]
+    entry = layer_type(consumer)
+    if entry is not None:
+        contribution = contribution * entry.mean_gain(consumer)
     consumer.bias += contribution
 
 
@@ -181,6 +183,14 @@ def design(consumer, inputs, targets):
         "zero or no padding); use 'mean' or 'none' for "
         f"{type(consumer).__name__}."
     )
+
+
+def _matrix(module):
+    """``module``'s weight as (outputs, inputs, ...), by its registry entry
+    (GPT-2's ``Conv1D`` stores the transpose, a transposed convolution its
+    flipped transpose)."""
+    entry = layer_type(module)
+    return module.weight if entry is None else entry.matrix(module)
 
 
 def _refittable_types():
@@ -219,13 +229,15 @@ def solve_ridge(gram, cross, n, ridge):
 @torch.no_grad()
 def set_refit(consumer, weight, bias):
     """Write a refit's ``(p, outputs)`` weights and bias into ``consumer``."""
-    consumer.weight.copy_(
-        weight.T.reshape(consumer.weight.shape).to(consumer.weight.dtype)
-    )
+    matrix = _matrix(consumer)
+    weight = weight.T.reshape(matrix.shape).to(matrix.dtype)
+    entry = layer_type(consumer)
+    if entry is None:
+        consumer.weight.copy_(weight)
+    else:
+        entry.set_matrix(consumer, weight)
     if consumer.bias is None:
-        consumer.bias = nn.Parameter(
-            consumer.weight.new_zeros(consumer.weight.shape[0])
-        )
+        consumer.bias = nn.Parameter(matrix.new_zeros(matrix.shape[0]))
     consumer.bias.copy_(bias.to(consumer.bias.dtype))
 
 

@@ -28,25 +28,29 @@ pulls need:
 How a found group is masked, pulled and removed is :mod:`._graph`'s.
 """
 
+import contextlib
 import copy
+import signal
+import threading
 import warnings
 from dataclasses import replace
 
 import torch
 from torch import nn
 
+from ._blocks import find_block_groups
 from ._graph import (
     GraphGroup,
     GraphMember,
     dependency_graph,
     torch_pruning,
 )
-from ._inputs import PREFIX, InputAdapter
+from ._inputs import PREFIX, InputAdapter, unwrap
 from ._layers import layer_type
 from ._masking import masked
 from ._units import find_unit_groups
 
-__all__ = ["EXAMPLE_ROWS", "discover_groups", "find_graph_groups"]
+__all__ = ["EXAMPLE_ROWS", "TRACE_TIMEOUT", "discover_groups", "find_graph_groups"]
 
 #: Samples of the data the groups are traced and checked on.
 EXAMPLE_ROWS = 4
@@ -54,7 +58,7 @@ EXAMPLE_ROWS = 4
 
 def _member_kinds():
     OP = torch_pruning().ops.OPTYPE
-    real = {OP.CONV, OP.DEPTHWISE_CONV, OP.LINEAR, OP.BN}
+    real = {OP.CONV, OP.DEPTHWISE_CONV, OP.LINEAR, OP.BN, OP.GN}
     # Operations without parameters that carry channels through unchanged.
     virtual = {OP.ELEMENTWISE, OP.RESHAPE, OP.CONCAT, OP.SPLIT, OP.SLICE}
     return real, virtual
@@ -93,7 +97,31 @@ def _graph_group(dg, tp_group, example_input):
         members.append(member)
     if not any(m.consumes for m in members):
         return None
-    return GraphGroup(members[0].name, size, tuple(members), example_input)
+    per_unit = _channels_per_unit(dg, tp_group, members, size)
+    if per_unit is None:
+        return None
+    if per_unit > 1:  # units are whole norm groups
+        members = [replace(m, width=m.width * per_unit) for m in members]
+        size //= per_unit
+    return GraphGroup(members[0].name, size, tuple(members), example_input, per_unit)
+
+
+def _channels_per_unit(dg, tp_group, members, size):
+    """Channels per unit: those of a norm group where the units pass through
+    an ``nn.GroupNorm`` (all alike, aligned), else 1; None if they do not
+    make whole norm groups."""
+    per = set()
+    for item in tp_group:
+        module = item.dep.target.module
+        if isinstance(module, nn.GroupNorm):
+            if min(item.idxs) % (module.num_channels // module.num_groups):
+                return None
+            per.add(module.num_channels // module.num_groups)
+    if not per:
+        return 1
+    if len(per) > 1 or size % next(iter(per)) or size // next(iter(per)) < 2:
+        return None
+    return per.pop()
 
 
 def _affine_member(name, consumes, module, idxs, root_idxs, size):
@@ -109,7 +137,16 @@ def _affine_member(name, consumes, module, idxs, root_idxs, size):
     if entry is None:  # a layer type without a registry entry
         return None
     tail = entry.n_in(module) - offset - size * width if consumes else 0
-    return GraphMember(name, consumes, entry.feature_dim, offset, width, tail)
+    return GraphMember(
+        name,
+        consumes,
+        entry.feature_dim,
+        offset,
+        width,
+        tail,
+        entry.refittable(module),
+        type(module).__name__,
+    )
 
 
 def find_graph_groups(model, example_input):
@@ -189,7 +226,8 @@ def _removal_matches_mask(model, copied, candidates, X):
     masks = {}
     try:
         for group, tp_group in candidates:
-            tp_group.prune(_odd_units(group))
+            tp_group.prune(group.channels(_odd_units(group)))
+            group.fix_norms(copied)
             keep = torch.ones(group.size)
             keep[_odd_units(group)] = 0
             masks[group] = keep
@@ -207,7 +245,9 @@ def _removal_matches_mask_alone(model, group, X):
     dg = dependency_graph(copied, X)
     root = copied.get_submodule(group.members[0].name)
     tp_group = dg.get_pruning_group(
-        root, dg.get_pruner_of_module(root).prune_out_channels, list(range(group.size))
+        root,
+        dg.get_pruner_of_module(root).prune_out_channels,
+        group.channels(range(group.size)),
     )
     return _removal_matches_mask(model, copied, [(group, tp_group)], X)
 
@@ -227,14 +267,80 @@ def _holds_sequential(model):
     return any(isinstance(m, nn.Sequential) for m in model.modules())
 
 
+#: Seconds tracing a model's dependency graph may take before discovery
+#: gives up with an error (Torch-Pruning's graph can grow without bound).
+TRACE_TIMEOUT = 120.0
+
+#: What tracing an arbitrary forward raises when it cannot follow it (an
+#: interruption, running out of memory or the time limit still propagate).
+_TRACE_ERRORS = (
+    RuntimeError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    NotImplementedError,
+    AssertionError,
+)
+
+
+class _Timeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds, what):
+    """Raise ``TimeoutError`` (naming ``what``) when the block runs past
+    ``seconds``; no limit off the main thread or without ``SIGALRM``."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "SIGALRM")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Timeout:
+        raise TimeoutError(
+            f"Discovering the prunable units of {what} took more than "
+            f"{seconds:g} s: Torch-Pruning's dependency graph of it does not "
+            "finish. Declare its groups (UnitGroup, passed as "
+            "prune(..., groups=[...])); transformer blocks with recognised "
+            "attention layers are discovered without the graph."
+        ) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _declaring(model):
+    return [
+        name
+        for name, module in model.named_modules()
+        if callable(getattr(module, "unit_groups", None))
+    ]
+
+
 def discover_groups(model, X):
-    """The prunable units of ``model``: sequential and declared, then from
-    the dependency graph.
+    """The prunable units of ``model``: sequential and declared, then those
+    of its transformer blocks or of its dependency graph.
 
     An ``nn.Sequential`` keeps the rules of :func:`find_unit_groups` (and
     their fast pulls). Any other model gets the groups its modules declare
     (e.g. :class:`SelfAttention` heads) and, for the layers those do not
-    cover, :func:`find_graph_groups`; without either it falls back to
+    cover, the attention heads and feed-forward channels of its transformer
+    blocks (:func:`find_block_groups`, when it has an attention layer it
+    recognises) or else :func:`find_graph_groups` (at most
+    :data:`TRACE_TIMEOUT` seconds); without either it falls back to
     :func:`find_unit_groups` on the ``nn.Sequential`` chains inside the
     model.
 
@@ -247,13 +353,16 @@ def discover_groups(model, X):
 
     Returns
     -------
-    groups : list of UnitGroup or GraphGroup
+    groups : list of UnitGroup, BlockGroup or GraphGroup
 
     Raises
     ------
     TypeError
         If no way finds a group: no declared units, no ``nn.Sequential``
         chain and nothing from the dependency graph.
+    TimeoutError
+        If tracing the dependency graph takes longer than
+        :data:`TRACE_TIMEOUT` seconds.
 
     Examples
     --------
@@ -265,23 +374,28 @@ def discover_groups(model, X):
     """
     if isinstance(model, nn.Sequential):
         return find_unit_groups(model, example_input=X[:1])
+    user = type(unwrap(model)).__name__  # not the input adapter's
     declared = find_unit_groups(model, X[:1]) if _declares_units(model) else []
     covered = {n for g in declared for n in (*g.producers, *g.consumers)}
-    try:
-        found = find_graph_groups(model, X[:EXAMPLE_ROWS])
-    except Exception as error:  # tracing an arbitrary forward can fail anywhere
-        warnings.warn(
-            f"Torch-Pruning could not trace {type(model).__name__} ({error!r}); "
-            "only its nn.Sequential and declared units are pruned.",
-            UserWarning,
-            stacklevel=3,
-        )
-        found = []
+    example = X[:EXAMPLE_ROWS]
+    found = find_block_groups(model, example, _declaring(model), _probe)
+    if not found:
+        try:
+            with _time_limit(TRACE_TIMEOUT, user):
+                found = find_graph_groups(model, example)
+        except _TRACE_ERRORS as error:  # tracing a forward it cannot follow
+            warnings.warn(
+                f"Torch-Pruning could not trace {user} ({error!r}); "
+                "only its nn.Sequential and declared units are pruned.",
+                UserWarning,
+                stacklevel=3,
+            )
+            found = []
     found = [g for g in found if covered.isdisjoint((*g.producers, *g.consumers))]
     if not declared and not found:
         if not _declares_units(model) and not _holds_sequential(model):
             raise TypeError(
-                f"No prunable units found in {type(model).__name__}: no group "
+                f"No prunable units found in {user}: no group "
                 "of its dependency graph could be removed as masked, it "
                 "holds no nn.Sequential chain and no module declares "
                 "unit_groups(name). Declare the groups with UnitGroup and "

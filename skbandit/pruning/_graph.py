@@ -71,6 +71,11 @@ class GraphMember:
         Features of a consumer after the group's (other units concatenated
         with these): with ``offset`` it tells when another group's removal
         has moved this one.
+    refittable : bool, default=True
+        Whether a least-squares refit applies to the layer (a consumer).
+    kind : str, default=""
+        The layer's type name, for the error that says why it is not
+        refittable.
 
     Examples
     --------
@@ -86,6 +91,8 @@ class GraphMember:
     offset: int
     width: int
     tail: int = 0
+    refittable: bool = True
+    kind: str = ""
 
     def features(self, units):
         """Feature indices of ``units`` (unit-major)."""
@@ -115,6 +122,9 @@ class GraphGroup(BaseUnitGroup):
         model that is pruned.
     example_input : torch.Tensor
         An input batch, to trace the (pruned) model again for removal.
+    channels_per_unit : int, default=1
+        Consecutive channels of the root one unit spans: a whole norm group
+        when the channels pass through an ``nn.GroupNorm``.
 
     Examples
     --------
@@ -140,6 +150,7 @@ class GraphGroup(BaseUnitGroup):
     size: int
     members: tuple
     example_input: torch.Tensor = field(repr=False)
+    channels_per_unit: int = 1
     #: A unit owns one row of the root layer (``unit_weights`` reads it).
     producer_width = 1
     producer_chunks = 1
@@ -213,6 +224,14 @@ class GraphGroup(BaseUnitGroup):
         it loses."""
         if not COMPENSATION[compensate].refits:
             return
+        for member in self._consumer_members():
+            if not member.refittable:
+                raise ValueError(
+                    "compensate='lstsq' refits Linear and plain convolution "
+                    f"consumers; {member.name!r} ({member.kind}) in group "
+                    f"{self.name!r} is not one: use compensate='mean' or 'none' "
+                    f"for {member.kind}."
+                )
         producers = {m.name for m in self.members if not m.consumes}
         for member in self.members:
             if member.consumes and member.name in producers:
@@ -246,6 +265,23 @@ class GraphGroup(BaseUnitGroup):
         """The group with its members' names prefixed by ``prefix``."""
         members = tuple(replace(m, name=prefix + m.name) for m in self.members)
         return replace(self, members=members)
+
+    def channels(self, units):
+        """The root's channels of ``units`` (a unit spans
+        ``channels_per_unit`` consecutive ones)."""
+        units = torch.as_tensor(units, dtype=torch.long).flatten()
+        per = self.channels_per_unit
+        return (units[:, None] * per + torch.arange(per)).flatten().tolist()
+
+    def fix_norms(self, model):
+        """After the graph removed channels: each ``nn.GroupNorm`` member
+        keeps ``channels_per_unit`` channels per norm group."""
+        if self.channels_per_unit == 1:
+            return
+        for member in self.members:
+            module = model.get_submodule(member.name)
+            if isinstance(module, torch.nn.GroupNorm):
+                module.num_groups = module.num_channels // self.channels_per_unit
 
 
 class _FastPathOff:
@@ -401,7 +437,7 @@ def _remove_graph_units(group, pruned, removed, compensate, X, ridge):
     now, not from ``group.members``: removing another group concatenated
     with this one has moved them.
     """
-    removed = torch.as_tensor(removed, dtype=torch.long).flatten().tolist()
+    removed = group.channels(removed)
     consumers = [m.name for m in group.members if m.consumes]
     group.check_compensation(compensate)
     dg = graph_of(pruned, group.example_input)
@@ -410,8 +446,9 @@ def _remove_graph_units(group, pruned, removed, compensate, X, ridge):
     doomed = dg.get_pruning_group(root, prune_out, removed)
     compensation = COMPENSATION[compensate]
     if compensation.folds:
-        every = dg.get_pruning_group(root, prune_out, list(range(group.size)))
-        means = _unit_means(pruned, dg, every, consumers[0], X, group.size)
+        channels = group.channels(range(group.size))
+        every = dg.get_pruning_group(root, prune_out, channels)
+        means = _unit_means(pruned, dg, every, consumers[0], X, len(channels))
         for name, item in _consumer_items(dg, doomed, consumers):
             module = pruned.get_submodule(name)
             full = means.new_zeros(n_inputs(module))
@@ -420,6 +457,7 @@ def _remove_graph_units(group, pruned, removed, compensate, X, ridge):
     if compensation.refits:
         targets = consumer_outputs(pruned, consumers, X)
     doomed.prune()
+    group.fix_norms(pruned)
     if compensation.refits:
         order = {name: i for i, (name, _) in enumerate(pruned.named_modules())}
         for name in sorted(consumers, key=order.__getitem__):

@@ -26,9 +26,13 @@ from torch import nn
 
 __all__ = [
     "ConvType",
+    "GroupNormType",
+    "TransposedConvType",
+    "TransposedLinearType",
     "LAYER_TYPES",
     "LayerType",
     "LinearType",
+    "NAMED_LAYER_TYPES",
     "NormType",
     "layer_type",
     "slice_rows",
@@ -108,6 +112,22 @@ class LayerType:
         module.weight = nn.Parameter(weight, requires_grad=module.weight.requires_grad)
         setattr(module, self.in_attr, len(keep))
 
+    def matrix(self, module):
+        """The weight with outputs along dimension 0 and inputs along 1: the
+        layout mean folding reads and refits write (a view where the layer
+        is refittable)."""
+        return module.weight
+
+    def set_matrix(self, module, weight):
+        """Write ``weight``, laid out as :meth:`matrix`, into ``module``."""
+        self.matrix(module).copy_(weight)
+
+    def mean_gain(self, module):
+        """Share of a constant input's contribution summed over the kernel
+        that reaches an output position (1 but for transposed
+        convolutions), for folding a mean into the bias."""
+        return 1.0
+
     def positions(self, output):
         """Positions the layer was applied at to give ``output``."""
         return output.numel() // output.shape[self.feature_dim]
@@ -162,9 +182,149 @@ class ConvType(LayerType):
 
 
 @dataclass(frozen=True)
+class TransposedLinearType(LinearType):
+    """A ``Linear`` that stores its weight as ``(inputs, outputs)``: GPT-2's
+    ``transformers.pytorch_utils.Conv1D`` (``nf`` outputs, ``nx`` inputs),
+    matched by name so that transformers is never imported here."""
+
+    def slice_out(self, module, keep, expected=None):
+        _slice_dim(module, "weight", 1, keep, expected)
+        if getattr(module, "bias", None) is not None:
+            _slice_dim(module, "bias", 0, keep, expected)
+        setattr(module, self.out_attr, len(keep))
+
+    def slice_in(self, module, keep, expected=None):
+        _slice_dim(module, "weight", 0, keep, expected, what="input features")
+        setattr(module, self.in_attr, len(keep))
+
+    def matrix(self, module):
+        return module.weight.T
+
+
+@dataclass(frozen=True)
+class TransposedConvType(ConvType):
+    """A transposed convolution: its weight is ``(in, out / groups, *k)``,
+    input-first. It is the convolution of its zero-inserted input with the
+    flipped kernel, which is how least squares refits it (:meth:`rows`)."""
+
+    def slice_out(self, module, keep, expected=None):
+        if module.groups != 1:
+            raise ValueError(f"a grouped {type(module).__name__} keeps its channels")
+        _slice_dim(module, "weight", 1, keep, expected)
+        if module.bias is not None:
+            _slice_dim(module, "bias", 0, keep, expected)
+        setattr(module, self.out_attr, len(keep))
+
+    def slice_in(self, module, keep, expected=None):
+        _slice_dim(module, "weight", 0, keep, expected, what="input channels")
+        setattr(module, self.in_attr, len(keep))
+
+    def matrix(self, module):
+        """``(out, in, *k)``: the kernel of the equivalent convolution of
+        its zero-inserted input (:meth:`rows`), flipped and transposed."""
+        return module.weight.transpose(0, 1).flip(list(range(2, module.weight.dim())))
+
+    def set_matrix(self, module, weight):
+        flipped = weight.flip(list(range(2, weight.dim()))).transpose(0, 1)
+        module.weight.copy_(flipped)
+
+    def mean_gain(self, module):
+        """With a kernel a multiple of the stride an output position receives
+        ``1 / prod(stride)`` of the taps on average."""
+        return 1.0 / math.prod(module.stride)
+
+    def refittable(self, module):
+        """Ungrouped, zero padding no wider than the dilated kernel."""
+        return (
+            type(module) is self.cls
+            and module.groups == 1
+            and module.padding_mode == "zeros"
+            and isinstance(module.padding, tuple)
+            and all(
+                d * (k - 1) >= p
+                for k, p, d in zip(module.kernel_size, module.padding, module.dilation)
+            )
+        )
+
+    def rows(self, module, inputs):
+        """The input as a convolution reads it: zeros inserted between
+        positions (``stride - 1``), padded by ``dilation * (k - 1) - padding``
+        (plus ``output_padding`` after), unfolded with stride 1."""
+        strides = module.stride
+        spatial = inputs.shape[2:]
+        shape = (
+            *inputs.shape[:2],
+            *((n - 1) * s + 1 for n, s in zip(spatial, strides)),
+        )
+        z = inputs.new_zeros(shape)
+        every = tuple(slice(None, None, s) for s in strides)
+        z[(slice(None), slice(None), *every)] = inputs
+        pad = []
+        for k, p, d, extra in reversed(
+            list(
+                zip(
+                    module.kernel_size,
+                    module.padding,
+                    module.dilation,
+                    module.output_padding,
+                )
+            )
+        ):
+            pad += [d * (k - 1) - p, d * (k - 1) - p + extra]
+        z = F.pad(z, pad)
+        ones = (1,) * len(strides)
+        plain = _Kernel(module.kernel_size, module.dilation, (0,) * len(strides), ones)
+        return unfold(z, plain)
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """What :func:`unfold` reads of a convolution."""
+
+    kernel_size: tuple
+    dilation: tuple
+    padding: tuple
+    stride: tuple
+
+
+@dataclass(frozen=True)
 class NormType(LayerType):
     """A per-feature normalisation (batch norm): it rescales units, so it
     follows a producer and loses the same rows."""
+
+
+@dataclass(frozen=True)
+class GroupNormType(NormType):
+    """``nn.GroupNorm``: channels are normalised in ``num_groups`` groups of
+    consecutive channels, so units are removed in whole norm groups
+    (``channels_per_unit``) and ``num_groups`` follows."""
+
+    def slice_out(self, module, keep, expected=None):
+        per_group = module.num_channels // module.num_groups
+        if len(keep) % per_group:
+            raise ValueError(
+                f"GroupNorm keeps whole groups of {per_group} channels; "
+                f"{len(keep)} channels do not make whole groups."
+            )
+        _slice_(module, 0, keep, expected)
+        module.num_channels = len(keep)
+        module.num_groups = len(keep) // per_group
+
+    def channels_per_unit(self, module):
+        """Consecutive channels one norm group spans."""
+        return module.num_channels // module.num_groups
+
+
+def _slice_dim(module, name, dim, keep, expected=None, what="outputs"):
+    """Keep ``keep`` along ``dim`` of one parameter of ``module``."""
+    tensor = getattr(module, name)
+    if expected is not None and tensor.shape[dim] != expected:
+        raise ValueError(
+            f"{type(module).__name__}.{name} has {tensor.shape[dim]} {what} "
+            f"along dimension {dim}; the unit group spans {expected}."
+        )
+    sliced = tensor.detach().index_select(dim, keep).clone()
+    setattr(module, name, nn.Parameter(sliced, requires_grad=tensor.requires_grad))
 
 
 def unfold(h, conv):
@@ -221,6 +381,7 @@ _CONV_ARGS = (
     "padding_mode",
 )
 _NORM_ARGS = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+_TRANSPOSED_ARGS = (*_CONV_ARGS, "output_padding")
 
 
 def _conv(cls, spatial):
@@ -247,6 +408,32 @@ LAYER_TYPES = {
     nn.BatchNorm2d: _norm(nn.BatchNorm2d),
     nn.Conv3d: _conv(nn.Conv3d, 3),
     nn.BatchNorm3d: _norm(nn.BatchNorm3d),
+    **{
+        cls: TransposedConvType(
+            cls, "out_channels", "in_channels", 1, True, _TRANSPOSED_ARGS, spatial
+        )
+        for cls, spatial in (
+            (nn.ConvTranspose1d, 1),
+            (nn.ConvTranspose2d, 2),
+            (nn.ConvTranspose3d, 3),
+        )
+    },
+    nn.GroupNorm: GroupNormType(
+        nn.GroupNorm,
+        "num_channels",
+        None,
+        1,
+        False,
+        ("num_groups", "num_channels", "eps", "affine"),
+    ),
+}
+
+#: Entries matched by the class's qualified name, for classes of optional
+#: packages that are not imported to build the registry.
+NAMED_LAYER_TYPES = {
+    "transformers.pytorch_utils.Conv1D": TransposedLinearType(
+        None, "nf", "nx", -1, True, ("nf", "nx")
+    ),
 }
 
 
@@ -264,6 +451,8 @@ def layer_type(module):
     """
     for cls in type(module).__mro__:
         entry = LAYER_TYPES.get(cls)
+        if entry is None:
+            entry = NAMED_LAYER_TYPES.get(f"{cls.__module__}.{cls.__qualname__}")
         if entry is not None:
             return entry
     return None

@@ -22,6 +22,7 @@ from .._validation import (
     validated,
 )
 from ._attention import convert_multihead_attention
+from ._blocks import with_kv_cache_off
 from ._chain import flat_children
 from ._compensation import COMPENSATION
 from ._discovery import discover_groups
@@ -252,6 +253,7 @@ _CONSTRAINTS = option_constraints(
 )
 
 
+@with_kv_cache_off  # a decoder's KV cache is off while the pulls run
 @validated(_CONSTRAINTS)
 @torch.no_grad()
 def prune(
@@ -527,8 +529,9 @@ def _rounds(
                 "down to zero, and every group keeps at least one unit. The "
                 "network is returned unchanged.",
                 UserWarning,
-                # prune's caller, past torch.no_grad's and validated's wrappers
-                stacklevel=5,
+                # prune's caller, past torch.no_grad's, validated's and the
+                # KV cache's wrappers
+                stacklevel=6,
             )
         rng = np.random.default_rng(random_state)
         for r in range(n_rounds):

@@ -552,6 +552,7 @@ def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
     """
     batch, out_shape = h.shape[0], z.shape[1:]
     ksize = int(np.prod(consumer.kernel_size))
+    matrix = layer_type(consumer).matrix(consumer)
     # (batch, channels, k, L): every channel's patches, unfolded once.
     patches = layer_type(consumer).rows(consumer, h).view(batch, h.shape[1], ksize, -1)
     fill_patches = None if fills is None else _fill_patches(h, fills, consumer, ksize)
@@ -562,9 +563,8 @@ def _conv_values(h, z, consumer, arms, fills, suffix, y, metric):
         x = patches[:, part].transpose(0, 1)  # (arms, batch, k, L)
         if fill_patches is not None:
             x = x - fill_patches[part].unsqueeze(1)
-        kernels = (
-            consumer.weight[:, part].flatten(2).transpose(0, 1)
-        )  # (arms, C_out, k)
+        # (arms, C_out, k), by the registry's (out, in, *k) layout
+        kernels = matrix[:, part].flatten(2).transpose(0, 1)
         out = torch.matmul(kernels.unsqueeze(1), x)  # (arms, batch, C_out, L)
         out = torch.sub(z.flatten(2), out, out=out)
         out = out.view(len(part) * batch, *out_shape)

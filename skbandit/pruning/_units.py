@@ -330,7 +330,9 @@ def unit_weights(model, group):
     >>> unit_weights(net, find_unit_groups(net)[0]).shape
     torch.Size([4, 3])
     """
-    weight = model.get_submodule(group.producers[0]).weight.detach()
+    producer = model.get_submodule(group.producers[0])
+    entry = layer_type(producer)  # GPT-2's Conv1D stores its weight transposed
+    weight = (producer.weight if entry is None else entry.matrix(producer)).detach()
     blocks = weight.reshape(group.producer_chunks, group.size, group.producer_width, -1)
     return blocks.transpose(0, 1).reshape(group.size, -1)
 
