@@ -510,6 +510,15 @@ def write_lm_report(db, out, command=None):
         lines.append("")
     lines += ["## Methods", ""]
     lines += [f"- `{n}`: {m.description}" for n, m in LM_METHODS.items()]
+    lines += [
+        "",
+        'Notes: the `none` row\'s "ft" is the unpruned model after the same '
+        "fine-tune (the models are small and still improve with more "
+        "training). The `-owl` rows remove round(r x all channels) in total "
+        "(scope global), the others round(r x layer) per layer: at most one "
+        "channel per layer apart. `ucb1` pulls 2 times per unit (each pull "
+        "runs the whole LM). Seconds are wall time on shared cores.",
+    ]
     lines += ["", "## Summary at 35 %", "", "```"]
     lines += lm_summary(db) or ["(no results at ratio 0.35)"]
     lines += ["```", ""]
