@@ -83,24 +83,22 @@ LM_SETTINGS = {
 #: --quick: the same corpus, two small models, ratio 0.35, a few methods.
 QUICK_LM = {
     "settings": {
-        "bbc-llama": LMSetting(
-            "llama",
-            32,
-            2,
-            2,
-            64,
-            32,
-            600,
-            64,
-            64,
-            2,
-            3e-3,
+        name: LMSetting(
+            style,
+            d_model=32,
+            n_layers=2,
+            n_heads=2,
+            d_ff=64,
+            seq_len=32,
+            n_train=1500,
+            n_val=64,
+            n_calib=64,
+            epochs=3,
+            lr=3e-3,
             ft_windows=128,
             pull_batch=8,
-        ),
-        "bbc-gpt2": LMSetting(
-            "gpt2", 32, 2, 2, 64, 32, 600, 64, 64, 2, 3e-3, ft_windows=128, pull_batch=8
-        ),
+        )
+        for name, style in (("bbc-llama", "llama"), ("bbc-gpt2", "gpt2"))
     },
     "ratios": (0.35,),
     "methods": ("none", "obs@*", "ucb1@*", "fluct@*", "magnitude@*", "random@*"),
