@@ -1,4 +1,4 @@
-"""The ``skbandit`` command line: ``skbandit bench tabular|regression|deep|perf``.
+"""The ``skbandit`` command line: ``skbandit bench tabular|regression|deep|lm|perf``.
 
 Argument parsing only: the work is done by :mod:`skbandit.benchmarks`,
 through its public names. User errors (unknown dataset or method, seeds out
@@ -20,7 +20,7 @@ import threading
 
 __all__ = ["main", "build_parser"]
 
-SUITES = ("tabular", "regression", "deep", "perf")
+SUITES = ("tabular", "regression", "deep", "lm", "perf")
 
 # Exit status of a user error (argparse uses 2 for usage errors too) and of a
 # run in which some configurations failed.
@@ -80,6 +80,7 @@ _SUITE_HELP = {
     "tabular": "classification accuracy on the offline tabular datasets",
     "regression": "regression R^2 on the offline regression datasets",
     "deep": "image, text and reasoning tasks on fixed train/test splits",
+    "lm": "decoder language models: MLP channels pruned, validation perplexity",
     "perf": "speed ratios of the pruning backend",
 }
 
@@ -96,6 +97,14 @@ report.md and figures.""",
 The image, text and reasoning tasks on fixed train/test splits: task x
 method x seed, every result stored in an SQLite file, then report.md and
 figures.""",
+    "lm": """\
+Small decoder language models (Llama-style and GPT-2-style, 3 layers) trained
+on BBC News characters (offline): their MLP channels pruned at 20/35/50 % by
+our default (obs + lstsq refit), UCB1, FLAP-style fluctuation with bias
+compensation, magnitude, random, Torch-Pruning's criteria and OWL layer
+allocation; validation perplexity right after pruning and after a short
+fine-tune, and seconds. model x method x seed, stored in an SQLite file, then
+report.md and the summary line at 35 %.""",
     "perf": """\
 Speed ratios of the pruning backend, one line each: batched vs naive pulls,
 pruned vs unpruned latency, our fit vs scikit-learn's.""",
@@ -122,6 +131,13 @@ examples:
   skbandit bench deep --quick
   skbandit bench deep --datasets <task>,<task> --methods 'ucb1@*,none'
   skbandit bench deep --list
+""",
+    "lm": """\
+examples:
+  skbandit bench lm --quick
+  skbandit bench lm --datasets bbc-llama --methods 'obs@*,fluct@*,none'
+  skbandit bench lm --ratios 0.35 --seeds 0,1
+  skbandit bench lm --list
 """,
     "perf": """\
 examples:
@@ -170,7 +186,7 @@ def build_parser():
                 "--n-jobs", type=int, default=1, help="torch threads (default: 1)"
             )
         else:
-            _add_run_arguments(sub, deep=suite == "deep")
+            _add_run_arguments(sub, deep=suite in ("deep", "lm"))
     return parser
 
 
@@ -419,6 +435,58 @@ def _print_deep_list(args):
         print(f"  {name}")
 
 
+def _run_lm(args, argv):
+    from .benchmarks import default_paths, lm_summary, run_lm_benchmark, write_lm_report
+
+    if args.folds is not None or args.max_samples is not None:
+        raise UserError(
+            "the lm suite uses a fixed train/validation split: --folds and "
+            "--max-samples do not apply"
+        )
+    if args.backend is not None or args.scheduler is not None:
+        raise UserError("the lm suite runs locally: --backend/--scheduler do not apply")
+    db_default, out_default = default_paths("lm", args.quick)
+    db, out = args.db or db_default, args.out or out_default
+    _check_paths(db, out, _cache(args, db))
+    summary = run_lm_benchmark(
+        datasets=args.datasets,
+        methods=args.methods,
+        seeds=args.seeds or (0,),
+        db=db,
+        n_jobs=args.n_jobs,
+        quick=args.quick,
+        progress=not args.no_progress,
+        ratios=args.ratios,
+        cache=_cache(args, db),
+    )
+    print(summary.line(), file=sys.stderr)
+    for key, error in summary.failures[:5]:
+        last = error.strip().splitlines()[-1] if error.strip() else "?"
+        print(f"failed: {key}: {last}", file=sys.stderr)
+    command = "skbandit " + " ".join(shlex.quote(a) for a in argv)
+    write_lm_report(db, out, command=command)
+    for line in lm_summary(db):
+        print(line)
+    print(f"\nreport: {out}/report.md", file=sys.stderr)
+    return EXIT_FAILED_CONFIGS if summary.n_failed else 0
+
+
+def _print_lm_list(args):
+    from .benchmarks import LM_SETTINGS, QUICK_LM, list_lm_methods
+
+    settings = QUICK_LM["settings"] if args.quick else LM_SETTINGS
+    print("models:")
+    for name, setting in settings.items():
+        print(
+            f"  {name} ({setting.style}, {setting.n_layers} layers, d_model "
+            f"{setting.d_model}, {setting.d_ff} MLP channels)"
+        )
+    print("methods:")
+    ratios = args.ratios or (QUICK_LM["ratios"] if args.quick else None)
+    for name in list_lm_methods(*([ratios] if ratios else [])):
+        print(f"  {name}")
+
+
 def _run_perf(args):
     import torch
 
@@ -442,12 +510,15 @@ def _dispatch(args, argv):
     if args.suite == "perf":
         return _run_perf(args)
     if args.list:
-        (_print_deep_list if args.suite == "deep" else _print_list)(args)
+        lists = {"deep": _print_deep_list, "lm": _print_lm_list}
+        lists.get(args.suite, _print_list)(args)
         return 0
     if args.report_only:
         return _report_only(args, argv)
     if args.suite == "deep":
         return _run_deep(args, argv)
+    if args.suite == "lm":
+        return _run_lm(args, argv)
     return _run_suite(args, argv)
 
 

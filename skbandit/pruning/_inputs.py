@@ -7,14 +7,19 @@ other models take several positional tensors or return tuples.
 :class:`InputAdapter` wraps such a model: it reads one packed tensor (each
 input flattened per sample, side by side), unpacks it into the model's own
 inputs with their own dtypes (token ids stay integers), calls the model and
-returns its logits. ``prune`` returns the wrapped model, pruned.
+returns its logits. ``prune`` returns the wrapped model, pruned. A model whose
+``forward`` takes ``use_cache`` (a Hugging Face decoder) is called with
+``use_cache=False``: scoring runs whole sequences, and a key/value cache
+would only cost memory (and hold tensors of the unpruned widths).
 """
+
+import inspect
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["InputAdapter", "adapt_inputs", "model_output"]
+__all__ = ["InputAdapter", "adapt_inputs", "causal_lm_labels", "model_output"]
 
 #: Name of the wrapped model inside the adapter (its modules' name prefix).
 PREFIX = "module."
@@ -75,6 +80,7 @@ class InputAdapter(nn.Module):
         super().__init__()
         self.module = module
         self.keys, self.shapes, self.dtypes = keys, shapes, dtypes
+        self.options = _no_cache(module, keys)
 
     def unpack(self, packed):
         """The model's inputs (a dict or a tuple) from a packed batch."""
@@ -89,12 +95,63 @@ class InputAdapter(nn.Module):
 
     def forward(self, packed):
         """The model's prediction on the packed inputs."""
+        options = getattr(self, "options", {})  # adapters pickled before it
         if not self.shapes:
-            return model_output(self.module(packed))
+            return model_output(self.module(packed, **options))
         inputs = self.unpack(packed)
         if isinstance(inputs, dict):
-            return model_output(self.module(**inputs))
-        return model_output(self.module(*inputs))
+            return model_output(self.module(**inputs, **options))
+        return model_output(self.module(*inputs, **options))
+
+
+def _no_cache(module, keys):
+    """``{"use_cache": False}`` when ``module.forward`` takes ``use_cache``
+    (and the inputs do not set it), else ``{}``."""
+    if keys and "use_cache" in keys:
+        return {}
+    try:
+        parameters = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"use_cache": False} if "use_cache" in parameters else {}
+
+
+def causal_lm_labels(X):
+    """The labels of ``loss="causal_lm"`` when ``y`` is None: the input ids.
+
+    ``X`` is the token ids ``(n_samples, seq)`` or a dict holding
+    ``input_ids`` (and optionally ``attention_mask``, whose zeros become
+    ``-100``: padding no loss counts). The loss shifts them (position ``t``
+    predicts label ``t + 1``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> causal_lm_labels({"input_ids": torch.tensor([[5, 6, 0]]),
+    ...                   "attention_mask": torch.tensor([[1, 1, 0]])})
+    tensor([[   5,    6, -100]])
+    """
+    mask = None
+    if isinstance(X, dict):
+        if "input_ids" not in X:
+            raise ValueError(
+                "loss='causal_lm' with y=None takes the labels from X's "
+                f"'input_ids'; X has keys {sorted(X)}. Pass y (the labels)."
+            )
+        X, mask = X["input_ids"], X.get("attention_mask")
+    elif isinstance(X, tuple) and X:  # positional inputs: the ids first
+        X = X[0]
+    labels = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X)
+    if labels.is_floating_point() or labels.dim() != 2:
+        raise ValueError(
+            "loss='causal_lm' with y=None needs integer token ids of shape "
+            f"(n_samples, seq) in X, got dtype {labels.dtype} and shape "
+            f"{tuple(labels.shape)}. Pass y (the labels)."
+        )
+    labels = labels.clone().long()
+    if mask is not None:
+        labels[torch.as_tensor(mask) == 0] = -100
+    return labels
 
 
 def _pack(X):

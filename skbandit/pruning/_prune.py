@@ -26,13 +26,13 @@ from ._blocks import with_kv_cache_off
 from ._chain import flat_children
 from ._compensation import COMPENSATION
 from ._discovery import discover_groups
-from ._inputs import adapt_inputs, qualify, unwrap
+from ._inputs import adapt_inputs, causal_lm_labels, qualify, unwrap
 from ._layers import layer_type
 from ._pulls import counting_fallbacks
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
 from ._resources import check_refit_memory
-from ._rewards import resolve_loss, sample_metric
+from ._rewards import check_causal_lm, resolve_loss, sample_metric
 from ._selection import removal_counts, removals_by_count, removals_for_params
 from ._surgery import remove_units
 from ._targets import (
@@ -155,6 +155,8 @@ def _check_data(model, X, y, loss):
                 f"y has class labels in [{int(y.min())}, {int(y.max())}], outside "
                 f"[0, {n_classes}) of the model's {n_classes} outputs."
             )
+    elif loss == "causal_lm":
+        check_causal_lm(out, y)
     elif loss == "mse" and y[:1].numel() != out.numel():
         raise ValueError(
             f"y has shape {tuple(y.shape)}, but the model outputs "
@@ -315,7 +317,14 @@ def prune(
         ``"none"``, or any scorer object with a ``score`` method.
     prune_ratio : float in [0, 1), default=0.5
         Fraction of units removed (per layer or overall, see ``scope``).
-    loss : {"cross_entropy", "mse"} or callable, default="cross_entropy"
+    loss : {"cross_entropy", "mse", "causal_lm"} or callable, \
+default="cross_entropy"
+        See :func:`resolve_loss`. ``"causal_lm"`` scores a causal language
+        model per token: ``(batch, seq, vocab)`` logits (a ``ModelOutput``'s
+        ``.logits``; ``use_cache=False`` is passed when ``forward`` takes
+        it), ``y`` the labels shifted the Hugging Face way inside the loss
+        (``-100`` not counted), or ``y=None`` for the input ids themselves
+        (``X`` or ``X["input_ids"]``, ``attention_mask`` zeros not counted).
     budget : float in [1, 1000] or "auto", default=10
         Average pulls per unit, or ``"auto"`` (stop when the split into
         removed and kept units is settled, at most ``max_budget``). Fewer
@@ -471,6 +480,8 @@ def _checked(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     model.eval()
+    if y is None and loss == "causal_lm":
+        y = causal_lm_labels(X)
     model, X = adapt_inputs(convert_multihead_attention(model), X)
     X, y = _as_tensors(model, X, y, loss)
     if groups is None:

@@ -6,6 +6,11 @@ with the unmasked network on the same minibatch. The reward maps that change to
 metric is the loss against the labels (``"loss"``), the accuracy
 (``"accuracy"``), or how far the outputs move from the unpruned network's own
 outputs (``"fidelity"``).
+
+Causal language models (``loss="causal_lm"``) output ``(batch, seq, vocab)``
+logits and are scored per token: position ``t`` predicts label ``t + 1``
+(labels shifted the Hugging Face way, ``-100`` ignored), and a sample's loss
+is the mean over its counted tokens.
 """
 
 import numbers
@@ -15,9 +20,11 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "IGNORE_INDEX",
     "LossReward",
     "AccuracyReward",
     "FidelityReward",
+    "check_causal_lm",
     "make_reward",
     "resolve_loss",
     "sample_metric",
@@ -37,7 +44,55 @@ def _cross_entropy(output, target):
     return F.cross_entropy(output, target, reduction="none")
 
 
-_LOSSES = {"cross_entropy": _cross_entropy, "mse": _mse}
+#: Label of a token that no loss counts (Hugging Face's ``ignore_index``).
+IGNORE_INDEX = -100
+
+
+def _shifted(output, target):
+    """``(logits, labels, counted)``: position ``t``'s logits against label
+    ``t + 1``, the way Hugging Face's causal LM loss shifts them."""
+    labels = target[:, 1:].long()
+    return output[:, :-1], labels, labels != IGNORE_INDEX
+
+
+def _causal_lm(output, target):
+    """Next-token cross-entropy per sequence: ``output`` ``(batch, seq,
+    vocab)`` logits, ``target`` ``(batch, seq)`` labels (the input ids; the
+    shift happens here), mean over the tokens whose label is not
+    ``IGNORE_INDEX`` (0 for a sequence with none)."""
+    logits, labels, counted = _shifted(output, target)
+    safe = labels.masked_fill(~counted, 0)
+    tokens = torch.logsumexp(logits, -1) - logits.gather(-1, safe[..., None])[..., 0]
+    tokens = tokens * counted
+    return tokens.sum(1) / counted.sum(1).clamp(min=1).to(tokens.dtype)
+
+
+_LOSSES = {"cross_entropy": _cross_entropy, "mse": _mse, "causal_lm": _causal_lm}
+
+
+def check_causal_lm(output, target):
+    """Raise ``ValueError`` unless ``output`` and ``target`` fit
+    ``loss="causal_lm"``: ``(batch, seq, vocab)`` logits, ``(batch, seq)``
+    integer labels in ``[0, vocab)`` or ``IGNORE_INDEX``."""
+    if output.dim() != 3:
+        raise ValueError(
+            "loss='causal_lm' needs (batch, seq, vocab) logits; the model "
+            f"outputs shape {tuple(output.shape)}."
+        )
+    if tuple(target.shape[1:]) != tuple(output.shape[1:2]):
+        raise ValueError(
+            f"loss='causal_lm' needs labels of shape (n_samples, {output.shape[1]}) "
+            f"(the input ids, or y=None to use them), got {tuple(target.shape)}."
+        )
+    if target.is_floating_point() and not torch.equal(target, target.round()):
+        raise ValueError("loss='causal_lm' needs integer token labels in y.")
+    vocab, counted = output.shape[-1], target[target != IGNORE_INDEX]
+    if counted.numel() and (counted.min() < 0 or counted.max() >= vocab):
+        raise ValueError(
+            f"y has token labels in [{int(counted.min())}, {int(counted.max())}], "
+            f"outside [0, {vocab}) of the model's vocabulary (or {IGNORE_INDEX}: "
+            "not counted)."
+        )
 
 
 def resolve_loss(loss):
@@ -45,9 +100,20 @@ def resolve_loss(loss):
 
     Parameters
     ----------
-    loss : {"cross_entropy", "mse"} or callable
-        A callable takes the model output and the target of a batch and
-        returns unreduced losses whose first dimension is the sample.
+    loss : {"cross_entropy", "mse", "causal_lm"} or callable
+        ``"causal_lm"``: next-token cross-entropy of ``(batch, seq, vocab)``
+        logits against ``(batch, seq)`` labels shifted by one position (the
+        Hugging Face convention: pass the input ids as labels; ``-100``
+        marks a token no loss counts), averaged over each sequence's counted
+        tokens. A callable takes the model output and the target of a batch
+        and returns unreduced losses whose first dimension is the sample.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits = torch.zeros(1, 3, 4)  # uniform over 4 tokens
+    >>> resolve_loss("causal_lm")(logits, torch.tensor([[1, 2, -100]]))
+    tensor([1.3863])
     """
     if callable(loss):
         return loss
@@ -78,7 +144,10 @@ def sample_metric(kind, loss_fn):
         ``"fidelity"`` the target is the unpruned network's output and the
         value is the divergence from it: :math:`\mathrm{KL}(\mathrm{softmax}
         (t) \,\|\, \mathrm{softmax}(o))` for logits, the mean squared
-        difference otherwise (0 for the unpruned network).
+        difference otherwise (0 for the unpruned network). With
+        ``loss="causal_lm"`` the logits are ``(batch, seq, vocab)``: the
+        accuracy is next-token accuracy over the counted tokens, the
+        fidelity the KL over the vocabulary averaged over positions.
     """
 
     def loss_metric(outputs, target):
@@ -86,9 +155,17 @@ def sample_metric(kind, loss_fn):
         return losses.flatten(1).mean(dim=1) if losses.dim() > 1 else losses
 
     def accuracy_metric(outputs, target):
+        if loss_fn is _causal_lm:  # next-token accuracy over counted tokens
+            logits, labels, counted = _shifted(outputs, target)
+            right = ((logits.argmax(dim=-1) == labels) & counted).sum(1)
+            return right.to(outputs.dtype) / counted.sum(1).clamp(min=1)
         return (outputs.argmax(dim=-1) == target).to(outputs.dtype)
 
     def fidelity_metric(outputs, target):
+        if loss_fn is _causal_lm:  # KL over the vocabulary at every position
+            log_p = torch.log_softmax(target, -1)
+            kl = (log_p.exp() * (log_p - torch.log_softmax(outputs, -1))).sum(-1)
+            return kl.mean(dim=1)
         if loss_fn is _cross_entropy:
             log_p = torch.log_softmax(target, 1)
             kl = (log_p.exp() * (log_p - torch.log_softmax(outputs, 1))).sum(1)

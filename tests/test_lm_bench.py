@@ -1,0 +1,117 @@
+"""The lm suite's methods: the fluctuation baseline, OWL allocation."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skbandit.benchmarks.lm.methods import (
+    LM_METHODS,
+    FluctuationScorer,
+    OWLAllocation,
+    _allocate,
+    consumer_statistics,
+    owl_ratios,
+)
+from skbandit.benchmarks.lm.models import DecoderLM, mlp_groups
+from skbandit.pruning import MagnitudeScorer, find_unit_groups, prune
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+
+
+def test_fluctuation_scores_by_hand():
+    net, X = _net(), torch.randn(200, 5, dtype=torch.float64)
+    groups = find_unit_groups(net)
+    (scores,) = FluctuationScorer().score(net, groups, X, None, None, None).scores
+    hidden = torch.relu(net[0](X))
+    expected = -(hidden.var(0) * net[2].weight.pow(2).sum(0))
+    np.testing.assert_allclose(scores, expected.detach().numpy(), rtol=1e-9)
+
+
+def test_fluctuation_removes_constant_channels_exactly():
+    """A channel that never fluctuates goes first, and the bias compensation
+    (compensate="mean") removes it without changing any output."""
+    net, X = _net(), torch.randn(100, 5, dtype=torch.float64)
+    with torch.no_grad():
+        net[0].weight[[1, 6]] = 0.0
+        net[0].bias[[1, 6]] = torch.tensor([0.7, 1.3], dtype=torch.float64)
+    small, report = prune(
+        net, X, torch.zeros(100, dtype=torch.long), policy=FluctuationScorer(),
+        prune_ratio=0.25, compensate="mean",
+    )  # fmt: skip
+    assert sorted(report.layers[0].removed.tolist()) == [1, 6]
+    torch.testing.assert_close(small(X), net(X), atol=1e-12, rtol=0)
+
+
+def test_fluctuation_on_decoder_and_statistics():
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 2, 2, 24, 8, "llama").eval()
+    X = torch.randint(0, 13, (70, 8))  # more than one chunk of rows
+    groups = mlp_groups(model)
+    (mean, var, squares), _ = consumer_statistics(model, groups, X)
+    captured = []
+    handle = model.blocks[0].mlp.down.register_forward_pre_hook(
+        lambda m, a: captured.append(a[0].reshape(-1, 24).double())
+    )
+    with torch.no_grad():
+        model(X)
+    handle.remove()
+    inputs = captured[0]
+    torch.testing.assert_close(mean, inputs.mean(0))
+    torch.testing.assert_close(var, inputs.var(0))
+    torch.testing.assert_close(squares, inputs.pow(2).sum(0))
+    pruned, _ = prune(
+        model, X, None, policy=FluctuationScorer(), prune_ratio=0.5,
+        loss="causal_lm", compensate="mean", groups=groups,
+    )  # fmt: skip
+    assert [g.size for g in mlp_groups(pruned)] == [12, 12]
+
+
+def test_allocate_keeps_the_total():
+    counts = _allocate([10, 10, 10], [0.2, 0.5, 0.8], 15)
+    assert counts.sum() == 15 and counts.tolist() == [2, 5, 8]
+    assert _allocate([4, 4], [1.0, 1.0], 6).tolist() == [3, 3]
+    assert _allocate([10, 10, 10], [0.33, 0.33, 0.34], 10).sum() == 10
+
+
+def test_owl_ratios_spare_the_outlier_layer():
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 3, 2, 24, 8, "gpt2").eval()
+    with torch.no_grad():  # a few huge weights in layer 1's consumer
+        model.blocks[1].mlp.proj.weight[:, :3] *= 50
+    X = torch.randint(0, 13, (32, 8))
+    groups = mlp_groups(model)
+    ratios = owl_ratios(model, groups, X, 0.4, lam=0.1)
+    assert ratios[1] == pytest.approx(ratios.min())
+    assert ratios.mean() == pytest.approx(0.4)
+    assert ratios.max() - ratios.min() == pytest.approx(0.2)
+    pruned, report = prune(
+        model, X, None, policy=OWLAllocation(MagnitudeScorer(), lam=0.1),
+        prune_ratio=0.4, scope="global", loss="causal_lm", compensate="none",
+        groups=groups,
+    )  # fmt: skip
+    removed = [layer.units_before - layer.units_after for layer in report.layers]
+    expected = _allocate([24] * 3, ratios, sum(removed))
+    assert removed == expected.tolist()
+    # Within each layer, the magnitude scorer's top units went.
+    norms = model.blocks[0].mlp.fc.weight.norm(dim=1)
+    top = torch.argsort(norms)[: removed[0]].sort().values
+    assert report.layers[0].removed.tolist() == top.tolist()
+
+
+def test_every_method_prunes_a_tiny_decoder():
+    pytest.importorskip("torch_pruning")
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 2, 2, 16, 8, "llama").eval()
+    X = torch.randint(0, 13, (32, 8))
+    for name, method in LM_METHODS.items():
+        options = {"budget": 1, "batch_size": 8} if method.bandit else {}
+        pruned, _ = prune(
+            model, X, None, policy=method.scorer(), prune_ratio=0.35,
+            loss="causal_lm", compensate=method.compensate, scope=method.scope,
+            groups=mlp_groups(model), random_state=0, **options,
+        )  # fmt: skip
+        assert sum(g.size for g in mlp_groups(pruned)) < 32, name
