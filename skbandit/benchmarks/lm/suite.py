@@ -108,6 +108,15 @@ QUICK_LM = {
 def list_lm_methods(ratios=LM_RATIOS):
     """``"none"`` and ``"<method>@<ratio>"`` for every method and ratio.
 
+    Parameters
+    ----------
+    ratios : sequence of float, default=LM_RATIOS
+        The shares of the MLP channels removed (20, 35 and 50 %).
+
+    Returns
+    -------
+    list of str
+
     Examples
     --------
     >>> list_lm_methods((0.5,))[:3]
@@ -357,6 +366,18 @@ def run_lm_benchmark(
     Returns
     -------
     RunSummary
+
+    Examples
+    --------
+    The quick run (two small decoders, ratio 0.35, the quick methods; about
+    10 seconds on a CPU), then its summary lines:
+
+    >>> summary = run_lm_benchmark(  # doctest: +SKIP
+    ...     quick=True, db="bench_out/lm-quick.sqlite"
+    ... )
+    >>> for line in lm_summary("bench_out/lm-quick.sqlite"):  # doctest: +SKIP
+    ...     print(line)
+    lm: ratio=0.35 default_ppl=... best_baseline=... default_le_best=...
     """
     from joblib import delayed
 
@@ -405,7 +426,28 @@ def _frame(db):
 
 def lm_summary(db, ratio=0.35):
     """The summary lines at ``ratio``: per model and over the models
-    (geometric mean of the perplexities, mean over seeds first)."""
+    (geometric mean of the perplexities, mean over seeds first).
+
+    Parameters
+    ----------
+    db : str or path-like
+        A results store of :func:`run_lm_benchmark`.
+    ratio : float, default=0.35
+        The prune ratio the lines compare the default and the baselines at.
+
+    Returns
+    -------
+    list of str
+        ``lm: ratio=<r> default_ppl=<x> best_baseline=<name>
+        best_baseline_ppl=<y> default_le_best=<yes|no> model=<name>``, one
+        per model and one pooled (``model=all(geomean)``).
+
+    Examples
+    --------
+    >>> for line in lm_summary("benchmarks/results/lm.sqlite"):  # doctest: +SKIP
+    ...     print(line)
+    lm: ratio=0.35 default_ppl=7.457 best_baseline=tp-taylor ... model=bbc-gpt2
+    """
     frame = _frame(db)
     frame = frame[np.isclose(frame["ratio"].astype(float), ratio)]
     lines, ours, theirs = [], {}, {}
@@ -442,7 +484,28 @@ def _line(ratio, default, best, best_ppl, dataset):
 
 
 def write_lm_report(db, out, command=None):
-    """Write ``<out>/report.md`` from the store; return its text."""
+    """Write ``<out>/report.md`` from the store; return its text.
+
+    Parameters
+    ----------
+    db : str or path-like
+        A results store of :func:`run_lm_benchmark`.
+    out : str or path-like
+        The folder of ``report.md`` (created if missing).
+    command : str, default=None
+        The command that made the store, quoted in the report.
+
+    Returns
+    -------
+    str
+        The report's markdown.
+
+    Examples
+    --------
+    >>> text = write_lm_report(  # doctest: +SKIP
+    ...     "benchmarks/results/lm.sqlite", "benchmarks/results/lm"
+    ... )
+    """
     import os
 
     frame = _frame(db)
