@@ -372,6 +372,30 @@ def warning_lines(caught):
     return [m[:300] for m in messages[:5]]
 
 
+def evaluate_config(key, run, fit_threads):
+    """Run one configuration in a worker: ``(key, values, None)``, or
+    ``(key, None, traceback)`` if ``run()`` raised, so that one failing
+    configuration neither kills the pool nor loses the others' results.
+
+    ``run()`` returns the stored values; it runs on ``fit_threads`` threads
+    with its warnings recorded into ``values["extra"]["warnings"]``, beside
+    the versions and the thread count.
+    """
+    import traceback
+
+    try:
+        with thread_limit(fit_threads), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values = run()
+    except Exception:
+        return key, None, traceback.format_exc()
+    values["extra"].update(versions=versions(), fit_threads=fit_threads)
+    messages = warning_lines(caught)
+    if messages:
+        values["extra"]["warnings"] = messages
+    return key, values, None
+
+
 def run_suite(
     suite,
     grid,

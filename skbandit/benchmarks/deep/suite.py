@@ -8,18 +8,11 @@ go to the same SQLite store, workers and statistics as
 """
 
 import fnmatch
-import traceback
-import warnings
+import functools
 
 from ..._options import DEFAULTS
 from .._errors import BenchmarkInputError, MissingDependencyError
-from .._execution import (
-    check_run_options,
-    run_suite,
-    thread_limit,
-    versions,
-    warning_lines,
-)
+from .._execution import check_run_options, evaluate_config, run_suite
 from .._methods import DEFAULT_RATIOS
 from .._names import AUTO, format_ratio, parse_method_name
 from .configuration import DEEP_METHODS, run_deep_config
@@ -148,17 +141,8 @@ def resolve_deep_methods(methods=None, quick=False, ratios=DEFAULT_RATIOS):
 def _evaluate_deep(key, fit_threads, cache, options):
     """Run one deep configuration ``(task, method, 0, seed)`` in a worker."""
     task, method, _, seed = key
-    try:
-        with thread_limit(fit_threads), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            values = run_deep_config(task, method, seed, cache=cache, **options)
-    except Exception:
-        return key, None, traceback.format_exc()
-    values["extra"].update(versions=versions(), fit_threads=fit_threads)
-    messages = warning_lines(caught)
-    if messages:
-        values["extra"]["warnings"] = messages
-    return key, values, None
+    run = functools.partial(run_deep_config, task, method, seed, cache=cache, **options)
+    return evaluate_config(key, run, fit_threads)
 
 
 def run_deep_benchmark(

@@ -12,10 +12,9 @@ the fine-tune, of the unpruned model, and the seconds of each step.
 
 import dataclasses
 import fnmatch
+import functools
 import math
 import time
-import traceback
-import warnings
 
 import numpy as np
 
@@ -23,13 +22,7 @@ from ..._cache import TensorCache
 from ..._options import ESTIMATOR_POLICY, recorded_defaults
 from ..._random import seeded_global_rng
 from .._errors import BenchmarkInputError
-from .._execution import (
-    check_run_options,
-    run_suite,
-    thread_limit,
-    versions,
-    warning_lines,
-)
+from .._execution import check_run_options, evaluate_config, run_suite
 from .._names import format_ratio
 from .data import SPLIT_SEED, load_lm_data
 from .methods import DEFAULT_METHOD, EXTERNAL_BASELINES, LM_METHODS
@@ -309,17 +302,10 @@ def run_lm_config(dataset, method, seed, settings, budget, cache=None):
 
 def _evaluate(key, settings, budget, fit_threads, cache):
     dataset, method, _, seed = key
-    try:
-        with thread_limit(fit_threads), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            values = run_lm_config(dataset, method, seed, settings, budget, cache)
-    except Exception:
-        return key, None, traceback.format_exc()
-    values["extra"].update(versions=versions(), fit_threads=fit_threads)
-    messages = warning_lines(caught)
-    if messages:
-        values["extra"]["warnings"] = messages
-    return key, values, None
+    run = functools.partial(
+        run_lm_config, dataset, method, seed, settings, budget, cache
+    )
+    return evaluate_config(key, run, fit_threads)
 
 
 def run_lm_benchmark(
