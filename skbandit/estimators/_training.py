@@ -284,13 +284,18 @@ class _Net(NeuralNet):
         total = w.sum()
         loss = (w * losses).sum() / total
         if self.alpha:
-            squares = sum(
-                m.weight.pow(2).sum()
-                for m in self.module_.modules()
-                if isinstance(m, nn.Linear)
-            )
+            squares = sum(weight.pow(2).sum() for weight in self._penalised)
             loss = loss + 0.5 * self.alpha * squares / total
         return loss
+
+    def initialize_module(self):
+        """skorch's, then the weights ``alpha`` penalises (every ``Linear``
+        layer's, in module order), found once rather than at every step."""
+        super().initialize_module()
+        self._penalised = [
+            m.weight for m in self.module_.modules() if isinstance(m, nn.Linear)
+        ]
+        return self
 
 
 class _ValidationScore(Callback):
@@ -648,6 +653,9 @@ def fit_module(
             seen=0 if state is None else state.get("seen", 0),
         ),
         callbacks__print_log=None,  # _EpochLog prints plain lines instead
+        # Without a validation split there is no valid_loss to pass through
+        # (skorch's callback would still run every epoch).
+        **({} if train_split else {"callbacks__valid_loss": None}),
         device=device,
         verbose=0,
     )
