@@ -326,7 +326,9 @@ def prune_path(
         params.append(report.params_after)
         eligible.append(True)
         if choose_step(scores, eligible, max_score_drop) == len(scores) - 1:
-            chosen, chosen_reports = copy.deepcopy(network), list(reports)
+            # prune() leaves its input untouched: the step's network is kept
+            # as it is, the next step prunes a copy of it.
+            chosen, chosen_reports = network, list(reports)
     path = PruningPath(
         units=units,
         params=params,
