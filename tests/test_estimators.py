@@ -753,7 +753,7 @@ def test_small_fits_run_on_one_thread_and_restore_the_callers(iris, monkeypatch)
 def test_warns_when_pruning_has_fewer_rows_than_units():
     X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
     y = np.array([0, 1, 1, 0])
-    with pytest.warns(UserWarning, match="on 4 rows, fewer than the 16 units"):
+    with pytest.warns(RuntimeWarning, match="on 4 rows, fewer than the 16 units"):
         BanditPrunedMLPClassifier(
             random_state=0, **{**FAST, "hidden_layer_sizes": (16, 8)}
         ).fit(X, y)

@@ -921,7 +921,9 @@ class BaseBanditPrunedMLP(BaseEstimator):
         """Warn when pruning would score the units of a layer on fewer rows
         than the layer has units: the activations' Gram matrix, which the
         least-squares refit and OBS solve with and which the unit scores
-        estimate, then has a lower rank than the layer is wide."""
+        estimate, then has a lower rank than the layer is wide. A
+        ``RuntimeWarning``, as numpy's ``RankWarning`` and scipy's
+        ``LinAlgWarning`` for rank-deficient systems."""
         if isinstance(self.policy, str) and self.policy == "none":
             return
         widest = int(np.max(self.hidden_layer_sizes))
@@ -931,7 +933,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 f"{widest} units of the widest hidden layer: the unit scores "
                 "and the least-squares refit are underdetermined. Use at least "
                 f"{widest} rows for pruning, or narrower hidden layers.",
-                UserWarning,
+                RuntimeWarning,
                 stacklevel=4,
             )
 
