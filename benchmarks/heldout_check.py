@@ -576,6 +576,10 @@ def _draw(ax, frame, title, log):
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ScalarFormatter())
     else:
+        # Gains (negative drops) and one method near 12 points: linear
+        # within one point of zero, logarithmic beyond.
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xlabel("hidden neurons removed (%)")
     ax.set_title(title, fontsize="medium")
