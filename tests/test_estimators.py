@@ -764,3 +764,17 @@ def test_warns_when_pruning_has_fewer_rows_than_units():
         BanditPrunedMLPClassifier(
             random_state=0, **{**FAST, "hidden_layer_sizes": (4,)}
         ).fit(X, y)
+
+
+def test_no_cache_no_hashing(iris, monkeypatch):
+    """With the in-process cache off (as in these tests) and no memory=, a
+    fit does not hash its data."""
+    from skbandit._cache import TensorCache
+
+    def refuse(self, **call):
+        raise AssertionError("hashed the data without any cache")
+
+    monkeypatch.setattr(TensorCache, "key", refuse)
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(random_state=0, **FAST).fit(X, y)
+    assert not clf.train_cache_hit_

@@ -743,6 +743,11 @@ def cached_training(memory, X, y, sample_weight, *, verbose, log_factor=1.0, **p
         Whether they came from the cache.
     """
     cache = TensorCache(memory, "mlp-training")
+    if not cache.enabled and training_cache.max_bytes == 0:
+        # No cache at all: do not hash the data for nothing.
+        return train_network(
+            X, y, sample_weight, verbose=verbose, log_factor=log_factor, **params
+        ), False
     key = cache.key(X=X, y=y, sample_weight=sample_weight, **params)
 
     def decode(state, meta):
