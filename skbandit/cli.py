@@ -331,6 +331,21 @@ def _cache(args, db):
     return None if args.cache == "none" else (args.cache or f"{db}.cache")
 
 
+def _paths(args, suite):
+    """``(db, out)``: the options, or the suite's default paths."""
+    from .benchmarks import default_paths
+
+    db_default, out_default = default_paths(suite, args.quick)
+    return args.db or db_default, args.out or out_default
+
+
+def _checked_paths(args, suite):
+    """:func:`_paths`, checked writable before the first fit."""
+    db, out = _paths(args, suite)
+    _check_paths(db, out, _cache(args, db))
+    return db, out
+
+
 def _print_list(args):
     from .benchmarks import (
         DEFAULT_RATIOS,
@@ -352,11 +367,9 @@ def _print_list(args):
 
 
 def _run_suite(args, argv):
-    from .benchmarks import DEFAULT_RATIOS, default_paths, run_benchmark
+    from .benchmarks import DEFAULT_RATIOS, run_benchmark
 
-    db_default, out_default = default_paths(args.suite, args.quick)
-    db, out = args.db or db_default, args.out or out_default
-    _check_paths(db, out, _cache(args, db))
+    db, out = _checked_paths(args, args.suite)
     summary = run_benchmark(
         args.suite,
         datasets=args.datasets,
@@ -397,16 +410,14 @@ def _finish(summary, db, out, args, argv):
 
 
 def _run_deep(args, argv):
-    from .benchmarks import DEFAULT_RATIOS, default_paths, run_deep_benchmark
+    from .benchmarks import DEFAULT_RATIOS, run_deep_benchmark
 
     if args.folds is not None or args.max_samples is not None:
         raise UserError(
             "the deep suite uses fixed train/test splits: --folds and "
             "--max-samples do not apply"
         )
-    db_default, out_default = default_paths("deep", args.quick)
-    db, out = args.db or db_default, args.out or out_default
-    _check_paths(db, out, _cache(args, db))
+    db, out = _checked_paths(args, "deep")
     summary = run_deep_benchmark(
         tasks=args.datasets,
         methods=args.methods,
@@ -436,7 +447,7 @@ def _print_deep_list(args):
 
 
 def _run_lm(args, argv):
-    from .benchmarks import default_paths, lm_summary, run_lm_benchmark, write_lm_report
+    from .benchmarks import lm_summary, run_lm_benchmark, write_lm_report
 
     if args.folds is not None or args.max_samples is not None:
         raise UserError(
@@ -445,9 +456,7 @@ def _run_lm(args, argv):
         )
     if args.backend is not None or args.scheduler is not None:
         raise UserError("the lm suite runs locally: --backend/--scheduler do not apply")
-    db_default, out_default = default_paths("lm", args.quick)
-    db, out = args.db or db_default, args.out or out_default
-    _check_paths(db, out, _cache(args, db))
+    db, out = _checked_paths(args, "lm")
     summary = run_lm_benchmark(
         datasets=args.datasets,
         methods=args.methods,
@@ -524,10 +533,9 @@ def _dispatch(args, argv):
 
 def _report_only(args, argv):
     """Rewrite the report of a stored run, running nothing."""
-    from .benchmarks import default_paths, write_report
+    from .benchmarks import write_report
 
-    db_default, out_default = default_paths(args.suite, args.quick)
-    db, out = args.db or db_default, args.out or out_default
+    db, out = _paths(args, args.suite)
     if not os.path.isfile(db):
         raise UserError(f"--report-only: no results file {db!r}")
     _check_paths(db, out, None)
