@@ -42,7 +42,7 @@ from ._names import (
     format_ratio,
     parse_method_name,
 )
-from ._stats import markdown_table, summarize, wilcoxon_holm
+from ._stats import friedman_lines, markdown_table, summarize, wilcoxon_holm
 from ._store import ResultStore
 
 __all__ = ["Report", "build_report", "write_report", "pruning_curve", "cost_table"]
@@ -582,24 +582,12 @@ def _summary_markdown(summary, what):
         [markdown_table(table)],
     )
     if summary.friedman is not None:
-        fr = summary.friedman
         nemenyi = summary.nemenyi.copy()
         nemenyi.index = [
             f"{i + 1}. {display_name(m)}" for i, m in enumerate(nemenyi.index)
         ]
         nemenyi.columns = [str(i + 1) for i in range(len(nemenyi.columns))]
-        parts += [
-            "### Tests",
-            "",
-            f"Friedman chi2 = {fr.statistic:.3f} (df = {fr.n_methods - 1}), "
-            f"p = {fr.pvalue:.3g}; Iman-Davenport F = {fr.iman_davenport:.3f}, "
-            f"p = {fr.iman_davenport_pvalue:.3g} "
-            f"(N = {fr.n_datasets} datasets, k = {fr.n_methods} methods).",
-            "",
-            f"Nemenyi critical difference at alpha = {summary.alpha:g}: "
-            f"CD = {summary.cd:.3f}.",
-            "",
-        ]
+        parts += friedman_lines(summary)
         parts += _details(
             "Nemenyi p-values (column j = row j)",
             [markdown_table(nemenyi, ".3f")],

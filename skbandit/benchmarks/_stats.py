@@ -693,21 +693,29 @@ def summary_to_markdown(summary, floatfmt=".3f"):
             + ", ".join(summary.dropped_datasets),
         ]
     if summary.friedman is not None:
-        fr = summary.friedman
         parts += [
             "",
-            "### Tests",
-            "",
-            f"Friedman chi2 = {fr.statistic:.3f} (df = {fr.n_methods - 1}), "
-            f"p = {fr.pvalue:.3g}; Iman-Davenport F = {fr.iman_davenport:.3f}, "
-            f"p = {fr.iman_davenport_pvalue:.3g} "
-            f"(N = {fr.n_datasets} datasets, k = {fr.n_methods} methods).",
-            "",
-            f"Nemenyi critical difference at alpha = {summary.alpha:g}: "
-            f"CD = {summary.cd:.3f}.",
-            "",
+            *friedman_lines(summary),
             "Nemenyi p-values:",
             "",
             markdown_table(summary.nemenyi, floatfmt),
         ]
     return "\n".join(parts)
+
+
+def friedman_lines(summary):
+    """The "Tests" section's lines: Friedman (with Iman-Davenport) and the
+    Nemenyi critical difference of ``summary`` (which has a Friedman test)."""
+    fr = summary.friedman
+    return [
+        "### Tests",
+        "",
+        f"Friedman chi2 = {fr.statistic:.3f} (df = {fr.n_methods - 1}), "
+        f"p = {fr.pvalue:.3g}; Iman-Davenport F = {fr.iman_davenport:.3f}, "
+        f"p = {fr.iman_davenport_pvalue:.3g} "
+        f"(N = {fr.n_datasets} datasets, k = {fr.n_methods} methods).",
+        "",
+        f"Nemenyi critical difference at alpha = {summary.alpha:g}: "
+        f"CD = {summary.cd:.3f}.",
+        "",
+    ]
