@@ -184,6 +184,43 @@ def test_obs_scorer_is_greedy_layer_by_layer():
     np.testing.assert_array_equal(np.argsort(-result.scores[1])[:9], second)
 
 
+def test_obs_scorer_network_is_the_removal_of_its_units_on_three_layers():
+    # Every layer after the first is scored on the network with the earlier
+    # layers' units removed and refit to the unpruned network's outputs, as
+    # remove_units removes them; the network it builds is the pruned one.
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Linear(5, 9),
+        nn.ReLU(),
+        nn.Linear(9, 8),
+        nn.ReLU(),
+        nn.Linear(8, 7),
+        nn.Tanh(),
+        nn.Linear(7, 3),
+    ).eval()
+    (X, y), groups = _data(), find_unit_groups(net)
+    result = OBSScorer().score(
+        net, groups, X, y, None, np.random.default_rng(0), n_remove=[4, 4, 3]
+    )
+    removals = [
+        np.argsort(-s, kind="stable")[:n] for s, n in zip(result.scores, [4, 4, 3])
+    ]
+    assert result.removed.matches(removals, "lstsq")
+    assert not result.removed.matches(removals, "mean")
+    partial = remove_units(net, groups, [removals[0], removals[1], []], "lstsq", X)
+    third, _ = greedy_obs_order(
+        Refit.from_gram(*consumer_gram(partial, "6", X, target_model=net))
+    )
+    np.testing.assert_array_equal(np.argsort(-result.scores[2])[:6], third)
+    expected = remove_units(net, groups, removals, "lstsq", X)
+    small, _ = prune(net, X, y, policy="obs", prune_ratio=0.5, compensate="lstsq")
+    for a, b, c in zip(
+        result.removed.network.parameters(), expected.parameters(), small.parameters()
+    ):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(c, b, rtol=0, atol=0)
+
+
 def test_prune_obs_removes_the_greedy_units_and_is_deterministic():
     net, (X, y) = _net(), _data()
     small, report = prune(net, X, y, policy="obs", prune_ratio=0.5, compensate="lstsq")

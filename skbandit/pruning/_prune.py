@@ -568,7 +568,7 @@ def _rounds(
                 removals = plan.removals(r, result.scores)
             report.time_scoring += time.perf_counter() - start
             start = time.perf_counter()
-            pruned = remove_units(pruned, state.groups, removals, compensate, X)
+            pruned = _removed(pruned, state.groups, removals, compensate, X, result)
             report.time_removal += time.perf_counter() - start
             state.advance(result, removals)
             if between_rounds is not None and r < n_rounds - 1:
@@ -580,6 +580,15 @@ def _rounds(
     if target_latency is not None and scorer is not None:
         report.latency_ratio = latency_ratio(model, pruned, X[:_LATENCY_ROWS])
     return pruned, report
+
+
+def _removed(model, groups, removals, compensate, X, result):
+    """``model`` without ``removals``: the network the scorer built on its
+    way (``result.removed``) when it removed the same units the same way,
+    else :func:`remove_units`."""
+    if result.removed is not None and result.removed.matches(removals, compensate):
+        return result.removed.network
+    return remove_units(model, groups, removals, compensate, X)
 
 
 class _Plan:

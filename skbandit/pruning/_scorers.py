@@ -8,6 +8,7 @@ refit of the next layer (``obs``) or not at all (``random``). The removal
 step and the reports do not care which produced the scores.
 """
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +17,12 @@ import torch
 from .._options import BASELINE_NAMES
 from ._obs import Refit, consumer_gram, greedy_obs_order, refittable
 from ._streaming import chunk_rows
-from ._surgery import RIDGE, remove_units
+from ._surgery import RIDGE, remove_in_place
 from ._units import unit_view, unit_weights
 
 __all__ = [
     "Scores",
+    "Removal",
     "MagnitudeScorer",
     "ActivationScorer",
     "RandomScorer",
@@ -42,11 +44,44 @@ class Scores:
         Bandit pulls per unit (``None`` for baselines).
     history : list of list of (ndarray, ndarray) or None
         Bandit observations, per group and round: ``(units, rewards)``.
+    removed : Removal or None
+        The network with the removals these scores lead to, when the scorer
+        had to build it anyway (``None`` for most scorers).
     """
 
     scores: list
     pulls: list = None
     history: list = None
+    removed: "Removal" = None
+
+
+@dataclass(frozen=True)
+class Removal:
+    """A pruned network a scorer built on its way, and how it was built.
+
+    ``network`` is :func:`~skbandit.pruning.remove_units` of the scored
+    model with ``removals``, ``compensate`` and ``ridge``; the removal step
+    takes it instead of removing again when it would remove the same units
+    the same way.
+    """
+
+    removals: list
+    compensate: str
+    ridge: float
+    network: torch.nn.Module
+
+    def matches(self, removals, compensate, ridge=RIDGE):
+        """Whether removing ``removals`` with ``compensate`` and ``ridge``
+        gives :attr:`network`."""
+        return (
+            compensate == self.compensate
+            and ridge == self.ridge
+            and len(removals) == len(self.removals)
+            and all(
+                np.array_equal(np.sort(a), np.sort(b))
+                for a, b in zip(removals, self.removals)
+            )
+        )
 
 
 @torch.no_grad()
@@ -187,7 +222,8 @@ class OBSScorer:
     scored on the network with this layer's units already removed with
     ``compensate="lstsq"``, refit to the unpruned network's outputs, which
     is what :func:`~skbandit.pruning.remove_units` then does: use it with
-    ``compensate="lstsq"``.
+    ``compensate="lstsq"`` (the scorer then hands the network it built to
+    the removal step, which does not remove the units again).
 
     Deterministic: no pulls, no randomness. Needs every group to be read by
     one ``nn.Linear`` consumer (hidden neurons of an MLP).
@@ -214,11 +250,12 @@ class OBSScorer:
         self.ridge = ridge
 
     def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, **context):
-        working, scores = model, []
         # Per-layer counts (scope="layer") let each layer be scored after the
         # previous ones are removed; a global count or a parameter target
         # does not say how many units each layer loses.
         per_layer = isinstance(n_remove, (list, tuple))
+        working = copy.deepcopy(model) if per_layer else model
+        scores, removals = [], []
         for g, group in enumerate(groups):
             if not refittable(model, group):
                 raise ValueError(
@@ -230,13 +267,14 @@ class OBSScorer:
             )
             order, _ = greedy_obs_order(Refit.from_gram(gram, cross))
             scores.append(_order_scores(order, group.size))
-            if per_layer and n_remove[g] and g < len(groups) - 1:
-                removals = [[] for _ in groups]
-                removals[g] = order[: n_remove[g]]
-                working = remove_units(
-                    working, groups, removals, "lstsq", X, self.ridge
+            if per_layer:
+                removals.append(np.sort(order[: n_remove[g]]))
+                remove_in_place(
+                    model, working, [group], removals[-1:], "lstsq", X, self.ridge
                 )
-        return Scores(scores)
+        if not per_layer:
+            return Scores(scores)
+        return Scores(scores, removed=Removal(removals, "lstsq", self.ridge, working))
 
 
 def _order_scores(order, size):

@@ -28,7 +28,7 @@ from ._compensation import (
 from ._layers import slice_inputs, slice_rows
 from ._streaming import chunk_rows
 
-__all__ = ["remove_units", "remove_sliced", "RIDGE"]
+__all__ = ["remove_units", "remove_in_place", "remove_sliced", "RIDGE"]
 
 
 @validated(option_constraints("compensate"))
@@ -65,7 +65,20 @@ def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE
     """
     if COMPENSATION[compensate].needs_data and X is None:
         raise ValueError(f"compensate={compensate!r} needs data X.")
-    original, pruned = model, copy.deepcopy(model)
+    pruned = copy.deepcopy(model)
+    remove_in_place(model, pruned, groups, removals, compensate, X, ridge)
+    return pruned
+
+
+def remove_in_place(original, pruned, groups, removals, compensate, X, ridge=RIDGE):
+    """:func:`remove_units` on ``pruned``, a copy of ``original`` (in which
+    groups before these may already be removed), in place.
+
+    Compensation reproduces ``original``'s consumer outputs, so removing
+    the groups one call at a time gives the same network as one call with
+    all of them (a scorer that scores each group on the network with the
+    earlier ones removed builds the pruned network this way).
+    """
     for group, removed in zip(groups, removals):
         removed = torch.as_tensor(np.asarray(removed, dtype=np.int64))
         if removed.numel() == 0:
@@ -75,7 +88,6 @@ def remove_units(model, groups, removals, compensate="none", X=None, ridge=RIDGE
         if keep_mask.sum() == 0:
             raise ValueError(f"Cannot remove every unit of group {group.name!r}.")
         group.remove(original, pruned, removed, compensate, X, ridge)
-    return pruned
 
 
 def remove_sliced(group, original, pruned, removed, compensate, X, ridge):
