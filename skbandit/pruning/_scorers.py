@@ -189,8 +189,15 @@ class OBSScorer:
     is what :func:`~skbandit.pruning.remove_units` then does: use it with
     ``compensate="lstsq"``.
 
+    Units that span several input columns of the consumer (attention
+    heads: ``head_dim`` columns of the output projection, or the query
+    heads of one key/value head under grouped-query attention) are removed
+    whole, by the block form of the same cost and downdate.
+
     Deterministic: no pulls, no randomness. Needs every group to be read by
-    one ``nn.Linear`` consumer (hidden neurons of an MLP).
+    one linear consumer (``nn.Linear`` or GPT-2's ``Conv1D``) that reads
+    only the group's units: hidden neurons of an MLP, feed-forward
+    channels, attention heads.
 
     Parameters
     ----------
@@ -222,13 +229,15 @@ class OBSScorer:
         for g, group in enumerate(groups):
             if not refittable(model, group):
                 raise ValueError(
-                    "policy='obs' needs groups read by one nn.Linear consumer, "
-                    f"one feature per unit; {group.name!r} is not."
+                    "policy='obs' needs groups read by one nn.Linear consumer "
+                    "(or GPT-2's Conv1D) that reads only their units, the same "
+                    f"number of features each; {group.name!r} is not."
                 )
             gram, cross = consumer_gram(
                 working, group.consumers[0], X, target_model=model, ridge=self.ridge
             )
-            order, _ = greedy_obs_order(Refit.from_gram(gram, cross))
+            refit = Refit.from_gram(gram, cross, group.unit_width)
+            order, _ = greedy_obs_order(refit)
             scores.append(_order_scores(order, group.size))
             if per_layer and n_remove[g] and g < len(groups) - 1:
                 removals = [[] for _ in groups]
