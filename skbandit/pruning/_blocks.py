@@ -90,6 +90,13 @@ class BlockGroup(GraphGroup):
     head_dim: int = 1
 
     @property
+    def unit_width(self):
+        """Consecutive input features of the (one) consumer a unit spans:
+        ``head_dim`` times ``heads_per_unit`` for heads, 1 for channels."""
+        (consumer,) = self._consumer_members()
+        return consumer.width
+
+    @property
     def producer_width(self):
         """Rows of the first producer one unit owns per block."""
         return self.layout[0][1]

@@ -30,6 +30,21 @@ the other inputs. This is what compensated pulls evaluate (batched, see
 minimises greedily, downdating :math:`G^{-1}` and :math:`\beta` after each
 removal instead of re-inverting.
 
+A unit that spans several input columns of its consumer (an attention head:
+``head_dim`` columns of the output projection, or ``head_dim`` times the query
+heads of one key/value head under grouped-query attention) is removed by
+constraining its whole column set :math:`Q` to zero, the block form of the
+same surgery (ZipLM, SlimGPT):
+
+.. math::
+
+    \Delta\text{RSS}_Q = \operatorname{tr}\bigl(\beta_Q^T
+        ([G^{-1}]_{QQ})^{-1} \beta_Q\bigr), \qquad
+    \beta' = \beta - G^{-1}_{:Q} ([G^{-1}]_{QQ})^{-1} \beta_Q,
+
+which is the rank-1 formula when :math:`Q = \{j\}` (a :class:`Refit` of
+``width`` 1 runs the rank-1 code itself).
+
 The Gram matrices are accumulated over row chunks of the data, so memory does
 not grow with the number of rows.
 """
@@ -38,9 +53,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
 from ._compensation import RIDGE, consumer_inputs, consumer_outputs
+from ._layers import layer_type
 
 __all__ = [
     "RIDGE",
@@ -71,6 +86,13 @@ class Refit:
     coef : torch.Tensor of shape (p + 1, n_outputs), float64
         :math:`\\beta = G^{-1} A^T Z`: the weights (transposed) then the bias,
         zero at the removed units.
+    width : int, default=1
+        Consecutive input columns one unit owns: unit ``j`` is columns
+        ``j * width:(j + 1) * width`` (an attention head's ``head_dim``
+        inputs of the output projection). Unit indices given to
+        :meth:`without` and :meth:`removal_costs`' entries are units, not
+        columns; the rank-1 terms of the pulls (:meth:`direction`,
+        :meth:`company_terms`) need ``width`` 1.
 
     Examples
     --------
@@ -92,22 +114,47 @@ class Refit:
     cross: torch.Tensor
     gram_inv: torch.Tensor
     coef: torch.Tensor
+    width: int = 1
     _plan_cache: dict = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     @classmethod
-    def from_gram(cls, gram, cross):
-        """The refit on all inputs (pseudo-inverse if ``gram`` is singular)."""
+    def from_gram(cls, gram, cross, width=1):
+        """The refit on all inputs (pseudo-inverse if ``gram`` is singular),
+        ``width`` columns per unit."""
+        if (gram.shape[0] - 1) % width:
+            raise ValueError(
+                f"{gram.shape[0] - 1} input columns are not whole units of "
+                f"{width} columns."
+            )
         gram_inv, info = torch.linalg.inv_ex(gram)
         if info.any() or not torch.isfinite(gram_inv).all():
             gram_inv = torch.linalg.pinv(gram, hermitian=True)
-        return cls(gram, cross, gram_inv, gram_inv @ cross)
+        return cls(gram, cross, gram_inv, gram_inv @ cross, width)
+
+    @property
+    def n_units(self):
+        """Units of the refit (input columns / ``width``)."""
+        return (self.coef.shape[0] - 1) // self.width
+
+    def columns(self, units):
+        """Input columns of ``units``, unit-major: ``(len(units) * width,)``."""
+        units = torch.as_tensor(units, dtype=torch.long, device=self.coef.device)
+        if self.width == 1:
+            return units.flatten()
+        offsets = torch.arange(self.width, device=units.device)
+        return (units.flatten()[:, None] * self.width + offsets).flatten()
 
     def removal_costs(self):
-        """:math:`\\Delta\\text{RSS}_j` of removing each unit alone (no bias)."""
-        diag = torch.diagonal(self.gram_inv)[:-1]
-        return self.coef[:-1].square().sum(1) / diag
+        """:math:`\\Delta\\text{RSS}` of removing each unit alone (no bias):
+        :math:`\\lVert \\beta_j \\rVert^2 / [G^{-1}]_{jj}`, or with several
+        columns per unit the block cost
+        :math:`\\operatorname{tr}(\\beta_Q^T ([G^{-1}]_{QQ})^{-1} \\beta_Q)`."""
+        if self.width == 1:
+            diag = torch.diagonal(self.gram_inv)[:-1]
+            return self.coef[:-1].square().sum(1) / diag
+        return _block_costs(self.gram_inv, self.coef, self.width)
 
     def pre_activation(self, H):
         """The refit consumer's output on inputs ``H``."""
@@ -115,6 +162,7 @@ class Refit:
 
     def direction(self, H, units):
         """:math:`u_j` of each (kept) unit on inputs ``H``: (rows, len(units))."""
+        self._one_column("direction")
         columns = self.gram_inv[:, units]
         return (_with_bias(H) @ columns) / torch.diagonal(self.gram_inv)[units]
 
@@ -127,7 +175,7 @@ class Refit:
             \\beta' = \\beta - G^{-1}_{:S} (G^{-1}_{SS})^{-1} \\beta_S, \\qquad
             {G^{-1}}' = G^{-1} - G^{-1}_{:S} (G^{-1}_{SS})^{-1} G^{-1}_{S:}.
         """
-        units = torch.as_tensor(units, dtype=torch.long, device=self.coef.device)
+        units = self.columns(units)
         if units.numel() == 0:
             return self
         columns = self.gram_inv[:, units]
@@ -140,7 +188,7 @@ class Refit:
         coef[units] = 0.0
         gram_inv[units] = 0.0
         gram_inv[:, units] = 0.0
-        return Refit(self.gram, self.cross, gram_inv, coef)
+        return Refit(self.gram, self.cross, gram_inv, coef, self.width)
 
     def company_terms(self, H, arms, plan):
         """Rank-1 terms of removing each arm in the company of ``plan``.
@@ -172,6 +220,7 @@ class Refit:
         delta : torch.Tensor of shape (len(arms), rows)
             :math:`u_j` per arm: ``z - delta[i] * rows[arms[i]]`` per arm.
         """
+        self._one_column("company_terms")
         plan = torch.as_tensor(plan, dtype=torch.long, device=self.coef.device)
         arms = torch.as_tensor(arms, dtype=torch.long, device=self.coef.device)
         columns, M, coef = self._plan_terms(plan)
@@ -218,6 +267,28 @@ class Refit:
             self._plan_cache.update(key=key, terms=(columns, M, coef))
         return self._plan_cache["terms"]
 
+    def _one_column(self, what):
+        if self.width != 1:
+            raise ValueError(
+                f"Refit.{what} is a rank-1 term: it needs one column per "
+                f"unit, not {self.width}."
+            )
+
+
+def _block_costs(gram_inv, coef, width, alive=None):
+    """:math:`\\operatorname{tr}(\\beta_Q^T ([G^{-1}]_{QQ})^{-1} \\beta_Q)`
+    of every unit's column block :math:`Q` (``inf`` where not ``alive``)."""
+    n_units = (coef.shape[0] - 1) // width
+    blocks = gram_inv[:-1, :-1].reshape(n_units, width, n_units, width)
+    diagonal = blocks[torch.arange(n_units), :, torch.arange(n_units)]
+    beta = coef[:-1].reshape(n_units, width, -1)
+    costs = torch.full((n_units,), torch.inf, dtype=coef.dtype, device=coef.device)
+    alive = torch.ones(n_units, dtype=torch.bool) if alive is None else alive
+    alive = alive.to(coef.device)
+    solved = torch.linalg.solve(diagonal[alive], beta[alive])
+    costs[alive] = (beta[alive] * solved).sum((1, 2))
+    return costs
+
 
 def _with_bias(H):
     H = H.double()
@@ -226,14 +297,16 @@ def _with_bias(H):
 
 @torch.no_grad()
 def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
-    """Ridge Gram matrix :math:`G` and :math:`A^T Z` of a ``Linear`` consumer.
+    """Ridge Gram matrix :math:`G` and :math:`A^T Z` of a flat linear consumer
+    (``nn.Linear``, GPT-2's ``Conv1D``: whatever the weight's layout, it maps
+    the last dimension of its input to the last of its output).
 
     Parameters
     ----------
     model : torch.nn.Module
         The network whose consumer input ``H`` is read.
     name : str
-        The consumer (an ``nn.Linear`` reading ``(rows, p)`` inputs).
+        The consumer (reading ``(..., p)`` inputs).
     X : torch.Tensor
         The data, run through the models in chunks of rows.
     target_model : torch.nn.Module, default=None
@@ -268,15 +341,27 @@ def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
 
 
 def refittable(model, group):
-    """Whether a group's units are read by one ``Linear`` consumer, one each."""
-    if len(group.consumers) != 1 or group.unit_width != 1:
+    """Whether a group's units are read by one consumer that least squares
+    refits from its Gram matrix: a layer whose registry entry is a flat,
+    refittable linear map (``nn.Linear``, GPT-2's ``Conv1D``) reading
+    ``group.unit_width`` consecutive input columns per unit, and nothing
+    else (one column per neuron, ``head_dim`` per attention head)."""
+    width = group.unit_width
+    if len(group.consumers) != 1 or not width:
         return False
-    return isinstance(model.get_submodule(group.consumers[0]), nn.Linear)
+    consumer = model.get_submodule(group.consumers[0])
+    entry = layer_type(consumer)
+    return (
+        entry is not None
+        and entry.flat
+        and entry.refittable(consumer)
+        and entry.n_in(consumer) == group.size * width
+    )
 
 
-def consumer_refits(model, groups, X, ridge=RIDGE):
-    """A :class:`Refit` of each group's consumer on ``X`` (``None`` where the
-    consumer is not a ``Linear`` layer reading one feature per unit).
+def consumer_refits(model, groups, X, ridge=RIDGE, blocks=False):
+    """A :class:`Refit` of each group's consumer on ``X`` (``None`` where
+    the group is not :func:`refittable`).
 
     Parameters
     ----------
@@ -288,6 +373,13 @@ def consumer_refits(model, groups, X, ridge=RIDGE):
         The data the consumers' inputs and outputs are recorded on.
     ridge : float, default=1e-4
         Ridge penalty of the refit, times the number of rows.
+    blocks : bool, default=False
+        Whether units that span several input columns each (attention
+        heads) get a refit too (``width`` = their ``unit_width``, for
+        :meth:`Refit.without`, :meth:`Refit.removal_costs` and
+        :func:`greedy_obs_order`); by default None for them: the batched
+        compensated pulls are rank-1 terms of one column per unit, so the
+        bandit masks heads with their means.
 
     Returns
     -------
@@ -305,8 +397,10 @@ def consumer_refits(model, groups, X, ridge=RIDGE):
     (7, 2)
     """
     return [
-        Refit.from_gram(*consumer_gram(model, g.consumers[0], X, ridge=ridge))
-        if refittable(model, g)
+        Refit.from_gram(
+            *consumer_gram(model, g.consumers[0], X, ridge=ridge), g.unit_width
+        )
+        if refittable(model, g) and (blocks or g.unit_width == 1)
         else None
         for g in groups
     ]
@@ -319,6 +413,12 @@ def greedy_obs_order(refit, n_steps=None):
     among those left is removed, and :math:`G^{-1}` and :math:`\\beta` are
     downdated (rank-1, no re-inversion):
     :math:`G^{-1} \\leftarrow G^{-1} - G^{-1} e_j e_j^T G^{-1} / [G^{-1}]_{jj}`.
+    A unit of ``refit.width`` columns :math:`Q` costs
+    :math:`\\operatorname{tr}(\\beta_Q^T ([G^{-1}]_{QQ})^{-1} \\beta_Q)` and is
+    removed by the block downdate
+    :math:`G^{-1} \\leftarrow G^{-1} - G^{-1}_{:Q} ([G^{-1}]_{QQ})^{-1}
+    G^{-1}_{Q:}`, :math:`\\beta \\leftarrow \\beta - G^{-1}_{:Q}
+    ([G^{-1}]_{QQ})^{-1} \\beta_Q`.
 
     Parameters
     ----------
@@ -343,6 +443,8 @@ def greedy_obs_order(refit, n_steps=None):
     >>> greedy_obs_order(refit)  # unit 1 costs 0.5^2 * 4, unit 0 would cost 16
     (array([1]), array([1.]))
     """
+    if refit.width != 1:
+        return _greedy_block_order(refit, n_steps)
     gram_inv, coef = refit.gram_inv.clone(), refit.coef.clone()
     p = coef.shape[0] - 1
     n_steps = p - 1 if n_steps is None else n_steps
@@ -355,6 +457,31 @@ def greedy_obs_order(refit, n_steps=None):
         column = gram_inv[:, j].clone()
         coef -= torch.outer(column, coef[j]) / column[j]
         gram_inv -= torch.outer(column, column) / column[j]
+        alive[j] = False
+        order.append(j)
+        costs.append(float(cost[j]))
+    return np.asarray(order, dtype=int), np.asarray(costs)
+
+
+def _greedy_block_order(refit, n_steps):
+    """:func:`greedy_obs_order` of units of ``refit.width`` columns each."""
+    gram_inv, coef = refit.gram_inv.clone(), refit.coef.clone()
+    n_units = refit.n_units
+    n_steps = n_units - 1 if n_steps is None else n_steps
+    alive = torch.ones(n_units, dtype=torch.bool)
+    order, costs = [], []
+    for _ in range(n_steps):
+        cost = _block_costs(gram_inv, coef, refit.width, alive)
+        j = int(torch.argmin(cost))
+        q = refit.columns([j])
+        columns = gram_inv[:, q].clone()
+        solved = torch.linalg.solve(columns[q], torch.cat([coef[q], columns.T], 1))
+        coef -= columns @ solved[:, : coef.shape[1]]
+        gram_inv -= columns @ solved[:, coef.shape[1] :]
+        # exactly zero at the removed columns, not rounding noise
+        coef[q] = 0.0
+        gram_inv[q] = 0.0
+        gram_inv[:, q] = 0.0
         alive[j] = False
         order.append(j)
         costs.append(float(cost[j]))

@@ -225,8 +225,15 @@ class OBSScorer:
     ``compensate="lstsq"`` (the scorer then hands the network it built to
     the removal step, which does not remove the units again).
 
+    Units that span several input columns of the consumer (attention
+    heads: ``head_dim`` columns of the output projection, or the query
+    heads of one key/value head under grouped-query attention) are removed
+    whole, by the block form of the same cost and downdate.
+
     Deterministic: no pulls, no randomness. Needs every group to be read by
-    one ``nn.Linear`` consumer (hidden neurons of an MLP).
+    one linear consumer (``nn.Linear`` or GPT-2's ``Conv1D``) that reads
+    only the group's units: hidden neurons of an MLP, feed-forward
+    channels, attention heads.
 
     Parameters
     ----------
@@ -259,13 +266,15 @@ class OBSScorer:
         for g, group in enumerate(groups):
             if not refittable(model, group):
                 raise ValueError(
-                    "policy='obs' needs groups read by one nn.Linear consumer, "
-                    f"one feature per unit; {group.name!r} is not."
+                    "policy='obs' needs groups read by one nn.Linear consumer "
+                    "(or GPT-2's Conv1D) that reads only their units, the same "
+                    f"number of features each; {group.name!r} is not."
                 )
             gram, cross = consumer_gram(
                 working, group.consumers[0], X, target_model=model, ridge=self.ridge
             )
-            order, _ = greedy_obs_order(Refit.from_gram(gram, cross))
+            refit = Refit.from_gram(gram, cross, group.unit_width)
+            order, _ = greedy_obs_order(refit)
             scores.append(_order_scores(order, group.size))
             if per_layer:
                 removals.append(np.sort(order[: n_remove[g]]))
