@@ -19,6 +19,11 @@ training part:
   ``refit=smallest_within_tolerance(TOL)``: the smallest size whose mean
   inner score is within ``TOL`` of the best one's.
 
+Both run on one thread (torch's and the BLAS pools), as the other
+ours-versus-scikit-learn timings (``skbandit bench perf``): on these small
+networks a second thread only adds synchronisation, and a grid search that
+wants more cores runs candidates in parallel (``n_jobs``) instead.
+
 Per dataset it records the chosen hidden units and parameters (mean over
 the folds), the test score (accuracy or R², mean over the folds) and the
 wall time of the whole fit. The last line is::
@@ -45,6 +50,7 @@ Usage::
 
     python benchmarks/size_check.py              # the full check
     python benchmarks/size_check.py --smoke      # 2 datasets, tiny, minutes
+    python benchmarks/size_check.py --tuning --out DIR   # the tuning split
 """
 
 import argparse
@@ -63,8 +69,10 @@ from sklearn.preprocessing import StandardScaler
 from skbandit import BanditPrunedMLPClassifier, BanditPrunedMLPRegressor
 from skbandit.benchmarks import load_dataset
 from skbandit.benchmarks._datasets import CLASSIFICATION
+from skbandit.benchmarks._execution import thread_limit
 from skbandit.benchmarks._methods import OURS_DEFAULTS
 from skbandit.estimators import smallest_within_tolerance
+from skbandit.estimators._path import PATH_STEP
 
 DATASETS = (
     "iris",
@@ -79,6 +87,9 @@ DATASETS = (
     "biomass",
 )
 SMOKE_DATASETS = ("iris", "diabetes")
+#: The tuning split: where the rule and settings of ``prune_ratio="auto"``
+#: are chosen (``--tuning``), never on :data:`DATASETS`.
+TUNING_DATASETS = ("breast_cancer", "wine", "digits", "spam7", "Default", "OJ")
 #: The grid's candidate sizes: two equal hidden layers, as ours before pruning.
 GRID = [(h, h) for h in (2, 4, 8, 16, 32, 64)]
 TOL = 0.01
@@ -86,11 +97,12 @@ SEED = 0
 RESULTS = Path(__file__).parent / "results" / "size"
 
 
-def _settings(smoke):
+def _settings(smoke, path_step=PATH_STEP):
     """Epochs, rows, folds; ``--smoke`` shrinks them to a check that runs."""
     epochs = 5 if smoke else OURS_DEFAULTS["max_iter"]
     tune = 1 if smoke else OURS_DEFAULTS["fine_tune_epochs"]
     return dict(
+        path_step=path_step,
         epochs=epochs,
         fine_tune=tune,
         max_rows=200 if smoke else 2000,
@@ -111,6 +123,7 @@ def ours(classification, settings):
         tol=OURS_DEFAULTS["tol"],
         prune_ratio="auto",
         max_score_drop=TOL,
+        path_step=settings["path_step"],
         validation_fraction=0.2,
         random_state=SEED,
     )
@@ -257,10 +270,22 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument(
+        "--tuning",
+        action="store_true",
+        help="the tuning datasets (TUNING_DATASETS) instead of the held-out ones",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--path-step",
+        type=float,
+        default=PATH_STEP,
+        help="ours' path_step (default: the estimators' default)",
+    )
     args = parser.parse_args(argv)
-    settings = _settings(args.smoke)
-    names = args.datasets or (SMOKE_DATASETS if args.smoke else DATASETS)
+    settings = _settings(args.smoke, args.path_step)
+    default = TUNING_DATASETS if args.tuning else DATASETS
+    names = args.datasets or (SMOKE_DATASETS if args.smoke else default)
     args.out.mkdir(parents=True, exist_ok=True)
     cache = args.out / ("smoke.csv" if args.smoke else "results.csv")
     results = pd.read_csv(cache) if cache.exists() else pd.DataFrame()
@@ -286,4 +311,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with thread_limit(1):
+        main()
