@@ -18,8 +18,11 @@ Two scorers live here, benchmark-local (any object with ``score`` is a
   gives up fewer channels, the ratios spread over ``[r - lam, r + lam]``
   around the target ``r`` with the same total.
 
-Both need groups read by one ``nn.Linear`` consumer, one feature per
-channel: the MLP channels of :mod:`.models`.
+Both need groups read by one ``nn.Linear`` consumer that reads only their
+units: the MLP channels and the attention heads of :mod:`.models`. A head
+spans ``head_dim`` columns of the output projection; its fluctuation score
+is the sum over them (FLAP's head score), and OWL reads the output
+projection's entries like any consumer's.
 """
 
 import dataclasses
@@ -47,23 +50,25 @@ _CHUNK = 64
 
 def _consumer(model, group):
     module = model.get_submodule(group.consumers[0])
+    width = getattr(group, "unit_width", None)
     if (
         len(group.consumers) != 1
-        or getattr(group, "unit_width", None) != 1
+        or not width
         or not isinstance(module, nn.Linear)
+        or module.in_features != group.size * width
     ):
         raise ValueError(
-            f"group {group.name!r} must be read by one nn.Linear consumer, one "
-            "feature per unit."
+            f"group {group.name!r} must be read by one nn.Linear consumer that "
+            "reads only its units, the same number of features each."
         )
     return module
 
 
 @torch.no_grad()
 def consumer_statistics(model, groups, X):
-    """Per group: ``(mean, variance, squared L2 norm)`` of every channel as
-    its consumer reads it, over all samples and positions of ``X``
-    (float64)."""
+    """Per group: ``(mean, variance, squared L2 norm)`` of every input
+    feature of its consumer (a channel, or one of a head's ``head_dim``
+    features), over all samples and positions of ``X`` (float64)."""
     consumers = [_consumer(model, g) for g in groups]
     sums = [None] * len(groups)
 
@@ -101,7 +106,8 @@ class FluctuationScorer:
     Score of channel ``j`` (lowest removed first):
     :math:`\\operatorname{Var}(x_j)\\,\\lVert W_{:,j}\\rVert_2^2`, the
     variance its removal adds to the consumer's output once its mean is
-    folded into the bias (``compensate="mean"``).
+    folded into the bias (``compensate="mean"``); a unit of several consumer
+    features (an attention head) scores the sum over its features.
 
     Examples
     --------
@@ -121,7 +127,10 @@ class FluctuationScorer:
         scores = []
         for group, (_, var, _) in zip(groups, stats, strict=True):
             column = _consumer(model, group).weight.double().pow(2).sum(0)
-            scores.append(-(var * column.to(var.device)).cpu().numpy())
+            metric = var * column.to(var.device)
+            if group.unit_width > 1:
+                metric = metric.view(group.size, group.unit_width).sum(1)
+            scores.append(-metric.cpu().numpy())
         return Scores(scores)
 
     def __repr__(self):
