@@ -203,3 +203,26 @@ def test_torch_pruning_scores_heads_from_the_coupled_group():
     )
     assert rows.shape == (16,) and (rows > 0).all()
     np.testing.assert_allclose(scores, -rows.reshape(4, 4).sum(1))
+
+
+def test_owl_does_not_trade_heads_for_channels():
+    """Each kind of unit (heads, channels) gets its share of the total; OWL
+    spreads it over that kind's groups (MLP-only models: one kind, as
+    before)."""
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 3, 4, 24, 8, "llama").eval()
+    X = torch.randint(0, 13, (32, 8))
+    groups = lm_groups(model)
+    for ratio in (0.2, 0.35, 0.5):
+        _, report = prune(
+            model, X, None, policy=OWLAllocation(MagnitudeScorer()),
+            prune_ratio=ratio, scope="global", loss="causal_lm",
+            compensate="none", groups=groups,
+        )  # fmt: skip
+        removed = [layer.units_before - layer.units_after for layer in report.layers]
+        heads, channels = sum(removed[0::2]), sum(removed[1::2])
+        total = int(ratio * (12 + 72) + 1e-9)
+        assert heads + channels == total
+        assert abs(heads - ratio * 12) <= 1 and abs(channels - ratio * 72) <= 1
+    # A share above a kind's capacity goes to the other kind.
+    assert _allocate([12, 72], [0.9, 0.9], 76, most=[9, 69]).tolist() == [9, 67]

@@ -159,17 +159,19 @@ def owl_ratios(model, groups, X, prune_ratio, lam=0.08, m=5.0):
     return np.clip(prune_ratio - (scaled - scaled.mean()), 0.0, 0.999)
 
 
-def _allocate(sizes, ratios, total):
+def _allocate(sizes, ratios, total, most=None):
     """Integer counts near ``ratios * sizes`` summing to ``total`` (largest
-    remainders), each at most ``size - 1``."""
+    remainders), each at most ``most`` (default ``size - 1``; ``total`` is
+    at most their sum)."""
     sizes = np.asarray(sizes)
-    want = np.minimum(np.asarray(ratios) * sizes, sizes - 1)
+    most = sizes - 1 if most is None else np.asarray(most)
+    want = np.minimum(np.asarray(ratios) * sizes, most)
     counts = np.floor(want).astype(int)
     order = np.argsort(-(want - counts), kind="stable")
     i = 0
     while counts.sum() < total:
         g = order[i % len(order)]
-        if counts[g] < sizes[g] - 1:
+        if counts[g] < most[g]:
             counts[g] += 1
         i += 1
     while counts.sum() > total:
@@ -187,6 +189,11 @@ class OWLAllocation:
     ones are removed) and returns scores whose global top units are exactly
     each group's top ``count`` by ``scorer``.
 
+    Units of different kinds (attention heads of ``head_dim`` features, MLP
+    channels of one) are not traded for one another: the total is split
+    over the kinds in proportion to their units (largest remainders), and
+    OWL's ratios spread each kind's share over its own groups.
+
     Parameters
     ----------
     scorer : scorer object
@@ -202,8 +209,29 @@ class OWLAllocation:
     def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, **context):
         sizes = [g.size for g in groups]
         total = int(np.sum(n_remove)) if n_remove is not None else sum(sizes) // 2
-        ratios = owl_ratios(model, groups, X, total / sum(sizes), self.lam, self.m)
-        counts = [int(c) for c in _allocate(sizes, ratios, total)]
+        kinds = {}
+        for g, group in enumerate(groups):
+            kinds.setdefault(group.unit_width, []).append(g)
+        kinds = list(kinds.values())
+        shares = _allocate(
+            [sum(sizes[g] for g in kind) for kind in kinds],
+            [total / sum(sizes)] * len(kinds),
+            total,
+            most=[sum(sizes[g] - 1 for g in kind) for kind in kinds],
+        )
+        counts = [0] * len(groups)
+        for kind, share in zip(kinds, shares, strict=True):
+            kind_sizes = [sizes[g] for g in kind]
+            ratios = owl_ratios(
+                model,
+                [groups[g] for g in kind],
+                X,
+                share / sum(kind_sizes),
+                self.lam,
+                self.m,
+            )
+            for g, c in zip(kind, _allocate(kind_sizes, ratios, share), strict=True):
+                counts[g] = int(c)
         inner = self.scorer.score(
             model, groups, X, y, loss_fn, rng, n_remove=counts, **context
         )
