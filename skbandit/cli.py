@@ -80,7 +80,8 @@ _SUITE_HELP = {
     "tabular": "classification accuracy on the offline tabular datasets",
     "regression": "regression R^2 on the offline regression datasets",
     "deep": "image, text and reasoning tasks on fixed train/test splits",
-    "lm": "decoder language models: MLP channels pruned, validation perplexity",
+    "lm": "decoder language models: heads and MLP channels pruned, validation "
+    "perplexity",
     "perf": "speed ratios of the pruning backend",
 }
 
@@ -99,12 +100,12 @@ method x seed, every result stored in an SQLite file, then report.md and
 figures.""",
     "lm": """\
 Small decoder language models (Llama-style and GPT-2-style, 3 layers) trained
-on BBC News characters (offline): their MLP channels pruned at 20/35/50 % by
-our default (obs + lstsq refit), UCB1, FLAP-style fluctuation with bias
-compensation, magnitude, random, Torch-Pruning's criteria and OWL layer
-allocation; validation perplexity right after pruning and after a short
-fine-tune, and seconds. model x method x seed, stored in an SQLite file, then
-report.md and the summary line at 35 %.""",
+on BBC News characters (offline): their attention heads and MLP channels
+pruned at 20/35/50 % by our default (obs + lstsq refit), UCB1, FLAP-style
+fluctuation with bias compensation, magnitude, random, Torch-Pruning's
+criteria and OWL layer allocation; validation perplexity right after
+pruning and after a short fine-tune, and seconds. model x method x seed,
+stored in an SQLite file, then report.md and the summary line at 35 %.""",
     "perf": """\
 Speed ratios of the pruning backend, one line each: batched vs naive pulls,
 pruned vs unpruned latency, our fit vs scikit-learn's.""",
@@ -488,7 +489,8 @@ def _print_lm_list(args):
     for name, setting in settings.items():
         print(
             f"  {name} ({setting.style}, {setting.n_layers} layers, d_model "
-            f"{setting.d_model}, {setting.d_ff} MLP channels)"
+            f"{setting.d_model}, {setting.n_heads} heads, {setting.d_ff} MLP "
+            "channels)"
         )
     print("methods:")
     ratios = args.ratios or (QUICK_LM["ratios"] if args.quick else None)

@@ -1,4 +1,4 @@
-"""The lm suite's methods: the fluctuation baseline, OWL allocation."""
+"""The lm suite's methods: the fluctuation baseline, OWL allocation, heads."""
 
 import numpy as np
 import pytest
@@ -13,8 +13,8 @@ from skbandit.benchmarks.lm.methods import (
     consumer_statistics,
     owl_ratios,
 )
-from skbandit.benchmarks.lm.models import DecoderLM, mlp_groups
-from skbandit.pruning import MagnitudeScorer, find_unit_groups, prune
+from skbandit.benchmarks.lm.models import DecoderLM, head_groups, lm_groups, mlp_groups
+from skbandit.pruning import MagnitudeScorer, find_unit_groups, masked, prune
 
 
 def _net():
@@ -115,3 +115,114 @@ def test_every_method_prunes_a_tiny_decoder():
             groups=mlp_groups(model), random_state=0, **options,
         )  # fmt: skip
         assert sum(g.size for g in mlp_groups(pruned)) < 32, name
+
+
+def test_fluctuation_scores_heads_by_hand():
+    """A head's score is the sum of its head_dim features' fluctuations."""
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 1, 4, 24, 8, "gpt2").double().eval()
+    X = torch.randint(0, 13, (40, 8))
+    (group,) = head_groups(model)
+    (scores,) = FluctuationScorer().score(model, [group], X, None, None, None).scores
+    captured = []
+    handle = model.blocks[0].attn.o.register_forward_pre_hook(
+        lambda m, a: captured.append(a[0].reshape(-1, 16))
+    )
+    with torch.no_grad():
+        model(X)
+    handle.remove()
+    per_feature = captured[0].var(0) * model.blocks[0].attn.o.weight.pow(2).sum(0)
+    expected = -per_feature.view(4, 4).sum(1)
+    np.testing.assert_allclose(scores, expected.detach().numpy(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("style", ["llama", "gpt2"])
+def test_head_removal_equals_masking(style):
+    torch.manual_seed(0)
+    model = DecoderLM(19, 16, 2, 4, 24, 10, style).double().eval()
+    X = torch.randint(0, 19, (32, 10))
+    groups = lm_groups(model)
+    assert [g.name for g in groups] == [
+        "blocks.0.attn.q", "blocks.0.mlp.up" if style == "llama" else "blocks.0.mlp.fc",
+        "blocks.1.attn.q", "blocks.1.mlp.up" if style == "llama" else "blocks.1.mlp.fc",
+    ]  # fmt: skip
+    pruned, report = prune(
+        model, X, None, policy="random", prune_ratio=0.5, loss="causal_lm",
+        compensate="none", groups=groups, random_state=0,
+    )  # fmt: skip
+    assert [g.size for g in head_groups(pruned)] == [2, 2]
+    assert [a.n_heads for a in (b.attn for b in pruned.blocks)] == [2, 2]
+    masks = {}
+    for group, layer in zip(groups, report.layers, strict=True):
+        keep = torch.ones(group.size, dtype=torch.float64)
+        keep[torch.as_tensor(layer.removed)] = 0
+        masks[group] = keep
+    with torch.no_grad(), masked(model, masks):
+        reference = model(X)
+    torch.testing.assert_close(pruned(X), reference, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("style", ["llama", "gpt2"])
+def test_every_method_prunes_heads_and_channels(style):
+    pytest.importorskip("torch_pruning")
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 2, 4, 16, 8, style).eval()
+    X = torch.randint(0, 13, (32, 8))
+    for name, method in LM_METHODS.items():
+        options = {"budget": 1, "batch_size": 8} if method.bandit else {}
+        pruned, _ = prune(
+            model, X, None, policy=method.scorer(), prune_ratio=0.5,
+            loss="causal_lm", compensate=method.compensate, scope=method.scope,
+            groups=lm_groups(model), random_state=0, **options,
+        )  # fmt: skip
+        assert [g.size for g in head_groups(pruned)] == [2, 2], name
+        assert [g.size for g in mlp_groups(pruned)] == [8, 8], name
+
+
+def test_torch_pruning_scores_heads_from_the_coupled_group():
+    """Torch-Pruning roots the q/k/v/o group elsewhere; the q rows'
+    importances come through the group's index map, and a head's score is
+    the sum over its rows."""
+    pytest.importorskip("torch_pruning")
+    from skbandit.benchmarks._torch_pruning import (
+        TorchPruningMagnitude,
+        _torch_pruning_rows,
+    )
+
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 1, 4, 16, 8, "gpt2").eval()
+    X = torch.randint(0, 13, (8, 8))
+    (group,) = head_groups(model)
+    (scores,) = (
+        TorchPruningMagnitude().score(model, [group], X, None, None, None).scores
+    )
+    import torch_pruning as tp
+
+    (rows,) = _torch_pruning_rows(
+        model, [group], X, tp.importance.GroupMagnitudeImportance(p=2)
+    )
+    assert rows.shape == (16,) and (rows > 0).all()
+    np.testing.assert_allclose(scores, -rows.reshape(4, 4).sum(1))
+
+
+def test_owl_does_not_trade_heads_for_channels():
+    """Each kind of unit (heads, channels) gets its share of the total; OWL
+    spreads it over that kind's groups (MLP-only models: one kind, as
+    before)."""
+    torch.manual_seed(0)
+    model = DecoderLM(13, 16, 3, 4, 24, 8, "llama").eval()
+    X = torch.randint(0, 13, (32, 8))
+    groups = lm_groups(model)
+    for ratio in (0.2, 0.35, 0.5):
+        _, report = prune(
+            model, X, None, policy=OWLAllocation(MagnitudeScorer()),
+            prune_ratio=ratio, scope="global", loss="causal_lm",
+            compensate="none", groups=groups,
+        )  # fmt: skip
+        removed = [layer.units_before - layer.units_after for layer in report.layers]
+        heads, channels = sum(removed[0::2]), sum(removed[1::2])
+        total = int(ratio * (12 + 72) + 1e-9)
+        assert heads + channels == total
+        assert abs(heads - ratio * 12) <= 1 and abs(channels - ratio * 72) <= 1
+    # A share above a kind's capacity goes to the other kind.
+    assert _allocate([12, 72], [0.9, 0.9], 76, most=[9, 69]).tolist() == [9, 67]

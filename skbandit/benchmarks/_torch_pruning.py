@@ -143,12 +143,31 @@ def _torch_pruning_rows(model, groups, X, importance):
         warnings.simplefilter("ignore", UserWarning)
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=X[:2])
     wanted = {g.producers[0] for g in groups}
-    found = {}
+    found, others = {}, []
     roots = [nn.Linear, nn.Conv1d, nn.Conv2d]
     for group in graph.get_all_groups(root_module_types=roots):
         name = names[group[0].dep.target.module]
         if name in wanted:
             found[name] = importance(group).detach().cpu().numpy()
+        else:
+            others.append(group)
+    for group in others:
+        # A producer coupled into a group rooted elsewhere (separate q, k, v
+        # projections: Torch-Pruning roots their group at one of them): its
+        # rows' importances, read through the group's index map.
+        rows = [
+            item
+            for item in group
+            if names.get(item.dep.target.module) in wanted - set(found)
+            and graph.is_out_channel_pruning_fn(item.dep.handler)
+        ]
+        if rows:
+            scores = importance(group).detach().cpu().numpy()
+        for item in rows:
+            module = item.dep.target.module
+            mine = np.zeros(module.weight.shape[0])
+            mine[item.idxs] = scores[item.root_idxs]
+            found[names[module]] = mine
     missing = wanted - set(found)
     if missing:
         raise ValueError(f"Torch-Pruning found no group for layers {sorted(missing)}.")

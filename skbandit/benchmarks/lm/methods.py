@@ -18,8 +18,11 @@ Two scorers live here, benchmark-local (any object with ``score`` is a
   gives up fewer channels, the ratios spread over ``[r - lam, r + lam]``
   around the target ``r`` with the same total.
 
-Both need groups read by one ``nn.Linear`` consumer, one feature per
-channel: the MLP channels of :mod:`.models`.
+Both need groups read by one ``nn.Linear`` consumer that reads only their
+units: the MLP channels and the attention heads of :mod:`.models`. A head
+spans ``head_dim`` columns of the output projection; its fluctuation score
+is the sum over them (FLAP's head score), and OWL reads the output
+projection's entries like any consumer's.
 """
 
 import dataclasses
@@ -47,23 +50,25 @@ _CHUNK = 64
 
 def _consumer(model, group):
     module = model.get_submodule(group.consumers[0])
+    width = getattr(group, "unit_width", None)
     if (
         len(group.consumers) != 1
-        or getattr(group, "unit_width", None) != 1
+        or not width
         or not isinstance(module, nn.Linear)
+        or module.in_features != group.size * width
     ):
         raise ValueError(
-            f"group {group.name!r} must be read by one nn.Linear consumer, one "
-            "feature per unit."
+            f"group {group.name!r} must be read by one nn.Linear consumer that "
+            "reads only its units, the same number of features each."
         )
     return module
 
 
 @torch.no_grad()
 def consumer_statistics(model, groups, X):
-    """Per group: ``(mean, variance, squared L2 norm)`` of every channel as
-    its consumer reads it, over all samples and positions of ``X``
-    (float64)."""
+    """Per group: ``(mean, variance, squared L2 norm)`` of every input
+    feature of its consumer (a channel, or one of a head's ``head_dim``
+    features), over all samples and positions of ``X`` (float64)."""
     consumers = [_consumer(model, g) for g in groups]
     sums = [None] * len(groups)
 
@@ -101,7 +106,8 @@ class FluctuationScorer:
     Score of channel ``j`` (lowest removed first):
     :math:`\\operatorname{Var}(x_j)\\,\\lVert W_{:,j}\\rVert_2^2`, the
     variance its removal adds to the consumer's output once its mean is
-    folded into the bias (``compensate="mean"``).
+    folded into the bias (``compensate="mean"``); a unit of several consumer
+    features (an attention head) scores the sum over its features.
 
     Examples
     --------
@@ -121,7 +127,10 @@ class FluctuationScorer:
         scores = []
         for group, (_, var, _) in zip(groups, stats, strict=True):
             column = _consumer(model, group).weight.double().pow(2).sum(0)
-            scores.append(-(var * column.to(var.device)).cpu().numpy())
+            metric = var * column.to(var.device)
+            if group.unit_width > 1:
+                metric = metric.view(group.size, group.unit_width).sum(1)
+            scores.append(-metric.cpu().numpy())
         return Scores(scores)
 
     def __repr__(self):
@@ -150,17 +159,19 @@ def owl_ratios(model, groups, X, prune_ratio, lam=0.08, m=5.0):
     return np.clip(prune_ratio - (scaled - scaled.mean()), 0.0, 0.999)
 
 
-def _allocate(sizes, ratios, total):
+def _allocate(sizes, ratios, total, most=None):
     """Integer counts near ``ratios * sizes`` summing to ``total`` (largest
-    remainders), each at most ``size - 1``."""
+    remainders), each at most ``most`` (default ``size - 1``; ``total`` is
+    at most their sum)."""
     sizes = np.asarray(sizes)
-    want = np.minimum(np.asarray(ratios) * sizes, sizes - 1)
+    most = sizes - 1 if most is None else np.asarray(most)
+    want = np.minimum(np.asarray(ratios) * sizes, most)
     counts = np.floor(want).astype(int)
     order = np.argsort(-(want - counts), kind="stable")
     i = 0
     while counts.sum() < total:
         g = order[i % len(order)]
-        if counts[g] < sizes[g] - 1:
+        if counts[g] < most[g]:
             counts[g] += 1
         i += 1
     while counts.sum() > total:
@@ -178,6 +189,11 @@ class OWLAllocation:
     ones are removed) and returns scores whose global top units are exactly
     each group's top ``count`` by ``scorer``.
 
+    Units of different kinds (attention heads of ``head_dim`` features, MLP
+    channels of one) are not traded for one another: the total is split
+    over the kinds in proportion to their units (largest remainders), and
+    OWL's ratios spread each kind's share over its own groups.
+
     Parameters
     ----------
     scorer : scorer object
@@ -193,8 +209,29 @@ class OWLAllocation:
     def score(self, model, groups, X, y, loss_fn, rng, n_remove=None, **context):
         sizes = [g.size for g in groups]
         total = int(np.sum(n_remove)) if n_remove is not None else sum(sizes) // 2
-        ratios = owl_ratios(model, groups, X, total / sum(sizes), self.lam, self.m)
-        counts = [int(c) for c in _allocate(sizes, ratios, total)]
+        kinds = {}
+        for g, group in enumerate(groups):
+            kinds.setdefault(group.unit_width, []).append(g)
+        kinds = list(kinds.values())
+        shares = _allocate(
+            [sum(sizes[g] for g in kind) for kind in kinds],
+            [total / sum(sizes)] * len(kinds),
+            total,
+            most=[sum(sizes[g] - 1 for g in kind) for kind in kinds],
+        )
+        counts = [0] * len(groups)
+        for kind, share in zip(kinds, shares, strict=True):
+            kind_sizes = [sizes[g] for g in kind]
+            ratios = owl_ratios(
+                model,
+                [groups[g] for g in kind],
+                X,
+                share / sum(kind_sizes),
+                self.lam,
+                self.m,
+            )
+            for g, c in zip(kind, _allocate(kind_sizes, ratios, share), strict=True):
+                counts[g] = int(c)
         inner = self.scorer.score(
             model, groups, X, y, loss_fn, rng, n_remove=counts, **context
         )

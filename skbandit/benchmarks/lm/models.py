@@ -7,12 +7,12 @@ One class, :class:`DecoderLM`, in two styles:
 - ``"gpt2"``: LayerNorm, learned position embeddings, GELU MLP
   (``fc`` -> ``proj``) with biases.
 
-Each MLP declares its hidden channels as a
+Each MLP declares its hidden channels and each attention its heads as a
 :class:`~skbandit.pruning.UnitGroup` (``unit_groups(name)``), so
 :func:`~skbandit.pruning.prune` finds them without a dependency graph, and
 every forward pass reads the current widths from the weights: a pruned model
-runs as it is. The attention reads its number of heads from its projections
-in the same way.
+runs as it is (the attention reads its number of heads from its
+projections).
 """
 
 import math
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LM_STYLES", "DecoderLM", "MLP", "mlp_groups"]
+__all__ = ["LM_STYLES", "DecoderLM", "MLP", "head_groups", "lm_groups", "mlp_groups"]
 
 #: The two architectures of the benchmark.
 LM_STYLES = ("llama", "gpt2")
@@ -47,7 +47,13 @@ def _rotate(x, cos, sin):
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention with separate q/k/v/o projections."""
+    """Causal multi-head self-attention with separate q/k/v/o projections.
+
+    Its heads are one :class:`~skbandit.pruning.UnitGroup`
+    (:meth:`unit_groups`): head ``h`` owns rows ``h * head_dim:(h + 1) *
+    head_dim`` of ``q``, ``k`` and ``v`` and the same input columns of
+    ``o``.
+    """
 
     def __init__(self, d_model, n_heads, bias, rotary, max_len):
         super().__init__()
@@ -78,6 +84,27 @@ class Attention(nn.Module):
         attn = torch.softmax(scores.masked_fill(causal, float("-inf")), dim=-1)
         out = (attn @ v).transpose(1, 2).reshape(batch, seq, -1)
         return self.o(out)
+
+    @property
+    def n_heads(self):
+        """Heads now."""
+        return self.q.out_features // self.head_dim
+
+    def unit_groups(self, name):
+        """The heads, as one :class:`~skbandit.pruning.UnitGroup`."""
+        from ...pruning import UnitGroup
+
+        prefix = f"{name}." if name else ""
+        return [
+            UnitGroup(
+                name=f"{prefix}q",
+                size=self.n_heads,
+                producers=tuple(prefix + p for p in ("q", "k", "v")),
+                consumers=(f"{prefix}o",),
+                unit_width=self.head_dim,
+                producer_width=self.head_dim,
+            )
+        ]
 
 
 class MLP(nn.Module):
@@ -167,6 +194,8 @@ class DecoderLM(nn.Module):
     torch.Size([3, 8, 20])
     >>> [(g.name, g.size) for g in mlp_groups(lm)]
     [('blocks.0.mlp.up', 32), ('blocks.1.mlp.up', 32)]
+    >>> [(g.name, g.size, g.unit_width) for g in head_groups(lm)]
+    [('blocks.0.attn.q', 2, 8), ('blocks.1.attn.q', 2, 8)]
     """
 
     def __init__(self, vocab_size, d_model, n_layers, n_heads, d_ff, max_len, style):
@@ -191,11 +220,26 @@ class DecoderLM(nn.Module):
         return self.head(self.norm(x))
 
 
-def mlp_groups(model):
-    """The MLP channel groups of a :class:`DecoderLM`, first layer first."""
+def _declared(model, kind):
     return [
         group
         for name, module in model.named_modules()
-        if isinstance(module, MLP)
+        if isinstance(module, kind)
         for group in module.unit_groups(name)
     ]
+
+
+def mlp_groups(model):
+    """The MLP channel groups of a :class:`DecoderLM`, first layer first."""
+    return _declared(model, MLP)
+
+
+def head_groups(model):
+    """The attention head groups of a :class:`DecoderLM`, first layer first."""
+    return _declared(model, Attention)
+
+
+def lm_groups(model):
+    """Every group of a :class:`DecoderLM` in forward order: each block's
+    heads, then its MLP channels."""
+    return _declared(model, (Attention, MLP))

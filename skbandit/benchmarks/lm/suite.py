@@ -1,4 +1,4 @@
-"""The language-model suite: train, prune MLP channels, measure perplexity.
+"""The language-model suite: train, prune heads and MLP channels, measure perplexity.
 
 Each configuration is ``(model, method, 0, seed)``: the model's decoder LM
 (see :data:`LM_SETTINGS`) trained once per seed on the BBC News characters
@@ -26,7 +26,7 @@ from .._execution import check_run_options, evaluate_config, run_suite
 from .._names import format_ratio
 from .data import SPLIT_SEED, load_lm_data
 from .methods import DEFAULT_METHOD, EXTERNAL_BASELINES, LM_METHODS
-from .models import DecoderLM, mlp_groups
+from .models import DecoderLM, head_groups, lm_groups, mlp_groups
 
 __all__ = [
     "LM_RATIOS",
@@ -42,7 +42,9 @@ __all__ = [
     "write_lm_report",
 ]
 
-#: Fractions of the MLP channels removed.
+#: Fractions of the units removed: of each layer's attention heads and of
+#: its MLP channels (``floor(ratio * units)`` of each, the removal rule of
+#: ``scope="layer"``).
 LM_RATIOS = (0.2, 0.35, 0.5)
 
 
@@ -80,7 +82,7 @@ QUICK_LM = {
             style,
             d_model=32,
             n_layers=2,
-            n_heads=2,
+            n_heads=4,  # head_dim 8: 1 of 4 heads goes at 0.35
             d_ff=64,
             seq_len=32,
             n_train=1500,
@@ -104,7 +106,8 @@ def list_lm_methods(ratios=LM_RATIOS):
     Parameters
     ----------
     ratios : sequence of float, default=LM_RATIOS
-        The shares of the MLP channels removed (20, 35 and 50 %).
+        The shares of the units (heads and MLP channels) removed (20, 35
+        and 50 %).
 
     Returns
     -------
@@ -146,7 +149,7 @@ def lm_protocol(settings, budget):
         "metric": "val_ppl",
         "split": "fixed",
         "split_seed": SPLIT_SEED,
-        "units": "mlp_channels",
+        "units": "heads+mlp_channels",
         "budget": budget,
         "settings": {n: dataclasses.asdict(s) for n, s in settings.items()},
         "pruning_defaults": recorded_defaults(),
@@ -257,7 +260,7 @@ def run_lm_config(dataset, method, seed, settings, budget, cache=None):
             loss="causal_lm",
             compensate=spec.compensate,
             scope=spec.scope,
-            groups=mlp_groups(model),
+            groups=lm_groups(model),
             random_state=seed,
             **(options if spec.bandit else {}),
         )
@@ -278,6 +281,7 @@ def run_lm_config(dataset, method, seed, settings, budget, cache=None):
     ft_time = time.perf_counter() - start
     ppl_ft = _perplexity(pruned, val)
     widths = [g.size for g in mlp_groups(pruned)]
+    heads = [g.size for g in head_groups(pruned)]
     return {
         "metric": "val_ppl",
         "score": ppl_pruned,
@@ -296,6 +300,8 @@ def run_lm_config(dataset, method, seed, settings, budget, cache=None):
             "ratio": ratio,
             "mlp_widths": widths,
             "mlp_width_before": setting.d_ff,
+            "heads": heads,
+            "heads_before": setting.n_heads,
         },
     }
 
@@ -340,8 +346,8 @@ def run_lm_benchmark(
         The small models, ratio 0.35 and the methods of :data:`QUICK_LM`.
     progress : bool, default=True
     ratios : sequence of float, default=None
-        Prune ratios of the MLP channels (default :data:`LM_RATIOS`; 0.35
-        with ``quick``).
+        Prune ratios of the heads and MLP channels (default
+        :data:`LM_RATIOS`; 0.35 with ``quick``).
     budget : float, default=2
         Average pulls per unit of the bandit (a pull runs the whole LM).
     on_error : {"record", "raise"}, default="record"
@@ -397,6 +403,40 @@ def run_lm_benchmark(
         progress=progress,
         on_error=on_error,
     )
+
+
+def _units_table(rows, methods, ratios):
+    """Heads and MLP channels left (summed over layers, mean over seeds)
+    per method and ratio; nothing for a store without head counts."""
+    if not all(isinstance(e, dict) and "heads" in e for e in rows["extra"]):
+        return []
+    heads = rows["extra"].map(lambda e: sum(e["heads"]))
+    channels = rows["extra"].map(lambda e: sum(e["mlp_widths"]))
+    first = rows["extra"].iloc[0]
+    layers = len(first["heads"])
+    lines = [
+        f"Units left (of {layers * first['heads_before']} heads and "
+        f"{layers * first['mlp_width_before']} MLP channels, summed over the "
+        f"{layers} layers, mean over seeds):",
+        "",
+        "| method | "
+        + " | ".join(
+            f"{format_ratio(r)} heads | {format_ratio(r)} channels" for r in ratios
+        )
+        + " |",
+        "|---" * (1 + 2 * len(ratios)) + "|",
+    ]
+    for name in methods[1:]:
+        cells = []
+        for r in ratios:
+            at = (rows["name"] == name) & np.isclose(rows["ratio"].astype(float), r)
+            if not at.any():
+                cells += ["", ""]
+                continue
+            cells += [f"{heads[at].mean():g}", f"{channels[at].mean():g}"]
+        if any(cells):
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def _frame(db):
@@ -500,10 +540,11 @@ def write_lm_report(db, out, command=None):
         lines += [f"Command: `{command}`", ""]
     lines += [
         "Validation perplexity of small decoder LMs trained on BBC News "
-        "characters, after removing a fraction of the MLP channels of every "
-        'layer ("pruned"), then after a short fine-tune (one pass over '
-        'training windows, "ft"), and the seconds pruning took (2 shared CPU '
-        "cores, one thread). Mean over seeds. Lower perplexity is better.",
+        "characters, after removing a fraction of the attention heads and of "
+        'the MLP channels of every layer ("pruned"), then after a short '
+        'fine-tune (one pass over training windows, "ft"), and the seconds '
+        "pruning took (2 shared CPU cores, one thread). Mean over seeds. Lower "
+        "perplexity is better.",
         "",
     ]
     methods = ["none", *LM_METHODS]
@@ -555,16 +596,32 @@ def write_lm_report(db, out, command=None):
                     ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _units_table(rows, methods, ratios)
     lines += ["## Methods", ""]
     lines += [f"- `{n}`: {m.description}" for n, m in LM_METHODS.items()]
     lines += [
         "",
         'Notes: the `none` row\'s "ft" is the unpruned model after the same '
         "fine-tune (the models are small and still improve with more "
-        "training). The `-owl` rows remove round(r x all channels) in total "
-        "(scope global), the others round(r x layer) per layer: at most one "
-        "channel per layer apart. `ucb1` pulls 2 times per unit (each pull "
-        "runs the whole LM). Seconds are wall time on shared cores.",
+        "training). Units are each layer's attention heads (a head: its "
+        "head_dim rows of q, k and v and columns of o) and its MLP channels. "
+        "The `-owl` rows remove floor(r x all units) in total (scope global), "
+        "split over heads and channels in proportion to their numbers, then "
+        "over each kind's groups by OWL's ratios; the others floor(r x units) "
+        "of every group: "
+        "with 4 heads per layer that is 0 heads at 20 %, 1 at 35 % and 2 at "
+        "50 % (see the units table). Every method scores heads: `obs` by the "
+        "block form of its cost (a head's head_dim columns of o together), "
+        "`fluct` by the sum of its features' fluctuations, `magnitude` by the "
+        "norm of the head's query rows, `tp-*` by the sum of Torch-Pruning's "
+        "importances over the head's indices (Torch-Pruning couples q, k, v "
+        "rows and o columns index by index; it does not know heads); `ucb1` "
+        "pulls heads masked at their mean (its refit pulls are rank-1, for "
+        "one-column units) and refits o when it removes them. `fluct`'s bias "
+        "compensation (compensate='mean') folds one mean per head, over its "
+        "features, into o's bias, not one per feature as FLAP does. `ucb1` "
+        "pulls 2 times per unit (each pull runs the whole LM). Seconds are "
+        "wall time on shared cores.",
     ]
     lines += ["", "## Summary at 35 %", "", "```"]
     lines += lm_summary(db) or ["(no results at ratio 0.35)"]
