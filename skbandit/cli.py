@@ -543,8 +543,14 @@ def _report_only(args, argv):
     _check_paths(db, out, None)
     run = [a for a in argv if a != "--report-only"]
     command = "skbandit " + " ".join(shlex.quote(a) for a in run)
-    report = write_report(db, args.suite, out, command=command)
-    print(report.terminal)
+    if args.suite == "lm":  # its own report: perplexities, not ranks
+        from .benchmarks import lm_summary, write_lm_report
+
+        write_lm_report(db, out, command=command)
+        for line in lm_summary(db):
+            print(line)
+    else:
+        print(write_report(db, args.suite, out, command=command).terminal)
     print(f"\nreport: {out}/report.md", file=sys.stderr)
     return 0
 

@@ -427,3 +427,11 @@ def test_lm_quick_tiny_run(capsys, tmp_path):
     assert "| obs |" in text and "| fluct |" in text and "0.35 pruned" in text
     with ResultStore(db, create=False) as store:
         assert len(store.completed_keys("lm")) == 3
+    # --report-only rewrites the same perplexity report from the store
+    report.unlink()
+    status, out, err = _run(
+        capsys, *argv, "--db", str(db), "--out", str(report.parent), "--report-only"
+    )
+    assert status == 0, err
+    assert "lm: ratio=0.35 default_ppl=" in out
+    assert report.read_text() == text
