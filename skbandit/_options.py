@@ -117,8 +117,9 @@ def recorded_defaults():
 #: rule fixed before the run (the lowest mean drop at 75 % and 90 % among
 #: the configurations whose median prune time is at most twice OBS's): no
 #: bandit configuration was within that time (UCB1 at 10 pulls per unit took
-#: 13x OBS's). ``prune()`` keeps ``DEFAULTS.policy``, a bandit, because it
-#: prunes any model and OBS needs groups read by one ``nn.Linear``.
+#: 13x OBS's). ``prune()`` uses it too where every group's consumer is
+#: refittable and ``DEFAULTS.policy``, a bandit, elsewhere (its
+#: ``policy=None``, see :func:`skbandit.pruning.default_policy`).
 ESTIMATOR_POLICY = "obs"
 
 #: The configuration of Ameen & Vadera: UCB1 over single-unit pulls that zero

@@ -98,9 +98,11 @@ _ALIASES = {"batch_size": "pull_batch_size"}
 _OWN_DEFAULTS = {
     "run_task": {"fine_tune_epochs"},
     "BanditScorer": {"reward", "pull", "compensate"},
-    # The estimators' policy is ESTIMATOR_POLICY (checked below).
+    # The estimators' policy is ESTIMATOR_POLICY, prune()'s is chosen per
+    # model by default_policy (both checked below).
     "BanditPrunedMLPClassifier": {"policy"},
     "BanditPrunedMLPRegressor": {"policy"},
+    "prune": {"policy"},
 }
 
 
@@ -127,6 +129,22 @@ def test_pruning_defaults_come_from_the_registry(name):
 def test_estimator_policy_default_comes_from_the_registry(name):
     signature = inspect.signature(_signatures_with_pruning_options()[name])
     assert signature.parameters["policy"].default == ESTIMATOR_POLICY
+
+
+def test_prune_policy_default_is_chosen_per_model():
+    from torch import nn
+
+    from skbandit._validation import OPTION_CONSTRAINTS
+    from skbandit.pruning import default_policy, find_unit_groups, prune
+    from skbandit.pruning._prune import _CONSTRAINTS
+
+    assert inspect.signature(prune).parameters["policy"].default is None
+    assert _CONSTRAINTS["policy"] == [*OPTION_CONSTRAINTS["policy"], None]
+    mlp = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    conv = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 2, 3))
+    assert default_policy(mlp, find_unit_groups(mlp), "lstsq") == ESTIMATOR_POLICY
+    assert default_policy(conv, find_unit_groups(conv), "lstsq") == DEFAULTS.policy
+    assert default_policy(mlp, find_unit_groups(mlp), "mean") == DEFAULTS.policy
 
 
 def _public_objects():
@@ -335,6 +353,8 @@ _OWN_CONSTRAINTS = {
     "BanditPrunedMLPClassifier": {"prune_ratio"},
     "BanditPrunedMLPRegressor": {"prune_ratio"},
     "BanditScorer": {"policy"},
+    # The table's policies and None (chosen per model).
+    "prune": {"policy"},
 }
 
 

@@ -22,7 +22,7 @@ from ._group import BaseUnitGroup
 from ._masking import masked, refitted
 from ._obs import Refit, consumer_refits, greedy_obs_order
 from ._path import PruningPath, prune_path
-from ._prune import PAPER_SETTINGS, evaluate_loss, prune
+from ._prune import PAPER_SETTINGS, default_policy, evaluate_loss, prune
 from ._pulls import evaluate_arms, evaluate_arms_naive, evaluate_company, trace
 from ._registry import METHODS, make_scorer
 from ._report import LayerReport, PruningReport
@@ -102,6 +102,7 @@ __all__ = [
     "make_scorer",
     "masked",
     "prune",
+    "default_policy",
     "prune_path",
     "refitted",
     "removal_counts",

@@ -28,6 +28,7 @@ from ._compensation import COMPENSATION
 from ._discovery import discover_groups
 from ._inputs import adapt_inputs, causal_lm_labels, qualify, unwrap
 from ._layers import layer_type
+from ._obs import refittable
 from ._pulls import counting_fallbacks
 from ._registry import make_scorer
 from ._report import LayerReport, PruningReport
@@ -44,7 +45,7 @@ from ._targets import (
 )
 from ._units import check_unit_groups, count_parameters
 
-__all__ = ["PAPER_SETTINGS", "prune", "evaluate_loss"]
+__all__ = ["PAPER_SETTINGS", "prune", "evaluate_loss", "default_policy"]
 
 
 #: Rows of the pruning data the reported ``latency_ratio`` is measured on.
@@ -253,6 +254,7 @@ _CONSTRAINTS = option_constraints(
     between_rounds=[callable, None],
     random_state=SEED,
 )
+_CONSTRAINTS["policy"] = [*_CONSTRAINTS["policy"], None]
 
 
 @with_kv_cache_off  # a decoder's KV cache is off while the pulls run
@@ -262,7 +264,7 @@ def prune(
     model,
     X,
     y,
-    policy=DEFAULTS.policy,
+    policy=None,
     prune_ratio=DEFAULTS.prune_ratio,
     *,
     loss="cross_entropy",
@@ -286,10 +288,14 @@ def prune(
     """Prune whole units of a torch model, chosen by a bandit or a baseline.
 
     The defaults are the best configuration we measured (chosen on tuning
-    datasets, checked on held-out ones, see :ref:`method-defaults`): UCB1
+    datasets, checked on held-out ones, see :ref:`method-defaults`): the
+    least-squares refit of each unit group's consumer (``compensate=
+    "lstsq"``) and, where every consumer is one a refit covers (``Linear``
+    layers, attention output projections), greedy structured OBS, as the
+    estimators use; elsewhere (e.g. channels read by a convolution) UCB1
     over pulls that remove a unit *in the company* of the units the bandit
-    currently plans to remove, *with* the least-squares compensation removal
-    will apply, rewarded by how little the network's outputs move. The
+    currently plans to remove, *with* that compensation, rewarded by how
+    little the network's outputs move (see :func:`default_policy`). The
     configuration of the paper is ``prune(model, X, y, **PAPER_SETTINGS)``
     (see :data:`PAPER_SETTINGS`).
 
@@ -308,13 +314,18 @@ def prune(
         passed to the model as keyword or positional inputs; integer inputs
         (token ids) stay integers. A model returning a tuple or a Hugging
         Face ``ModelOutput`` is scored on its logits (first element).
-    policy : str or policy object, default="ucb1"
+    policy : str, policy object or None, default=None
         A bandit policy (``"epsilon_greedy"``, ``"softmax"``, ``"ucb1"``,
         ``"thompson"``, ``"gaussian_thompson"``, ``"hedge"``, ``"exp3"``, the
         pure-exploration ``"uniform"``, ``"sar"``, ``"lucb"`` or an
         object following :class:`skbandit.policies.BasePolicy`), a baseline
         (``"magnitude"``, ``"activation"``, ``"random"``, ``"obs"``),
-        ``"none"``, or any scorer object with a ``score`` method.
+        ``"none"``, or any scorer object with a ``score`` method. None:
+        ``"obs"`` when every group's consumer is refittable and
+        ``compensate="lstsq"``, else ``"ucb1"`` (:func:`default_policy`;
+        ``report.method`` says which ran). The bandit options (``budget``,
+        ``pull``, ``reward``, ``prior``, ...) apply to bandits only: pass
+        ``policy="ucb1"`` to prune with the bandit.
     prune_ratio : float in [0, 1), default=0.5
         Fraction of units removed (per layer or overall, see ``scope``).
     loss : {"cross_entropy", "mse", "causal_lm"} or callable, \
@@ -424,6 +435,7 @@ default="fidelity"
         target_params=target_params,
         target_latency=target_latency,
     )
+    policy = default_policy(model, groups, compensate) if policy is None else policy
     scorer = make_scorer(
         policy,
         budget=budget,
@@ -455,6 +467,47 @@ default="fidelity"
         random_state=random_state,
     )
     return unwrap(pruned), report
+
+
+def default_policy(model, groups, compensate):
+    """What ``policy=None`` prunes with: greedy OBS (``"obs"``) when every
+    group is read by a consumer that least squares refits and removal
+    refits it (``compensate="lstsq"``), else the bandit
+    (:data:`~skbandit._options.DEFAULTS` ``.policy``, UCB1).
+
+    OBS ranks a layer's units by the exact increase of the refit's
+    residual, at a small multiple of a magnitude ranking's time; the bandit
+    measures the same kind of quantity by pulls, at 10 to 25 times that
+    time, and is the one that prunes any group (e.g. channels read by a
+    convolution).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (as :func:`prune` prepared it).
+    groups : list of BaseUnitGroup
+        Its unit groups.
+    compensate : {"none", "mean", "lstsq"}
+        The compensation removal will apply.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skbandit.pruning import find_unit_groups
+    >>> mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> default_policy(mlp, find_unit_groups(mlp), "lstsq")
+    'obs'
+    >>> default_policy(mlp, find_unit_groups(mlp), "none")
+    'ucb1'
+    """
+    if compensate == "lstsq" and all(refittable(model, g) for g in groups):
+        return "obs"
+    return DEFAULTS.policy
 
 
 def _checked(
