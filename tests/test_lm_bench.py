@@ -226,3 +226,30 @@ def test_owl_does_not_trade_heads_for_channels():
         assert abs(heads - ratio * 12) <= 1 and abs(channels - ratio * 72) <= 1
     # A share above a kind's capacity goes to the other kind.
     assert _allocate([12, 72], [0.9, 0.9], 76, most=[9, 69]).tolist() == [9, 67]
+
+
+def test_paired_table_counts_wins_losses_ties_and_holm_adjusts():
+    import pandas as pd
+
+    from skbandit.benchmarks.lm.suite import _paired_table
+
+    rows = []
+    for dataset in ("a", "b"):
+        for seed in range(3):
+            for ratio, others in ((0.35, 8.0), (0.5, 6.0)):
+                rows.append((dataset, seed, ratio, "obs", 7.0))
+                # at 0.5 magnitude wins on model b and ties on seed 0 of a
+                theirs = (
+                    7.0
+                    if (ratio == 0.5 and dataset == "a" and seed == 0)
+                    else (others if dataset == "a" or ratio == 0.35 else 6.5)
+                )
+                rows.append((dataset, seed, ratio, "magnitude", theirs))
+    frame = pd.DataFrame(
+        rows, columns=["dataset", "seed", "ratio", "name", "ppl_pruned"]
+    )
+    lines = _paired_table(frame, ["none", "obs", "magnitude"])
+    (row,) = [line for line in lines if line.startswith("| magnitude")]
+    # 0.35: 6 wins, sign test p = 2 / 64 = 0.03125; 0.5: 0 wins, 5 losses,
+    # 1 tie, p = 2 / 32 = 0.0625; Holm: 0.0625 for both
+    assert row == "| magnitude | 6/0/0, p = 0.0625 | 0/5/1, p = 0.0625 |"

@@ -439,6 +439,55 @@ def _units_table(rows, methods, ratios):
     return lines + [""]
 
 
+def _paired_table(frame, methods):
+    """The default against each method, paired by model and seed: wins,
+    losses and ties in perplexity right after pruning, and the exact sign
+    test's p-value (two-sided, ties left out) adjusted by Holm over the
+    ratios."""
+    from scipy.stats import binomtest
+
+    from .._stats import holm_adjust
+
+    ratios = sorted(r for r in frame["ratio"].unique() if r > 0)
+    pairs = frame.pivot_table(
+        index=["dataset", "seed"], columns=["ratio", "name"], values="ppl_pruned"
+    )
+    lines = [
+        f"## Paired: `{DEFAULT_METHOD}` against each method",
+        "",
+        "Per model and seed, right after pruning: the default's wins / losses / "
+        "ties (lower perplexity wins), and the exact two-sided sign test's "
+        "p-value over the decided pairs, Holm-adjusted over the ratios. The "
+        "pairs are models x seeds, not independent datasets.",
+        "",
+        "| method | " + " | ".join(format_ratio(r) for r in ratios) + " |",
+        "|---" * (1 + len(ratios)) + "|",
+    ]
+    for name in methods:
+        if name in ("none", DEFAULT_METHOD):
+            continue
+        counts, pvalues = [], []
+        for r in ratios:
+            if (r, name) not in pairs or (r, DEFAULT_METHOD) not in pairs:
+                counts.append(None)
+                pvalues.append(1.0)
+                continue
+            both = pairs[[(r, DEFAULT_METHOD), (r, name)]].dropna()
+            diff = both[(r, name)] - both[(r, DEFAULT_METHOD)]
+            wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+            counts.append((wins, losses, len(diff) - wins - losses))
+            decided = wins + losses
+            pvalues.append(binomtest(wins, decided).pvalue if decided else 1.0)
+        if all(c is None for c in counts):
+            continue
+        cells = [
+            "" if c is None else f"{c[0]}/{c[1]}/{c[2]}, p = {p:.3g}"
+            for c, p in zip(counts, holm_adjust(pvalues))
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _frame(db):
     from .._store import ResultStore
 
@@ -597,6 +646,7 @@ def write_lm_report(db, out, command=None):
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
         lines += _units_table(rows, methods, ratios)
+    lines += _paired_table(frame, methods)
     lines += ["## Methods", ""]
     lines += [f"- `{n}`: {m.description}" for n, m in LM_METHODS.items()]
     lines += [
