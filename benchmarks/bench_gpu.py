@@ -95,10 +95,11 @@ def _synchronize(device):
 def _timed_prune(device, X, y):
     net = mlp(SIZES).to(device)
     X, y = X.to(device), y.to(device)
-    prune(net, X[:512], y[:512], prune_ratio=0.5, random_state=0)  # warm-up
+    settings = dict(policy="ucb1", prune_ratio=0.5, random_state=0)
+    prune(net, X[:512], y[:512], **settings)  # warm-up
     _synchronize(device)
     start = time.perf_counter()
-    _, report = prune(net, X, y, prune_ratio=0.5, random_state=0)
+    _, report = prune(net, X, y, **settings)
     _synchronize(device)
     layers = enumerate(report.layers)
     removed = {(i, int(u)) for i, layer in layers for u in layer.removed}

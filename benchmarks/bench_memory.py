@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 CASES = {
-    "lstsq": "dict()",
+    "lstsq": "dict(policy='ucb1')",
     "activation": "dict(policy='activation', compensate='mean')",
 }
 

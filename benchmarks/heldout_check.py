@@ -137,7 +137,9 @@ CANDIDATES = {
 
 #: What the held-out split compares (``default`` = the library's defaults).
 METHODS = {
-    "default": {},
+    # prune()'s default when these results were stored: the bandit (on these
+    # MLPs policy=None now resolves to OBS, which is the "obs" row).
+    "default": dict(policy=DEFAULTS.policy),
     "obs": dict(policy="obs", compensate="lstsq"),
     "random_lstsq": dict(policy="random", compensate="lstsq"),
     "magnitude_lstsq": dict(policy="magnitude", compensate="lstsq"),
@@ -449,7 +451,7 @@ def label(method):
     project's one mapping of names (:data:`DISPLAY_NAMES`)."""
     if method == "default":
         return (
-            f"prune()'s default: {DISPLAY_NAMES[DEFAULTS.policy]} + "
+            f"prune()'s bandit default: {DISPLAY_NAMES[DEFAULTS.policy]} + "
             f"{COMPENSATION_NAMES[DEFAULTS.compensate]}, "
             f"{PULL_NAMES[DEFAULTS.pull]}, {DEFAULTS.reward} reward"
         )

@@ -210,6 +210,7 @@ def _pruned_with_dropout(seed):
         net,
         X,
         y,
+        policy="ucb1",
         n_rounds=2,
         budget=2,
         between_rounds=between_rounds,
@@ -278,7 +279,7 @@ def _prune_attention(seed):
     g = torch.Generator().manual_seed(1)
     X, y = torch.randn(32, 5, 8, generator=g), torch.randint(0, 3, (32,), generator=g)
     for _ in range(5):
-        prune(net, X, y, budget=1, random_state=seed)
+        prune(net, X, y, policy="ucb1", budget=1, random_state=seed)
 
 
 CALLER_ALONE = {

@@ -231,11 +231,82 @@ def test_prune_obs_removes_the_greedy_units_and_is_deterministic():
     assert report.total_pulls == 0
 
 
-def test_obs_rejects_units_read_by_a_convolution():
-    net = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 2, 3))
+def test_obs_scores_channels_read_by_a_convolution_by_their_kernel_taps():
+    # A channel read by a k-tap convolution owns k columns of the consumer's
+    # regression on unfolded patches: its block cost is the increase of the
+    # refit's residual when those columns go, refit on the rest.
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv1d(1, 5, 3), nn.ReLU(), nn.Conv1d(5, 2, 3, padding=1)
+    ).eval()
+    X = torch.randn(40, 1, 12, dtype=torch.float64)
+    net = net.double()
+    (group,) = find_unit_groups(net, example_input=X[:1])
+    assert _obs.refittable(net, group) and _obs.refit_width(net, group) == 3
+    gram, cross = consumer_gram(net, "2", X, ridge=0.0)
+    refit = Refit.from_gram(gram, cross, width=3)
+    patches = nn.functional.unfold(
+        torch.relu(net[0](X)).unsqueeze(-1), (3, 1), padding=(1, 0)
+    )  # (samples, 5 channels x 3 taps, positions)
+    A = patches.transpose(1, 2).reshape(-1, 15)
+    A = torch.cat([A, A.new_ones(len(A), 1)], 1)
+    Z = net(X).transpose(1, 2).reshape(-1, 2)
+    rss = ((A @ torch.linalg.lstsq(A, Z).solution - Z) ** 2).sum()
+    for unit in range(5):
+        keep = [c for c in range(16) if c // 3 != unit]
+        sub = A[:, keep]
+        removed = ((sub @ torch.linalg.lstsq(sub, Z).solution - Z) ** 2).sum()
+        torch.testing.assert_close(refit.removal_costs()[unit], removed - rss)
+    small, report = prune(
+        net, X, net(X).detach(), policy="obs", compensate="lstsq", loss="mse"
+    )
+    assert report.method == "obs" and small[0].out_channels == 3
+    # Not the default there: the bandit has not been measured against it.
+    _, default = prune(net, X, net(X).detach(), loss="mse", budget=1)
+    assert default.method == "ucb1"
+
+
+def test_obs_rejects_units_read_by_a_reflect_padded_convolution():
+    # Reflected padding repeats input values: no linear regression on the
+    # layer's patches reproduces it after removal.
+    net = nn.Sequential(
+        nn.Conv1d(1, 4, 3),
+        nn.ReLU(),
+        nn.Conv1d(4, 2, 3, padding=1, padding_mode="reflect"),
+    )
     X = torch.randn(8, 1, 10)
-    with pytest.raises(ValueError, match="nn.Linear consumer"):
-        prune(net, X, torch.randn(8, 2, 6), policy="obs", loss="mse")
+    with pytest.raises(ValueError, match="least squares refits"):
+        prune(net, X, torch.randn(8, 2, 8), policy="obs", loss="mse")
+
+
+def test_prune_default_is_obs_per_layer_and_the_bandit_otherwise():
+    net, (X, y) = _net(), _data()
+
+    def method(**options):
+        return prune(net, X, y, random_state=0, **options)[1].method
+
+    assert method() == "obs"
+    # OBS's scores are positions in each layer's order: a global count or a
+    # target needs comparable scores, and bandit options ask for the bandit.
+    assert method(scope="global") == "ucb1"
+    assert method(target_params=0.5) == "ucb1"
+    assert method(budget=3) == "ucb1" and method(prior="obs") == "ucb1"
+    assert method(compensate="mean") == "ucb1"
+
+
+def test_prune_obs_takes_the_network_the_scorer_built(monkeypatch):
+    from skbandit.pruning import _prune
+
+    net, (X, y) = _net(), _data()
+    expected, _ = prune(net, X, y, policy="obs")
+
+    def no_second_removal(*args, **kwargs):
+        raise AssertionError("removed again")
+
+    monkeypatch.setattr(_prune, "remove_units", no_second_removal)
+    small, _ = prune(net, X, y, policy="obs")
+    for a, b in zip(small.parameters(), expected.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_compensated_bandit_rewards_are_the_compensated_loss_changes():

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._options import DEFAULTS
 from ..pruning import (
     count_parameters,
     evaluate_arms,
@@ -598,7 +599,9 @@ def depth_scaling(depths=(2, 4, 8), width=128, n_samples=1024, budget=5):
         "depth_scaling",
         depths,
         nets,
-        lambda net: prune(net, X, y, budget=budget, random_state=0),
+        lambda net: prune(
+            net, X, y, policy=DEFAULTS.policy, budget=budget, random_state=0
+        ),
         target=1.2,
         warmup=0,
     )

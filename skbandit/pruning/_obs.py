@@ -49,12 +49,13 @@ The Gram matrices are accumulated over row chunks of the data, so memory does
 not grow with the number of rows.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ._compensation import RIDGE, consumer_inputs, consumer_outputs
+from ._compensation import RIDGE, consumer_inputs, consumer_outputs, design
 from ._layers import layer_type
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "consumer_gram",
     "consumer_refits",
     "greedy_obs_order",
+    "refit_width",
     "refittable",
 ]
 
@@ -322,13 +324,17 @@ def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
     cross : torch.Tensor of shape (p + 1, n_outputs), float64
     """
     target_model = model if target_model is None else target_model
+    consumer = model.get_submodule(name)
     gram = cross = None
     for start in range(0, X.shape[0], _CHUNK_ROWS):
         xb = X[start : start + _CHUNK_ROWS]
         H = consumer_inputs(model, name, xb)
         Z = consumer_outputs(target_model, [name], xb)[name]
-        A = _with_bias(H.reshape(-1, H.shape[-1]))
-        Z = Z.reshape(-1, Z.shape[-1]).double()
+        # One row per sample (and position): a convolution's rows are its
+        # unfolded patches, each input channel's kernel taps side by side.
+        H, Z = design(consumer, H, Z)
+        A = _with_bias(H)
+        Z = Z.double()
         gram = A.T @ A if gram is None else gram.addmm_(A.T, A)
         cross = A.T @ Z if cross is None else cross.addmm_(A.T, Z)
     # Rows, not samples: a consumer reading (samples, positions, features)
@@ -342,21 +348,36 @@ def consumer_gram(model, name, X, target_model=None, ridge=RIDGE):
 
 def refittable(model, group):
     """Whether a group's units are read by one consumer that least squares
-    refits from its Gram matrix: a layer whose registry entry is a flat,
-    refittable linear map (``nn.Linear``, GPT-2's ``Conv1D``) reading
-    ``group.unit_width`` consecutive input columns per unit, and nothing
-    else (one column per neuron, ``head_dim`` per attention head)."""
-    width = group.unit_width
-    if len(group.consumers) != 1 or not width:
+    refits from its Gram matrix: a layer whose registry entry is a
+    refittable linear map (``nn.Linear``, GPT-2's ``Conv1D``, an ungrouped
+    convolution) reading ``group.unit_width`` consecutive input features per
+    unit, and nothing else (one feature per neuron or channel, ``head_dim``
+    per attention head)."""
+    if len(group.consumers) != 1 or not group.unit_width:
         return False
     consumer = model.get_submodule(group.consumers[0])
     entry = layer_type(consumer)
     return (
         entry is not None
-        and entry.flat
         and entry.refittable(consumer)
-        and entry.n_in(consumer) == group.size * width
+        and entry.n_in(consumer) == group.size * group.unit_width
     )
+
+
+def _one_column(model, group):
+    """One regression column per unit, read by a flat layer: the units the
+    bandit's compensated pulls refit by rank-1 terms."""
+    consumer = model.get_submodule(group.consumers[0])
+    return layer_type(consumer).flat and refit_width(model, group) == 1
+
+
+def refit_width(model, group):
+    """Columns of the consumer's regression one unit owns: its input features
+    (``group.unit_width``) times the consumer's kernel taps (1 for a flat
+    layer, ``k * k`` for a ``k x k`` convolution)."""
+    consumer = model.get_submodule(group.consumers[0])
+    taps = layer_type(consumer).matrix(consumer).shape[2:]
+    return group.unit_width * math.prod(taps)
 
 
 def consumer_refits(model, groups, X, ridge=RIDGE, blocks=False):
@@ -374,12 +395,14 @@ def consumer_refits(model, groups, X, ridge=RIDGE, blocks=False):
     ridge : float, default=1e-4
         Ridge penalty of the refit, times the number of rows.
     blocks : bool, default=False
-        Whether units that span several input columns each (attention
-        heads) get a refit too (``width`` = their ``unit_width``, for
+        Whether units that span several regression columns each (attention
+        heads; channels read by a convolution, one column per kernel tap)
+        get a refit too (``width`` = :func:`refit_width`, for
         :meth:`Refit.without`, :meth:`Refit.removal_costs` and
-        :func:`greedy_obs_order`); by default None for them: the batched
-        compensated pulls are rank-1 terms of one column per unit, so the
-        bandit masks heads with their means.
+        :func:`greedy_obs_order`); by default None for them and for any
+        convolution consumer: the batched compensated pulls are rank-1
+        terms of one column per unit of a flat layer, so the bandit masks
+        those units with their means.
 
     Returns
     -------
@@ -398,9 +421,10 @@ def consumer_refits(model, groups, X, ridge=RIDGE, blocks=False):
     """
     return [
         Refit.from_gram(
-            *consumer_gram(model, g.consumers[0], X, ridge=ridge), g.unit_width
+            *consumer_gram(model, g.consumers[0], X, ridge=ridge),
+            refit_width(model, g),
         )
-        if refittable(model, g) and (blocks or g.unit_width == 1)
+        if refittable(model, g) and (blocks or _one_column(model, g))
         else None
         for g in groups
     ]

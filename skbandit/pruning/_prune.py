@@ -321,11 +321,11 @@ def prune(
         object following :class:`skbandit.policies.BasePolicy`), a baseline
         (``"magnitude"``, ``"activation"``, ``"random"``, ``"obs"``),
         ``"none"``, or any scorer object with a ``score`` method. None:
-        ``"obs"`` when every group's consumer is refittable and
-        ``compensate="lstsq"``, else ``"ucb1"`` (:func:`default_policy`;
-        ``report.method`` says which ran). The bandit options (``budget``,
-        ``pull``, ``reward``, ``prior``, ...) apply to bandits only: pass
-        ``policy="ucb1"`` to prune with the bandit.
+        ``"obs"`` when every group's consumer is a refittable flat layer,
+        ``compensate="lstsq"``, ``scope="layer"``, no target is set and no
+        bandit option (``budget``, ``pull``, ``reward``, ``prior``, ...)
+        is set away from its default; else ``"ucb1"``
+        (:func:`default_policy`; ``report.method`` says which ran).
     prune_ratio : float in [0, 1), default=0.5
         Fraction of units removed (per layer or overall, see ``scope``).
     loss : {"cross_entropy", "mse", "causal_lm"} or callable, \
@@ -435,7 +435,22 @@ default="fidelity"
         target_params=target_params,
         target_latency=target_latency,
     )
-    policy = default_policy(model, groups, compensate) if policy is None else policy
+    if policy is None:
+        policy = default_policy(
+            model,
+            groups,
+            compensate,
+            scope,
+            targeted=target_params is not None or target_latency is not None,
+            budget=budget,
+            batch_size=batch_size,
+            reward=reward,
+            arms_per_round=arms_per_round,
+            pull=pull,
+            max_budget=max_budget,
+            prior=prior,
+            prior_weight=prior_weight,
+        )
     scorer = make_scorer(
         policy,
         budget=budget,
@@ -469,17 +484,27 @@ default="fidelity"
     return unwrap(pruned), report
 
 
-def default_policy(model, groups, compensate):
+def default_policy(
+    model, groups, compensate="lstsq", scope="layer", targeted=False, **bandit_options
+):
     """What ``policy=None`` prunes with: greedy OBS (``"obs"``) when every
-    group is read by a consumer that least squares refits and removal
-    refits it (``compensate="lstsq"``), else the bandit
+    group is read by a flat layer that least squares refits (``Linear``,
+    GPT-2's ``Conv1D``: MLPs, attention heads, feed-forward channels) and
+    removal refits it (``compensate="lstsq"``), else the bandit
     (:data:`~skbandit._options.DEFAULTS` ``.policy``, UCB1).
 
     OBS ranks a layer's units by the exact increase of the refit's
     residual, at a small multiple of a magnitude ranking's time; the bandit
     measures the same kind of quantity by pulls, at 10 to 25 times that
-    time, and is the one that prunes any group (e.g. channels read by a
-    convolution).
+    time, and is the one that prunes any group. OBS also runs on channels
+    read by a convolution (``policy="obs"``), but is not the default there
+    until it is measured against the bandit on convolutional networks.
+
+    Greedy OBS needs the count of each layer: with ``scope="global"`` or a
+    parameter or latency target the bandit runs (OBS's scores are positions
+    in each layer's own order, not comparable across layers), and so it
+    does when any option only a bandit reads (``budget``, ``pull``,
+    ``reward``, ``prior``, ...) is set away from its default.
 
     Parameters
     ----------
@@ -487,8 +512,15 @@ def default_policy(model, groups, compensate):
         The network (as :func:`prune` prepared it).
     groups : list of BaseUnitGroup
         Its unit groups.
-    compensate : {"none", "mean", "lstsq"}
+    compensate : {"none", "mean", "lstsq"}, default="lstsq"
         The compensation removal will apply.
+    scope : {"layer", "global"}, default="layer"
+    targeted : bool, default=False
+        Whether a parameter or latency target sets the size.
+    **bandit_options
+        :func:`prune`'s bandit options (``budget``, ``batch_size``,
+        ``reward``, ``arms_per_round``, ``pull``, ``max_budget``,
+        ``prior``, ``prior_weight``) as the caller gave them.
 
     Returns
     -------
@@ -500,14 +532,48 @@ def default_policy(model, groups, compensate):
     >>> from torch import nn
     >>> from skbandit.pruning import find_unit_groups
     >>> mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    >>> default_policy(mlp, find_unit_groups(mlp), "lstsq")
+    >>> groups = find_unit_groups(mlp)
+    >>> default_policy(mlp, groups)
     'obs'
-    >>> default_policy(mlp, find_unit_groups(mlp), "none")
+    >>> default_policy(mlp, groups, "none"), default_policy(mlp, groups, scope="global")
+    ('ucb1', 'ucb1')
+    >>> default_policy(mlp, groups, budget=50)
     'ucb1'
     """
-    if compensate == "lstsq" and all(refittable(model, g) for g in groups):
-        return "obs"
+    unknown = set(bandit_options) - set(_BANDIT_OPTIONS)
+    if unknown:
+        raise TypeError(f"default_policy() got unexpected options {sorted(unknown)}.")
+    bandit_asked = any(
+        bandit_options.get(name, default) != default
+        for name, default in _BANDIT_OPTIONS.items()
+    )
+    obs_applies = compensate == "lstsq" and scope == "layer" and not targeted
+    if obs_applies and not bandit_asked:
+        if all(_flat_refittable(model, g) for g in groups):
+            return "obs"
     return DEFAULTS.policy
+
+
+#: prune()'s options that only a bandit reads, and their defaults.
+_BANDIT_OPTIONS = {
+    "budget": DEFAULTS.budget,
+    "batch_size": DEFAULTS.pull_batch_size,
+    "reward": DEFAULTS.reward,
+    "arms_per_round": DEFAULTS.arms_per_round,
+    "pull": DEFAULTS.pull,
+    "max_budget": DEFAULTS.max_budget,
+    "prior": DEFAULTS.prior,
+    "prior_weight": DEFAULTS.prior_weight,
+}
+
+
+def _flat_refittable(model, group):
+    """Refittable and read by a flat layer: where OBS was measured to prune
+    as well as the bandit (MLPs, transformers). On convolutions it also
+    runs, but the bandit stays the default until it is measured there."""
+    if not refittable(model, group):
+        return False
+    return layer_type(model.get_submodule(group.consumers[0])).flat
 
 
 def _checked(

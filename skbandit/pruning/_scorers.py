@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .._options import BASELINE_NAMES
-from ._obs import Refit, consumer_gram, greedy_obs_order, refittable
+from ._obs import Refit, consumer_gram, greedy_obs_order, refit_width, refittable
 from ._streaming import chunk_rows
 from ._surgery import RIDGE, remove_in_place
 from ._units import unit_view, unit_weights
@@ -225,15 +225,18 @@ class OBSScorer:
     ``compensate="lstsq"`` (the scorer then hands the network it built to
     the removal step, which does not remove the units again).
 
-    Units that span several input columns of the consumer (attention
-    heads: ``head_dim`` columns of the output projection, or the query
-    heads of one key/value head under grouped-query attention) are removed
-    whole, by the block form of the same cost and downdate.
+    Units that span several input columns of the consumer's regression
+    (attention heads: ``head_dim`` columns of the output projection, or the
+    query heads of one key/value head under grouped-query attention; a
+    channel read by a convolution: its kernel taps, the regression's rows
+    being the unfolded patches) are removed whole, by the block form of the
+    same cost and downdate.
 
     Deterministic: no pulls, no randomness. Needs every group to be read by
-    one linear consumer (``nn.Linear`` or GPT-2's ``Conv1D``) that reads
-    only the group's units: hidden neurons of an MLP, feed-forward
-    channels, attention heads.
+    one consumer that least squares refits (``nn.Linear``, GPT-2's
+    ``Conv1D``, an ungrouped convolution with zero or no padding) and that
+    reads only the group's units: hidden neurons of an MLP, feed-forward
+    channels, attention heads, the channels of a plain CNN.
 
     Parameters
     ----------
@@ -266,14 +269,15 @@ class OBSScorer:
         for g, group in enumerate(groups):
             if not refittable(model, group):
                 raise ValueError(
-                    "policy='obs' needs groups read by one nn.Linear consumer "
-                    "(or GPT-2's Conv1D) that reads only their units, the same "
-                    f"number of features each; {group.name!r} is not."
+                    "policy='obs' needs groups read by one consumer that "
+                    "least squares refits (nn.Linear, GPT-2's Conv1D, an "
+                    "ungrouped convolution) and that reads only their units, "
+                    f"the same number of features each; {group.name!r} is not."
                 )
             gram, cross = consumer_gram(
                 working, group.consumers[0], X, target_model=model, ridge=self.ridge
             )
-            refit = Refit.from_gram(gram, cross, group.unit_width)
+            refit = Refit.from_gram(gram, cross, refit_width(model, group))
             order, _ = greedy_obs_order(refit)
             scores.append(_order_scores(order, group.size))
             if per_layer:

@@ -241,7 +241,9 @@ class OWLAllocation:
             rank[np.argsort(-np.asarray(s, float), kind="stable")] = np.arange(size)
             # The top k of each group above every other unit of any group.
             scores.append(np.where(rank < k, 2.0 - rank / size, -1.0 - rank / size))
-        return Scores(scores, inner.pulls, inner.history)
+        # The top k of each group are the inner scorer's removals: a network
+        # it built for them stands (the removal step checks that it matches).
+        return Scores(scores, inner.pulls, inner.history, inner.removed)
 
     def __repr__(self):
         return f"OWLAllocation({self.scorer!r}, lam={self.lam}, m={self.m})"
