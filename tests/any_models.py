@@ -278,3 +278,20 @@ ARCHITECTURES = {
     "residual_mlp": residual_mlp,
     "bert": bert,
 }
+
+
+def assert_report_equals_masked(model, pruned, groups, report, X, atol=1e-10, rtol=0):
+    """``pruned`` computes what ``model`` does with the units ``report``
+    removed masked (each group's mask in ``model``'s dtype)."""
+    from skbandit.pruning import masked
+
+    dtype = next(model.parameters()).dtype
+    masks = {}
+    for group, layer in zip(groups, report.layers, strict=True):
+        keep = torch.ones(group.size, dtype=dtype)
+        keep[torch.as_tensor(layer.removed)] = 0
+        masks[group] = keep
+    with torch.no_grad(), masked(model, masks):
+        expected = model(X)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned(X), expected, atol=atol, rtol=rtol)

@@ -5,8 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skbandit.pruning import masked, prune, resolve_loss, sample_metric
+from skbandit.pruning import prune, resolve_loss, sample_metric
 from skbandit.pruning._inputs import InputAdapter, adapt_inputs, causal_lm_labels
+
+from .any_models import assert_report_equals_masked
 
 
 class CausalBlock(nn.Module):
@@ -181,14 +183,7 @@ def test_pruned_equals_masked_decoder():
             groups=groups,
             random_state=0,
         )
-        masks = {}
-        for group, layer in zip(groups, report.layers, strict=True):
-            keep = torch.ones(group.size, dtype=torch.float64)
-            keep[torch.as_tensor(layer.removed)] = 0
-            masks[group] = keep
-        with torch.no_grad(), masked(model, masks):
-            reference = model(X)
-        torch.testing.assert_close(pruned(X), reference, atol=1e-10, rtol=0)
+        assert_report_equals_masked(model, pruned, groups, report, X)
 
 
 def test_prune_bandit_and_obs_on_decoder():

@@ -31,6 +31,8 @@ from skbandit.pruning import (
 from skbandit.pruning._layers import layer_type
 from skbandit.pruning._targets import mac_cost, param_cost
 
+from .any_models import assert_report_equals_masked
+
 DTYPE = torch.float64
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -131,7 +133,7 @@ def test_conv3d_pruned_equals_masked(policy):
     assert count_parameters(small) < count_parameters(net)
     assert report.params_after == count_parameters(small)
     groups = find_unit_groups(net, example_input=X[:1])
-    _assert_pruned_equals_masked(net, small, groups, report, X)
+    assert_report_equals_masked(net, small, groups, report, X, atol=1e-5, rtol=1e-5)
 
 
 def test_conv3d_mean_compensation_equals_mean_fill():
@@ -238,7 +240,7 @@ def test_conv3d_graph_groups_prune_as_masked():
         net, X, y, "ucb1", 0.5, budget=1, compensate="none", random_state=0
     )
     assert count_parameters(small) < count_parameters(net)
-    _assert_pruned_equals_masked(net, small, groups, report, X)
+    assert_report_equals_masked(net, small, groups, report, X, atol=1e-5, rtol=1e-5)
 
 
 def test_conv3d_pruned_network_saves_and_loads(tmp_path):
@@ -250,16 +252,3 @@ def test_conv3d_pruned_network_saves_and_loads(tmp_path):
     again = load_module(path).to(DTYPE)
     with torch.no_grad():
         torch.testing.assert_close(again(X), small(X), atol=1e-12, rtol=0)
-
-
-def _assert_pruned_equals_masked(net, small, groups, report, X):
-    """``small`` computes what ``net`` does with ``report``'s units masked."""
-    masks = {}
-    for group, layer in zip(groups, report.layers):
-        keep = torch.ones(group.size, dtype=DTYPE)
-        keep[layer.removed] = 0
-        masks[group] = keep
-    with torch.no_grad(), masked(net, masks):
-        expected = net(X)
-    with torch.no_grad():
-        torch.testing.assert_close(small(X), expected, atol=1e-5, rtol=1e-5)

@@ -14,7 +14,9 @@ from skbandit.benchmarks.lm.methods import (
     owl_ratios,
 )
 from skbandit.benchmarks.lm.models import DecoderLM, head_groups, lm_groups, mlp_groups
-from skbandit.pruning import MagnitudeScorer, find_unit_groups, masked, prune
+from skbandit.pruning import MagnitudeScorer, find_unit_groups, prune
+
+from .any_models import assert_report_equals_masked
 
 
 def _net():
@@ -152,14 +154,7 @@ def test_head_removal_equals_masking(style):
     )  # fmt: skip
     assert [g.size for g in head_groups(pruned)] == [2, 2]
     assert [a.n_heads for a in (b.attn for b in pruned.blocks)] == [2, 2]
-    masks = {}
-    for group, layer in zip(groups, report.layers, strict=True):
-        keep = torch.ones(group.size, dtype=torch.float64)
-        keep[torch.as_tensor(layer.removed)] = 0
-        masks[group] = keep
-    with torch.no_grad(), masked(model, masks):
-        reference = model(X)
-    torch.testing.assert_close(pruned(X), reference, atol=1e-10, rtol=0)
+    assert_report_equals_masked(model, pruned, groups, report, X)
 
 
 @pytest.mark.parametrize("style", ["llama", "gpt2"])
