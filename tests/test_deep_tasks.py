@@ -56,8 +56,8 @@ def test_registry():
     assert {t.domain for t in DEEP_TASKS.values()} == {"image", "text", "reasoning"}
     assert set(EXPECTED) == {t.dataset for t in DEEP_TASKS.values()}
     assert DEEP_METHODS[-3:] == ("tp_magnitude", "tp_taylor", "paper")
-    assert "none" in DEEP_METHODS and "obs" not in DEEP_METHODS  # Linear-only
-    assert len(DEEP_METHODS) == 17  # uniform, sar, lucb among them
+    assert "none" in DEEP_METHODS and "obs" in DEEP_METHODS
+    assert len(DEEP_METHODS) == 18  # uniform, sar, lucb among them
     with pytest.raises(ValueError, match="unknown deep task"):
         get_deep_task("cifar")
 
