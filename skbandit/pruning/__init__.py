@@ -40,6 +40,7 @@ from ._scorers import (
     MagnitudeScorer,
     OBSScorer,
     RandomScorer,
+    Removal,
     Scores,
     unit_means,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "RandomScorer",
     "Refit",
     "Scores",
+    "Removal",
     "SelfAttention",
     "UnitGroup",
     "consumer_refits",

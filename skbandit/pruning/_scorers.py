@@ -63,6 +63,25 @@ class Removal:
     model with ``removals``, ``compensate`` and ``ridge``; the removal step
     takes it instead of removing again when it would remove the same units
     the same way.
+
+    Parameters
+    ----------
+    removals : list of ndarray of int
+        Removed units, per group.
+    compensate : {"none", "mean", "lstsq"}
+    ridge : float
+    network : torch.nn.Module
+        The pruned network.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> removal = Removal([np.array([0, 2])], "lstsq", 1e-4, nn.Identity())
+    >>> removal.matches([np.array([2, 0])], "lstsq")
+    True
+    >>> removal.matches([np.array([2, 0])], "mean")
+    False
     """
 
     removals: list
