@@ -230,7 +230,7 @@ def test_perf_measures_the_issue_lines_and_gpu_only_with_cuda(monkeypatch):
     from skbandit.benchmarks import _perf
 
     names = [m.__name__ for m in _perf.MEASUREMENTS]
-    for name in ("small_fit", "import_time", "depth_scaling", "arm_eval"):
+    for name in ("small_fit", "default_fit", "readme_grid", "import_time", "arm_eval"):
         assert name in names
     everything = (_perf.arm_eval, _perf.arm_eval_gpu)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -132,3 +132,17 @@ def test_report_only_rewrites_the_report_and_runs_nothing(tmp_path, capsys):
     missing = ["bench", "tabular", "--db", str(tmp_path / "no.sqlite")]
     assert main([*missing, "--report-only"]) != 0
     assert "no results file" in capsys.readouterr().err
+
+
+def test_printed_table_opens_with_the_baselines_and_readable_names():
+    terminal = build_report(_synthetic_frame(), "tabular").terminal
+    # What `skbandit bench tabular` prints: the report's opening tables
+    # first, rank statistics last, and no internal method names.
+    assert terminal.index("Read against:") < terminal.index("Ranks (1 = best):")
+    assert terminal.index("30 % of the hidden units removed:") < terminal.index(
+        "Friedman (all methods)"
+    )
+    assert "| Unpruned network (baseline) | 0.785 |" in terminal
+    assert "| UCB1, 30 % removed |" in terminal
+    for internal in ("ucb1@0.3", "thompson@0.6", "sk_knn", "random@0.6"):
+        assert internal not in terminal

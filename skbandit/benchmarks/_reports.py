@@ -901,6 +901,9 @@ def build_report(frame, suite, protocol=None, command=None, figures=None):
 
 
 def _terminal(suite, metric, frame, summary_all, summary_ours, costs):
+    """What the command prints: the report's opening tables (the baselines,
+    then one small table per ratio, readable names), the per-dataset scores
+    (one row per method), then the rank statistics."""
     ranks = pd.DataFrame({"rank (all)": summary_all.ranks})
     if summary_ours is not None:
         ranks["rank (pruning)"] = summary_ours.ranks
@@ -913,17 +916,26 @@ def _terminal(suite, metric, frame, summary_all, summary_ours, costs):
         # Not recorded: a fit that loaded its trained network from the cache
         # costs about its pruning time only.
         ranks["fit s (cached fits not recorded)"] = costs["fit_s"]
-    ranks.index.name = "method"
-    header = (
-        f"{suite}: mean {metric} over {frame['fold'].nunique()} folds x "
-        f"{frame['seed'].nunique()} seed(s)"
-    )
+    drop = "accuracy points" if metric == "accuracy" else metric
     lines = [
-        header,
+        f"{suite}: mean {metric} over {frame['fold'].nunique()} folds x "
+        f"{frame['seed'].nunique()} seed(s); drop = the unpruned network's "
+        f"score - the method's, in {drop} (negative: a gain); fit s = mean "
+        "seconds per fit, cached fits = the share that loaded the trained "
+        "network from the cache (their time holds no training)",
         "",
-        markdown_table(summary_all.mean),
+    ]
+    for title, table in glance_tables(summary_all.mean, costs, metric):
+        lines += [f"{title}:", "", table, ""]
+    by_method = _display_index(summary_all.mean.T)
+    lines += [
+        f"Mean {metric} per dataset:",
         "",
-        markdown_table(ranks),
+        markdown_table(by_method.rename_axis(columns=None)),
+        "",
+        "Ranks (1 = best):",
+        "",
+        markdown_table(_display_index(ranks)),
         "",
         _friedman_line("all methods", summary_all),
     ]
