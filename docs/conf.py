@@ -217,12 +217,15 @@ _RUN_TITLES = {
     "pulls-tabular": "Company, single and set pulls: tabular",
     "bandit": "Does the bandit earn its place?",
     "size": "Finding the size: prune_ratio='auto' against a grid",
+    "deep-seeds": "Deep tasks over three seeds: greedy OBS against the bandit",
+    "lm": "Decoder language models: heads and MLP channels",
 }
 _PAGE_TITLES = {
     "report": "",
     "summary": "summary",
     "tuning": "choice of the defaults",
     "heldout": "held-out split",
+    "fresh": "datasets in no suite",
 }
 
 

@@ -862,8 +862,10 @@ def build_report(frame, suite, protocol=None, command=None, figures=None):
         "network count about their pruning time only"
     )
     parts += [
-        "## Cost (mean per fit; params kept = after / before pruning; "
-        f"train/prune/fine-tune s = seconds of each phase; {cost_note})",
+        "## Cost",
+        "",
+        "Mean per fit; params kept = after / before pruning; "
+        f"train/prune/fine-tune s = seconds of each phase; {cost_note}.",
         "",
     ]
     parts += _details(
