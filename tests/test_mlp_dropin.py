@@ -129,6 +129,23 @@ def test_lbfgs_regresses_as_well_as_mlpregressors():
     assert ours.score(X_test, y_test) >= theirs.score(X_test, y_test) - 0.05
 
 
+def test_lbfgs_fine_tunes_to_convergence_by_default():
+    """fine_tune_epochs="auto": max_iter L-BFGS iterations (stopped by the
+    training's rule), not 5, which barely move a full-batch quasi-Newton
+    fit; stochastic solvers keep 5 epochs."""
+    X, y = make_regression(200, 10, bias=20.0, noise=100.0, random_state=7)
+    y = (y - y.mean()) / y.std()
+    params = dict(solver="lbfgs", hidden_layer_sizes=50, tol=1e-3, random_state=1)
+    auto = BanditPrunedMLPRegressor(**params).fit(X, y)
+    five = BanditPrunedMLPRegressor(**params, fine_tune_epochs=5).fit(X, y)
+    assert auto._fine_tune_epochs() == auto.max_iter == 200
+    assert five.fine_tune_n_iter_ == 5 < auto.fine_tune_n_iter_ <= 200
+    # scikit-learn's test_lbfgs_regression asks R² > 0.98 of these settings.
+    assert auto.score(X, y) > 0.98 > five.score(X, y)
+    assert BanditPrunedMLPRegressor()._fine_tune_epochs() == 5
+    assert BanditPrunedMLPClassifier(solver="sgd")._fine_tune_epochs() == 5
+
+
 def test_lbfgs_is_reproducible_and_ignores_minibatch_options(iris):
     """Same seed, same predictions; batch_size, shuffle and early_stopping
     change nothing (full batch, no validation split, as in scikit-learn)."""

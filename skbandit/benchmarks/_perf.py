@@ -580,7 +580,7 @@ def default_fit(repeats=5):
     from ..estimators import BanditPrunedMLPClassifier
 
     ours = BanditPrunedMLPClassifier(tol=0.0, random_state=0)
-    epochs = ours.max_iter + ours.fine_tune_epochs
+    epochs = ours.max_iter + ours._fine_tune_epochs()
     theirs = MLPClassifier(max_iter=epochs, tol=0.0, random_state=0)
     unpruned = BanditPrunedMLPClassifier(policy="none", tol=0.0, random_state=0)
     ratios, unpruned_ratios = {}, {}

@@ -173,6 +173,10 @@ class BaseBanditPrunedMLP(BaseEstimator):
                 *OPTION_CONSTRAINTS["prune_ratio"],
                 StrOptions({"auto"}),
             ],
+            fine_tune_epochs=[
+                *OPTION_CONSTRAINTS["fine_tune_epochs"],
+                StrOptions({"auto"}),
+            ],
         ),
         "max_score_drop": [Interval(Real, 0, None, closed="left")],
         "path_step": [Interval(Real, 0, 1, closed="neither")],
@@ -221,7 +225,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         compensate=DEFAULTS.compensate,
         pull_batch_size=DEFAULTS.pull_batch_size,
         arms_per_round=DEFAULTS.arms_per_round,
-        fine_tune_epochs=DEFAULTS.fine_tune_epochs,
+        fine_tune_epochs="auto",
         memory=None,
         device="cpu",
         random_state=None,
@@ -1018,6 +1022,18 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
             return []
 
+    def _fine_tune_epochs(self):
+        """``fine_tune_epochs``, with ``"auto"`` resolved: the shared default
+        (``DEFAULTS.fine_tune_epochs``, 5) with a stochastic solver, whose
+        epochs are passes over the data, and ``max_iter`` with L-BFGS, whose
+        epochs are single full-batch iterations: its fine-tuning then runs
+        to convergence, as its training does."""
+        if self.fine_tune_epochs != "auto":
+            return self.fine_tune_epochs
+        if self.solver == "lbfgs":
+            return self.max_iter
+        return DEFAULTS.fine_tune_epochs
+
     def _final_fine_tune_epochs(self, report):
         """Epochs of training after the last pruning round.
 
@@ -1028,8 +1044,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
         unpruned network is never compared after less training.
         """
         if report.n_rounds == 0:
-            return self.fine_tune_epochs * self.n_rounds
-        return self.fine_tune_epochs
+            return self._fine_tune_epochs() * self.n_rounds
+        return self._fine_tune_epochs()
 
     def _round_fine_tuner(self, X, targets, weights, seed):
         """Fine-tuning between pruning rounds (``n_rounds > 1``) and its history.
@@ -1037,7 +1053,8 @@ class BaseBanditPrunedMLP(BaseEstimator):
         Returns ``(None, [])`` without rounds or fine-tuning.
         """
         history = []
-        if not self.fine_tune_epochs or self.n_rounds == 1:
+        epochs = self._fine_tune_epochs()
+        if not epochs or self.n_rounds == 1:
             return None, history
         data = TrainingData(X, targets, weights)
         # Each phase draws its own batch order: one seed per round between
@@ -1048,9 +1065,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         def fine_tune(module):
             # prune() runs without gradients; training needs them back.
             with torch.enable_grad():
-                history.extend(
-                    self._tune(module, data, self.fine_tune_epochs, int(next(seeds)))
-                )
+                history.extend(self._tune(module, data, epochs, int(next(seeds))))
             return module
 
         return fine_tune, history

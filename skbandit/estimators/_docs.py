@@ -40,8 +40,8 @@ _PARAMETERS_DOC = """Parameters
         is densified whole at every evaluation (the batch is all of it), so
         keep L-BFGS for data that fits in memory dense. Fine-tuning
         (between rounds and after pruning) runs the same full-batch L-BFGS,
-        from fresh curvature pairs, for ``fine_tune_epochs`` iterations (and
-        again at most ``max_fun`` evaluations).
+        from fresh curvature pairs, for ``fine_tune_epochs`` iterations (by
+        default ``max_iter``; again at most ``max_fun`` evaluations).
     alpha : float, default=0.0001
         Strength of the L2 penalty, as in scikit-learn: every minibatch adds
         ``0.5 * alpha * ||W||² / s`` to its loss, ``||W||²`` the sum of the
@@ -216,9 +216,14 @@ default=%(reward)s
         Minibatch size of a pull.
     arms_per_round : int, default=%(arms_per_round)s
         Neurons a bandit pulls per minibatch; ``None`` is an eighth of them.
-    fine_tune_epochs : int, default=%(fine_tune_epochs)s
+    fine_tune_epochs : int or "auto", default="auto"
         Epochs of training after pruning (0 for none), with the optimisation
-        settings above.
+        settings above. ``"auto"`` is %(fine_tune_epochs)s epochs with
+        ``"adam"``, ``"adamw"`` and ``"sgd"`` (passes over the data), and
+        ``max_iter`` iterations with ``"lbfgs"``, whose epochs are single
+        full-batch iterations: its fine-tuning then runs to convergence (the
+        same stopping rule as its training), as few L-BFGS iterations barely
+        move the weights.
     memory : str, path-like, joblib.Memory or None, default=None
         Cache of the trained, unpruned network (like ``Pipeline(memory=...)``),
         keyed on the data, the sample weights, every training hyperparameter,

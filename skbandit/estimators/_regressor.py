@@ -148,7 +148,7 @@ class BanditPrunedMLPRegressor(RegressorMixin, BaseBanditPrunedMLP):
         compensate=DEFAULTS.compensate,
         pull_batch_size=DEFAULTS.pull_batch_size,
         arms_per_round=DEFAULTS.arms_per_round,
-        fine_tune_epochs=DEFAULTS.fine_tune_epochs,
+        fine_tune_epochs="auto",
         memory=None,
         device="cpu",
         random_state=None,
