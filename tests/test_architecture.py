@@ -100,8 +100,10 @@ _OWN_DEFAULTS = {
     "BanditScorer": {"reward", "pull", "compensate"},
     # The estimators' policy is ESTIMATOR_POLICY, prune()'s is chosen per
     # model by default_policy (both checked below).
-    "BanditPrunedMLPClassifier": {"policy"},
-    "BanditPrunedMLPRegressor": {"policy"},
+    # Their fine_tune_epochs is "auto": DEFAULTS' with a stochastic solver,
+    # max_iter with L-BFGS (tests/test_mlp_dropin.py checks both).
+    "BanditPrunedMLPClassifier": {"policy", "fine_tune_epochs"},
+    "BanditPrunedMLPRegressor": {"policy", "fine_tune_epochs"},
     "prune": {"policy"},
 }
 
@@ -347,11 +349,12 @@ def _option_tables():
 
 
 # Where a caller accepts more or less than the shared constraint: the
-# estimators' prune_ratio="auto" (the accuracy path), the scorer's bandit-only
+# estimators' prune_ratio="auto" (the accuracy path) and fine_tune_epochs="auto"
+# (L-BFGS: max_iter), the scorer's bandit-only
 # policies.
 _OWN_CONSTRAINTS = {
-    "BanditPrunedMLPClassifier": {"prune_ratio"},
-    "BanditPrunedMLPRegressor": {"prune_ratio"},
+    "BanditPrunedMLPClassifier": {"prune_ratio", "fine_tune_epochs"},
+    "BanditPrunedMLPRegressor": {"prune_ratio", "fine_tune_epochs"},
     "BanditScorer": {"policy"},
     # The table's policies and None (chosen per model).
     "prune": {"policy"},

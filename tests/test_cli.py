@@ -143,8 +143,10 @@ def test_tiny_tabular_run_prints_the_table_and_resumes(capsys, tmp_path):
     ]  # fmt: skip
     status, out, err = _run(capsys, *argv)
     assert status == 0, err
-    assert "| dataset | sk_knn | sk_tree |" in out
-    assert "| iris |" in out
+    # One row per method, readable names, one column per dataset.
+    assert "| method | iris |" in out
+    assert "| scikit-learn k-nearest neighbours |" in out
+    assert "| scikit-learn decision tree |" in out
     assert "Friedman (all methods): not computed" in out
     assert "4 configs, 0 already stored, 4 run, 0 failed" in err
     report = (out_dir / "report.md").read_text()

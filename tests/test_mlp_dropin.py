@@ -916,3 +916,21 @@ def test_verbose_prints_sklearns_iteration_lines(iris, capsys):
     X, y = iris
     BanditPrunedMLPClassifier(verbose=2, **FAST).partial_fit(X, y, classes=[0, 1, 2])
     assert "Iteration 1, loss = " in capsys.readouterr().out
+
+
+def test_regressor_standardises_the_rows_training_sees():
+    """The target's mean and scale are those of the weighted training rows:
+    a zero weight equals dropping the row, an integer weight repeating it."""
+    rng = np.random.default_rng(0)
+    X, y = make_regression(60, 4, noise=5.0, bias=30.0, random_state=0)
+    keep = rng.random(len(y)) > 0.3
+    weighted = BanditPrunedMLPRegressor(**FAST).fit(X, y, sample_weight=keep * 1.0)
+    dropped = BanditPrunedMLPRegressor(**FAST).fit(X[keep], y[keep])
+    np.testing.assert_array_equal(weighted.predict(X), dropped.predict(X))
+    counts = rng.integers(1, 4, len(y))
+    repeated = BanditPrunedMLPRegressor(**FAST).fit(
+        np.repeat(X, counts, axis=0), np.repeat(y, counts)
+    )
+    by_weight = BanditPrunedMLPRegressor(**FAST).fit(X, y, sample_weight=counts)
+    np.testing.assert_allclose(by_weight.y_mean_, repeated.y_mean_, rtol=1e-12)
+    np.testing.assert_allclose(by_weight.y_scale_, repeated.y_scale_, rtol=1e-12)

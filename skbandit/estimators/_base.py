@@ -279,6 +279,12 @@ class BaseBanditPrunedMLP(BaseEstimator):
         """Validate ``y``, set target attributes; return (targets, n_outputs)."""
         raise NotImplementedError
 
+    def _training_targets(self, targets, weights, first):
+        """The targets training reads, from the encoded ones of the training
+        rows and their weights (None: equal); ``first``: a ``fit`` or the
+        first ``partial_fit`` call."""
+        return targets
+
     def _class_weights(self, targets):
         """Per-sample weights from ``class_weight`` (None: all 1)."""
         return None
@@ -519,6 +525,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         check_estimator_memory(self, X.shape[0], X.shape[1], sizes, n_outputs)
         self._check_memory()
         X, targets, weights = self._training_rows(X, targets, sample_weight)
+        targets = self._training_targets(targets, weights, first=True)
         self._check_validation_split(targets)
         check_warm_start(previous, X.shape[1], n_outputs)
 
@@ -639,6 +646,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
         targets, n_outputs = self._encode_partial_targets(y, classes, first)
         X, targets, weights = self._training_rows(X, targets, sample_weight)
+        targets = self._training_targets(targets, weights, first)
         # The first call builds the network from the seed fit would train it
         # from; the optimizer's state and the batch orders' random stream
         # then carry over from call to call (``_partial_state``), so that n

@@ -271,23 +271,22 @@ sample_weight_val), default=None
                 )
             self.y_mean_ = np.zeros(self.n_outputs_)
             self.y_scale_ = np.ones(self.n_outputs_)
-            return y2.astype(np.float32), self.n_outputs_
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean, scale = y2.mean(axis=0), y2.std(axis=0)
-            targets = (y2 - mean) / np.where(scale > 0, scale, 1.0)
-        if not all(np.all(np.isfinite(a)) for a in (mean, scale, targets)):
-            # Finite but huge targets (|y| >~ 1e154): the squares of std
-            # overflow. Standardise y / max|y| instead, then scale back.
-            peak = np.abs(y2).max(axis=0)
-            peak = np.where(peak > 0, peak, 1.0)
-            unit = y2 / peak
-            unit_mean, unit_scale = unit.mean(axis=0), unit.std(axis=0)
-            targets = (unit - unit_mean) / np.where(unit_scale > 0, unit_scale, 1.0)
-            mean, scale = unit_mean * peak, unit_scale * peak
-        self.y_mean_ = mean
-        # A constant target has nothing to scale.
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
-        return targets.astype(np.float32), self.n_outputs_
+        # Standardised by _training_targets, once the training rows and
+        # their weights are known.
+        return y2, self.n_outputs_
+
+    def _training_targets(self, targets, weights, first):
+        """Targets standardised by the weighted mean and standard deviation
+        of the rows training sees, so that a weight of 0 equals dropping the
+        row and an integer weight repeating it; ``fit`` and the first
+        ``partial_fit`` set ``y_mean_``, ``y_scale_``, later calls reuse
+        them. ``loss="poisson"`` trains on ``y`` itself."""
+        if self._poisson:
+            return targets.astype(np.float32)
+        if not first:
+            return ((targets - self.y_mean_) / self.y_scale_).astype(np.float32)
+        targets, self.y_mean_, self.y_scale_ = _standardise(targets, weights)
+        return targets
 
     @available_if(BaseBanditPrunedMLP._check_solver)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -325,8 +324,7 @@ sample_weight_val), default=None
                 f"y has {y2.shape[1]} targets, the network was fitted on "
                 f"{self.n_outputs_}."
             )
-        targets = (y2 - self.y_mean_) / self.y_scale_
-        return targets.astype(np.float32), self.n_outputs_
+        return y2, self.n_outputs_
 
     def _loss_factor(self):
         """Training minimises the mean squared error of standardised
@@ -370,6 +368,34 @@ sample_weight_val), default=None
         tags.target_tags.multi_output = True
         tags.input_tags.sparse = True
         return tags
+
+
+def _moments(y, weights):
+    """Mean and standard deviation of every column of ``y``, its rows
+    weighted by ``weights`` (None: equally; equal weights take the
+    unweighted arithmetic, so that they give exactly what no weights give)."""
+    if weights is None or np.all(weights == weights[0]):
+        return y.mean(axis=0), y.std(axis=0)
+    mean = np.average(y, axis=0, weights=weights)
+    return mean, np.sqrt(np.average((y - mean) ** 2, axis=0, weights=weights))
+
+
+def _standardise(y, weights):
+    """``(targets, mean, scale)``: ``y`` standardised in float32, by the
+    weighted :func:`_moments` (a constant column is only centred)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, scale = _moments(y, weights)
+        targets = (y - mean) / np.where(scale > 0, scale, 1.0)
+    if not all(np.all(np.isfinite(a)) for a in (mean, scale, targets)):
+        # Finite but huge targets (|y| >~ 1e154): the squares of std
+        # overflow. Standardise y / max|y| instead, then scale back.
+        peak = np.abs(y).max(axis=0)
+        peak = np.where(peak > 0, peak, 1.0)
+        unit = y / peak
+        unit_mean, unit_scale = _moments(unit, weights)
+        targets = (unit - unit_mean) / np.where(unit_scale > 0, unit_scale, 1.0)
+        mean, scale = unit_mean * peak, unit_scale * peak
+    return targets.astype(np.float32), mean, np.where(scale > 0, scale, 1.0)
 
 
 def _r2_score(y_pred, y, sample_weight):
