@@ -860,6 +860,8 @@ def test_available_memory_falls_back_to_sysconf(monkeypatch):
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", no_proc)
+    # The host's figures only: no container limit on top.
+    monkeypatch.setattr(_resources, "cgroup_headroom", lambda: None)
 
     def sysconf(pages):
         def value(name):
@@ -875,6 +877,62 @@ def test_available_memory_falls_back_to_sysconf(monkeypatch):
     monkeypatch.setattr(os, "sysconf", sysconf({}), raising=False)  # e.g. macOS
     assert _resources.available_memory("cpu") is None
     assert _resources.available_memory("meta") is None
+
+
+def _cgroup_tree(root, files):
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(root)
+
+
+def test_cgroup_headroom_reads_v2_and_v1_limits(tmp_path):
+    from skbandit.pruning._resources import cgroup_headroom
+
+    gib = 2**30
+    v2 = _cgroup_tree(
+        tmp_path / "v2",
+        {
+            "memory.max": f"{4 * gib}\n",
+            "memory.current": f"{3 * gib}\n",
+            "memory.stat": f"anon 1\ninactive_file {gib}\nactive_file 5\n",
+        },
+    )
+    # 4 GiB limit, 3 GiB used of which 1 GiB reclaimable cache: 2 GiB left.
+    assert cgroup_headroom(v2) == 2 * gib
+    v1 = _cgroup_tree(
+        tmp_path / "v1",
+        {
+            "memory/memory.limit_in_bytes": f"{8 * gib}\n",
+            "memory/memory.usage_in_bytes": f"{2 * gib}\n",
+            "memory/memory.stat": f"inactive_file 0\ntotal_inactive_file {gib}\n",
+        },
+    )
+    assert cgroup_headroom(v1) == 7 * gib
+    unlimited_v2 = _cgroup_tree(tmp_path / "u2", {"memory.max": "max\n"})
+    unlimited_v1 = _cgroup_tree(
+        tmp_path / "u1", {"memory/memory.limit_in_bytes": "9223372036854771712\n"}
+    )
+    for root in (unlimited_v2, unlimited_v1, str(tmp_path / "none")):
+        assert cgroup_headroom(root) is None
+    over = _cgroup_tree(
+        tmp_path / "over",
+        {"memory.max": "100", "memory.current": "150", "memory.stat": ""},
+    )
+    assert cgroup_headroom(over) == 0
+
+
+def test_available_memory_is_the_smaller_of_host_and_container(monkeypatch):
+    from skbandit.pruning import _resources
+
+    monkeypatch.setattr(_resources, "_host_available", lambda: 24 * 10**9)
+    monkeypatch.setattr(_resources, "cgroup_headroom", lambda: 2 * 10**9)
+    assert _resources.available_memory("cpu") == 2 * 10**9
+    monkeypatch.setattr(_resources, "cgroup_headroom", lambda: None)
+    assert _resources.available_memory("cpu") == 24 * 10**9
+    monkeypatch.setattr(_resources, "_host_available", lambda: None)
+    assert _resources.available_memory("cpu") is None
 
 
 def test_refit_widths_are_the_inputs_each_consumer_regresses():

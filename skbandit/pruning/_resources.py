@@ -19,7 +19,9 @@ from ._layers import layer_type
 __all__ = [
     "GB",
     "REFIT_HELD",
+    "CGROUP_ROOT",
     "available_memory",
+    "cgroup_headroom",
     "check_refit_memory",
     "format_gb",
     "refit_bytes",
@@ -103,12 +105,89 @@ def refit_widths(model, groups):
     return widths
 
 
+#: Where the memory controller of this process's cgroup is read (the
+#: namespace's root, as containers mount it): v2's ``memory.max``, or v1's
+#: ``memory/memory.limit_in_bytes``.
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+#: A v1 "no limit" is the largest page-aligned 64-bit value; anything this
+#: large is no limit.
+_NO_CGROUP_LIMIT = 2**62
+
+
+def _read_int(path):
+    with open(path) as f:
+        text = f.read().strip()
+    return None if text == "max" else int(text)
+
+
+def _inactive_file(path, key):
+    """Reclaimable page cache counted in a cgroup's usage (``memory.stat``)."""
+    with open(path) as f:
+        for line in f:
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    return 0
+
+
+def cgroup_headroom(root=CGROUP_ROOT):
+    """Bytes this process's cgroup may still allocate, or None (no limit, or
+    no cgroup memory controller readable at ``root``).
+
+    The limit less the usage, the usage without its inactive page cache
+    (which the kernel reclaims before it kills), as ``docker stats`` counts.
+    Containers cap memory this way while ``/proc/meminfo`` shows the host's.
+    """
+    layouts = (
+        ("memory.max", "memory.current", "memory.stat", "inactive_file"),
+        (
+            "memory/memory.limit_in_bytes",
+            "memory/memory.usage_in_bytes",
+            "memory/memory.stat",
+            "total_inactive_file",
+        ),
+    )
+    for limit_file, usage_file, stat_file, cache_key in layouts:
+        try:
+            limit = _read_int(os.path.join(root, limit_file))
+        except (OSError, ValueError):
+            continue
+        if limit is None or limit >= _NO_CGROUP_LIMIT:
+            return None
+        try:
+            usage = _read_int(os.path.join(root, usage_file))
+            cache = _inactive_file(os.path.join(root, stat_file), cache_key)
+        except (OSError, ValueError):
+            return None
+        return max(limit - max(usage - cache, 0), 0)
+    return None
+
+
+def _host_available():
+    """The host's ``MemAvailable`` (``/proc/meminfo``, which counts
+    reclaimable caches), else its free pages (``os.sysconf``), or None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # Windows, macOS
+        return None
+
+
 def available_memory(device="cpu"):
     """Bytes that can be allocated now on ``device``, or None where unknown.
 
-    The host's ``MemAvailable`` (``/proc/meminfo``, which counts reclaimable
-    caches), else its free pages (``os.sysconf``); a CUDA device's free
-    memory. None on other systems and devices: no check is made there.
+    On the CPU the smaller of the host's available memory (``MemAvailable``
+    of ``/proc/meminfo``, else its free pages) and the headroom of this
+    process's cgroup (:func:`cgroup_headroom`: a container's limit); a CUDA
+    device's free memory. None on other systems and devices: no check is
+    made there.
 
     Examples
     --------
@@ -121,17 +200,8 @@ def available_memory(device="cpu"):
         return torch.cuda.mem_get_info(device)[0]
     if device.type != "cpu":
         return None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024  # reported in kB
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # Windows, macOS
-        return None
+    known = [b for b in (_host_available(), cgroup_headroom()) if b is not None]
+    return min(known) if known else None
 
 
 def check_refit_memory(model, groups, reason, device):
