@@ -50,7 +50,7 @@ _CHUNK = 64
 
 def _consumer(model, group):
     module = model.get_submodule(group.consumers[0])
-    width = getattr(group, "unit_width", None)
+    width = group.unit_width  # part of BaseUnitGroup: None for mixed widths
     if (
         len(group.consumers) != 1
         or not width
