@@ -219,6 +219,7 @@ _RUN_TITLES = {
     "size": "Finding the size: prune_ratio='auto' against a grid",
     "deep-seeds": "Deep tasks over three seeds: greedy OBS against the bandit",
     "lm": "Decoder language models: heads and MLP channels",
+    "conv-default": "prune()'s default on convolutions: tuning split",
 }
 _PAGE_TITLES = {
     "report": "",

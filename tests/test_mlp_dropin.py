@@ -934,3 +934,13 @@ def test_regressor_standardises_the_rows_training_sees():
     by_weight = BanditPrunedMLPRegressor(**FAST).fit(X, y, sample_weight=counts)
     np.testing.assert_allclose(by_weight.y_mean_, repeated.y_mean_, rtol=1e-12)
     np.testing.assert_allclose(by_weight.y_scale_, repeated.y_scale_, rtol=1e-12)
+
+
+def test_weights_too_uneven_for_float32_targets_are_named():
+    # A row of weight 1e-44 beside rows of 1e38 lies ~1e41 deviations from
+    # the weighted mean: not a float32 target, and not the features' fault.
+    X = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(ValueError, match="exceeds float32.*sample_weight"):
+        BanditPrunedMLPRegressor(**FAST).fit(
+            X, [0.0, 0.0, 0.0, 1.0], sample_weight=[1e38, 1e38, 1e38, 1e-44]
+        )

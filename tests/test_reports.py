@@ -146,3 +146,6 @@ def test_printed_table_opens_with_the_baselines_and_readable_names():
     assert "| UCB1, 30 % removed |" in terminal
     for internal in ("ucb1@0.3", "thompson@0.6", "sk_knn", "random@0.6"):
         assert internal not in terminal
+    # The synthetic runs recorded no cache hits: the header says so.
+    assert "cache hits were not recorded" in terminal
+    assert "cached fits = share" not in terminal

@@ -496,21 +496,30 @@ def _params_kept(frame, costs):
     return costs
 
 
+def _drop_note(metric):
+    """What a drop in the opening tables is."""
+    if metric == "accuracy":
+        return "accuracy points (100 × the unpruned network's accuracy − the method's)"
+    return f"units of {metric} (the unpruned network's score − the method's)"
+
+
+def _cached_note(costs):
+    """What the opening tables' fit seconds hold."""
+    if "cache_hits" in costs:
+        return (
+            "cached fits = share of the fits that loaded the trained network "
+            "from the cache, so their fit time holds no training"
+        )
+    return (
+        "cache hits were not recorded by this run: a fit whose trained "
+        "network came from the cache takes about the pruning time only"
+    )
+
+
 def _glance_lines(summary_all, costs, metric, n_datasets):
     complete = summary_all.mean.dropna()
     used = len(complete) if len(complete) else len(summary_all.mean)
-    drop = (
-        "accuracy points (100 × the unpruned network's accuracy − the method's)"
-        if metric == "accuracy"
-        else f"units of {metric} (the unpruned network's score − the method's)"
-    )
-    cached = (
-        "cached fits = share of the fits that loaded the trained network from "
-        "the cache, so their fit time holds no training"
-        if "cache_hits" in costs
-        else "cache hits were not recorded by this run: a fit whose trained "
-        "network came from the cache takes about the pruning time only"
-    )
+    drop, cached = _drop_note(metric), _cached_note(costs)
     lines = [
         "## At a glance",
         "",
@@ -918,13 +927,10 @@ def _terminal(suite, metric, frame, summary_all, summary_ours, costs):
         # Not recorded: a fit that loaded its trained network from the cache
         # costs about its pruning time only.
         ranks["fit s (cached fits not recorded)"] = costs["fit_s"]
-    drop = "accuracy points" if metric == "accuracy" else metric
     lines = [
         f"{suite}: mean {metric} over {frame['fold'].nunique()} folds x "
-        f"{frame['seed'].nunique()} seed(s); drop = the unpruned network's "
-        f"score - the method's, in {drop} (negative: a gain); fit s = mean "
-        "seconds per fit, cached fits = the share that loaded the trained "
-        "network from the cache (their time holds no training)",
+        f"{frame['seed'].nunique()} seed(s). Drop = {_drop_note(metric)}; "
+        f"negative: a gain. Fit s = mean seconds per fit; {_cached_note(costs)}.",
         "",
     ]
     for title, table in glance_tables(summary_all.mean, costs, metric):

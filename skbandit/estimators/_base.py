@@ -36,6 +36,7 @@ from ._checks import (
     check_warm_start_network,
     layers_as_numpy,
     pruning_line,
+    varying,
 )
 from ._path import MAX_SCORE_DROP, PATH_STEP, check_auto_settings, fit_path
 from ._resources import check_estimator_memory
@@ -916,7 +917,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             n_rows = max(2, min(n, _SPARSE_DENSE_VALUES // max(X.shape[1], 1)))
         rows = slice(None)
         rng = np.random.default_rng(seed)
-        if weights is not None and np.ptp(weights) > 0:
+        if varying(weights):
             rows = np.sort(rng.choice(n, size=n_rows, p=weights / weights.sum()))
         elif n_rows < n:
             rows = np.sort(rng.choice(n, size=n_rows, replace=False))

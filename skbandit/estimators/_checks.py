@@ -1,5 +1,6 @@
 """Checks and conversions the estimators' ``fit`` uses (small, pure helpers)."""
 
+import numpy as np
 import torch
 
 from ._training import ACTIVATIONS
@@ -10,6 +11,7 @@ __all__ = [
     "check_warm_start_network",
     "layers_as_numpy",
     "pruning_line",
+    "varying",
 ]
 
 
@@ -78,3 +80,10 @@ def pruning_line(report):
         f"{report.method} {units} units, {report.total_pulls} pulls, "
         f"loss {report.loss_before:.4f}→{report.loss_after:.4f}"
     )
+
+
+def varying(weights):
+    """Whether sample weights differ from row to row (None: no weights).
+    Equal weights are treated as none, so they give exactly what no weights
+    give."""
+    return weights is not None and np.ptp(weights) > 0

@@ -10,6 +10,7 @@ from torch import nn
 
 from .._options import DEFAULTS, ESTIMATOR_POLICY
 from ._base import BaseBanditPrunedMLP
+from ._checks import varying
 from ._docs import shared_parameters_doc
 from ._path import MAX_SCORE_DROP, PATH_STEP
 
@@ -269,24 +270,29 @@ sample_weight_val), default=None
                     "loss='poisson' needs non-negative targets (counts or "
                     f"rates); y has {y2.min()!r}."
                 )
-            self.y_mean_ = np.zeros(self.n_outputs_)
-            self.y_scale_ = np.ones(self.n_outputs_)
-        # Standardised by _training_targets, once the training rows and
-        # their weights are known.
+        # Standardised by _training_targets, once the rows and their weights
+        # are known.
         return y2, self.n_outputs_
 
     def _training_targets(self, targets, weights, first):
-        """Targets standardised by the weighted mean and standard deviation
-        of the rows training sees, so that a weight of 0 equals dropping the
-        row and an integer weight repeating it; ``fit`` and the first
+        """Targets standardised by the sample-weighted mean and standard
+        deviation of the fit's rows, so that a weight of 0 equals dropping
+        the row and an integer weight repeating it; ``fit`` and the first
         ``partial_fit`` set ``y_mean_``, ``y_scale_``, later calls reuse
-        them. ``loss="poisson"`` trains on ``y`` itself."""
-        if self._poisson:
-            return targets.astype(np.float32)
+        them. ``loss="poisson"`` trains on ``y`` itself (the network
+        predicts ``log(y)``)."""
         if not first:
-            return ((targets - self.y_mean_) / self.y_scale_).astype(np.float32)
+            return self._scaled(targets)
+        if self._poisson:
+            self.y_mean_ = np.zeros(self.n_outputs_)
+            self.y_scale_ = np.ones(self.n_outputs_)
+            return targets.astype(np.float32)
         targets, self.y_mean_, self.y_scale_ = _standardise(targets, weights)
         return targets
+
+    def _scaled(self, y2):
+        """``y2`` standardised as the fit's targets were, in float32."""
+        return ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
 
     @available_if(BaseBanditPrunedMLP._check_solver)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -295,7 +301,7 @@ sample_weight_val), default=None
         ``partial_fit``: no pruning, no fine-tuning, no early stopping.
 
         The first call builds the unpruned network and standardises the
-        targets with the mean and scale of its ``y`` (``y_mean_``,
+        targets with the (sample-weighted) mean and scale of its ``y`` (``y_mean_``,
         ``y_scale_``; later calls reuse them, so make the first batch
         representative); a call after ``fit`` trains the fitted (pruned)
         network on. Each call starts a fresh optimizer, and pruning is left
@@ -344,7 +350,7 @@ sample_weight_val), default=None
             raise ValueError(
                 f"validation_data has {y2.shape[1]} targets, y has {self.n_outputs_}."
             )
-        return ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
+        return self._scaled(y2)
 
     def predict(self, X):
         """Predicted targets.
@@ -374,7 +380,7 @@ def _moments(y, weights):
     """Mean and standard deviation of every column of ``y``, its rows
     weighted by ``weights`` (None: equally; equal weights take the
     unweighted arithmetic, so that they give exactly what no weights give)."""
-    if weights is None or np.all(weights == weights[0]):
+    if not varying(weights):
         return y.mean(axis=0), y.std(axis=0)
     mean = np.average(y, axis=0, weights=weights)
     return mean, np.sqrt(np.average((y - mean) ** 2, axis=0, weights=weights))
@@ -395,7 +401,17 @@ def _standardise(y, weights):
         unit_mean, unit_scale = _moments(unit, weights)
         targets = (unit - unit_mean) / np.where(unit_scale > 0, unit_scale, 1.0)
         mean, scale = unit_mean * peak, unit_scale * peak
-    return targets.astype(np.float32), mean, np.where(scale > 0, scale, 1.0)
+    targets = targets.astype(np.float32)
+    if not np.all(np.isfinite(targets)):
+        # Only weights reach this: a row of negligible weight can lie
+        # sqrt(1 / its share of the weight) deviations from the mean.
+        raise ValueError(
+            "y standardised by the sample-weighted mean and standard deviation "
+            "exceeds float32: rows whose sample_weight is negligible next to "
+            "the others' lie too far from the weighted mean. Drop those rows "
+            "or give them larger weights."
+        )
+    return targets, mean, np.where(scale > 0, scale, 1.0)
 
 
 def _r2_score(y_pred, y, sample_weight):
