@@ -32,7 +32,7 @@ import pandas as pd
 
 from skbandit._options import COMPENSATIONS, DEFAULTS, PAPER_SETTINGS
 from skbandit.benchmarks import ResultStore, wilcoxon_holm
-from skbandit.benchmarks._names import PAPER, parse_method_name
+from skbandit.benchmarks._names import PAPER, display_name, parse_method_name
 
 CONTROL = "none/ft0"
 #: The line's columns: label -> (selection, compensation).
@@ -96,12 +96,15 @@ def _cell(value):
 
 def markdown(table):
     """``table`` as a markdown table, numbers to two decimals (p-values to
-    three significant digits)."""
+    three significant digits), methods by their readable names (the
+    summary lines keep the internal ones)."""
     header = [table.index.name or "", *map(str, table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, row in table.iterrows():
         cells = [_cell(v) for v in row]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {display_name(key, ratio=False)} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 

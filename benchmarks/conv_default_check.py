@@ -48,6 +48,7 @@ import torch
 
 from skbandit._random import seeded_global_rng
 from skbandit.benchmarks._execution import thread_limit
+from skbandit.benchmarks._names import display_name
 from skbandit.benchmarks.deep.configuration import _accuracy
 from skbandit.benchmarks.deep.models import cnn2d
 from skbandit.pruning import find_unit_groups, fine_tune, prune
@@ -155,7 +156,8 @@ def paired(frame, reference="ucb1"):
         d = drops[method] - drops[reference]
         rows.append(
             dict(
-                method=f"{method} - {reference}",
+                method=f"{display_name(method, ratio=False)} - "
+                f"{display_name(reference, ratio=False)}",
                 mean_difference=round(d.mean(), 2),
                 wins=int((d < 0).sum()),
                 losses=int((d > 0).sum()),
@@ -202,6 +204,9 @@ def main(argv=None):
         .round(3)
     )
     table.columns = [f"{k} @ {r:.0%}" for k, r in table.columns]
+    table.index = pd.Index(
+        [display_name(m, ratio=False) for m in table.index], name="method"
+    )
     (args.out / "summary.md").write_text(
         "# Tuning split for prune()'s default on convolutional networks\n\n"
         f"Regenerate: `python benchmarks/conv_default_check.py --seeds {args.seeds}`"
@@ -209,8 +214,8 @@ def main(argv=None):
         "test-accuracy drop right after removal (points, over 2 tasks x "
         f"{len(seeds)} seeds) and median prune seconds (one thread):\n\n"
         f"{table.to_markdown()}\n\n"
-        "Median prune time over OBS's: "
-        + ", ".join(f"{m} {ratios[m]:.1f}x" for m in METHODS)
+        "Median prune time over greedy OBS's: "
+        + ", ".join(f"{display_name(m, ratio=False)} {ratios[m]:.1f}x" for m in METHODS)
         + f". Unpruned test accuracy: {frame['unpruned'].mean():.4f} "
         "on average.\n\n"
         "Paired against UCB1 over the 12 (task, seed, ratio) pairs at 75 and "

@@ -29,6 +29,7 @@ import sys
 from scipy.stats import wilcoxon
 
 from skbandit.benchmarks import ResultStore
+from skbandit.benchmarks._names import display_name
 from skbandit.benchmarks._stats import holm_adjust
 
 RATIOS = ("0.5", "0.75", "0.9")
@@ -91,7 +92,8 @@ def main(argv=None):
                 frame, column, other
             ):
                 print(
-                    f"| {other} | {ratio} | {ours:.2f} | {theirs:.2f} | "
+                    f"| {display_name(other, ratio=False)} | {ratio} | {ours:.2f} | "
+                    f"{theirs:.2f} | "
                     f"{ahead}/{behind} | {p:.3g} | {pa}/{pb} of {n} |"
                 )
                 lines.append(
@@ -102,7 +104,12 @@ def main(argv=None):
         print()
     pruning = frame[frame["method"].str.contains("@")]
     seconds = pruning.groupby(pruning["method"].str.split("@").str[0])["prune_time"]
-    print("median prune seconds:", seconds.median().round(2).to_dict(), "\n")
+    medians = seconds.median().round(2)
+    print(
+        "Median prune seconds: "
+        + ", ".join(f"{display_name(m, ratio=False)} {s}" for m, s in medians.items())
+        + "\n"
+    )
     print("```\n" + "\n".join(lines) + "\n```")
 
 
