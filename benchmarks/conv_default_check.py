@@ -47,6 +47,7 @@ import pandas as pd
 import torch
 
 from skbandit._random import seeded_global_rng
+from skbandit.benchmarks import wilcoxon_holm
 from skbandit.benchmarks._execution import thread_limit
 from skbandit.benchmarks._names import display_name
 from skbandit.benchmarks.deep.configuration import _accuracy
@@ -141,31 +142,24 @@ def choose(frame):
 
 
 def paired(frame, reference="ucb1"):
-    """Each method against ``reference`` over the (task, seed) pairs at 75
-    and 90 %: mean drop difference, wins / losses / ties, Wilcoxon p."""
-    from scipy.stats import wilcoxon
-
+    """Each method against ``reference`` over the (task, seed, ratio) pairs
+    at 75 and 90 %: Wilcoxon signed-rank tests, Holm-corrected over the
+    methods (:func:`skbandit.benchmarks.wilcoxon_holm` on the drops, lower
+    is better)."""
     high = frame[frame["ratio"] >= 0.75]
     drops = high.pivot_table(
         index=["task", "seed", "ratio"], columns="method", values="drop"
     )
-    rows = []
-    for method in METHODS:
-        if method == reference:
-            continue
-        d = drops[method] - drops[reference]
-        rows.append(
-            dict(
-                method=f"{display_name(method, ratio=False)} - "
-                f"{display_name(reference, ratio=False)}",
-                mean_difference=round(d.mean(), 2),
-                wins=int((d < 0).sum()),
-                losses=int((d > 0).sum()),
-                ties=int((d == 0).sum()),
-                wilcoxon_p=round(wilcoxon(d).pvalue, 3) if d.any() else 1.0,
-            )
-        )
-    return pd.DataFrame(rows)
+    table = wilcoxon_holm(drops, reference, higher_is_better=False)
+    table.index = pd.Index(
+        [
+            f"{display_name(m, ratio=False)} - {display_name(reference, ratio=False)}"
+            for m in table.index
+        ],
+        name="method",
+    )
+    columns = ["mean_diff", "wins", "ties", "losses", "p", "p_holm"]
+    return table[columns].round(3)
 
 
 def main(argv=None):
@@ -219,9 +213,10 @@ def main(argv=None):
         + f". Unpruned test accuracy: {frame['unpruned'].mean():.4f} "
         "on average.\n\n"
         "Paired against UCB1 over the 12 (task, seed, ratio) pairs at 75 and "
-        "90 % (difference of drops, negative = less lost; wins = pairs where "
-        "the method lost less):\n\n"
-        f"{paired(frame).to_markdown(index=False)}\n\n"
+        "90 % (mean_diff = UCB1's drop minus the method's: positive, the "
+        "method lost less; wins = pairs where the method "
+        "lost less; Wilcoxon, Holm over the three methods):\n\n"
+        f"{paired(frame).to_markdown()}\n\n"
         f"`{line}`\n"
     )
     print(line)
