@@ -887,40 +887,41 @@ def _cgroup_tree(root, files):
     return str(root)
 
 
-def test_cgroup_headroom_reads_v2_and_v1_limits(tmp_path):
+_GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    "files, headroom",
+    [
+        # v2: 4 GiB limit, 3 GiB used of which 1 GiB reclaimable cache.
+        (
+            {
+                "memory.max": f"{4 * _GIB}\n",
+                "memory.current": f"{3 * _GIB}\n",
+                "memory.stat": f"anon 1\ninactive_file {_GIB}\nactive_file 5\n",
+            },
+            2 * _GIB,
+        ),
+        # v1: its hierarchical total_inactive_file, not inactive_file.
+        (
+            {
+                "memory/memory.limit_in_bytes": f"{8 * _GIB}\n",
+                "memory/memory.usage_in_bytes": f"{2 * _GIB}\n",
+                "memory/memory.stat": f"inactive_file 0\ntotal_inactive_file {_GIB}\n",
+            },
+            7 * _GIB,
+        ),
+        ({"memory.max": "100", "memory.current": "150", "memory.stat": ""}, 0),
+        ({"memory.max": "max\n"}, None),
+        ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),
+        ({}, None),
+    ],
+    ids=["v2", "v1", "over-limit", "v2-unlimited", "v1-unlimited", "no-cgroup"],
+)
+def test_cgroup_headroom_reads_v2_and_v1_limits(tmp_path, files, headroom):
     from skbandit.pruning._resources import cgroup_headroom
 
-    gib = 2**30
-    v2 = _cgroup_tree(
-        tmp_path / "v2",
-        {
-            "memory.max": f"{4 * gib}\n",
-            "memory.current": f"{3 * gib}\n",
-            "memory.stat": f"anon 1\ninactive_file {gib}\nactive_file 5\n",
-        },
-    )
-    # 4 GiB limit, 3 GiB used of which 1 GiB reclaimable cache: 2 GiB left.
-    assert cgroup_headroom(v2) == 2 * gib
-    v1 = _cgroup_tree(
-        tmp_path / "v1",
-        {
-            "memory/memory.limit_in_bytes": f"{8 * gib}\n",
-            "memory/memory.usage_in_bytes": f"{2 * gib}\n",
-            "memory/memory.stat": f"inactive_file 0\ntotal_inactive_file {gib}\n",
-        },
-    )
-    assert cgroup_headroom(v1) == 7 * gib
-    unlimited_v2 = _cgroup_tree(tmp_path / "u2", {"memory.max": "max\n"})
-    unlimited_v1 = _cgroup_tree(
-        tmp_path / "u1", {"memory/memory.limit_in_bytes": "9223372036854771712\n"}
-    )
-    for root in (unlimited_v2, unlimited_v1, str(tmp_path / "none")):
-        assert cgroup_headroom(root) is None
-    over = _cgroup_tree(
-        tmp_path / "over",
-        {"memory.max": "100", "memory.current": "150", "memory.stat": ""},
-    )
-    assert cgroup_headroom(over) == 0
+    assert cgroup_headroom(_cgroup_tree(tmp_path / "cgroup", files)) == headroom
 
 
 def test_available_memory_is_the_smaller_of_host_and_container(monkeypatch):
