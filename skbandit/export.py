@@ -20,10 +20,15 @@ or any supported ``nn.Module``:
 
 Every export is of the network alone, in float32 and eval mode. What turns
 its output into predictions stays with the estimator and is saved in the
-checkpoint's ``meta``: the classifier's ``classes_`` (``predict`` is
-``classes_[argmax(logits)]`` and ``predict_proba`` is ``softmax(logits)``)
-and the regressor's ``y_mean_`` / ``y_scale_`` (``predict`` is
-``output * y_scale_ + y_mean_``). The estimators themselves run ``module_``
+checkpoint's ``meta``, its ``output`` naming the transform:
+
+- ``"softmax"``: a classifier (two classes included); ``predict_proba`` is
+  ``softmax(logits)``, ``predict`` ``classes[argmax(logits)]``;
+- ``"sigmoid"``: a multilabel classifier; ``predict_proba`` is
+  ``sigmoid(logits)`` per label, ``predict`` ``logits > 0``;
+- ``"identity"``: a regressor; ``predict`` is ``output * y_scale + y_mean``;
+- ``"exp"``: a regressor with ``loss="poisson"``; ``predict`` is
+  ``exp(output)``. The estimators themselves run ``module_``
 in float64 (see ``_forward``), so exported float32 outputs agree with their
 predictions to float32 precision (about 1e-6 relative).
 
@@ -319,7 +324,19 @@ def _estimator_meta(obj):
     for attr in ("y_mean_", "y_scale_"):
         if hasattr(obj, attr):
             meta[attr.rstrip("_")] = np.asarray(getattr(obj, attr), float).tolist()
+    meta["output"] = _output_transform(obj)
     return meta
+
+
+#: The values of ``meta["output"]`` (see the module's text).
+OUTPUT_TRANSFORMS = ("softmax", "sigmoid", "identity", "exp")
+
+
+def _output_transform(estimator):
+    """The ``meta["output"]`` of a fitted estimator (see the module's text)."""
+    if hasattr(estimator, "classes_"):
+        return "sigmoid" if estimator._multilabel else "softmax"
+    return "exp" if estimator.out_activation_ == "exp" else "identity"
 
 
 def save_module(obj, path):
@@ -443,6 +460,11 @@ def _check_meta(path, module, meta):
     layer reads. Otherwise ``classes[argmax]`` would name the wrong class,
     or the scaling broadcast one target's statistics to another."""
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if meta.get("output", "identity") not in OUTPUT_TRANSFORMS:
+        raise ValueError(
+            f"{path}: meta['output'] must be one of {list(OUTPUT_TRANSFORMS)}, "
+            f"got {meta['output']!r}"
+        )
     if any(key in meta for key in ("classes", "y_mean", "y_scale")):
         if not linears:
             raise ValueError(

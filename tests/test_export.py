@@ -111,6 +111,46 @@ def test_save_load_regressor(reg_data, tmp_path):
     np.testing.assert_allclose(pred.ravel(), reg.predict(X), rtol=1e-5, atol=1e-3)
 
 
+def _predict_from_checkpoint(path, X):
+    """Predictions by the module text's recipe for ``meta["output"]``."""
+    loaded = load_checkpoint(path)
+    out, meta = _logits(loaded["module"], X).astype(np.float64), loaded["meta"]
+    if meta["output"] == "softmax":
+        return softmax(out, axis=1)
+    if meta["output"] == "sigmoid":
+        return 1 / (1 + np.exp(-out))
+    if meta["output"] == "exp":
+        return np.exp(out).ravel()
+    return (out * meta["y_scale"] + meta["y_mean"]).ravel()
+
+
+def test_meta_names_the_output_transform(clf_data, tmp_path):
+    # Multilabel and Poisson outputs are not softmax / standardised ones: a
+    # deployed export read by the old recipe predicted silently wrong.
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(80, 5, n_classes=3, random_state=0)
+    counts = np.random.default_rng(0).poisson(2.0, size=80).astype(float)
+    fitted = [
+        (clf_data[0], clf_data[1], "softmax", "predict_proba"),
+        (BanditPrunedMLPClassifier((8,), max_iter=20, random_state=0).fit(X, Y),
+         X, "sigmoid", "predict_proba"),
+        (BanditPrunedMLPRegressor((8,), loss="poisson", max_iter=20,
+                                  random_state=0).fit(X, counts),
+         X, "exp", "predict"),
+    ]  # fmt: skip
+    for estimator, data, output, method in fitted:
+        path = tmp_path / f"{output}.pt"
+        save_module(estimator, path)
+        assert load_checkpoint(path)["meta"]["output"] == output
+        np.testing.assert_allclose(
+            _predict_from_checkpoint(path, data),
+            getattr(estimator, method)(data),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+
+
 def test_spec_round_trips_other_layers_and_dtypes(tmp_path):
     torch.manual_seed(0)
     net = nn.Sequential(

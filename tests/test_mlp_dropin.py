@@ -855,7 +855,10 @@ def test_one_class_is_accepted_as_mlpclassifier():
     X = np.random.default_rng(0).normal(size=(20, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        clf = BanditPrunedMLPClassifier(**FAST).fit(X, np.full(20, 7))
+        # A batch within the 20 rows: a larger one warns (as scikit-learn).
+        clf = BanditPrunedMLPClassifier(**dict(FAST, batch_size=8)).fit(
+            X, np.full(20, 7)
+        )
     assert list(clf.classes_) == [7] and set(clf.predict(X)) == {7}
     np.testing.assert_allclose(clf.predict_proba(X), 1.0)
 
@@ -944,3 +947,39 @@ def test_weights_too_uneven_for_float32_targets_are_named():
         BanditPrunedMLPRegressor(**FAST).fit(
             X, [0.0, 0.0, 0.0, 1.0], sample_weight=[1e38, 1e38, 1e38, 1e-44]
         )
+
+
+def test_partial_fit_refuses_the_cosine_schedule(iris):
+    # It anneals over max_iter epochs; one call is one epoch, so every call
+    # after the first trained at rate 0 without a word.
+    X, y = iris
+    clf = BanditPrunedMLPClassifier(**dict(FAST, learning_rate="cosine"))
+    with pytest.raises(ValueError, match="partial_fit does not support.*cosine"):
+        clf.partial_fit(X, y, classes=np.unique(y))
+    assert not hasattr(clf, "module_")
+
+
+def test_fits_whatever_torchs_default_dtype(iris):
+    X, y = iris
+    expected = BanditPrunedMLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = BanditPrunedMLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    finally:
+        torch.set_default_dtype(previous)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_batch_larger_than_the_data_warns_as_sklearn(iris):
+    X, y = iris
+    params = dict(FAST, batch_size=1000)
+    with pytest.warns(UserWarning, match="larger than sample size"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, batch_size=1000).fit(X, y)
+    with pytest.warns(UserWarning, match="larger than sample size"):
+        BanditPrunedMLPClassifier(**params).fit(X, y)
+    with pytest.warns(UserWarning, match="larger than sample size"):
+        BanditPrunedMLPClassifier(**params).partial_fit(X, y, classes=np.unique(y))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*larger than sample size")
+        BanditPrunedMLPClassifier(**dict(params, solver="lbfgs")).fit(X, y)

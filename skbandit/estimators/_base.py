@@ -530,6 +530,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
         self._check_validation_split(targets)
         check_warm_start(previous, X.shape[1], n_outputs)
 
+        self._warn_clipped_batch(X.shape[0])
         work = batch_work(X.shape[1], sizes, n_outputs, self._batch_size(X.shape[0]))
         with threads_for(work):
             return self._train_prune_tune(
@@ -633,6 +634,14 @@ class BaseBanditPrunedMLP(BaseEstimator):
             # scikit-learn's words: a validation split of one epoch's rows
             # says nothing about when to stop.
             raise ValueError("partial_fit does not support early_stopping=True")
+        if self.learning_rate == "cosine":
+            # Its schedule anneals to 0 over a known number of epochs; one
+            # call is one epoch, so the rate would be 0 from the second on.
+            raise ValueError(
+                "partial_fit does not support learning_rate='cosine': the "
+                "schedule needs the total number of epochs, and each call is "
+                "one. Use 'constant', 'invscaling' or 'adaptive', or fit."
+            )
         self._check_training_options()
         sizes = self._validate_hidden_layer_sizes(pruning=False)
         # One sample is a batch, as in scikit-learn's partial_fit.
@@ -647,6 +656,7 @@ class BaseBanditPrunedMLP(BaseEstimator):
             )
         targets, n_outputs = self._encode_partial_targets(y, classes, first)
         X, targets, weights = self._training_rows(X, targets, sample_weight)
+        self._warn_clipped_batch(X.shape[0])
         targets = self._training_targets(targets, weights, first)
         # The first call builds the network from the seed fit would train it
         # from; the optimizer's state and the batch orders' random stream
@@ -772,6 +782,21 @@ class BaseBanditPrunedMLP(BaseEstimator):
         if not keep.all():
             X, targets, weights = X[keep], targets[keep], weights[keep]
         return X, targets, weights
+
+    def _warn_clipped_batch(self, n_samples):
+        """scikit-learn's warning when a stochastic solver's ``batch_size``
+        exceeds the rows (L-BFGS ignores the batch size)."""
+        if (
+            self.solver != "lbfgs"
+            and self.batch_size != "auto"
+            and self.batch_size > n_samples
+        ):
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is "
+                "going to be clipped",
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":

@@ -128,8 +128,9 @@ def build_mlp(n_in, hidden_layer_sizes, n_out, activation, *, generator=None):
 
 def _linear(n_in, n_out, generator):
     """``nn.Linear(n_in, n_out)``, its ``reset_parameters`` drawing from
-    ``generator`` (the constructor's own would draw from the global one)."""
-    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
+    ``generator`` (the constructor's own would draw from the global one).
+    float32 whatever torch's default dtype: training feeds float32 rows."""
+    layer = nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=torch.float32)
     nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
     bound = 1 / math.sqrt(n_in)
     nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
